@@ -1,0 +1,101 @@
+"""The ``sparkube`` command: the Typer app and the one place errors become exit codes.
+
+Commands live in sibling modules (one per area) and register themselves on ``app``.
+They parse, confirm and render; the work happens in the layers below (phases, aws,
+nodes, kube, spark, monitoring), which never print.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import IO, Annotated
+
+import click
+import typer
+
+from sparkube import __version__
+from sparkube.cli.ui import AppContext, UI
+from sparkube.env import Environment
+from sparkube.errors import ExitStatus, describe
+
+app = typer.Typer(
+    name="sparkube",
+    help=(
+        "A self-managed Kubernetes cluster on AWS EC2 for Apache Spark jobs: "
+        "create it, run jobs, see what it costs, remove every trace.\n\n"
+        "Without a cluster, jobs run on embedded Spark: "
+        "[bold]sparkube wordcount book.txt[/bold]"
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sparkube {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version,
+                     is_eager=True),
+    ] = False,
+) -> None:
+    """sparkube: Spark on your own Kubernetes cluster on EC2."""
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    from sparkube.cli import jobs  # noqa: F401
+
+
+_register()
+
+
+def run(
+    argv: list[str] | None = None,
+    *,
+    env: Environment | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run the CLI and return the exit code (tests call this with their own environment)."""
+    env = env or Environment()
+    ui = UI(stdout=stdout, stderr=stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if env.debug else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=stderr or sys.stderr,
+    )
+    try:
+        result = app(
+            args=argv, prog_name="sparkube", standalone_mode=False, obj=AppContext(env, ui)
+        )
+        return result if isinstance(result, int) else int(ExitStatus.SUCCESS)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        ui.error("Aborted.")
+        return int(ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show(file=stderr or sys.stderr)
+        return int(exc.exit_code)
+    except (Exception, KeyboardInterrupt) as exc:
+        outcome = describe(exc)
+        if env.debug:
+            ui.err.print(traceback.format_exc(), markup=False, highlight=False)
+        ui.error(outcome.message, detail=outcome.detail)
+        return outcome.exit_code
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

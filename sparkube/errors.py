@@ -1,0 +1,119 @@
+"""One exception tree for sparkube, and the one place that maps it to exit codes.
+
+Every error a user can cause or meet is raised as a :class:`SparkubeError` subclass
+whose message is one plain sentence saying what is wrong and what to do. The CLI calls
+:func:`describe` once, at the top, to turn any exception into an exit code and that
+sentence; nothing else in the package decides exit codes or prints errors.
+
+Exit codes (DESIGN.md): 0 success, 1 operation failed, 2 bad usage or input (checked
+before anything is created), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitStatus(enum.IntEnum):
+    SUCCESS = 0
+    FAILED = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class SparkubeError(Exception):
+    """Base of every error sparkube raises on purpose."""
+
+    exit_status: ExitStatus = ExitStatus.FAILED
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra lines (a log tail, a list of leftovers) shown under the sentence.
+        self.detail = detail
+
+
+# --- exit 2: bad usage or input, raised before anything is created ----------------
+
+
+class UsageError(SparkubeError):
+    """Bad flags, config file, names or input files."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class ConfigError(UsageError):
+    """A sparkube.yaml / --config file, environment variable or flag is invalid."""
+
+
+class InputError(UsageError):
+    """An input file or directory cannot be used."""
+
+
+class EnvironmentProblem(UsageError):
+    """Something missing on the user's machine (Java, a tool, credentials)."""
+
+
+# --- exit 1: the operation failed --------------------------------------------------
+
+
+class OperationError(SparkubeError):
+    """A cloud, node, cluster or job operation failed."""
+
+
+class CloudError(OperationError):
+    """AWS refused or failed a request."""
+
+
+class NodeError(OperationError):
+    """A node could not be reached or a command on it failed."""
+
+
+class ClusterError(OperationError):
+    """The Kubernetes cluster is not in the expected state."""
+
+
+class JobError(OperationError):
+    """A Spark job failed. ``exit_code`` is the job's own exit code when it has one."""
+
+    def __init__(self, message: str, *, exit_code: int = 1, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.exit_code = exit_code
+
+
+class Interrupted(SparkubeError):
+    exit_status = ExitStatus.INTERRUPTED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the CLI prints and returns for an exception."""
+
+    exit_code: int
+    message: str
+    detail: str | None = None
+
+
+def describe(exc: BaseException) -> Outcome:
+    """Map any exception to an exit code and a one-sentence message."""
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome(
+            int(ExitStatus.INTERRUPTED),
+            "Interrupted; run the same command again to resume.",
+        )
+    if isinstance(exc, JobError):
+        return Outcome(exc.exit_code, exc.message, exc.detail)
+    if isinstance(exc, SparkubeError):
+        return Outcome(int(exc.exit_status), exc.message, exc.detail)
+    if isinstance(exc, PermissionError):
+        return Outcome(
+            int(ExitStatus.FAILED),
+            f"Permission denied: {exc.filename or exc}; check the file's owner and mode.",
+        )
+    name = type(exc).__name__
+    return Outcome(
+        int(ExitStatus.FAILED),
+        f"Unexpected error ({name}: {exc}); run again with SPARKUBE_DEBUG=1 for a "
+        "traceback and report it.",
+    )

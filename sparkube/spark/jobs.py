@@ -1,0 +1,154 @@
+"""Jobs: where they run, their ids, and the local (embedded Spark) runs of them.
+
+``wordcount`` and ``submit`` share one rule (DESIGN.md): with ``--local`` on embedded
+Spark; otherwise on the cluster if it is up, else on embedded Spark with one line saying
+so. This module returns typed records; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sparkube.env import Environment
+from sparkube.errors import ClusterError, InputError, JobError
+from sparkube.spark import local
+from sparkube.spark.apps import wordcount as wordcount_app
+from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
+
+RUNS_DIR = "sparkube-runs"
+
+
+def new_job_id(prefix: str, *, now: datetime | None = None) -> str:
+    """``wc-20261125-1203-4f2a``: sortable by time, unique enough per user."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M")
+    return f"{prefix}-{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    local: bool
+    reason: str
+
+
+def choose_placement(env: Environment, cluster: str, *, local_flag: bool) -> Placement:
+    if local_flag:
+        return Placement(True, "--local")
+    kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
+    if not kubeconfig.exists():
+        return Placement(
+            True, f"No cluster '{cluster}' is up; running on embedded Spark instead."
+        )
+    raise ClusterError(
+        f"Cluster '{cluster}' has a kubeconfig, but this sparkube version cannot run jobs "
+        "on a cluster yet; pass --local to run on embedded Spark."
+    )
+
+
+@dataclass(frozen=True)
+class WordCountResult:
+    job_id: str
+    words: int
+    distinct: int
+    top: list[tuple[str, int]]
+    seconds: float
+    output_dir: Path
+    csv: Path
+    inputs: list[InputFile]
+
+
+def prepare_wordcount(
+    inputs: Sequence[Path], *, top: int, output_dir: Path | None, env: Environment, job_id: str
+) -> tuple[list[InputFile], Path]:
+    """Validate everything a word count needs before starting Spark (exit-2 errors)."""
+    if top < 1:
+        raise InputError(f"--top must be at least 1 (got {top}); pass e.g. --top 20.")
+    out = output_dir if output_dir is not None else env.cwd / RUNS_DIR / job_id
+    out = out if out.is_absolute() else env.cwd / out
+    check_output_dir(out)
+    files = resolve_inputs(inputs)
+    return files, out
+
+
+def _spark_path(file: InputFile) -> str:
+    # Hadoop treats these characters as glob syntax in paths; escape them.
+    text = str(file.path)
+    for char in "\\{}[]*?":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def run_wordcount_local(
+    files: Sequence[InputFile],
+    *,
+    output_dir: Path,
+    top: int,
+    job_id: str,
+    environ: Mapping[str, str],
+    settings: local.LocalSettings,
+    on_line: local.LineHandler | None = None,
+) -> WordCountResult:
+    started = time.monotonic()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = local.run_spark_submit(
+        local.app_path("wordcount"),
+        ["--output", str(output_dir), "--top", str(top), *(_spark_path(f) for f in files)],
+        environ=environ,
+        settings=settings,
+        on_line=on_line,
+    )
+    summary = local.parse_summary(result.stdout_tail)
+    if result.exit_code != 0 or summary is None:
+        raise JobError(
+            f"WordCount failed on embedded Spark (exit code {result.exit_code}); run again with "
+            "--verbose to see Spark's log.",
+            detail="\n".join(result.stderr_tail[-15:]) or None,
+        )
+    top_rows = summary.get("top", [])
+    assert isinstance(top_rows, list)
+    words = summary.get("words", 0)
+    distinct = summary.get("distinct", 0)
+    assert isinstance(words, int) and isinstance(distinct, int)
+    return WordCountResult(
+        job_id=job_id,
+        words=words,
+        distinct=distinct,
+        top=[(str(w), int(c)) for w, c in top_rows],
+        seconds=time.monotonic() - started,
+        output_dir=output_dir,
+        csv=output_dir / wordcount_app.RESULT_FILE,
+        inputs=list(files),
+    )
+
+
+def run_submit_local(
+    app: Path,
+    args: Sequence[str],
+    *,
+    environ: Mapping[str, str],
+    settings: local.LocalSettings,
+    on_line: local.LineHandler | None = None,
+    main_class: str | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Run a user's application; return its exit code (the CLI exits with it)."""
+    if not app.is_file():
+        raise InputError(f"Application {app} does not exist; check the path.")
+    if app.suffix not in (".py", ".jar"):
+        raise InputError(f"Application {app} must be a .py script or a .jar; pass one of those.")
+    if app.suffix == ".jar" and not main_class:
+        raise InputError(f"{app} is a JAR; pass its main class with --class.")
+    result = local.run_spark_submit(
+        app.resolve(),
+        list(args),
+        environ=environ,
+        settings=settings,
+        on_line=on_line,
+        main_class=main_class,
+        cwd=cwd,
+    )
+    return result.exit_code

@@ -1,0 +1,183 @@
+"""Run PySpark applications on embedded Spark (pyspark's own ``spark-submit``).
+
+Jobs run in a child ``spark-submit`` process rather than in sparkube's own interpreter:
+the JVM's lifetime, memory and exit code then belong to the job, a user's script sees
+exactly what it would see on the cluster (``__main__``, ``sys.argv``), and Ctrl-C stops
+the JVM with the job. Spark's console noise (log4j WARN/INFO lines, progress bars) is
+turned off through a bundled log4j2 file unless ``verbose`` is set; output lines are
+handed to a callback so the CLI decides what to show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+from sparkube.errors import EnvironmentProblem, Interrupted
+from sparkube.spark.apps import wordcount as wordcount_app
+from sparkube.spark.java import JavaRuntime, find_java
+
+log = logging.getLogger(__name__)
+
+LineHandler = Callable[[str, str], None]
+"""Called with (stream name "stdout"|"stderr", line without newline)."""
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    cores: int = field(default_factory=lambda: os.cpu_count() or 2)
+    driver_memory: str = "2g"
+    verbose: bool = False
+    extra_conf: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def master(self) -> str:
+        return f"local[{self.cores}]"
+
+
+@dataclass
+class LocalResult:
+    exit_code: int
+    stdout_tail: list[str]
+    stderr_tail: list[str]
+    summary: dict[str, object] | None = None
+
+
+def spark_home() -> Path:
+    try:
+        import pyspark
+    except ImportError:  # pragma: no cover - pyspark is a dependency
+        raise EnvironmentProblem(
+            "pyspark is not installed; reinstall sparkube with pip install sparkube."
+        ) from None
+    return Path(pyspark.__file__).parent
+
+
+def app_path(name: str) -> Path:
+    """Path of a built-in application shipped in the package."""
+    return Path(str(resources.files("sparkube.spark.apps").joinpath(f"{name}.py")))
+
+
+def quiet_log_config() -> Path:
+    return Path(str(resources.files("sparkube.spark").joinpath("log4j2-quiet.properties")))
+
+
+def build_command(
+    app: Path,
+    args: Sequence[str],
+    *,
+    settings: LocalSettings,
+    main_class: str | None = None,
+) -> list[str]:
+    """The ``spark-submit`` command line for a local run (pure: unit-tested)."""
+    java_opts = ["-Duser.language=en", "-Duser.country=US"]
+    if not settings.verbose:
+        java_opts.append(f"-Dlog4j2.configurationFile=file:{quiet_log_config()}")
+    conf = {
+        "spark.ui.showConsoleProgress": "false" if not settings.verbose else "true",
+        "spark.ui.enabled": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.sql.shuffle.partitions": str(max(4, settings.cores * 2)),
+        "spark.driver.extraJavaOptions": " ".join(java_opts),
+        **settings.extra_conf,
+    }
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master",
+        settings.master,
+        "--driver-memory",
+        settings.driver_memory,
+    ]
+    if main_class:
+        command += ["--class", main_class]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, str(app), *args]
+
+
+def child_environment(environ: Mapping[str, str], java: JavaRuntime) -> dict[str, str]:
+    env = dict(environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env["JAVA_HOME"] = str(java.path.parent.parent)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # spark-submit prints its own banner/options to stderr in verbose mode only.
+    env.pop("SPARK_HOME", None)
+    return env
+
+
+def _pump(stream: IO[str], name: str, tail: deque[str], handler: LineHandler | None) -> None:
+    for raw in stream:
+        line = raw.rstrip("\n")
+        tail.append(line)
+        if handler is not None:
+            handler(name, line)
+
+
+def run_spark_submit(
+    app: Path,
+    args: Sequence[str],
+    *,
+    environ: Mapping[str, str],
+    settings: LocalSettings,
+    on_line: LineHandler | None = None,
+    main_class: str | None = None,
+    cwd: Path | None = None,
+) -> LocalResult:
+    """Run one application on embedded Spark and wait for it."""
+    java = find_java(environ)
+    command = build_command(app, args, settings=settings, main_class=main_class)
+    log.debug("running %s", command)
+    out_tail: deque[str] = deque(maxlen=200)
+    err_tail: deque[str] = deque(maxlen=200)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=child_environment(environ, java),
+        cwd=cwd,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out_tail, on_line)),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", err_tail, on_line)),
+    ]
+    for pump in pumps:
+        pump.daemon = True
+        pump.start()
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise Interrupted("Interrupted; the Spark job was stopped.") from None
+    for pump in pumps:
+        pump.join(timeout=5)
+    return LocalResult(code, list(out_tail), list(err_tail))
+
+
+def parse_summary(lines: Sequence[str]) -> dict[str, object] | None:
+    for line in reversed(lines):
+        if line.startswith(wordcount_app.SUMMARY_MARKER):
+            value = json.loads(line[len(wordcount_app.SUMMARY_MARKER) :])
+            return value if isinstance(value, dict) else None
+    return None

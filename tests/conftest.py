@@ -1,0 +1,5 @@
+"""Shared pytest setup: the stand-in fixtures live in tests/fixtures/ as plugins."""
+
+pytest_plugins = [
+    "tests.fixtures.common",
+]
