@@ -16,7 +16,7 @@ import click
 import typer
 
 from sparkube import __version__
-from sparkube.cli.ui import AppContext, UI
+from sparkube.cli.ui import UI, AppContext
 from sparkube.env import Environment
 from sparkube.errors import ExitStatus, describe
 
@@ -46,8 +46,9 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", help="Print the version and exit.", callback=_version,
-                     is_eager=True),
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
     ] = False,
 ) -> None:
     """sparkube: Spark on your own Kubernetes cluster on EC2."""

@@ -90,9 +90,7 @@ def wordcount(
     if not local_:
         ui.note(placement.reason)
     total = sum(f.size for f in files)
-    ui.note(
-        f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}"
-    )
+    ui.note(f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}")
     what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
     with ui.err.status(f"Counting words in {what}…", spinner="dots"):
         result = jobs.run_wordcount_local(
@@ -124,8 +122,8 @@ def wordcount(
 def submit(
     ctx: typer.Context,
     application: Annotated[
-        Path, typer.Argument(help="A PySpark script (.py), or a .jar with --class.",
-                             show_default=False)
+        Path,
+        typer.Argument(help="A PySpark script (.py), or a .jar with --class.", show_default=False),
     ],
     args: Annotated[
         list[str] | None,

@@ -42,7 +42,7 @@ def _expand(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise InputError(f"Input {path} is not a regular file or directory; pass a text file.")
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith(_HIDDEN_PREFIXES))
         files.extend(
@@ -63,8 +63,7 @@ def _check_utf8(path: Path) -> None:
             while chunk := handle.read(_CHUNK):
                 if b"\x00" in chunk:
                     raise InputError(
-                        f"{path} looks binary (it contains NUL bytes); pass UTF-8 text files "
-                        "only."
+                        f"{path} looks binary (it contains NUL bytes); pass UTF-8 text files only."
                     )
                 try:
                     decoder.decode(chunk)
@@ -111,7 +110,9 @@ def check_output_dir(path: Path) -> Path:
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise InputError(f"{parent} is a file, so {path} cannot be created; fix --output-dir.")
+                raise InputError(
+                    f"{parent} is a file, so {path} cannot be created; fix --output-dir."
+                )
             if not os.access(parent, os.W_OK):
                 raise InputError(f"{parent} is not writable; choose another --output-dir.")
             break

@@ -38,7 +38,9 @@ def parse_java_version(output: str) -> tuple[int, str]:
         raise ValueError("no version in java -version output")
     version = match.group("v")
     parts = version.split(".")
-    major = int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(re.sub(r"\D.*", "", parts[0]))
+    if parts[0] == "1" and len(parts) > 1:  # 1.8.0_402 style
+        return int(parts[1]), version
+    major = int(re.sub(r"\D.*", "", parts[0]))
     return major, version
 
 

@@ -40,9 +40,7 @@ def choose_placement(env: Environment, cluster: str, *, local_flag: bool) -> Pla
         return Placement(True, "--local")
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.exists():
-        return Placement(
-            True, f"No cluster '{cluster}' is up; running on embedded Spark instead."
-        )
+        return Placement(True, f"No cluster '{cluster}' is up; running on embedded Spark instead.")
     raise ClusterError(
         f"Cluster '{cluster}' has a kubeconfig, but this sparkube version cannot run jobs "
         "on a cluster yet; pass --local to run on embedded Spark."

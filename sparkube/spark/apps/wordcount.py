@@ -59,7 +59,7 @@ def _local_path(uri: str) -> Path:
 
 def run(inputs: list[str], output: str, top: int) -> dict[str, object]:
     from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     started = time.monotonic()
     spark = SparkSession.builder.appName("sparkube-wordcount").getOrCreate()

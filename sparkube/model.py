@@ -1,0 +1,88 @@
+"""Typed records passed between layers (never boto3 or Kubernetes response dicts).
+
+The AWS layer builds :class:`Node` and :class:`ClusterInfo` from tags; the node,
+Kubernetes and Spark layers consume them. Addresses a test or a bastion reaches another
+way are applied with :meth:`ClusterInfo.with_address_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Role = Literal["control-plane", "worker"]
+CONTROL_PLANE: Role = "control-plane"
+WORKER: Role = "worker"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine of a cluster, addressed by its sparkube name (``control-plane``,
+    ``worker-1``, ...)."""
+
+    name: str
+    role: Role
+    instance_id: str = ""
+    instance_type: str = ""
+    state: str = "unknown"
+    public_ip: str | None = None
+    private_ip: str | None = None
+    public_dns: str | None = None
+    launch_time: datetime | None = None
+    availability_zone: str | None = None
+    spot: bool = False
+    #: Where SSH should connect; the public IP unless overridden.
+    ssh_host: str | None = None
+    ssh_port: int = 22
+
+    @property
+    def address(self) -> str:
+        """The address sparkube connects to (override, else public, else private IP)."""
+        host = self.ssh_host or self.public_ip or self.private_ip
+        if host is None:
+            raise ValueError(f"node {self.name} has no address yet")
+        return host
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What exists of a cluster, found by tags."""
+
+    name: str
+    region: str
+    nodes: tuple[Node, ...] = ()
+    security_group_id: str | None = None
+    key_name: str | None = None
+    bucket: str | None = None
+    instance_profile: str | None = None
+    role_name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def control_plane(self) -> Node | None:
+        return next((n for n in self.nodes if n.role == CONTROL_PLANE), None)
+
+    def workers(self) -> list[Node]:
+        return sorted(
+            (n for n in self.nodes if n.role == WORKER),
+            key=lambda n: (len(n.name), n.name),
+        )
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def with_address_overrides(self, overrides: Mapping[str, str]) -> ClusterInfo:
+        """Reach nodes at other addresses: ``{"worker-1": "10.200.0.3:22"}``."""
+        nodes = []
+        for node in self.nodes:
+            target = overrides.get(node.name)
+            if target is None:
+                nodes.append(node)
+                continue
+            host, _, port = target.rpartition(":") if ":" in target else (target, "", "")
+            nodes.append(
+                dataclasses.replace(node, ssh_host=host or target, ssh_port=int(port or 22))
+            )
+        return dataclasses.replace(self, nodes=tuple(nodes))
