@@ -1,0 +1,1 @@
+"""Node work over SSH: boot-time preparation, the fan-out helper, kubeadm, kubeconfig."""

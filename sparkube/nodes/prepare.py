@@ -1,0 +1,56 @@
+"""The boot-time node preparation script (EC2 user-data) and where it leaves its traces.
+
+The script is packaged data (``scripts/prepare.sh``) rendered here from the spec, so the
+exact bytes a node runs are unit-testable and shellcheck-able. It runs once per instance
+at boot, on every node in parallel, long before sparkube connects; the ``nodes`` phase
+then only reads the done-marker (exit status) and, on failure, the log tail.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from sparkube.spec import ClusterSpec
+
+#: Paths on a node (prefixed by ``$SPARKUBE_NODE_ROOT``, empty on real nodes).
+PREPARE_LOG = "/var/log/sparkube-prepare.log"
+PREPARE_MARKER = "/var/lib/sparkube/prepare.done"
+#: EC2 accepts at most 16 KB of raw user-data.
+USER_DATA_LIMIT = 16 * 1024
+
+_PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
+
+
+def script_text(name: str) -> str:
+    """A packaged node script, unrendered."""
+    return resources.files("sparkube.nodes").joinpath("scripts", name).read_text("utf-8")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill ``@@NAME@@`` placeholders; every placeholder must have a value."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"no value for placeholder @@{key}@@")
+        value = values[key]
+        if not re.fullmatch(r"[A-Za-z0-9._/:+-]*", value):
+            raise ValueError(f"unsafe value for @@{key}@@: {value!r}")
+        return value
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def render_prepare_script(spec: ClusterSpec) -> str:
+    """The user-data script that prepares a node for kubeadm (containerd, kubelet, ...)."""
+    ttl_minutes = ""
+    if spec.ttl is not None:
+        ttl_minutes = str(max(1, int(spec.ttl.total_seconds() // 60)))
+    text = render(
+        script_text("prepare.sh"),
+        {"K8S_MINOR": spec.kubernetes_version, "TTL_MINUTES": ttl_minutes},
+    )
+    if len(text.encode()) > USER_DATA_LIMIT:  # pragma: no cover - guarded by a unit test
+        raise ValueError("the node preparation script exceeds EC2's 16 KB user-data limit")
+    return text
