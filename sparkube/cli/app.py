@@ -12,8 +12,8 @@ import sys
 import traceback
 from typing import IO, Annotated
 
-import click
 import typer
+from typer._click import exceptions as click_exceptions  # Typer vendors Click
 
 from sparkube import __version__
 from sparkube.cli.ui import UI, AppContext
@@ -82,12 +82,12 @@ def run(
             args=argv, prog_name="sparkube", standalone_mode=False, obj=AppContext(env, ui)
         )
         return result if isinstance(result, int) else int(ExitStatus.SUCCESS)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         ui.error("Aborted.")
         return int(ExitStatus.INTERRUPTED)
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         exc.show(file=stderr or sys.stderr)
         return int(exc.exit_code)
     except (Exception, KeyboardInterrupt) as exc:

@@ -156,6 +156,8 @@ def submit(
         ui.note(placement.reason)
 
     def stream(name: str, line: str) -> None:
+        if not verbose and local.is_noise(line):
+            return
         console = ui.out if name == "stdout" else ui.err
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 

@@ -54,6 +54,13 @@ def _expand(path: Path) -> list[Path]:
     return files
 
 
+def _not_utf8(path: Path, offset: int) -> InputError:
+    return InputError(
+        f"{path} is not UTF-8 text (bad byte at offset {offset}); convert it, e.g. "
+        f"iconv -f LATIN1 -t UTF-8 {path} > {path.name}.utf8, or leave it out."
+    )
+
+
 def _check_utf8(path: Path) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
@@ -68,16 +75,13 @@ def _check_utf8(path: Path) -> None:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"{path} is not UTF-8 text (bad byte at offset {offset + exc.start}); "
-                        f"convert it, e.g. iconv -f LATIN1 -t UTF-8 {path} > {path.name}.utf8."
-                    ) from None
+                    raise _not_utf8(path, offset + exc.start) from None
                 offset += len(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise InputError(
-            f"{path} ends in the middle of a UTF-8 character; fix or re-save it as UTF-8."
-        ) from None
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise _not_utf8(path, offset - pending) from None
     except (gzip.BadGzipFile, EOFError, zlib.error):
         raise InputError(f"{path} is not a valid gzip file; recompress it with gzip.") from None
     except PermissionError:

@@ -68,7 +68,7 @@ def prepare_wordcount(
     out = output_dir if output_dir is not None else env.cwd / RUNS_DIR / job_id
     out = out if out.is_absolute() else env.cwd / out
     check_output_dir(out)
-    files = resolve_inputs(inputs)
+    files = resolve_inputs(p if p.is_absolute() else env.cwd / p for p in inputs)
     return files, out
 
 

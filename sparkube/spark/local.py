@@ -118,6 +118,19 @@ def child_environment(environ: Mapping[str, str], java: JavaRuntime) -> dict[str
     return env
 
 
+#: Lines the JVM or Spark print whatever the log level; hidden unless verbose.
+_NOISE_PREFIXES = (
+    "WARNING: Using incubator modules",
+    "Using Spark's default log4j profile",
+    "Setting default log level to",
+    "To adjust logging level use",
+)
+
+
+def is_noise(line: str) -> bool:
+    return line.startswith(_NOISE_PREFIXES)
+
+
 def _pump(stream: IO[str], name: str, tail: deque[str], handler: LineHandler | None) -> None:
     for raw in stream:
         line = raw.rstrip("\n")

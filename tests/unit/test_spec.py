@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sparkube.env import Environment
+from sparkube.errors import ConfigError
+from sparkube.spec import format_duration, load_spec, parse_duration
+
+
+def make_env(tmp_path: Path, **environ: str) -> Environment:
+    return Environment(environ={"HOME": str(tmp_path), **environ}, cwd=tmp_path, interactive=False)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    spec = load_spec(env=make_env(tmp_path))
+    assert spec.name == "sparkube"
+    assert spec.workers == 2
+    assert spec.kubernetes_version == "1.36"
+    assert spec.image.startswith("apache/spark:")
+    assert spec.node_count == 3
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    (tmp_path / "sparkube.yaml").write_text(
+        "name: from-file\nworkers: 5\ninstance_type: m6i.large\nspot: true\n"
+    )
+    env = make_env(tmp_path, SPARKUBE_CLUSTER="from-env", SPARKUBE_WORKERS="7")
+    spec = load_spec(env=env, flags={"name": "from-flag", "workers": None})
+    assert spec.name == "from-flag"  # flag beats env and file
+    assert spec.workers == 7  # env beats file; a None flag means "not given"
+    assert spec.instance_type == "m6i.large"  # file beats default
+    assert spec.spot is True
+
+
+def test_explicit_config_file_and_lists(tmp_path: Path) -> None:
+    cfg = tmp_path / "conf" / "c.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("allow_cidrs: [203.0.113.7/32, 198.51.100.0/24]\nttl: 4h\ntags: {team: data}\n")
+    spec = load_spec(env=make_env(tmp_path), config=Path("conf/c.yaml"))
+    assert spec.allow_cidrs == ("203.0.113.7/32", "198.51.100.0/24")
+    assert spec.ttl == timedelta(hours=4)
+    assert spec.tags == {"team": "data"}
+
+
+def test_env_cidrs_are_comma_separated(tmp_path: Path) -> None:
+    env = make_env(tmp_path, SPARKUBE_ALLOW_CIDRS="10.0.0.1/32, 10.1.0.0/16")
+    assert load_spec(env=env).allow_cidrs == ("10.0.0.1/32", "10.1.0.0/16")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "workers: 3\nwrokers: 4\n",
+            r"sparkube.yaml line 2: wrokers: unknown key 'wrokers'; did you mean 'workers'",
+        ),
+        ("name: ok\nworkers: 500\n", r"sparkube.yaml line 2: workers: .*less than or equal to 200"),
+        ("workers: many\n", r"sparkube.yaml line 1: workers: .*integer"),
+        ("name: Bad_Name\n", r"line 1: name: cluster name 'Bad_Name' is invalid"),
+        ("workers: [1\n", r"sparkube.yaml line 2: .*fix the YAML syntax"),
+        ("- a\n- b\n", r"must be a mapping"),
+        ("allow_cidrs: [999.1.1.1/32]\n", r"line 1: allow_cidrs.*not a CIDR"),
+        ("ttl: 90\n", r"line 1: ttl: write the TTL with a unit"),
+        ("kubernetes_version: '1.30'\n", r"Kubernetes 1.30 is not supported"),
+        ("ami: ubuntu\n", r"not an AMI id"),
+    ],
+)
+def test_file_errors_name_key_and_line(tmp_path: Path, content: str, expected: str) -> None:
+    (tmp_path / "sparkube.yaml").write_text(content)
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_spec(env=make_env(tmp_path))
+    assert info.value.exit_status == 2
+    assert "\n" not in info.value.message
+
+
+def test_env_and_flag_errors_name_their_source(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="environment variable SPARKUBE_WORKERS"):
+        load_spec(env=make_env(tmp_path, SPARKUBE_WORKERS="-1"))
+    with pytest.raises(ConfigError, match="option --cluster: cluster name 'UPPER'"):
+        load_spec(env=make_env(tmp_path), flags={"name": "UPPER"})
+
+
+def test_missing_explicit_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_spec(env=make_env(tmp_path), config=Path("nope.yaml"))
+
+
+@pytest.mark.parametrize("name", ["a", "sparkube", "data-team-1", "x" * 32])
+def test_valid_names(tmp_path: Path, name: str) -> None:
+    assert load_spec(env=make_env(tmp_path), flags={"name": name}).name == name
+
+
+@pytest.mark.parametrize("name", ["", "-a", "a-", "A", "a_b", "x" * 33, "é"])
+def test_invalid_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError):
+        load_spec(env=make_env(tmp_path), flags={"name": name})
+
+
+def test_durations() -> None:
+    assert parse_duration("4h") == timedelta(hours=4)
+    assert parse_duration("1d12h30m") == timedelta(days=1, hours=12, minutes=30)
+    assert format_duration(timedelta(hours=26, minutes=5)) == "1d2h5m"
+    for bad in ("", "4", "h", "4x", "-1h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
