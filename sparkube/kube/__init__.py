@@ -1,0 +1,1 @@
+"""Kubernetes API access (lightkube): clients, waits, server-side apply."""
