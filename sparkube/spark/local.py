@@ -89,6 +89,9 @@ def build_command(
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.sql.shuffle.partitions": str(max(4, settings.cores * 2)),
+        # Smaller input splits than the 128 MB default keep every core busy on a
+        # single large file (2 cores and a 200 MB file would otherwise get 128 + 72).
+        "spark.sql.files.maxPartitionBytes": "32m",
         "spark.driver.extraJavaOptions": " ".join(java_opts),
         **settings.extra_conf,
     }
