@@ -37,6 +37,9 @@ class Node:
     #: Where SSH should connect; the public IP unless overridden.
     ssh_host: str | None = None
     ssh_port: int = 22
+    image_id: str | None = None
+    #: The instance's tags (``sparkube:*``, ``Name`` and the user's own).
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -60,6 +63,9 @@ class ClusterInfo:
     instance_profile: str | None = None
     role_name: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    vpc_id: str | None = None
+    #: When the nodes terminate themselves (``--ttl``), if they do.
+    expires_at: datetime | None = None
 
     def control_plane(self) -> Node | None:
         return next((n for n in self.nodes if n.role == CONTROL_PLANE), None)

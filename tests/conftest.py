@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.sshhosts",
+    "tests.fixtures.moto_server",
 ]

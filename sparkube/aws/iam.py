@@ -1,0 +1,161 @@
+"""The nodes' IAM role and instance profile: S3 access to the cluster's bucket only.
+
+IAM is global while clusters are regional, so names carry the region. IAM cannot filter
+by tag, so resources are found by their deterministic name and checked by tag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sparkube.aws import tags as T
+from sparkube.aws.errors import is_code
+from sparkube.errors import CloudError
+
+log = logging.getLogger(__name__)
+
+POLICY_NAME = "sparkube-bucket"
+PATH = "/sparkube/"
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def role_name(cluster: str, region: str) -> str:
+    return f"sparkube-{cluster}-{region}"
+
+
+def bucket_policy(bucket: str) -> dict[str, Any]:
+    """The inline policy: list the bucket, read/write/delete its objects; nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListClusterBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {
+                "Sid": "UseClusterObjects",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            },
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class IamState:
+    role: str | None
+    role_tags: dict[str, str]
+    profile: str | None
+    profile_roles: tuple[str, ...]
+    policies: tuple[str, ...]
+
+
+def find(iam: Any, cluster: str, region: str) -> IamState:
+    """What exists of the role and profile (role/profile named for the cluster and region)."""
+    name = role_name(cluster, region)
+    role: str | None = None
+    role_tags: dict[str, str] = {}
+    policies: tuple[str, ...] = ()
+    try:
+        got = iam.get_role(RoleName=name)["Role"]
+        role_tags = T.from_aws(got.get("Tags"))
+        if role_tags.get(T.CLUSTER) == cluster:
+            role = name
+            policies = tuple(iam.list_role_policies(RoleName=name)["PolicyNames"])
+    except Exception as exc:
+        if not is_code(exc, "NoSuchEntity"):
+            raise
+    profile: str | None = None
+    profile_roles: tuple[str, ...] = ()
+    try:
+        got = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        if role is not None or T.from_aws(got.get("Tags")).get(T.CLUSTER) == cluster:
+            profile = name
+            profile_roles = tuple(str(r["RoleName"]) for r in got.get("Roles", []))
+    except Exception as exc:
+        if not is_code(exc, "NoSuchEntity"):
+            raise
+    return IamState(role, role_tags, profile, profile_roles, policies)
+
+
+def ensure(
+    iam: Any, cluster: str, region: str, *, bucket: str, tags: Mapping[str, str]
+) -> tuple[str, str]:
+    """Role, inline bucket policy and instance profile; return (role, profile) names."""
+    name = role_name(cluster, region)
+    state = find(iam, cluster, region)
+    aws_tags = T.to_aws({**tags, T.NAME: name})
+    if state.role is None:
+        try:
+            iam.create_role(
+                RoleName=name,
+                Path=PATH,
+                AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                Description=f"sparkube cluster {cluster} nodes ({region})",
+                Tags=aws_tags,
+            )
+        except Exception as exc:
+            if is_code(exc, "EntityAlreadyExists"):
+                raise CloudError(
+                    f"An IAM role named {name} exists without sparkube's tags; delete it or "
+                    "use another cluster name."
+                ) from exc
+            raise
+    if POLICY_NAME not in state.policies:
+        iam.put_role_policy(
+            RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(bucket_policy(bucket))
+        )
+    if state.profile is None:
+        try:
+            iam.create_instance_profile(InstanceProfileName=name, Path=PATH, Tags=aws_tags)
+        except Exception as exc:
+            if not is_code(exc, "EntityAlreadyExists"):
+                raise
+    if name not in state.profile_roles:
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return name, name
+
+
+def delete(iam: Any, cluster: str, region: str) -> list[str]:
+    """Remove profile and role (in IAM's dependency order); return what was deleted."""
+    state = find(iam, cluster, region)
+    deleted: list[str] = []
+    if state.profile is not None:
+        for role in state.profile_roles:
+            iam.remove_role_from_instance_profile(
+                InstanceProfileName=state.profile, RoleName=role
+            )
+        iam.delete_instance_profile(InstanceProfileName=state.profile)
+        deleted.append(f"instance profile {state.profile}")
+    if state.role is not None:
+        for policy in state.policies:
+            iam.delete_role_policy(RoleName=state.role, PolicyName=policy)
+        attached = iam.list_attached_role_policies(RoleName=state.role)["AttachedPolicies"]
+        for policy in attached:
+            iam.detach_role_policy(RoleName=state.role, PolicyArn=policy["PolicyArn"])
+        iam.delete_role(RoleName=state.role)
+        deleted.append(f"IAM role {state.role}")
+    return deleted

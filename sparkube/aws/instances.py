@@ -1,0 +1,325 @@
+"""EC2 instances: type checks, the Ubuntu AMI, one RunInstances per role, waiters.
+
+Every read of the cluster's nodes is one filtered ``DescribeInstances`` (by the cluster
+tag), so the number of calls does not grow with the number of workers. Workers launched
+in one call share their tags; a worker's name is ``worker-{first + AmiLaunchIndex}``
+(tag ``sparkube:first-worker``), so no per-instance tagging call is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sparkube.aws import tags as T
+from sparkube.aws.errors import error_message, is_code
+from sparkube.errors import CloudError, ConfigError
+from sparkube.model import CONTROL_PLANE, WORKER, Node, Role
+
+log = logging.getLogger(__name__)
+
+#: kubeadm's minimum (FACTS-KUBEADM.md): 2 vCPUs and 2 GiB.
+MIN_VCPUS = 2
+MIN_MEMORY_MIB = 2048
+UBUNTU_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
+)
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+#: How long to retry a launch while EC2 cannot see a new instance profile yet.
+PROFILE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 15.0, 15.0, 20.0, 30.0, 30.0)
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    name: str
+    vcpus: int
+    memory_mib: int
+    architectures: tuple[str, ...]
+
+    @property
+    def arch(self) -> str:
+        """Ubuntu's architecture name (``amd64`` or ``arm64``)."""
+        return "arm64" if "arm64" in self.architectures else "amd64"
+
+
+def describe_types(ec2: Any, names: Iterable[str]) -> dict[str, TypeInfo]:
+    """Facts about each instance type; unknown types are a :class:`ConfigError`."""
+    wanted = sorted(set(names))
+    try:
+        response = ec2.describe_instance_types(InstanceTypes=wanted)
+    except Exception as exc:
+        if is_code(exc, "InvalidInstanceType"):
+            raise ConfigError(
+                f"Unknown EC2 instance type in {', '.join(wanted)} ({error_message(exc)}); "
+                "use a type like t3.medium or m7i.large."
+            ) from exc
+        raise
+    out: dict[str, TypeInfo] = {}
+    for item in response.get("InstanceTypes", []):
+        out[item["InstanceType"]] = TypeInfo(
+            name=item["InstanceType"],
+            vcpus=int(item["VCpuInfo"]["DefaultVCpus"]),
+            memory_mib=int(item["MemoryInfo"]["SizeInMiB"]),
+            architectures=tuple(item.get("ProcessorInfo", {}).get("SupportedArchitectures", [])),
+        )
+    missing = [n for n in wanted if n not in out]
+    if missing:
+        raise ConfigError(
+            f"Unknown EC2 instance type {', '.join(missing)}; use a type like t3.medium."
+        )
+    return out
+
+
+def check_kubeadm_minimum(info: TypeInfo, flag: str) -> None:
+    if info.vcpus < MIN_VCPUS or info.memory_mib < MIN_MEMORY_MIB:
+        raise ConfigError(
+            f"{flag} {info.name} has {info.vcpus} vCPU and {info.memory_mib / 1024:g} GiB; "
+            f"kubeadm needs at least {MIN_VCPUS} vCPUs and {MIN_MEMORY_MIB // 1024} GiB "
+            "(try t3.medium)."
+        )
+
+
+def check_offered(ec2: Any, names: Iterable[str], region: str, zone: str | None) -> None:
+    """Fail unless every type is offered in the region (or the subnet's zone)."""
+    wanted = sorted(set(names))
+    kind, location = ("availability-zone", zone) if zone else ("region", region)
+    response = ec2.describe_instance_type_offerings(
+        LocationType=kind,
+        Filters=[
+            {"Name": "instance-type", "Values": wanted},
+            {"Name": "location", "Values": [location]},
+        ],
+    )
+    offered = {o["InstanceType"] for o in response.get("InstanceTypeOfferings", [])}
+    missing = [n for n in wanted if n not in offered]
+    if missing:
+        raise ConfigError(
+            f"Instance type {', '.join(missing)} is not offered in {location}; choose "
+            "another --instance-type or region."
+        )
+
+
+@dataclass(frozen=True)
+class AmiInfo:
+    image_id: str
+    root_device: str
+    architecture: str
+
+
+def resolve_ami(ssm: Any, ec2: Any, *, arch: str, ami: str | None) -> AmiInfo:
+    """The AMI to boot: ``--ami``, else Ubuntu 24.04 for ``arch`` from Canonical's SSM."""
+    image_id = ami
+    if image_id is None:
+        name = UBUNTU_PARAMETER.format(arch=arch)
+        try:
+            image_id = str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except Exception as exc:
+            if is_code(exc, "ParameterNotFound"):
+                raise CloudError(
+                    f"The Ubuntu 24.04 AMI parameter {name} is not available in "
+                    f"{ssm.meta.region_name}; pass --ami with an Ubuntu 24.04 AMI id."
+                ) from exc
+            raise
+    images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])
+    if not images:
+        raise ConfigError(f"AMI {image_id} does not exist in {ec2.meta.region_name}; check --ami.")
+    image = images[0]
+    return AmiInfo(
+        image_id, str(image.get("RootDeviceName") or "/dev/sda1"), str(image.get("Architecture"))
+    )
+
+
+def client_token(cluster: str, group_id: str, role: Role, first: int, count: int) -> str:
+    """Deterministic for one launch of one cluster incarnation (the group id changes
+    after ``down``), so a retried ``up`` never launches the same batch twice."""
+    digest = hashlib.sha256(f"{cluster}:{group_id}:{role}:{first}:{count}".encode()).hexdigest()
+    return f"sparkube-{digest[:40]}"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One RunInstances call: ``count`` identical nodes of one role."""
+
+    cluster: str
+    role: Role
+    count: int
+    first_worker: int
+    instance_type: str
+    ami: AmiInfo
+    key_name: str
+    group_id: str
+    instance_profile: str
+    subnet_id: str | None
+    user_data: bytes
+    root_volume_gb: int
+    spot: bool
+    terminate_on_shutdown: bool
+    tags: Mapping[str, str]
+
+
+def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
+    cluster = req.cluster
+    if req.role == CONTROL_PLANE:
+        role_tags = {T.ROLE: CONTROL_PLANE, T.NODE: CONTROL_PLANE, T.NAME: f"{cluster}-control-plane"}
+    else:
+        role_tags = {
+            T.ROLE: WORKER,
+            T.FIRST_WORKER: str(req.first_worker),
+            T.NAME: f"{cluster}-worker",
+        }
+    instance_tags = {**req.tags, **role_tags}
+    volume_tags = {**req.tags, T.ROLE: req.role, T.NAME: role_tags[T.NAME]}
+    tag_specs = [
+        T.spec_for("instance", instance_tags),
+        T.spec_for("volume", volume_tags),
+        T.spec_for("network-interface", volume_tags),
+    ]
+    params: dict[str, Any] = {
+        "ImageId": req.ami.image_id,
+        "InstanceType": req.instance_type,
+        "MinCount": req.count,
+        "MaxCount": req.count,
+        "ClientToken": client_token(cluster, req.group_id, req.role, req.first_worker, req.count),
+        "KeyName": req.key_name,
+        "SecurityGroupIds": [req.group_id],
+        "IamInstanceProfile": {"Name": req.instance_profile},
+        "UserData": req.user_data,
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": 2,
+            "HttpEndpoint": "enabled",
+        },
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": req.ami.root_device,
+                "Ebs": {
+                    "VolumeType": "gp3",
+                    "VolumeSize": req.root_volume_gb,
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        "TagSpecifications": tag_specs,
+    }
+    if req.terminate_on_shutdown:
+        params["InstanceInitiatedShutdownBehavior"] = "terminate"
+    if req.subnet_id:
+        params["SubnetId"] = req.subnet_id
+    if req.spot:
+        params["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {
+                "SpotInstanceType": "one-time",
+                "InstanceInterruptionBehavior": "terminate",
+            },
+        }
+        tag_specs.append(T.spec_for("spot-instances-request", volume_tags))
+    return params
+
+
+def _profile_not_visible(exc: BaseException) -> bool:
+    return is_code(exc, "InvalidParameterValue") and bool(
+        re.search(r"iam instance profile|instance profile", error_message(exc), re.I)
+    )
+
+
+def launch(ec2: Any, req: LaunchRequest, *, sleep: Sleep) -> list[str]:
+    """Run one batch; retry while EC2 cannot see a new instance profile yet."""
+    params = launch_parameters(req)
+    delays = list(PROFILE_PROPAGATION_DELAYS)
+    while True:
+        try:
+            response = ec2.run_instances(**params)
+        except Exception as exc:
+            if _profile_not_visible(exc) and delays:
+                delay = delays.pop(0)
+                log.info("instance profile not visible to EC2 yet; retrying in %.0f s", delay)
+                sleep(delay)
+                continue
+            if is_code(exc, "IdempotentParameterMismatch"):
+                raise CloudError(
+                    "AWS still remembers an earlier, different launch of these nodes; wait "
+                    "a minute and run 'sparkube up' again."
+                ) from exc
+            raise
+        return [str(i["InstanceId"]) for i in response.get("Instances", [])]
+
+
+def wait_running(ec2: Any, instance_ids: Sequence[str], *, delay: int = 5) -> None:
+    """One filtered DescribeInstances per poll, for all nodes (botocore's waiter)."""
+    if not instance_ids:
+        return
+    ec2.get_waiter("instance_running").wait(
+        InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": 120}
+    )
+
+
+def wait_terminated(ec2: Any, instance_ids: Sequence[str], *, delay: int = 5) -> None:
+    if not instance_ids:
+        return
+    ec2.get_waiter("instance_terminated").wait(
+        InstanceIds=list(instance_ids), WaiterConfig={"Delay": delay, "MaxAttempts": 120}
+    )
+
+
+def node_name(tags: Mapping[str, str], launch_index: int) -> tuple[str, Role]:
+    role: Role = CONTROL_PLANE if tags.get(T.ROLE) == CONTROL_PLANE else WORKER
+    if tags.get(T.NODE):
+        return tags[T.NODE], role
+    if role == CONTROL_PLANE:
+        return CONTROL_PLANE, role
+    first = int(tags.get(T.FIRST_WORKER) or 1)
+    return f"worker-{first + launch_index}", role
+
+
+def to_node(item: Mapping[str, Any]) -> Node:
+    tags = T.from_aws(item.get("Tags"))
+    name, role = node_name(tags, int(item.get("AmiLaunchIndex") or 0))
+    launch_time = item.get("LaunchTime")
+    return Node(
+        name=name,
+        role=role,
+        instance_id=str(item["InstanceId"]),
+        instance_type=str(item.get("InstanceType", "")),
+        state=str(item.get("State", {}).get("Name", "unknown")),
+        public_ip=item.get("PublicIpAddress"),
+        private_ip=item.get("PrivateIpAddress"),
+        public_dns=item.get("PublicDnsName") or None,
+        launch_time=launch_time if isinstance(launch_time, datetime) else None,
+        availability_zone=item.get("Placement", {}).get("AvailabilityZone"),
+        spot=item.get("InstanceLifecycle") == "spot",
+        image_id=item.get("ImageId"),
+        tags=tags,
+    )
+
+
+def describe_nodes(
+    ec2: Any, *, cluster: str | None = None, instance_ids: Sequence[str] | None = None
+) -> list[Node]:
+    """Live (not terminated) nodes of a cluster, or of every sparkube cluster."""
+    filters: list[dict[str, Any]] = [{"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+    if cluster is not None:
+        filters += T.cluster_filter(cluster)
+    else:
+        filters.append({"Name": "tag-key", "Values": [T.CLUSTER]})
+    kwargs: dict[str, Any] = {"Filters": filters}
+    if instance_ids:
+        kwargs["InstanceIds"] = list(instance_ids)
+    nodes: list[Node] = []
+    for page in ec2.get_paginator("describe_instances").paginate(**kwargs):
+        for reservation in page.get("Reservations", []):
+            nodes.extend(to_node(i) for i in reservation.get("Instances", []))
+    return nodes
+
+
+def terminate(ec2: Any, instance_ids: Sequence[str]) -> None:
+    for start in range(0, len(instance_ids), 1000):
+        ec2.terminate_instances(InstanceIds=list(instance_ids[start : start + 1000]))

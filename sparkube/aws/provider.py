@@ -1,0 +1,370 @@
+"""The AWS provider: the small, uniform surface the phases and the CLI call.
+
+``validate`` / ``plan`` / ``ensure_infra`` / ``describe`` / ``list_clusters`` /
+``teardown``: each takes a spec or a cluster name and returns typed records
+(:class:`Plan`, :class:`~sparkube.model.ClusterInfo`, ...). Validation does only reads
+and runs before the first write, so bad input exits 2 with nothing created.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sparkube.aws import discovery, iam, instances, keys, network, pricing, storage, teardown
+from sparkube.aws import tags as T
+from sparkube.aws import userdata as UD
+from sparkube.aws.errors import aws_errors
+from sparkube.aws.session import AwsClients, known_regions, resolve_region
+from sparkube.env import Environment
+from sparkube.errors import ConfigError, UsageError
+from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Role
+from sparkube.progress import NullReporter, Reporter
+from sparkube.spec import ClusterSpec
+
+log = logging.getLogger(__name__)
+PHASE = "infra"
+MAX_WORKERS = 200
+
+
+@dataclass(frozen=True)
+class PlannedInstances:
+    role: Role
+    count: int
+    existing: int
+    instance_type: str
+    vcpus: int
+    memory_mib: int
+    architecture: str
+    ami: str
+    root_volume_gb: int
+    spot: bool
+    usd_per_hour: float | None
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    kind: str
+    name: str
+    exists: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``up --until infra`` would create (or finds already made)."""
+
+    cluster: str
+    region: str
+    account: str
+    vpc_id: str
+    subnet_id: str | None
+    allow_cidrs: tuple[str, ...]
+    resources: tuple[PlannedResource, ...]
+    instances: tuple[PlannedInstances, ...]
+    cost: pricing.CostEstimate
+    ttl_minutes: int | None
+    existing: ClusterInfo
+
+    @property
+    def to_create(self) -> list[PlannedResource]:
+        return [r for r in self.resources if not r.exists]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    types: dict[str, instances.TypeInfo]
+    placement: network.Placement
+    cidrs: tuple[str, ...]
+    existing: ClusterInfo
+
+
+@dataclass
+class AwsProvider:
+    """AWS for one region; built by :meth:`from_env` (tests inject ``sleep``/``detect_ip``)."""
+
+    env: Environment
+    clients: AwsClients
+    detect_ip: network.IpDetector | None = network.checkip
+    sleep: Any = time.sleep
+    now: Any = field(default=lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_env(
+        cls, env: Environment, *, region: str | None, **kwargs: Any
+    ) -> AwsProvider:
+        region = resolve_region(env.environ, region)
+        check_region(region)
+        return cls(env=env, clients=AwsClients(env.environ, region), **kwargs)
+
+    @property
+    def region(self) -> str:
+        return self.clients.region
+
+    # --- reads ------------------------------------------------------------------------
+
+    def describe(self, cluster: str) -> ClusterInfo:
+        with aws_errors(self.region):
+            return discovery.describe_cluster(self.clients, cluster)
+
+    def list_clusters(self, *, all_regions: bool = False) -> list[discovery.ClusterSummary]:
+        regions = [self.region]
+        if all_regions:
+            with aws_errors(self.region):
+                described = self.clients.ec2.describe_regions()["Regions"]
+            regions = sorted(str(r["RegionName"]) for r in described)
+        out: list[discovery.ClusterSummary] = []
+        for region in regions:
+            with aws_errors(region):
+                out += discovery.list_clusters(self.clients.for_region(region))
+        return out
+
+    def prices(self, types: list[str], *, region: str | None = None) -> dict[str, pricing.Price]:
+        clients = self.clients.for_region(region) if region else self.clients
+        return pricing.on_demand_prices(clients, region or self.region, types)
+
+    def _check(self, spec: ClusterSpec) -> _Checked:
+        """Every read-only check of the spec against AWS; raises before any write."""
+        if not 0 <= spec.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be between 0 and {MAX_WORKERS}.")
+        cidrs = network.operator_cidrs(spec.allow_cidrs, self.detect_ip, self.env.environ)
+        ec2 = self.clients.ec2
+        with aws_errors(self.region):
+            types = instances.describe_types(ec2, [spec.control_plane_type, spec.instance_type])
+            instances.check_kubeadm_minimum(types[spec.control_plane_type], "--control-plane-type")
+            instances.check_kubeadm_minimum(types[spec.instance_type], "--instance-type")
+            placement = network.resolve_placement(ec2, vpc_id=spec.vpc_id, subnet_id=spec.subnet_id)
+            zone = None
+            if placement.subnet_id:
+                subnet = ec2.describe_subnets(SubnetIds=[placement.subnet_id])["Subnets"][0]
+                zone = str(subnet["AvailabilityZone"])
+            instances.check_offered(
+                ec2, [spec.control_plane_type, spec.instance_type], self.region, zone
+            )
+            existing = discovery.describe_cluster(self.clients, spec.name)
+        check_matches(spec, existing, placement)
+        return _Checked(types, placement, cidrs, existing)
+
+    def validate(self, spec: ClusterSpec) -> None:
+        self._check(spec)
+
+    def plan(self, spec: ClusterSpec) -> Plan:
+        """What ``up`` would do, priced; reads only."""
+        checked = self._check(spec)
+        existing = checked.existing
+        types = checked.types
+        with aws_errors(self.region):
+            account = self.clients.account_id()
+            amis = {
+                arch: instances.resolve_ami(self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami)
+                for arch in {t.arch for t in types.values()}
+            }
+            cost = pricing.estimate(
+                self.clients,
+                self.region,
+                control_plane_type=spec.control_plane_type,
+                worker_type=spec.instance_type,
+                workers=spec.workers,
+                spot=spec.spot,
+            )
+        bucket = storage.bucket_name(spec.name, self.region, account)
+        role = iam.role_name(spec.name, self.region)
+        rules = network.wanted_rules("SELF", checked.cidrs)
+        resources = [
+            PlannedResource("key pair", keys.key_name(spec.name), existing.key_name is not None,
+                            "ed25519, generated locally; private key 0600 in SPARKUBE_HOME"),
+            PlannedResource("security group", network.group_name(spec.name),
+                            existing.security_group_id is not None, f"in {checked.placement.vpc_id}"),
+            *[
+                PlannedResource("ingress rule", r.describe(), existing.security_group_id is not None)
+                for r in rules
+            ],
+            PlannedResource("IAM role", role, existing.role_name is not None,
+                            f"read/write s3://{bucket} only"),
+            PlannedResource("instance profile", role, existing.instance_profile is not None),
+            PlannedResource("S3 bucket", bucket, existing.bucket is not None,
+                            "public access blocked, encrypted (SSE-S3)"),
+        ]
+        cp_type = types[spec.control_plane_type]
+        w_type = types[spec.instance_type]
+        have_cp = 1 if existing.control_plane() else 0
+        planned = (
+            PlannedInstances(CONTROL_PLANE, 1, have_cp, cp_type.name, cp_type.vcpus,
+                             cp_type.memory_mib, cp_type.arch, amis[cp_type.arch].image_id,
+                             spec.root_volume_gb, False, cost.control_plane.usd_per_hour),
+            PlannedInstances(WORKER, spec.workers, len(existing.workers()), w_type.name,
+                             w_type.vcpus, w_type.memory_mib, w_type.arch,
+                             amis[w_type.arch].image_id, spec.root_volume_gb, spec.spot,
+                             cost.worker.usd_per_hour),
+        )
+        ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None
+        return Plan(spec.name, self.region, account, checked.placement.vpc_id,
+                    checked.placement.subnet_id, checked.cidrs, tuple(resources), planned,
+                    cost, ttl, existing)
+
+    # --- writes -----------------------------------------------------------------------
+
+    def ensure_infra(
+        self,
+        spec: ClusterSpec,
+        *,
+        reporter: Reporter | None = None,
+        prepare_script: str | None = None,
+    ) -> ClusterInfo:
+        """Create whatever of the cluster's infrastructure is missing; return it all."""
+        reporter = reporter or NullReporter()
+        checked = self._check(spec)
+        existing = checked.existing
+        ec2, name = self.clients.ec2, spec.name
+        base = T.base_tags(name, spec.tags)
+        with aws_errors(self.region):
+            reporter.step(PHASE, "key pair", "checking")
+            key_name = keys.ensure_key_pair(
+                ec2, self.env, name, base, have_instances=bool(existing.nodes)
+            )
+            reporter.step(PHASE, "security group", "checking")
+            group_id = network.ensure_security_group(
+                ec2, name, vpc_id=checked.placement.vpc_id, cidrs=checked.cidrs, tags=base
+            )
+            bucket = storage.bucket_name(name, self.region, self.clients.account_id())
+            reporter.step(PHASE, "bucket", bucket)
+            storage.ensure(self.clients.s3, bucket, name, self.region, base)
+            reporter.step(PHASE, "iam", "role and instance profile")
+            _, profile = iam.ensure(self.clients.iam, name, self.region, bucket=bucket, tags=base)
+            launches = self._launches(spec, checked, key_name, group_id, profile, prepare_script)
+            new_ids: list[str] = []
+            for req in launches:
+                what = "control plane" if req.role == CONTROL_PLANE else f"{req.count} workers"
+                reporter.step(PHASE, "instances", f"launching {what}")
+                new_ids += instances.launch(ec2, req, sleep=self.sleep)
+            ids = [n.instance_id for n in existing.nodes if n.state in ("pending", "running")]
+            ids += new_ids
+            if new_ids or any(n.state == "pending" for n in existing.nodes):
+                reporter.step(PHASE, "instances", f"waiting for {len(ids)} to run")
+                instances.wait_running(ec2, ids)
+            info = discovery.describe_cluster(self.clients, name) if new_ids else existing
+        return info
+
+    def _launches(
+        self,
+        spec: ClusterSpec,
+        checked: _Checked,
+        key_name: str,
+        group_id: str,
+        profile: str,
+        prepare_script: str | None,
+    ) -> list[instances.LaunchRequest]:
+        existing = checked.existing
+        need_cp = existing.control_plane() is None
+        workers = existing.workers()
+        missing = spec.workers - len(workers)
+        if not need_cp and missing <= 0:
+            return []
+        expires = existing.expires_at
+        if expires is None and spec.ttl is not None:
+            expires = self.now() + spec.ttl
+        script = UD.encode(UD.render(prepare_script or UD.MINIMAL_PREPARE, expires_at=expires))
+        extra = {T.KUBERNETES: spec.kubernetes_version, T.ROOT_GB: str(spec.root_volume_gb)}
+        if expires is not None:
+            extra[T.EXPIRES] = expires.isoformat(timespec="seconds")
+        tags = T.base_tags(spec.name, spec.tags, **extra)
+        amis: dict[str, instances.AmiInfo] = {}
+
+        def ami_for(itype: str) -> instances.AmiInfo:
+            arch = checked.types[itype].arch
+            if arch not in amis:
+                amis[arch] = instances.resolve_ami(
+                    self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami
+                )
+            return amis[arch]
+
+        def request(role: Role, count: int, first: int, itype: str, spot: bool) -> instances.LaunchRequest:
+            return instances.LaunchRequest(
+                cluster=spec.name, role=role, count=count, first_worker=first,
+                instance_type=itype, ami=ami_for(itype), key_name=key_name, group_id=group_id,
+                instance_profile=profile, subnet_id=checked.placement.subnet_id,
+                user_data=script, root_volume_gb=spec.root_volume_gb, spot=spot,
+                terminate_on_shutdown=expires is not None, tags=tags,
+            )
+
+        out = []
+        if need_cp:
+            out.append(request(CONTROL_PLANE, 1, 0, spec.control_plane_type, False))
+        if missing > 0:
+            first = next_worker_number(existing)
+            out.append(request(WORKER, missing, first, spec.instance_type, spec.spot))
+        return out
+
+    def teardown(
+        self, cluster: str, *, keep_data: bool, reporter: Reporter | None = None
+    ) -> tuple[teardown.TeardownResult, ClusterInfo]:
+        """Delete everything of ``cluster``; return what was done and what remains."""
+        reporter = reporter or NullReporter()
+        info = self.describe(cluster)
+        with aws_errors(self.region):
+            result = teardown.teardown(
+                self.clients, self.env, info, keep_data=keep_data, reporter=reporter,
+                sleep=self.sleep,
+            )
+            remaining = discovery.describe_cluster(self.clients, cluster)
+        return result, remaining
+
+
+def next_worker_number(info: ClusterInfo) -> int:
+    numbers = [
+        int(n.name.rsplit("-", 1)[-1]) for n in info.workers() if n.name.rsplit("-", 1)[-1].isdigit()
+    ]
+    return max(numbers, default=0) + 1
+
+
+def check_region(region: str) -> None:
+    if region not in known_regions():
+        raise ConfigError(
+            f"Unknown AWS region {region!r}; use a region name like us-east-1 or eu-west-1."
+        )
+
+
+def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Placement) -> None:
+    """Refuse an ``up`` whose spec differs from the cluster that exists."""
+    diffs: list[str] = []
+    cp = info.control_plane()
+    if cp is not None and cp.instance_type != spec.control_plane_type:
+        diffs.append(f"control-plane type {cp.instance_type} (asked {spec.control_plane_type})")
+    worker_types = sorted({w.instance_type for w in info.workers()})
+    if worker_types and worker_types != [spec.instance_type]:
+        diffs.append(f"worker type {', '.join(worker_types)} (asked {spec.instance_type})")
+    spots = {w.spot for w in info.workers()}
+    if spots and spots != {spec.spot}:
+        diffs.append(f"spot workers {'yes' if True in spots else 'no'} (asked {'yes' if spec.spot else 'no'})")
+    for node in info.nodes:
+        k8s = node.tags.get(T.KUBERNETES)
+        if k8s and k8s != spec.kubernetes_version:
+            diffs.append(f"Kubernetes {k8s} (asked {spec.kubernetes_version})")
+            break
+    for node in info.nodes:
+        root = node.tags.get(T.ROOT_GB)
+        if root and root != str(spec.root_volume_gb):
+            diffs.append(f"root volume {root} GiB (asked {spec.root_volume_gb})")
+            break
+    if spec.ami and any(n.image_id and n.image_id != spec.ami for n in info.nodes):
+        images = sorted({n.image_id for n in info.nodes if n.image_id})
+        diffs.append(f"AMI {', '.join(images)} (asked {spec.ami})")
+    if info.vpc_id and info.vpc_id != placement.vpc_id:
+        diffs.append(f"VPC {info.vpc_id} (asked {placement.vpc_id})")
+    if diffs:
+        raise ConfigError(
+            f"Cluster {spec.name} already exists in {info.region} with a different spec: "
+            + "; ".join(diffs)
+            + f". Use the same settings, another --cluster name, or 'sparkube down -c {spec.name}' first."
+        )
+    have = len(info.workers())
+    if spec.workers < have:
+        raise UsageError(
+            f"Cluster {spec.name} has {have} workers and --workers {spec.workers} would remove "
+            f"{have - spec.workers}; 'up' only adds nodes. Remove workers with 'sparkube "
+            f"remove-node worker-{have}' (not available yet), or 'sparkube down' then 'up'."
+        )
+

@@ -1,0 +1,70 @@
+"""User-data: what every node runs once at first boot.
+
+A small bash wrapper that (1) schedules the TTL shutdown first, from an absolute expiry
+time so that workers added later expire with the rest of the cluster and a failing
+preparation cannot skip it, then (2) runs the node preparation script. With
+``InstanceInitiatedShutdownBehavior=terminate`` the shutdown terminates the instance.
+EC2 accepts 16 KB of raw user-data; larger scripts are gzipped (cloud-init reads both).
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime
+
+from sparkube.errors import ConfigError
+
+USER_DATA_LIMIT = 16 * 1024
+_DELIMITER = "SPARKUBE_PREPARE_SCRIPT_END"
+
+#: Used until the node preparation script exists (sparkube.nodes.prepare).
+MINIMAL_PREPARE = """#!/bin/bash
+set -eu
+mkdir -p /var/lib/sparkube
+swapoff -a || true
+echo 0 > /var/lib/sparkube/prepare.done
+"""
+
+
+def ttl_block(expires_at: datetime | None) -> str:
+    if expires_at is None:
+        return "# no TTL\n"
+    epoch = int(expires_at.timestamp())
+    return (
+        f"# TTL: this node terminates itself at {expires_at.isoformat()}\n"
+        f"expires_at={epoch}\n"
+        'minutes=$(( (expires_at - $(date +%s) + 59) / 60 ))\n'
+        'if [ "$minutes" -lt 1 ]; then minutes=1; fi\n'
+        'shutdown -h "+$minutes" "sparkube: cluster TTL reached" || true\n'
+    )
+
+
+def render(prepare_script: str, *, expires_at: datetime | None) -> str:
+    """The user-data text (a bash script)."""
+    if _DELIMITER in prepare_script:
+        raise ValueError("the preparation script contains the here-document delimiter")
+    return (
+        "#!/bin/bash\n"
+        "# sparkube node user-data (runs once, as root, at first boot)\n"
+        + ttl_block(expires_at)
+        + "mkdir -p /var/lib/sparkube\n"
+        + f"cat > /var/lib/sparkube/prepare.sh <<'{_DELIMITER}'\n"
+        + prepare_script.rstrip("\n")
+        + f"\n{_DELIMITER}\n"
+        + "chmod 0700 /var/lib/sparkube/prepare.sh\n"
+        + "exec /var/lib/sparkube/prepare.sh\n"
+    )
+
+
+def encode(text: str) -> bytes:
+    """The bytes to send as UserData: plain when small enough, else gzip."""
+    raw = text.encode()
+    if len(raw) <= USER_DATA_LIMIT:
+        return raw
+    packed = gzip.compress(raw, mtime=0)
+    if len(packed) > USER_DATA_LIMIT:
+        raise ConfigError(
+            f"The node user-data is {len(raw)} bytes ({len(packed)} gzipped), over EC2's "
+            "16 KB limit; shorten the node preparation script."
+        )
+    return packed
