@@ -1,0 +1,1 @@
+"""Kubernetes manifests sparkube applies: packaged data, every image version-pinned."""
