@@ -192,7 +192,7 @@ def test_a_changed_host_key_is_refused(ssh_lab: SshLab, sparkube_env: Environmen
 def test_authentication_failure_names_the_key(
     ssh_lab: SshLab, sparkube_env: Environment, tmp_path: Path
 ) -> None:
-    spec, cluster = _setup(ssh_lab, sparkube_env, workers=1)
+    _, cluster = _setup(ssh_lab, sparkube_env, workers=1)
     other = tmp_path / "other_key"
     import asyncssh
 
