@@ -405,3 +405,34 @@ def run_kubernetes_phase(
 
 def node_names(nodes: Sequence[Node]) -> list[str]:
     return [n.name for n in nodes]
+
+
+# ======================================================================= registration
+
+#: Overrides the API server written into the saved kubeconfig (tunnel, test plane).
+API_SERVER_VAR = "SPARKUBE_API_SERVER"
+
+
+def _register() -> None:
+    try:
+        from sparkube.phases import Phase, PhaseContext, register
+    except ModuleNotFoundError:  # pragma: no cover - the pipeline module is optional here
+        return
+
+    def nodes(ctx: PhaseContext) -> str:
+        return run_nodes_phase(env=ctx.env, cluster=ctx.cluster, reporter=ctx.reporter)
+
+    def kubernetes(ctx: PhaseContext) -> str:
+        return run_kubernetes_phase(
+            spec=ctx.spec,
+            env=ctx.env,
+            cluster=ctx.cluster,
+            reporter=ctx.reporter,
+            api_server=ctx.env.environ.get(API_SERVER_VAR) or None,
+        )
+
+    register(Phase(NODES, "SSH to every node, boot-time preparation checked", nodes))
+    register(Phase(KUBERNETES, "kubeadm init, Flannel, workers join, nodes Ready", kubernetes))
+
+
+_register()

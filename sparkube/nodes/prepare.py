@@ -43,14 +43,12 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def render_prepare_script(spec: ClusterSpec) -> str:
-    """The user-data script that prepares a node for kubeadm (containerd, kubelet, ...)."""
-    ttl_minutes = ""
-    if spec.ttl is not None:
-        ttl_minutes = str(max(1, int(spec.ttl.total_seconds() // 60)))
-    text = render(
-        script_text("prepare.sh"),
-        {"K8S_MINOR": spec.kubernetes_version, "TTL_MINUTES": ttl_minutes},
-    )
+    """The user-data script that prepares a node for kubeadm (containerd, kubelet, ...).
+
+    The cluster TTL is not handled here: the user-data wrapper (``sparkube.aws.userdata``)
+    schedules the shutdown from the cluster's absolute expiry time.
+    """
+    text = render(script_text("prepare.sh"), {"K8S_MINOR": spec.kubernetes_version})
     if len(text.encode()) > USER_DATA_LIMIT:  # pragma: no cover - guarded by a unit test
         raise ValueError("the node preparation script exceeds EC2's 16 KB user-data limit")
     return text

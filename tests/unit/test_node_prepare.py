@@ -37,11 +37,6 @@ def test_prepares_kernel_containerd_and_swap() -> None:
     assert text.startswith("#!/bin/bash\n")
 
 
-def test_ttl_schedules_self_termination_only_when_set() -> None:
-    assert 'TTL_MINUTES=""' in render_prepare_script(ClusterSpec())
-    assert 'TTL_MINUTES="90"' in render_prepare_script(ClusterSpec(ttl="90m"))
-
-
 def test_fits_in_ec2_user_data() -> None:
     assert len(render_prepare_script(ClusterSpec(ttl="1d")).encode()) < USER_DATA_LIMIT
 

@@ -10,7 +10,6 @@
 set -Eeuo pipefail
 
 K8S_MINOR="@@K8S_MINOR@@"
-TTL_MINUTES="@@TTL_MINUTES@@"
 ROOT="${SPARKUBE_NODE_ROOT:-}"
 STATE_DIR="$ROOT/var/lib/sparkube"
 LOG="$ROOT/var/log/sparkube-prepare.log"
@@ -99,11 +98,6 @@ apt_get update
 apt_get install kubelet kubeadm kubectl
 apt-mark hold kubelet kubeadm kubectl
 systemctl enable kubelet
-
-if [ -n "$TTL_MINUTES" ]; then
-    step "self-termination in $TTL_MINUTES minutes"
-    shutdown -h "+$TTL_MINUTES" "sparkube: cluster TTL reached"
-fi
 
 step "versions"
 containerd --version
