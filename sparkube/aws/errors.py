@@ -91,8 +91,14 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
             f"Your AWS identity is not allowed to call {action}{where}; grant that "
             "permission (see 'sparkube doctor') or use another profile."
         )
-    if code in ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
-                "UnrecognizedClientException", "ExpiredTokenException"):
+    if code in (
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+    ):
         return EnvironmentProblem(
             f"AWS rejected your credentials ({code}); refresh them ('aws sso login' or "
             "'aws configure') and try again."
@@ -135,8 +141,7 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
         )
     if code == "BucketAlreadyExists":
         return CloudError(
-            f"The S3 bucket name is taken by another account ({message}); use another "
-            "cluster name."
+            f"The S3 bucket name is taken by another account ({message}); use another cluster name."
         )
     return CloudError(f"AWS {op or 'request'} failed{where}: {code}: {message}".rstrip(": ") + ".")
 
@@ -181,8 +186,15 @@ def aws_errors(region: str | None = None) -> Iterator[None]:
         yield
     except SparkubeError:
         raise
-    except (ClientError, NoCredentialsError, PartialCredentialsError, ProfileNotFound,
-            NoRegionError, EndpointConnectionError, WaiterError) as exc:
+    except (
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        NoRegionError,
+        EndpointConnectionError,
+        WaiterError,
+    ) as exc:
         raise translate(exc, region=region) from exc
 
 

@@ -145,9 +145,7 @@ def delete(iam: Any, cluster: str, region: str) -> list[str]:
     deleted: list[str] = []
     if state.profile is not None:
         for role in state.profile_roles:
-            iam.remove_role_from_instance_profile(
-                InstanceProfileName=state.profile, RoleName=role
-            )
+            iam.remove_role_from_instance_profile(InstanceProfileName=state.profile, RoleName=role)
         iam.delete_instance_profile(InstanceProfileName=state.profile)
         deleted.append(f"instance profile {state.profile}")
     if state.role is not None:

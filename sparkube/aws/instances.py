@@ -167,7 +167,11 @@ class LaunchRequest:
 def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
     cluster = req.cluster
     if req.role == CONTROL_PLANE:
-        role_tags = {T.ROLE: CONTROL_PLANE, T.NODE: CONTROL_PLANE, T.NAME: f"{cluster}-control-plane"}
+        role_tags = {
+            T.ROLE: CONTROL_PLANE,
+            T.NODE: CONTROL_PLANE,
+            T.NAME: f"{cluster}-control-plane",
+        }
     else:
         role_tags = {
             T.ROLE: WORKER,

@@ -93,9 +93,7 @@ class AwsProvider:
     now: Any = field(default=lambda: datetime.now(UTC))
 
     @classmethod
-    def from_env(
-        cls, env: Environment, *, region: str | None, **kwargs: Any
-    ) -> AwsProvider:
+    def from_env(cls, env: Environment, *, region: str | None, **kwargs: Any) -> AwsProvider:
         region = resolve_region(env.environ, region)
         check_region(region)
         return cls(env=env, clients=AwsClients(env.environ, region), **kwargs)
@@ -159,7 +157,9 @@ class AwsProvider:
         with aws_errors(self.region):
             account = self.clients.account_id()
             amis = {
-                arch: instances.resolve_ami(self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami)
+                arch: instances.resolve_ami(
+                    self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami
+                )
                 for arch in {t.arch for t in types.values()}
             }
             cost = pricing.estimate(
@@ -174,36 +174,80 @@ class AwsProvider:
         role = iam.role_name(spec.name, self.region)
         rules = network.wanted_rules("SELF", checked.cidrs)
         resources = [
-            PlannedResource("key pair", keys.key_name(spec.name), existing.key_name is not None,
-                            "ed25519, generated locally; private key 0600 in SPARKUBE_HOME"),
-            PlannedResource("security group", network.group_name(spec.name),
-                            existing.security_group_id is not None, f"in {checked.placement.vpc_id}"),
+            PlannedResource(
+                "key pair",
+                keys.key_name(spec.name),
+                existing.key_name is not None,
+                "ed25519, generated locally; private key 0600 in SPARKUBE_HOME",
+            ),
+            PlannedResource(
+                "security group",
+                network.group_name(spec.name),
+                existing.security_group_id is not None,
+                f"in {checked.placement.vpc_id}",
+            ),
             *[
-                PlannedResource("ingress rule", r.describe(), existing.security_group_id is not None)
+                PlannedResource(
+                    "ingress rule", r.describe(), existing.security_group_id is not None
+                )
                 for r in rules
             ],
-            PlannedResource("IAM role", role, existing.role_name is not None,
-                            f"read/write s3://{bucket} only"),
+            PlannedResource(
+                "IAM role", role, existing.role_name is not None, f"read/write s3://{bucket} only"
+            ),
             PlannedResource("instance profile", role, existing.instance_profile is not None),
-            PlannedResource("S3 bucket", bucket, existing.bucket is not None,
-                            "public access blocked, encrypted (SSE-S3)"),
+            PlannedResource(
+                "S3 bucket",
+                bucket,
+                existing.bucket is not None,
+                "public access blocked, encrypted (SSE-S3)",
+            ),
         ]
         cp_type = types[spec.control_plane_type]
         w_type = types[spec.instance_type]
         have_cp = 1 if existing.control_plane() else 0
         planned = (
-            PlannedInstances(CONTROL_PLANE, 1, have_cp, cp_type.name, cp_type.vcpus,
-                             cp_type.memory_mib, cp_type.arch, amis[cp_type.arch].image_id,
-                             spec.root_volume_gb, False, cost.control_plane.usd_per_hour),
-            PlannedInstances(WORKER, spec.workers, len(existing.workers()), w_type.name,
-                             w_type.vcpus, w_type.memory_mib, w_type.arch,
-                             amis[w_type.arch].image_id, spec.root_volume_gb, spec.spot,
-                             cost.worker.usd_per_hour),
+            PlannedInstances(
+                CONTROL_PLANE,
+                1,
+                have_cp,
+                cp_type.name,
+                cp_type.vcpus,
+                cp_type.memory_mib,
+                cp_type.arch,
+                amis[cp_type.arch].image_id,
+                spec.root_volume_gb,
+                False,
+                cost.control_plane.usd_per_hour,
+            ),
+            PlannedInstances(
+                WORKER,
+                spec.workers,
+                len(existing.workers()),
+                w_type.name,
+                w_type.vcpus,
+                w_type.memory_mib,
+                w_type.arch,
+                amis[w_type.arch].image_id,
+                spec.root_volume_gb,
+                spec.spot,
+                cost.worker.usd_per_hour,
+            ),
         )
         ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None
-        return Plan(spec.name, self.region, account, checked.placement.vpc_id,
-                    checked.placement.subnet_id, checked.cidrs, tuple(resources), planned,
-                    cost, ttl, existing)
+        return Plan(
+            spec.name,
+            self.region,
+            account,
+            checked.placement.vpc_id,
+            checked.placement.subnet_id,
+            checked.cidrs,
+            tuple(resources),
+            planned,
+            cost,
+            ttl,
+            existing,
+        )
 
     # --- writes -----------------------------------------------------------------------
 
@@ -281,13 +325,25 @@ class AwsProvider:
                 )
             return amis[arch]
 
-        def request(role: Role, count: int, first: int, itype: str, spot: bool) -> instances.LaunchRequest:
+        def request(
+            role: Role, count: int, first: int, itype: str, spot: bool
+        ) -> instances.LaunchRequest:
             return instances.LaunchRequest(
-                cluster=spec.name, role=role, count=count, first_worker=first,
-                instance_type=itype, ami=ami_for(itype), key_name=key_name, group_id=group_id,
-                instance_profile=profile, subnet_id=checked.placement.subnet_id,
-                user_data=script, root_volume_gb=spec.root_volume_gb, spot=spot,
-                terminate_on_shutdown=expires is not None, tags=tags,
+                cluster=spec.name,
+                role=role,
+                count=count,
+                first_worker=first,
+                instance_type=itype,
+                ami=ami_for(itype),
+                key_name=key_name,
+                group_id=group_id,
+                instance_profile=profile,
+                subnet_id=checked.placement.subnet_id,
+                user_data=script,
+                root_volume_gb=spec.root_volume_gb,
+                spot=spot,
+                terminate_on_shutdown=expires is not None,
+                tags=tags,
             )
 
         out = []
@@ -306,7 +362,11 @@ class AwsProvider:
         info = self.describe(cluster)
         with aws_errors(self.region):
             result = teardown.teardown(
-                self.clients, self.env, info, keep_data=keep_data, reporter=reporter,
+                self.clients,
+                self.env,
+                info,
+                keep_data=keep_data,
+                reporter=reporter,
                 sleep=self.sleep,
             )
             remaining = discovery.describe_cluster(self.clients, cluster)
@@ -315,7 +375,9 @@ class AwsProvider:
 
 def next_worker_number(info: ClusterInfo) -> int:
     numbers = [
-        int(n.name.rsplit("-", 1)[-1]) for n in info.workers() if n.name.rsplit("-", 1)[-1].isdigit()
+        int(n.name.rsplit("-", 1)[-1])
+        for n in info.workers()
+        if n.name.rsplit("-", 1)[-1].isdigit()
     ]
     return max(numbers, default=0) + 1
 
@@ -325,6 +387,10 @@ def check_region(region: str) -> None:
         raise ConfigError(
             f"Unknown AWS region {region!r}; use a region name like us-east-1 or eu-west-1."
         )
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Placement) -> None:
@@ -338,7 +404,7 @@ def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Place
         diffs.append(f"worker type {', '.join(worker_types)} (asked {spec.instance_type})")
     spots = {w.spot for w in info.workers()}
     if spots and spots != {spec.spot}:
-        diffs.append(f"spot workers {'yes' if True in spots else 'no'} (asked {'yes' if spec.spot else 'no'})")
+        diffs.append(f"spot workers {_yes(True in spots)} (asked {_yes(spec.spot)})")
     for node in info.nodes:
         k8s = node.tags.get(T.KUBERNETES)
         if k8s and k8s != spec.kubernetes_version:
@@ -358,7 +424,8 @@ def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Place
         raise ConfigError(
             f"Cluster {spec.name} already exists in {info.region} with a different spec: "
             + "; ".join(diffs)
-            + f". Use the same settings, another --cluster name, or 'sparkube down -c {spec.name}' first."
+            + f". Use the same settings, another --cluster name, or 'sparkube down -c "
+            f"{spec.name}' first."
         )
     have = len(info.workers())
     if spec.workers < have:
@@ -367,4 +434,3 @@ def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Place
             f"{have - spec.workers}; 'up' only adds nodes. Remove workers with 'sparkube "
             f"remove-node worker-{have}' (not available yet), or 'sparkube down' then 'up'."
         )
-

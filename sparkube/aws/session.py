@@ -154,7 +154,9 @@ class AwsClients:
         specific = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
         return self.environ.get(specific) or self.environ.get("AWS_ENDPOINT_URL") or None
 
-    def client(self, service: str, *, region: str | None = None, attempts: int | None = None) -> Any:
+    def client(
+        self, service: str, *, region: str | None = None, attempts: int | None = None
+    ) -> Any:
         region = region or self.region
         key = (service, region)
         if key in self._clients:

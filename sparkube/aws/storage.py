@@ -91,9 +91,7 @@ def ensure(s3: Any, bucket: str, cluster: str, region: str, tags: Mapping[str, s
             if not is_code(exc, "BucketAlreadyOwnedByYou"):
                 raise
     if not state.tagged:
-        s3.put_bucket_tagging(
-            Bucket=bucket, Tagging={"TagSet": T.to_aws({**tags, T.NAME: bucket})}
-        )
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": T.to_aws({**tags, T.NAME: bucket})})
     if not state.public_access_blocked:
         s3.put_public_access_block(
             Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK

@@ -33,7 +33,7 @@ def ttl_block(expires_at: datetime | None) -> str:
     return (
         f"# TTL: this node terminates itself at {expires_at.isoformat()}\n"
         f"expires_at={epoch}\n"
-        'minutes=$(( (expires_at - $(date +%s) + 59) / 60 ))\n'
+        "minutes=$(( (expires_at - $(date +%s) + 59) / 60 ))\n"
         'if [ "$minutes" -lt 1 ]; then minutes=1; fi\n'
         'shutdown -h "+$minutes" "sparkube: cluster TTL reached" || true\n'
     )
