@@ -81,6 +81,8 @@ def parse_join_command(output: str) -> JoinCommand:
     while i < len(rest):
         word = rest[i]
         name, eq, value = word.partition("=")
+        if name not in ("--token", "--discovery-token-ca-cert-hash"):
+            raise JoinCommandError(f"The join command has an unexpected argument {name!r}.")
         if not eq:
             if i + 1 >= len(rest):
                 raise JoinCommandError(f"The join command's option {word} has no value.")
@@ -91,10 +93,8 @@ def parse_join_command(output: str) -> JoinCommand:
             if token is not None:
                 raise JoinCommandError("The join command has more than one --token.")
             token = value
-        elif name == "--discovery-token-ca-cert-hash":
-            hashes.append(value)
         else:
-            raise JoinCommandError(f"The join command has an unexpected argument {name!r}.")
+            hashes.append(value)
     if token is None or not TOKEN_RE.match(token):
         raise JoinCommandError(
             "The join command's token is missing or malformed "
