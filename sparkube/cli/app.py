@@ -58,6 +58,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from sparkube.cli import jobs  # noqa: F401
     from sparkube.cli import cluster  # noqa: F401
+    from sparkube.cli import access  # noqa: F401
 
 
 _register()

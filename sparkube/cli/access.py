@@ -1,0 +1,83 @@
+"""``sparkube ssh`` and ``sparkube kubeconfig``: getting at a running cluster."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Annotated
+
+import typer
+
+from sparkube.cli.app import app
+from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.ui import context
+from sparkube.errors import ClusterError
+from sparkube.spec import load_spec
+
+PANEL = "Cluster"
+
+
+@app.command(
+    rich_help_panel=PANEL,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def ssh(
+    ctx: typer.Context,
+    node: Annotated[
+        str | None,
+        typer.Argument(help="Node name (control-plane, worker-1, ...). Default: control plane."),
+    ] = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="Command to run instead of a shell (after --).", show_default=False),
+    ] = None,
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Open a shell on a node, or run a command: sparkube ssh worker-1 -- df -h."""
+    from sparkube import phases
+    from sparkube.aws.provider import AwsProvider
+    from sparkube.nodes.access import prepare_ssh
+
+    env = context(ctx).env
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    provider = AwsProvider.from_env(env, region=spec.region)
+    info = provider.describe(spec.name).with_address_overrides(phases.default_overrides(env))
+    argv = prepare_ssh(env, info, node, list(command or []) + list(ctx.args))
+    code = subprocess.call(argv)
+    if code != 0:
+        raise typer.Exit(code)
+
+
+@app.command(rich_help_panel=PANEL)
+def kubeconfig(
+    ctx: typer.Context,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Merge into ~/.kube/config (or the first file of $KUBECONFIG), keeping "
+            "every other context.",
+        ),
+    ] = False,
+    cluster: ClusterOption = None,
+) -> None:
+    """Print the path of the cluster's kubeconfig, or merge it into your own."""
+    from sparkube.nodes.kubeconfig import kubeconfig_path, merge_into_user_config
+
+    app_ctx = context(ctx)
+    env, ui = app_ctx.env, app_ctx.ui
+    spec = load_spec(env=env, flags={"name": cluster})
+    path = kubeconfig_path(env, spec.name)
+    if not path.is_file():
+        raise ClusterError(
+            f"No kubeconfig for cluster {spec.name} yet ({path}); run `sparkube up` first."
+        )
+    if not merge:
+        ui.out.print(str(path), markup=False, highlight=False)
+        return
+    target = merge_into_user_config(env, spec.name)
+    ui.out.print(str(target), markup=False, highlight=False)
+    ui.ok(
+        f"Merged context {spec.name} into {target}; use it with: "
+        f"kubectl --context {spec.name} get nodes"
+    )
