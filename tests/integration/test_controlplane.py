@@ -268,6 +268,17 @@ def test_nodes_can_be_added_not_ready_and_flipped(kube: KubeControlPlane) -> Non
     # reset() (run by the fixture) makes worker-2 Ready again and deletes late-1
 
 
+def test_pod_logs_are_served_through_the_api_server(kube: KubeControlPlane) -> None:
+    kube.create_namespace("logs")
+    kube.api("POST", "/api/v1/namespaces/logs/pods", _pod("talker"))
+    kube.wait_pod_phase("logs", "talker", "Running")
+    assert kube.pod_logs("logs", "talker") == ""  # default: empty
+    kube.set_pod_logs("logs", "talker", "Pi is roughly 3.141\ndone")
+    kube.wait_for("logs", lambda: kube.pod_logs("logs", "talker") == "Pi is roughly 3.141\ndone\n")
+    res = kube.kubectl("logs", "-n", "logs", "talker", "--tail=1")
+    assert res.stdout == "done\n"
+
+
 # --------------------------------------------------------------------------- spark-submit
 
 
