@@ -1,0 +1,319 @@
+"""`up --until infra`, `down`, `ls`, `status` against a moto server over HTTP.
+
+Every property the issue lists is checked by reading AWS back with plain boto3. No test
+connects to an address moto returns; `--allow-cidr` is always explicit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sparkube.aws.session import CallCounter, observe_calls
+from tests.fixtures.common import CliResult
+from tests.fixtures.moto_server import MotoAws
+
+pytestmark = pytest.mark.integration
+
+CIDR = "203.0.113.7/32"
+Cli = Callable[..., CliResult]
+
+
+def _instances(ec2: Any, cluster: str = "sparkube") -> list[dict[str, Any]]:
+    pages = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:sparkube:cluster", "Values": [cluster]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
+    return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def _tags(item: dict[str, Any], key: str = "Tags") -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in item.get(key, [])}
+
+
+def _up(cli: Cli, moto_aws: MotoAws, *args: str) -> CliResult:
+    return cli("up", "--until", "infra", "--allow-cidr", CIDR, *args, env=moto_aws.env)
+
+
+def test_up_creates_every_resource_as_specified_then_down_removes_all(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    (moto_aws.env.cwd / "sparkube.yaml").write_text("tags:\n  team: data\n")
+    counter = CallCounter()
+    with observe_calls(counter):
+        result = _up(
+            cli,
+            moto_aws,
+            "--workers",
+            "3",
+            "--ttl",
+            "4h",
+            "--root-volume-gb",
+            "30",
+            "--allow-cidr",
+            "2001:db8::/64",
+        )
+    assert result.exit_code == 0, result.stderr
+    assert "✓ infra" in result.stderr
+    # One RunInstances per role, never per node.
+    assert counter.calls["ec2.RunInstances"] == 2
+    assert counter.writes().get("ec2.CreateTags", 0) == 0
+
+    ec2, iam, s3 = (moto_aws.client(s) for s in ("ec2", "iam", "s3"))
+    home = moto_aws.env.cluster_dir("sparkube")
+
+    # Key pair: ed25519, imported from a local key that is 0600 in SPARKUBE_HOME.
+    pairs = ec2.describe_key_pairs(
+        Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
+    )
+    (pair,) = pairs["KeyPairs"]
+    assert pair["KeyName"] == "sparkube-sparkube"
+    assert pair["KeyType"] == "ed25519"
+    assert _tags(pair)["team"] == "data"
+    key = home / "id_ed25519"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert b"OPENSSH PRIVATE KEY" in key.read_bytes()
+
+    # Security group: itself for everything; 22 and 6443 from the operator CIDRs only.
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
+    )["SecurityGroups"]
+    gid = group["GroupId"]
+    seen = set()
+    for perm in group["IpPermissions"]:
+        for r in perm.get("IpRanges", []):
+            assert r["CidrIp"] != "0.0.0.0/0"
+            seen.add((perm["IpProtocol"], perm.get("FromPort"), r["CidrIp"]))
+        for r in perm.get("Ipv6Ranges", []):
+            assert r["CidrIpv6"] != "::/0"
+            seen.add((perm["IpProtocol"], perm.get("FromPort"), r["CidrIpv6"]))
+        for pair_ in perm.get("UserIdGroupPairs", []):
+            seen.add((perm["IpProtocol"], None, pair_["GroupId"]))
+    assert seen == {
+        ("-1", None, gid),
+        ("tcp", 22, CIDR),
+        ("tcp", 6443, CIDR),
+        ("tcp", 22, "2001:db8::/64"),
+        ("tcp", 6443, "2001:db8::/64"),
+    }
+
+    # IAM: EC2 may assume the role; its only policy reaches only the cluster bucket.
+    role_name = "sparkube-sparkube-us-east-1"
+    role = iam.get_role(RoleName=role_name)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert _tags(role)["sparkube:cluster"] == "sparkube"
+    assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
+    (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    (bucket,) = [b for b in buckets if b.startswith("sparkube-sparkube-")]
+    resources = {r for st in document["Statement"] for r in [st["Resource"]]}
+    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    assert all(a.startswith("s3:") for st in document["Statement"] for a in st["Action"])
+    profile = iam.get_instance_profile(InstanceProfileName=role_name)["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [role_name]
+
+    # Bucket: unique name from cluster, region and account; private; encrypted; tagged.
+    assert "us-east-1" in bucket and len(bucket) <= 63
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    assert _tags(s3.get_bucket_tagging(Bucket=bucket), "TagSet")["sparkube:cluster"] == "sparkube"
+
+    # Instances.
+    nodes = _instances(ec2)
+    assert len(nodes) == 4
+    # moto associates the profile with the first instance of each RunInstances only.
+    profiles = {
+        a["InstanceId"]: a["IamInstanceProfile"]["Arn"]
+        for a in ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
+    }
+    assert len(profiles) == 2
+    assert all(arn.endswith(role_name) for arn in profiles.values())
+    roles = sorted(_tags(i)["sparkube:role"] for i in nodes)
+    assert roles == ["control-plane", "worker", "worker", "worker"]
+    for inst in nodes:
+        tags = _tags(inst)
+        assert tags["team"] == "data"
+        assert tags["Name"] in ("sparkube-control-plane", "sparkube-worker")
+        assert tags["sparkube:expires-at"]
+        assert inst["ImageId"] == moto_aws.amis["amd64"]
+        assert inst["KeyName"] == "sparkube-sparkube"
+        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [gid]
+        meta = inst["MetadataOptions"]
+        assert (meta["HttpTokens"], meta["HttpPutResponseHopLimit"], meta["HttpEndpoint"]) == (
+            "required",
+            2,
+            "enabled",
+        )
+        (mapping,) = inst["BlockDeviceMappings"]
+        assert mapping["DeviceName"] == "/dev/sda1"
+        volume = ec2.describe_volumes(VolumeIds=[mapping["Ebs"]["VolumeId"]])["Volumes"][0]
+        assert (volume["VolumeType"], volume["Size"], volume["Encrypted"]) == ("gp3", 30, True)
+        attr = ec2.describe_instance_attribute(
+            InstanceId=inst["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
+        )
+        assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+        data = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
+        script = base64.b64decode(data["UserData"]["Value"]).decode()
+        assert script.startswith("#!/bin/bash")
+        assert 'shutdown -h "+$minutes"' in script
+        assert "prepare.sh" in script
+
+    # status / ls see it, with time left and cost.
+    status = cli("status", "--output", "json", env=moto_aws.env)
+    assert status.exit_code == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert [n["name"] for n in doc["nodes"]] == [
+        "control-plane",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+    ]
+    assert doc["usd_per_hour"] == pytest.approx(4 * 0.0416)
+    assert doc["time_left"].startswith("3h5")
+    listing = cli("ls", "--output", "json", env=moto_aws.env)
+    assert json.loads(listing.stdout)[0]["cluster"] == "sparkube"
+    text = cli("status", env=moto_aws.env)
+    assert "worker-3" in text.stdout and "time left 3h5" in text.stdout
+
+    # down removes everything, local files included; a second down says so.
+    down = cli("down", "--yes", env=moto_aws.env)
+    assert down.exit_code == 0, down.stderr
+    assert "nothing tagged with it remains" in down.stdout
+    assert _instances(ec2) == []
+    assert (
+        ec2.describe_security_groups(
+            Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
+        )["SecurityGroups"]
+        == []
+    )
+    assert ec2.describe_key_pairs()["KeyPairs"] == []
+    assert [b for b in (b["Name"] for b in s3.list_buckets()["Buckets"]) if "sparkube" in b] == []
+    assert iam.list_roles(PathPrefix="/sparkube/")["Roles"] == []
+    assert iam.list_instance_profiles(PathPrefix="/sparkube/")["InstanceProfiles"] == []
+    assert not home.exists()
+    again = cli("down", "--yes", env=moto_aws.env)
+    assert again.exit_code == 0
+    assert "Nothing to delete" in again.stdout
+
+
+def test_second_up_makes_no_write_call(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "2").exit_code == 0
+    counter = CallCounter()
+    with observe_calls(counter):
+        again = _up(cli, moto_aws, "--workers", "2")
+    assert again.exit_code == 0, again.stderr
+    assert counter.total > 0
+    assert counter.writes() == {}
+
+
+def test_more_workers_adds_the_next_numbers_fewer_is_an_error(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "2").exit_code == 0
+    counter = CallCounter()
+    with observe_calls(counter):
+        grown = _up(cli, moto_aws, "--workers", "4")
+    assert grown.exit_code == 0, grown.stderr
+    assert counter.calls["ec2.RunInstances"] == 1
+    status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+    assert [n["name"] for n in status["nodes"]] == [
+        "control-plane",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+        "worker-4",
+    ]
+    shrink = _up(cli, moto_aws, "--workers", "1")
+    assert shrink.exit_code == 2
+    assert "remove-node" in shrink.stderr
+    assert len(_instances(moto_aws.client("ec2"))) == 5
+
+
+def test_up_with_a_different_spec_says_what_differs(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "1").exit_code == 0
+    counter = CallCounter()
+    with observe_calls(counter):
+        other = _up(
+            cli,
+            moto_aws,
+            "--workers",
+            "1",
+            "--instance-type",
+            "m6i.large",
+            "--root-volume-gb",
+            "50",
+        )
+    assert other.exit_code == 2
+    assert "worker type t3.medium (asked m6i.large)" in other.stderr
+    assert "root volume 40 GiB (asked 50)" in other.stderr
+    assert counter.writes() == {}
+
+
+def test_spot_and_arm64(cli: Cli, moto_aws: MotoAws) -> None:
+    result = _up(
+        cli,
+        moto_aws,
+        "--workers",
+        "2",
+        "--spot",
+        "--instance-type",
+        "t4g.medium",
+        "--control-plane-type",
+        "t4g.medium",
+    )
+    assert result.exit_code == 0, result.stderr
+    nodes = _instances(moto_aws.client("ec2"))
+    assert {i["ImageId"] for i in nodes} == {moto_aws.amis["arm64"]}
+    workers = [i for i in nodes if _tags(i)["sparkube:role"] == "worker"]
+    assert {i.get("InstanceLifecycle") for i in workers} == {"spot"}
+    # No TTL: the default shutdown behaviour is kept.
+    attr = moto_aws.client("ec2").describe_instance_attribute(
+        InstanceId=workers[0]["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
+    )
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+
+
+def test_plan_lists_everything_and_writes_nothing(cli: Cli, moto_aws: MotoAws) -> None:
+    counter = CallCounter()
+    with observe_calls(counter):
+        result = cli("plan", "--workers", "3", "--allow-cidr", CIDR, "-o", "json", env=moto_aws.env)
+    assert result.exit_code == 0, result.stderr
+    assert counter.writes() == {}
+    plan = json.loads(result.stdout)
+    kinds = [r["kind"] for r in plan["resources"]]
+    assert kinds.count("ingress rule") == 3
+    assert {"key pair", "security group", "IAM role", "instance profile", "S3 bucket"} <= set(kinds)
+    assert [(i["role"], i["count"]) for i in plan["instances"]] == [
+        ("control-plane", 1),
+        ("worker", 3),
+    ]
+    assert plan["instances"][0]["ami"] == moto_aws.amis["amd64"]
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(4 * 0.0416)
+    assert plan["cost"]["source"] == "bundled price table"
+    text = cli("plan", "--workers", "3", "--allow-cidr", CIDR, env=moto_aws.env)
+    assert "bundled price table" in text.stdout
+    assert "tcp/6443" in text.stdout and "203.0.113.7/32" in text.stdout
+    assert not moto_aws.env.cluster_dir("sparkube").exists()
+
+
+def test_ls_across_regions_and_clusters(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "0", "-c", "alpha").exit_code == 0
+    assert _up(cli, moto_aws, "--workers", "1", "-c", "beta").exit_code == 0
+    result = cli("ls", "-o", "json", env=moto_aws.env)
+    rows = {r["cluster"]: r for r in json.loads(result.stdout)}
+    assert rows["alpha"]["nodes"] == 1 and rows["beta"]["nodes"] == 2
+    assert rows["beta"]["time_left"] == "-"
+    text = cli("ls", env=moto_aws.env)
+    assert "alpha" in text.stdout and "beta" in text.stdout
