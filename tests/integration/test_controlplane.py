@@ -222,6 +222,14 @@ def test_rbac_is_enforced_for_service_account_tokens(kube: KubeControlPlane) -> 
     assert kube.pod("team-a", "allowed")["spec"]["nodeName"] in kube.workers
 
 
+def test_pod_security_admission_is_enforced(kube: KubeControlPlane) -> None:
+    kube.create_namespace("restricted", {"pod-security.kubernetes.io/enforce": "baseline"})
+    pod = _pod("privileged")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    denied = kube.api("POST", "/api/v1/namespaces/restricted/pods", pod, ok_statuses=(403,))
+    assert 'violates PodSecurity "baseline:latest"' in denied["message"]
+
+
 def test_pod_phases_by_label_and_by_helper(kube: KubeControlPlane) -> None:
     kube.create_namespace("phases")
     for name, phase in (("ok", "Succeeded"), ("bad", "Failed")):
