@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.controlplane",
     "tests.fixtures.sshhosts",
     "tests.fixtures.moto_server",
 ]
