@@ -6,6 +6,7 @@ import subprocess
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from sparkube.cli.app import app
 from sparkube.cli.options import ClusterOption, RegionOption
@@ -14,26 +15,37 @@ from sparkube.errors import ClusterError
 from sparkube.spec import load_spec
 
 PANEL = "Cluster"
+_REMOTE = "sparkube.remote_command"
 
 
-@app.command(
-    rich_help_panel=PANEL,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
+class _SplitAtDoubleDash(TyperCommand):
+    """Everything after ``--`` is the remote command, even when NODE is left out."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[_REMOTE] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return [*super().collect_usage_pieces(ctx), "[-- COMMAND...]"]
+
+
+@app.command(rich_help_panel=PANEL, cls=_SplitAtDoubleDash)
 def ssh(
     ctx: typer.Context,
     node: Annotated[
         str | None,
         typer.Argument(help="Node name (control-plane, worker-1, ...). Default: control plane."),
     ] = None,
-    command: Annotated[
-        list[str] | None,
-        typer.Argument(help="Command to run instead of a shell (after --).", show_default=False),
-    ] = None,
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Open a shell on a node, or run a command: sparkube ssh worker-1 -- df -h."""
+    """Open a shell on a node, or run the command given after --.
+
+    Examples: sparkube ssh · sparkube ssh worker-1 · sparkube ssh worker-2 -- df -h
+    """
     from sparkube import phases
     from sparkube.aws.provider import AwsProvider
     from sparkube.nodes.access import prepare_ssh
@@ -42,7 +54,7 @@ def ssh(
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     provider = AwsProvider.from_env(env, region=spec.region)
     info = provider.describe(spec.name).with_address_overrides(phases.default_overrides(env))
-    argv = prepare_ssh(env, info, node, list(command or []) + list(ctx.args))
+    argv = prepare_ssh(env, info, node, ctx.meta.get(_REMOTE, []))
     code = subprocess.call(argv)
     if code != 0:
         raise typer.Exit(code)

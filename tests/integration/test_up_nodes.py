@@ -1,0 +1,91 @@
+"""``sparkube up`` through infra -> nodes -> kubernetes, then ``sparkube ssh``.
+
+AWS is the moto server; the instances moto reports are played by sshd hosts in network
+namespaces (``SPARKUBE_NODE_ADDRESSES`` maps node names to them: nothing connects to a
+moto address); the Kubernetes API is the real test control plane, whose admin
+kubeconfig the shim ``kubeadm init`` leaves on the control-plane host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkube.nodes.prepare import render_prepare_script
+from sparkube.spec import ClusterSpec
+from tests.fixtures.common import CliResult
+from tests.fixtures.controlplane import KubeControlPlane
+from tests.fixtures.moto_server import MotoAws
+from tests.fixtures.sshhosts import SshLab
+
+pytestmark = pytest.mark.integration
+
+CIDR = "203.0.113.7/32"
+
+
+@pytest.fixture
+def coredns(kube: KubeControlPlane) -> Iterator[None]:
+    from tests.integration.test_readiness import COREDNS
+
+    kube.api("POST", "/apis/apps/v1/namespaces/kube-system/deployments", COREDNS)
+    yield
+    kube.api(
+        "DELETE", "/apis/apps/v1/namespaces/kube-system/deployments/coredns", ok_statuses=(404,)
+    )
+
+
+def test_up_runs_nodes_and_kubernetes_then_ssh_works(
+    cli: Callable[..., CliResult],
+    moto_aws: MotoAws,
+    ssh_lab: SshLab,
+    kube: KubeControlPlane,
+    coredns: None,
+) -> None:
+    workers = len(kube.workers)
+    infra = cli(
+        "up", "--until", "infra", "--allow-cidr", CIDR, "--workers", str(workers),
+        env=moto_aws.env,
+    )  # fmt: skip
+    assert infra.exit_code == 0, infra.stderr
+    cdir = moto_aws.env.cluster_dir("sparkube")
+    ssh_lab.authorize((cdir / "id_ed25519.pub").read_text())
+    ssh_lab.cluster("sparkube", workers=workers)  # creates the hosts
+    admin = yaml.safe_dump(json.loads(kube.kubeconfig.read_text()))
+    (ssh_lab.hosts["control-plane"].dir / "admin.conf.src").write_text(admin)
+    for proc in ssh_lab.boot(render_prepare_script(ClusterSpec(workers=workers))):
+        assert proc.wait(60) == 0
+
+    environ: dict[str, Any] = dict(moto_aws.env.environ)
+    environ.update(
+        SPARKUBE_NODE_ADDRESSES=",".join(f"{k}={v}" for k, v in ssh_lab.overrides().items()),
+        SPARKUBE_SSH_USER=ssh_lab.user,
+        SPARKUBE_API_SERVER=kube.server,
+    )
+    env = dataclasses.replace(moto_aws.env, environ=environ)
+    up = cli("up", "--allow-cidr", CIDR, "--workers", str(workers), env=env)
+    assert up.exit_code == 0, up.stderr
+    assert f"{workers + 1}/{workers + 1} prepared" in up.stderr
+    assert f"{workers}/{workers} workers joined, {workers + 1}/{workers + 1} Ready" in up.stderr
+    assert "nodes" in up.stderr and "kubernetes" in up.stderr
+
+    printed = cli("kubeconfig", env=env)
+    assert printed.exit_code == 0
+    kc = yaml.safe_load((cdir / "kubeconfig").read_text())
+    assert kc["current-context"] == "sparkube"
+
+    ok = cli("ssh", "worker-1", "--", "true", env=env)
+    assert ok.exit_code == 0, ok.stderr
+    failing = cli("ssh", "--", "sh", "-c", "exit 3", env=env)
+    assert failing.exit_code == 3
+
+    # re-running resumes: nothing initialised or joined again
+    again = cli("up", "--allow-cidr", CIDR, "--workers", str(workers), env=env)
+    assert again.exit_code == 0, again.stderr
+    assert "control plane already up" in again.stderr
+    inits = [c for c in ssh_lab.hosts["control-plane"].calls() if c.startswith("kubeadm init")]
+    assert len(inits) == 1
