@@ -25,12 +25,14 @@ dest="$cache_root/$KUBE_VERSION/bin"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok etcd)
 
 # The stamp identifies the inputs; a change to any of them triggers a rebuild.
-inputs=("$here/versions.env" "$here/build.sh"
+# Bump RECIPE when a change to this script changes the binaries (flags, ldflags).
+RECIPE=1
+inputs=("$here/versions.env"
         "$here/go.mod" "$here/go.sum" "$here/tools.go"
         "$here/kwok/go.mod" "$here/kwok/go.sum" "$here/kwok/tools.go"
         "$here/etcd/go.mod" "$here/etcd/go.sum" "$here/etcd/tools.go")
 for f in "${inputs[@]}"; do [[ -f $f ]] || die "missing input file $f"; done
-stamp="$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
+stamp="$({ echo "recipe $RECIPE"; cat "${inputs[@]}"; } | sha256sum | cut -c1-16)"
 
 all_present() {
   local b
@@ -93,7 +95,7 @@ stage="$(mktemp -d "$cache_root/$KUBE_VERSION/.build.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 
 echo "Building Kubernetes test binaries $KUBE_VERSION (kwok $KWOK_VERSION, etcd $ETCD_VERSION) with $gover, -p $jobs"
-echo "  into $dest  (a cold build takes tens of minutes on 2 cores)"
+echo "  into $dest  (cold: ~7 min on 2 cores incl. module download; warm Go caches: ~1 min)"
 t_all=$SECONDS
 
 step() {  # step NAME DIR LDFLAGS PACKAGES...
