@@ -9,10 +9,12 @@ a block. Throttling never reaches here: botocore's retry mode retries it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.session
 from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
@@ -146,12 +148,25 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
     return CloudError(f"AWS {op or 'request'} failed{where}: {code}: {message}".rstrip(": ") + ".")
 
 
+#: Services whose operations sparkube calls, in lookup order (IAM action prefix = name).
+_SERVICES = ("ec2", "iam", "s3", "ssm", "sts", "pricing")
+
+
+@functools.cache
+def _service_of(operation: str) -> str | None:
+    loader = botocore.session.get_session()
+    for service in _SERVICES:
+        if operation in loader.get_service_model(service).operation_names:
+            return service
+    return None
+
+
 def _guess_action(exc: ClientError) -> str:
     op = _operation(exc)
-    service = str(getattr(exc, "service", "") or "")
-    meta = exc.response.get("ResponseMetadata", {})
-    del meta
-    return f"{service or 'the'}:{op}" if op else "this operation"
+    if not op:
+        return "this operation"
+    service = _service_of(op)
+    return f"{service}:{op}" if service else op
 
 
 def _vcpu_sentence(message: str, where: str) -> str:
