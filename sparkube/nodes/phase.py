@@ -64,6 +64,7 @@ def check_command() -> str:
     r = '"${SPARKUBE_NODE_ROOT:-}"'
     return "\n".join(
         [
+            'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"',
             f'if [ -f {r}{PREPARE_MARKER} ]; then echo "prepare=$(cat {r}{PREPARE_MARKER})";',
             "else echo prepare=pending; exit 0; fi",
             "for b in containerd kubelet kubeadm kubectl; do",

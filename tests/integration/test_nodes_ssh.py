@@ -211,3 +211,22 @@ def test_twelve_nodes(ssh_lab: SshLab, sparkube_env: Environment) -> None:
     assert _up(ssh_lab, sparkube_env, spec, cluster) == (
         "control plane initialised, 11/11 workers joined"
     )
+
+
+def test_preparation_is_idempotent(ssh_lab: SshLab, sparkube_env: Environment) -> None:
+    spec, cluster = _setup(ssh_lab, sparkube_env, workers=1)  # first boot done
+    host = ssh_lab.hosts["worker-1"]
+    first = host.calls()
+    for proc in ssh_lab.boot(render_prepare_script(spec)):  # the script runs again
+        assert proc.wait(60) == 0
+    second = host.calls()[len(first) :]
+    assert "apt-get install kubelet kubeadm kubectl" not in " ".join(second)
+    assert "systemctl restart containerd" not in second
+    assert "systemctl restart containerd" in first
+    assert (host.root / "var/lib/sparkube/prepare.done").read_text().strip() == "0"
+    conf = (host.root / "etc/containerd/config.toml").read_text()
+    assert "SystemdCgroup = true" in conf and "SystemdCgroup = false" not in conf
+    summary = run_nodes_phase(
+        env=sparkube_env, cluster=cluster, settings=_settings(ssh_lab, sparkube_env)
+    )
+    assert summary.startswith("2/2 prepared")

@@ -83,9 +83,13 @@ if ! grep -q 'SystemdCgroup = true' "$CONF.new"; then
     echo "sparkube-prepare: could not set SystemdCgroup = true in $CONF" >&2
     exit 1
 fi
-mv -f "$CONF.new" "$CONF"
 systemctl enable containerd
-systemctl restart containerd
+if cmp -s "$CONF.new" "$CONF"; then
+    rm -f "$CONF.new" # unchanged on a re-run: leave containerd running
+else
+    mv -f "$CONF.new" "$CONF"
+    systemctl restart containerd
+fi
 
 step "kubernetes v$K8S_MINOR packages"
 install -d -m 0755 "$ROOT/etc/apt/keyrings"
@@ -94,9 +98,13 @@ curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/v$K8S_MINOR/deb/Release.
 mkdir -p "$ROOT/etc/apt/sources.list.d"
 echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v$K8S_MINOR/deb/ /" \
     >"$ROOT/etc/apt/sources.list.d/kubernetes.list"
-apt_get update
-apt_get install kubelet kubeadm kubectl
-apt-mark hold kubelet kubeadm kubectl
+if [ "$(apt-mark showhold kubelet kubeadm kubectl | wc -l)" -eq 3 ]; then
+    echo "sparkube-prepare: kubelet, kubeadm and kubectl already installed and held"
+else
+    apt_get update
+    apt_get install kubelet kubeadm kubectl
+    apt-mark hold kubelet kubeadm kubectl
+fi
 systemctl enable kubelet
 
 step "versions"
