@@ -220,7 +220,8 @@ def test_preparation_is_idempotent(ssh_lab: SshLab, sparkube_env: Environment) -
     for proc in ssh_lab.boot(render_prepare_script(spec)):  # the script runs again
         assert proc.wait(60) == 0
     second = host.calls()[len(first) :]
-    assert "apt-get install kubelet kubeadm kubectl" not in " ".join(second)
+    assert "install kubelet kubeadm kubectl" in " ".join(first)
+    assert "install kubelet kubeadm kubectl" not in " ".join(second)
     assert "systemctl restart containerd" not in second
     assert "systemctl restart containerd" in first
     assert (host.root / "var/lib/sparkube/prepare.done").read_text().strip() == "0"
