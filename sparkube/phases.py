@@ -209,19 +209,22 @@ def run_down(
     *,
     keep_data: bool,
     reporter: Reporter | None = None,
+    existing: ClusterInfo | None = None,
 ) -> DownResult:
     """Delete everything tagged with the cluster, then list what remains."""
     from sparkube.aws import discovery
 
     reporter = reporter or NullReporter()
     start = time.monotonic()
-    existing = provider.describe(cluster)
+    existing = existing or provider.describe(cluster)
     local = provider.env.cluster_dir(cluster)
     if discovery.is_empty(existing) and not local.exists():
         return DownResult(False, (), (), (), 0.0)
     reporter.phase_started("down", f"deleting cluster {cluster}")
     try:
-        result, remaining = provider.teardown(cluster, keep_data=keep_data, reporter=reporter)
+        result, remaining = provider.teardown(
+            cluster, keep_data=keep_data, reporter=reporter, info=existing
+        )
     except BaseException as exc:
         reporter.phase_failed("down", describe(exc).message)
         raise

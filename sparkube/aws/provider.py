@@ -91,6 +91,8 @@ class AwsProvider:
     detect_ip: network.IpDetector | None = network.checkip
     sleep: Any = time.sleep
     now: Any = field(default=lambda: datetime.now(UTC))
+    #: The last validation, reused by ``ensure_infra`` right after ``plan`` of the same spec.
+    _last_check: tuple[ClusterSpec, _Checked] | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Environment, *, region: str | None, **kwargs: Any) -> AwsProvider:
@@ -144,7 +146,9 @@ class AwsProvider:
             )
             existing = discovery.describe_cluster(self.clients, spec.name)
         check_matches(spec, existing, placement)
-        return _Checked(types, placement, cidrs, existing)
+        checked = _Checked(types, placement, cidrs, existing)
+        self._last_check = (spec, checked)
+        return checked
 
     def validate(self, spec: ClusterSpec) -> None:
         self._check(spec)
@@ -260,7 +264,8 @@ class AwsProvider:
     ) -> ClusterInfo:
         """Create whatever of the cluster's infrastructure is missing; return it all."""
         reporter = reporter or NullReporter()
-        checked = self._check(spec)
+        last, self._last_check = self._last_check, None
+        checked = last[1] if last is not None and last[0] == spec else self._check(spec)
         existing = checked.existing
         ec2, name = self.clients.ec2, spec.name
         base = T.base_tags(name, spec.tags)
@@ -355,11 +360,17 @@ class AwsProvider:
         return out
 
     def teardown(
-        self, cluster: str, *, keep_data: bool, reporter: Reporter | None = None
+        self,
+        cluster: str,
+        *,
+        keep_data: bool,
+        reporter: Reporter | None = None,
+        info: ClusterInfo | None = None,
     ) -> tuple[teardown.TeardownResult, ClusterInfo]:
-        """Delete everything of ``cluster``; return what was done and what remains."""
+        """Delete everything of ``cluster`` (as found now, or as ``info`` found it just
+        before); return what was done and what remains."""
         reporter = reporter or NullReporter()
-        info = self.describe(cluster)
+        info = info or self.describe(cluster)
         with aws_errors(self.region):
             result = teardown.teardown(
                 self.clients,

@@ -399,7 +399,9 @@ def down(
         ui.err.print(f"This deletes cluster {spec.name} in {provider.region}: " + "; ".join(what))
         if not typer.confirm("Delete it?", default=False, err=True):
             raise typer.Exit(1)
-    result = phases.run_down(provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui))
+    result = phases.run_down(
+        provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui), existing=info
+    )
     for item in result.deleted:
         ui.note(f"deleted {item}")
     for item in result.kept:
