@@ -1,0 +1,210 @@
+"""Names, rules, launch parameters, node naming and spec checks (no AWS)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from sparkube.aws import iam, instances, network, storage
+from sparkube.aws.provider import check_matches, next_worker_number
+from sparkube.errors import ConfigError, UsageError
+from sparkube.model import ClusterInfo, Node
+from sparkube.spec import ClusterSpec
+
+LONGEST = "a" * 32
+REGIONS = ("us-east-1", "ap-southeast-2", "eu-central-1", "us-gov-west-1")
+
+
+@pytest.mark.parametrize("region", REGIONS)
+@pytest.mark.parametrize("name", ["sparkube", LONGEST, "a", "data-team-2"])
+def test_bucket_names_follow_s3_rules(name: str, region: str) -> None:
+    bucket = storage.bucket_name(name, region, "123456789012")
+    assert 3 <= len(bucket) <= 63
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", bucket)
+    assert ".." not in bucket and not bucket.endswith(("-s3alias", "--ol-s3", "--x-s3"))
+    assert bucket != storage.bucket_name(name, region, "210987654321")
+    assert bucket == storage.bucket_name(name, region, "123456789012")
+
+
+def test_iam_names_fit() -> None:
+    assert len(iam.role_name(LONGEST, "ap-southeast-2")) <= 64
+
+
+def test_bucket_policy_reaches_only_the_bucket() -> None:
+    policy = iam.bucket_policy("b")
+    resources = {s["Resource"] for s in policy["Statement"]}
+    assert resources == {"arn:aws:s3:::b", "arn:aws:s3:::b/*"}
+
+
+def test_operator_cidrs() -> None:
+    env = {"SPARKUBE_DETECT_IP": ""}
+    assert network.operator_cidrs(["10.0.0.0/8"], None, env) == ("10.0.0.0/8",)
+    assert network.operator_cidrs([], lambda: "198.51.100.4\n", env) == ("198.51.100.4/32",)
+    assert network.operator_cidrs([], lambda: "2001:db8::1", env) == ("2001:db8::1/128",)
+    with pytest.raises(ConfigError, match="pass --allow-cidr"):
+        network.operator_cidrs([], None, env)
+    with pytest.raises(ConfigError, match="pass --allow-cidr"):
+        network.operator_cidrs([], lambda: "198.51.100.4", {"SPARKUBE_DETECT_IP": "off"})
+
+    def broken() -> str:
+        raise OSError("network unreachable")
+
+    with pytest.raises(ConfigError, match="pass --allow-cidr"):
+        network.operator_cidrs([], broken, env)
+    with pytest.raises(ConfigError, match="whole internet"):
+        network.operator_cidrs(["0.0.0.0/0"], None, env)
+
+
+def test_rules_only_self_and_operator_ports() -> None:
+    rules = network.wanted_rules("sg-1", ["203.0.113.7/32", "2001:db8::/64"])
+    perms = [r.to_permission() for r in rules]
+    assert perms[0] == {
+        "IpProtocol": "-1",
+        "UserIdGroupPairs": [{"GroupId": "sg-1", "Description": "sparkube: node to node"}],
+    }
+    ports = sorted(
+        (
+            p["FromPort"],
+            next(iter(p.get("IpRanges") or p["Ipv6Ranges"])).get("CidrIp")
+            or p["Ipv6Ranges"][0]["CidrIpv6"],
+        )
+        for p in perms[1:]
+    )
+    assert ports == [
+        (22, "2001:db8::/64"),
+        (22, "203.0.113.7/32"),
+        (6443, "2001:db8::/64"),
+        (6443, "203.0.113.7/32"),
+    ]
+
+
+def test_existing_rules_are_not_added_again() -> None:
+    group = {
+        "IpPermissions": [
+            {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": "203.0.113.7/32"}],
+            },
+        ]
+    }
+    have = network.existing_rules(group)
+    missing = [r for r in network.wanted_rules("sg-1", ["203.0.113.7/32"]) if r.key() not in have]
+    assert [(r.protocol, r.from_port) for r in missing] == [("tcp", 6443)]
+
+
+def _request(**overrides: object) -> instances.LaunchRequest:
+    values: dict[str, object] = dict(
+        cluster="c",
+        role="worker",
+        count=5,
+        first_worker=3,
+        instance_type="t3.medium",
+        ami=instances.AmiInfo("ami-1", "/dev/sda1", "x86_64"),
+        key_name="sparkube-c",
+        group_id="sg-1",
+        instance_profile="p",
+        subnet_id=None,
+        user_data=b"#!/bin/bash\n",
+        root_volume_gb=40,
+        spot=False,
+        terminate_on_shutdown=False,
+        tags={"sparkube:cluster": "c"},
+    )
+    values.update(overrides)
+    return instances.LaunchRequest(**values)  # type: ignore[arg-type]
+
+
+def test_launch_parameters() -> None:
+    params = instances.launch_parameters(_request())
+    assert params["MinCount"] == params["MaxCount"] == 5
+    assert params["MetadataOptions"] == {
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+        "HttpEndpoint": "enabled",
+    }
+    (bdm,) = params["BlockDeviceMappings"]
+    assert bdm == {
+        "DeviceName": "/dev/sda1",
+        "Ebs": {
+            "VolumeType": "gp3",
+            "VolumeSize": 40,
+            "Encrypted": True,
+            "DeleteOnTermination": True,
+        },
+    }
+    assert len(params["ClientToken"]) <= 64
+    tags = {t["Key"]: t["Value"] for t in params["TagSpecifications"][0]["Tags"]}
+    assert tags["sparkube:first-worker"] == "3" and tags["sparkube:role"] == "worker"
+    assert "InstanceMarketOptions" not in params
+    assert "InstanceInitiatedShutdownBehavior" not in params
+    spot = instances.launch_parameters(_request(spot=True, terminate_on_shutdown=True))
+    assert spot["InstanceMarketOptions"]["MarketType"] == "spot"
+    assert "MaxPrice" not in spot["InstanceMarketOptions"]["SpotOptions"]
+    assert spot["InstanceInitiatedShutdownBehavior"] == "terminate"
+    assert "spot-instances-request" in {s["ResourceType"] for s in spot["TagSpecifications"]}
+
+
+def test_client_tokens_differ_per_batch_and_cluster_incarnation() -> None:
+    a = instances.client_token("c", "sg-1", "worker", 1, 3)
+    assert a == instances.client_token("c", "sg-1", "worker", 1, 3)
+    assert a != instances.client_token("c", "sg-2", "worker", 1, 3)
+    assert a != instances.client_token("c", "sg-1", "worker", 4, 3)
+
+
+def test_node_names_from_tags_and_launch_index() -> None:
+    assert instances.node_name({"sparkube:role": "control-plane"}, 0) == (
+        "control-plane",
+        "control-plane",
+    )
+    tags = {"sparkube:role": "worker", "sparkube:first-worker": "4"}
+    assert instances.node_name(tags, 2) == ("worker-6", "worker")
+    assert instances.node_name({**tags, "sparkube:node": "worker-9"}, 2)[0] == "worker-9"
+
+
+def test_kubeadm_minimum() -> None:
+    instances.check_kubeadm_minimum(instances.TypeInfo("t3.small", 2, 2048, ("x86_64",)), "--x")
+    with pytest.raises(ConfigError, match="2 vCPUs and 2 GiB"):
+        instances.check_kubeadm_minimum(instances.TypeInfo("t3.micro", 2, 1024, ()), "--x")
+    assert instances.TypeInfo("t4g.medium", 2, 4096, ("arm64",)).arch == "arm64"
+    assert instances.TypeInfo("t3.medium", 2, 4096, ("i386", "x86_64")).arch == "amd64"
+
+
+def _cluster(*nodes: Node, vpc: str = "vpc-1") -> ClusterInfo:
+    return ClusterInfo("c", "us-east-1", nodes=nodes, vpc_id=vpc)
+
+
+def _node(name: str, itype: str = "t3.medium", **tags: str) -> Node:
+    role = "control-plane" if name == "control-plane" else "worker"
+    return Node(name, role, instance_type=itype, tags={"sparkube:kubernetes": "1.36", **tags})
+
+
+def test_check_matches() -> None:
+    placement = network.Placement("vpc-1", None)
+    info = _cluster(_node("control-plane"), _node("worker-1"), _node("worker-2"))
+    check_matches(ClusterSpec(name="c", workers=2), info, placement)
+    check_matches(ClusterSpec(name="c", workers=5, ttl=timedelta(hours=1)), info, placement)
+    with pytest.raises(ConfigError) as err:
+        check_matches(
+            ClusterSpec(
+                name="c", workers=2, control_plane_type="m6i.large", kubernetes_version="1.35"
+            ),
+            info,
+            placement,
+        )
+    assert "control-plane type t3.medium (asked m6i.large)" in str(err.value)
+    assert "Kubernetes 1.36 (asked 1.35)" in str(err.value)
+    with pytest.raises(UsageError, match="remove-node worker-2"):
+        check_matches(ClusterSpec(name="c", workers=1), info, placement)
+    with pytest.raises(ConfigError, match="VPC vpc-1"):
+        check_matches(ClusterSpec(name="c"), info, network.Placement("vpc-2", None))
+
+
+def test_next_worker_number_skips_gaps() -> None:
+    info = _cluster(_node("control-plane"), _node("worker-1"), _node("worker-4"))
+    assert next_worker_number(info) == 5
+    assert next_worker_number(_cluster()) == 1
