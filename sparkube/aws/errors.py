@@ -186,11 +186,15 @@ def _vcpu_sentence(message: str, where: str) -> str:
     )
 
 
-def vcpu_error(*, needed: int, allowed: int, region: str, spot: bool) -> CloudError:
+def vcpu_error(*, needed: int, allowed: int | None, region: str, spot: bool) -> CloudError:
+    """Over the vCPU quota: say how many this launch needs and how many are allowed."""
     code = "L-34B43A08" if spot else "L-1216C47A"
+    kind = "Spot" if spot else "On-Demand Standard"
+    quota = f"allows {allowed} in all" if allowed is not None else "does not allow more"
     return CloudError(
-        f"This cluster needs {needed} vCPUs but your EC2 quota in {region} allows "
-        f"{allowed}; request more in Service Quotas ({code}) or use fewer/smaller instances."
+        f"This launch needs {needed} more vCPUs but your {kind} vCPU quota in {region} "
+        f"{quota} (vCPUs already running count against it); request more in Service Quotas "
+        f"({code}), stop other instances, or use fewer/smaller instances."
     )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sparkube.aws import tags as T
-from sparkube.aws.errors import error_message, is_code
+from sparkube.aws.errors import error_message, is_code, vcpu_error
 from sparkube.errors import CloudError, ConfigError
 from sparkube.model import CONTROL_PLANE, WORKER, Node, Role
 
@@ -162,6 +162,8 @@ class LaunchRequest:
     spot: bool
     terminate_on_shutdown: bool
     tags: Mapping[str, str]
+    #: vCPUs of one instance (for quota messages).
+    vcpus: int = 0
 
 
 def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
@@ -248,6 +250,14 @@ def launch(ec2: Any, req: LaunchRequest, *, sleep: Sleep) -> list[str]:
                 log.info("instance profile not visible to EC2 yet; retrying in %.0f s", delay)
                 sleep(delay)
                 continue
+            if is_code(exc, "VcpuLimitExceeded"):
+                limit = re.search(r"limit of (\d+)", error_message(exc))
+                raise vcpu_error(
+                    needed=req.count * req.vcpus,
+                    allowed=int(limit.group(1)) if limit else None,
+                    region=ec2.meta.region_name,
+                    spot=req.spot,
+                ) from exc
             if is_code(exc, "IdempotentParameterMismatch"):
                 raise CloudError(
                     "AWS still remembers an earlier, different launch of these nodes; wait "

@@ -349,6 +349,7 @@ class AwsProvider:
                 spot=spot,
                 terminate_on_shutdown=expires is not None,
                 tags=tags,
+                vcpus=checked.types[itype].vcpus,
             )
 
         out = []

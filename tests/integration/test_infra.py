@@ -317,3 +317,21 @@ def test_ls_across_regions_and_clusters(cli: Cli, moto_aws: MotoAws) -> None:
     assert rows["beta"]["time_left"] == "-"
     text = cli("ls", env=moto_aws.env)
     assert "alpha" in text.stdout and "beta" in text.stdout
+
+
+def test_ls_all_regions_finds_clusters_everywhere(cli: Cli, moto_aws: MotoAws) -> None:
+    from tests.fixtures.moto_server import seed_ubuntu
+
+    seed_ubuntu(moto_aws.url, "eu-west-1")
+    assert _up(cli, moto_aws, "--workers", "0", "-c", "east").exit_code == 0
+    west = _up(cli, moto_aws, "--workers", "1", "-c", "west", "--region", "eu-west-1")
+    assert west.exit_code == 0, west.stderr
+    here = json.loads(cli("ls", "-o", "json", env=moto_aws.env).stdout)
+    assert [r["cluster"] for r in here] == ["east"]
+    everywhere = json.loads(cli("ls", "--all-regions", "-o", "json", env=moto_aws.env).stdout)
+    assert {(r["cluster"], r["region"]) for r in everywhere} == {
+        ("east", "us-east-1"),
+        ("west", "eu-west-1"),
+    }
+    west_row = next(r for r in everywhere if r["cluster"] == "west")
+    assert west_row["usd_per_hour"] == pytest.approx(2 * 0.0462)  # eu-west-1 table prices

@@ -135,7 +135,7 @@ def test_no_credentials_says_how_to_configure(cli: Cli, moto_aws: MotoAws) -> No
             "ec2.RunInstances",
             "VcpuLimitExceeded",
             "You have requested more vCPU capacity than your current vCPU limit of 8 allows",
-            "allowed 8",
+            "needs 2 more vCPUs but your On-Demand Standard vCPU quota in us-east-1 allows 8",
         ),
         (
             "ec2.RunInstances",

@@ -70,3 +70,15 @@ def test_aws_errors_context_translates_and_chains() -> None:
         raise _client_error("InsufficientInstanceCapacity")
     assert "eu-west-1" in str(info.value)
     assert isinstance(info.value.__cause__, ClientError)
+
+
+def test_clients_retry_throttling_in_standard_mode() -> None:
+    from sparkube.aws.session import AwsClients
+
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "HOME": "/nonexistent"}
+    ec2 = AwsClients(env, "us-east-1").ec2
+    assert ec2.meta.config.retries == {"mode": "standard", "total_max_attempts": 8}
+    adaptive = AwsClients(
+        {**env, "AWS_RETRY_MODE": "adaptive", "AWS_MAX_ATTEMPTS": "4"}, "us-east-1"
+    )
+    assert adaptive.ec2.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 4}
