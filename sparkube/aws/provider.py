@@ -347,7 +347,8 @@ class AwsProvider:
                 user_data=script,
                 root_volume_gb=spec.root_volume_gb,
                 spot=spot,
-                terminate_on_shutdown=expires is not None,
+                # TTL shutdowns terminate; a one-time spot node cannot be stopped anyway.
+                terminate_on_shutdown=expires is not None or spot,
                 tags=tags,
                 vcpus=checked.types[itype].vcpus,
             )

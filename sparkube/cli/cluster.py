@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.live import Live
 from rich.markup import escape
-from rich.status import Status
+from rich.spinner import Spinner
 from rich.table import Table
 
 from sparkube import phases
@@ -124,22 +125,33 @@ def _left(expires: datetime | None, now: datetime) -> str:
 
 
 class RichReporter:
-    """Progress on stderr: a spinner line while a phase runs, a line when it ends."""
+    """Progress on stderr: while a phase runs, a live line for it and one per node or
+    resource it is working on; when it ends, one line with its summary and duration."""
 
     def __init__(self, ui: UI) -> None:
         self.ui = ui
-        self.status: Status | None = None
+        self.live: Live | None = None
+        self.phase = ""
         self.description = ""
+        self.steps: dict[str, str] = {}
+
+    def _render(self) -> Table:
+        table = Table.grid(padding=(0, 1))
+        table.add_row(Spinner("dots"), f"{self.phase:<12}", escape(self.description))
+        for subject, text in self.steps.items():
+            table.add_row("", f"  {escape(subject)}", f"[dim]{escape(text)}[/dim]")
+        return table
 
     def phase_started(self, phase: str, description: str) -> None:
-        self.description = description
-        self.status = self.ui.err.status(f"{phase:<12} {escape(description)}", spinner="dots")
-        self.status.start()
+        self._stop()
+        self.phase, self.description, self.steps = phase, description, {}
+        self.live = Live(self._render(), console=self.ui.err, refresh_per_second=8, transient=True)
+        self.live.start()
 
     def _stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def phase_done(self, phase: str, summary: str, seconds: float) -> None:
         self._stop()
@@ -152,8 +164,9 @@ class RichReporter:
         self.ui.err.print(f"[red]✗ {phase:<12}[/red] {escape(message)}")
 
     def step(self, phase: str, subject: str, text: str) -> None:
-        if self.status is not None:
-            self.status.update(f"{phase:<12} {escape(subject)}: {escape(text)}")
+        self.steps[subject] = text
+        if self.live is not None:
+            self.live.update(self._render())
 
 
 # --- plan ---------------------------------------------------------------------------

@@ -278,11 +278,13 @@ def test_spot_and_arm64(cli: Cli, moto_aws: MotoAws) -> None:
     assert {i["ImageId"] for i in nodes} == {moto_aws.amis["arm64"]}
     workers = [i for i in nodes if _tags(i)["sparkube:role"] == "worker"]
     assert {i.get("InstanceLifecycle") for i in workers} == {"spot"}
-    # No TTL: the default shutdown behaviour is kept.
-    attr = moto_aws.client("ec2").describe_instance_attribute(
-        InstanceId=workers[0]["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
-    )
-    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    # No TTL: on-demand nodes keep the default; one-time spot nodes terminate.
+    (control_plane,) = [i for i in nodes if _tags(i)["sparkube:role"] == "control-plane"]
+    for inst, expected in ((control_plane, "stop"), (workers[0], "terminate")):
+        attr = moto_aws.client("ec2").describe_instance_attribute(
+            InstanceId=inst["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
+        )
+        assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == expected
 
 
 def test_plan_lists_everything_and_writes_nothing(cli: Cli, moto_aws: MotoAws) -> None:
