@@ -12,7 +12,6 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import botocore.session
 from botocore.exceptions import (
@@ -76,9 +75,8 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
             "region name and AWS_ENDPOINT_URL."
         )
     if isinstance(exc, WaiterError):
-        reason = str(getattr(exc, "last_response", {}) and exc.kwargs.get("reason", ""))
         return CloudError(
-            f"Timed out waiting for AWS ({exc.name}: {reason or exc}); run 'sparkube up' "
+            f"Gave up waiting for AWS ({exc.kwargs.get('reason') or exc}); run 'sparkube up' "
             "again to resume, or 'sparkube down' to remove what was made."
         )
     if not isinstance(exc, ClientError):
@@ -216,7 +214,3 @@ def aws_errors(region: str | None = None) -> Iterator[None]:
     ) as exc:
         raise translate(exc, region=region) from exc
 
-
-def response_items(response: Any, key: str) -> list[Any]:
-    value = response.get(key) if isinstance(response, dict) else None
-    return list(value or [])
