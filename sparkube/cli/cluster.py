@@ -292,11 +292,6 @@ def plan(
 # --- up -----------------------------------------------------------------------------
 
 
-def _until_help() -> str:
-    names = ", ".join(p.name for p in phases.available())
-    return f"Stop after this phase ({names})."
-
-
 @app.command(rich_help_panel=PANEL)
 def up(
     ctx: typer.Context,
@@ -313,7 +308,11 @@ def up(
     subnet_id: SubnetOption = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="Stop after this phase (infra, ...).", show_default=False),
+        typer.Option(
+            "--until",
+            help="Stop after this phase (infra, nodes, kubernetes, addons: as available).",
+            show_default=False,
+        ),
     ] = None,
     yes: YesOption = False,
     cluster: ClusterOption = None,

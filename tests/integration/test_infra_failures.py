@@ -295,3 +295,28 @@ def test_new_instance_profile_not_yet_visible_is_retried(moto_aws: MotoAws) -> N
     assert calls.calls["ec2.RunInstances"] == 4
     assert sleeps == [2.0, 4.0]
     assert [n.name for n in info.nodes] == ["control-plane", "worker-1"]
+
+
+def test_down_asks_for_confirmation_on_a_terminal(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _up(cli, moto_aws, "--workers", "0").exit_code == 0
+    env = dataclasses.replace(moto_aws.env, interactive=True)
+    questions: list[str] = []
+
+    def answer(value: bool) -> Callable[..., bool]:
+        def confirm(text: str, **_: object) -> bool:
+            questions.append(text)
+            return value
+
+        return confirm
+
+    monkeypatch.setattr("typer.confirm", answer(False))
+    declined = cli("down", env=env)
+    assert declined.exit_code == 1
+    assert "sparkube-sparkube" in declined.stderr  # what would be deleted is listed
+    assert _count(moto_aws)["instances"] == 1
+    monkeypatch.setattr("typer.confirm", answer(True))
+    assert cli("down", env=env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+    assert len(questions) == 2
