@@ -56,9 +56,11 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from sparkube.cli import jobs  # noqa: F401
-    from sparkube.cli import cluster  # noqa: F401
-    from sparkube.cli import access  # noqa: F401
+    from sparkube.cli import (
+        access,  # noqa: F401
+        cluster,  # noqa: F401
+        jobs,  # noqa: F401
+    )
 
 
 _register()
