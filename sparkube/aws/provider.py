@@ -93,6 +93,7 @@ class AwsProvider:
     now: Any = field(default=lambda: datetime.now(UTC))
     #: The last validation, reused by ``ensure_infra`` right after ``plan`` of the same spec.
     _last_check: tuple[ClusterSpec, _Checked] | None = field(default=None, repr=False)
+    _amis: dict[tuple[str, str | None], instances.AmiInfo] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Environment, *, region: str | None, **kwargs: Any) -> AwsProvider:
@@ -125,6 +126,15 @@ class AwsProvider:
     def prices(self, types: list[str], *, region: str | None = None) -> dict[str, pricing.Price]:
         clients = self.clients.for_region(region) if region else self.clients
         return pricing.on_demand_prices(clients, region or self.region, types)
+
+    def ami(self, arch: str, ami: str | None) -> instances.AmiInfo:
+        """The AMI for an architecture (``--ami`` or Ubuntu's), looked up once."""
+        key = (arch, ami)
+        if key not in self._amis:
+            self._amis[key] = instances.resolve_ami(
+                self.clients.ssm, self.clients.ec2, arch=arch, ami=ami
+            )
+        return self._amis[key]
 
     def _check(self, spec: ClusterSpec) -> _Checked:
         """Every read-only check of the spec against AWS; raises before any write."""
@@ -160,12 +170,7 @@ class AwsProvider:
         types = checked.types
         with aws_errors(self.region):
             account = self.clients.account_id()
-            amis = {
-                arch: instances.resolve_ami(
-                    self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami
-                )
-                for arch in {t.arch for t in types.values()}
-            }
+            amis = {arch: self.ami(arch, spec.ami) for arch in {t.arch for t in types.values()}}
             cost = pricing.estimate(
                 self.clients,
                 self.region,
@@ -320,15 +325,10 @@ class AwsProvider:
         if expires is not None:
             extra[T.EXPIRES] = expires.isoformat(timespec="seconds")
         tags = T.base_tags(spec.name, spec.tags, **extra)
-        amis: dict[str, instances.AmiInfo] = {}
 
         def ami_for(itype: str) -> instances.AmiInfo:
             arch = checked.types[itype].arch
-            if arch not in amis:
-                amis[arch] = instances.resolve_ami(
-                    self.clients.ssm, self.clients.ec2, arch=arch, ami=spec.ami
-                )
-            return amis[arch]
+            return self.ami(arch, spec.ami)
 
         def request(
             role: Role, count: int, first: int, itype: str, spot: bool
