@@ -337,3 +337,21 @@ def test_ls_all_regions_finds_clusters_everywhere(cli: Cli, moto_aws: MotoAws) -
     }
     west_row = next(r for r in everywhere if r["cluster"] == "west")
     assert west_row["usd_per_hour"] == pytest.approx(2 * 0.0462)  # eu-west-1 table prices
+
+
+def test_subnet_and_vpc_are_used_when_given(cli: Cli, moto_aws: MotoAws) -> None:
+    ec2 = moto_aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.50.1.0/24", AvailabilityZone="us-east-1b")
+    subnet_id = subnet["Subnet"]["SubnetId"]
+    result = _up(cli, moto_aws, "--workers", "1", "--subnet-id", subnet_id)
+    assert result.exit_code == 0, result.stderr
+    nodes = _instances(ec2)
+    assert {i["SubnetId"] for i in nodes} == {subnet_id}
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
+    )["SecurityGroups"]
+    assert group["VpcId"] == vpc
+    wrong = _up(cli, moto_aws, "--workers", "1", "--subnet-id", subnet_id, "--vpc-id", "vpc-0")
+    assert wrong.exit_code == 2
+    assert "not in --vpc-id" in wrong.stderr
