@@ -55,12 +55,12 @@ def _root(
 
 
 def _register() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from sparkube.cli import (
-        access,  # noqa: F401
-        cluster,  # noqa: F401
-        jobs,  # noqa: F401
-    )
+    # Imported for their side effect of adding commands to ``app``; the order here is
+    # the order of ``sparkube --help`` (lifecycle first, then access, then jobs).
+    import importlib
+
+    for module in ("cluster", "access", "jobs"):
+        importlib.import_module(f"sparkube.cli.{module}")
 
 
 _register()
