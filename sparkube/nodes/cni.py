@@ -8,9 +8,7 @@ shipped in the package: ``sparkube up`` never fetches it from the internet.
 
 from __future__ import annotations
 
-from importlib import resources
-
-from sparkube.nodes.prepare import render
+from sparkube.manifests import render_manifest
 from sparkube.spec import ClusterSpec
 
 FLANNEL_VERSION = "v0.28.9"
@@ -19,5 +17,4 @@ FLANNEL_VERSION = "v0.28.9"
 def render_cni_manifest(spec: ClusterSpec) -> str:
     if spec.cni != "flannel":  # pragma: no cover - the spec allows only flannel today
         raise ValueError(f"unsupported CNI {spec.cni}")
-    text = resources.files("sparkube.manifests").joinpath("flannel.yaml").read_text("utf-8")
-    return render(text, {"POD_CIDR": spec.pod_cidr})
+    return render_manifest("flannel", {"POD_CIDR": spec.pod_cidr})

@@ -8,10 +8,12 @@ then only reads the done-marker (exit status) and, on failure, the log tail.
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 
 from sparkube.spec import ClusterSpec
+from sparkube.templates import render
+
+__all__ = ["render", "render_prepare_script", "script_text"]
 
 #: Paths on a node (prefixed by ``$SPARKUBE_NODE_ROOT``, empty on real nodes).
 PREPARE_LOG = "/var/log/sparkube-prepare.log"
@@ -19,27 +21,9 @@ PREPARE_MARKER = "/var/lib/sparkube/prepare.done"
 #: EC2 accepts at most 16 KB of raw user-data.
 USER_DATA_LIMIT = 16 * 1024
 
-_PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
-
-
 def script_text(name: str) -> str:
     """A packaged node script, unrendered."""
     return resources.files("sparkube.nodes").joinpath("scripts", name).read_text("utf-8")
-
-
-def render(template: str, values: dict[str, str]) -> str:
-    """Fill ``@@NAME@@`` placeholders; every placeholder must have a value."""
-
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise KeyError(f"no value for placeholder @@{key}@@")
-        value = values[key]
-        if not re.fullmatch(r"[A-Za-z0-9._/:+-]*", value):
-            raise ValueError(f"unsafe value for @@{key}@@: {value!r}")
-        return value
-
-    return _PLACEHOLDER.sub(fill, template)
 
 
 def render_prepare_script(spec: ClusterSpec) -> str:

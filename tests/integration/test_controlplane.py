@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from sparkube.spark.rbac import SPARK_NAMESPACE as SPARK_NAMESPACE_SHIPPED
+from sparkube.spark.rbac import render_spark_rbac
 from tests.fixtures.controlplane import KubeControlPlane
 
 pytestmark = pytest.mark.integration
@@ -25,57 +27,10 @@ FORBIDDEN_FIXTURE = DATA / "spark_submit_forbidden.txt"
 SPARK_IMAGE = "apache/spark:4.0.1-python3"
 PI_APP = "local:///opt/spark/examples/src/main/python/pi.py"
 
-SPARK_NAMESPACE = "spark"
-SPARK_MANIFESTS = """\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: spark
-  labels:
-    app.kubernetes.io/managed-by: sparkube
-    pod-security.kubernetes.io/enforce: baseline
----
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: spark
-  namespace: spark
-  labels:
-    app.kubernetes.io/managed-by: sparkube
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: spark-driver
-  namespace: spark
-  labels:
-    app.kubernetes.io/managed-by: sparkube
-rules:
-- apiGroups: [""]
-  resources: [pods, services, configmaps, persistentvolumeclaims]
-  verbs: [get, list, watch, create, update, patch, delete, deletecollection]
-# spark-submit 4.x (cluster mode) server-side-applies a NetworkPolicy <app>-policy
-# for the driver before it creates the pod (NetworkPolicyFeatureStep).
-- apiGroups: [networking.k8s.io]
-  resources: [networkpolicies]
-  verbs: [get, list, watch, create, update, patch, delete]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: spark-driver
-  namespace: spark
-  labels:
-    app.kubernetes.io/managed-by: sparkube
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: spark-driver
-subjects:
-- kind: ServiceAccount
-  name: spark
-  namespace: spark
-"""
+SPARK_NAMESPACE = SPARK_NAMESPACE_SHIPPED
+# The manifests sparkube itself applies in the addons phase: these tests prove that what
+# we ship lets real spark-submit run (and that without the binding it cannot).
+SPARK_MANIFESTS = render_spark_rbac()
 
 
 def _lightkube_client(kube: KubeControlPlane) -> Any:

@@ -1,0 +1,37 @@
+"""``sparkube manifests``: every manifest ``up`` applies, for review or GitOps."""
+
+from __future__ import annotations
+
+import typer
+
+from sparkube.cli.app import app
+from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.ui import context
+from sparkube.nodes.cni import FLANNEL_VERSION, render_cni_manifest
+from sparkube.spark.rbac import render_spark_rbac
+from sparkube.spec import load_spec
+
+
+@app.command(rich_help_panel="Cluster")
+def manifests(
+    ctx: typer.Context, cluster: ClusterOption = None, region: RegionOption = None
+) -> None:
+    """Print every Kubernetes manifest that up applies, as one YAML stream.
+
+    The pod network (Flannel, pinned) and Spark's namespace, service account and
+    namespaced Role. Nothing is contacted; the output can be reviewed or kept in Git.
+
+    Example: [bold]sparkube manifests > cluster.yaml[/bold]
+    """
+    app_ctx = context(ctx)
+    spec = load_spec(env=app_ctx.env, flags={"name": cluster, "region": region})
+    documents = [
+        (
+            f"pod network: Flannel {FLANNEL_VERSION} (pod CIDR {spec.pod_cidr})",
+            render_cni_manifest(spec),
+        ),
+        ("Spark: namespace, service account, Role and RoleBinding", render_spark_rbac()),
+    ]
+    for title, text in documents:
+        app_ctx.ui.out.print(f"# --- {title}\n---", markup=False, highlight=False)
+        app_ctx.ui.out.print(text.rstrip("\n"), markup=False, highlight=False)

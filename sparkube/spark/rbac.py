@@ -1,0 +1,23 @@
+"""Spark's place in the cluster: namespace, service account and a namespaced Role.
+
+The original student project failed with "External scheduler cannot be instantiated"
+because the driver's service account could not create executor pods. sparkube binds a
+Role in the ``spark`` namespace with exactly what the submitter and the driver use
+(pods, services, configmaps, persistentvolumeclaims, and the NetworkPolicy Spark 4
+applies for the driver), never ``edit`` or anything cluster-wide.
+"""
+
+from __future__ import annotations
+
+from sparkube.manifests import render_manifest
+
+SPARK_NAMESPACE = "spark"
+SPARK_SERVICE_ACCOUNT = "spark"
+
+
+def render_spark_rbac(
+    namespace: str = SPARK_NAMESPACE, service_account: str = SPARK_SERVICE_ACCOUNT
+) -> str:
+    return render_manifest(
+        "spark-rbac", {"NAMESPACE": namespace, "SERVICE_ACCOUNT": service_account}
+    )

@@ -1,0 +1,66 @@
+"""The addons phase against the real test control plane: applied, idempotent, and the
+Spark service account can do what Spark needs in its namespace and nothing else."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sparkube.env import Environment
+from sparkube.errors import ClusterError
+from sparkube.progress import RecordingReporter
+from sparkube.spark.phase import run_addons_phase
+from tests.fixtures.controlplane import KubeControlPlane
+
+pytestmark = pytest.mark.integration
+
+SA = "system:serviceaccount:spark:spark"
+
+
+def can(kube: KubeControlPlane, *args: str) -> bool:
+    result = kube.kubectl("auth", "can-i", *args, f"--as={SA}", check=False)
+    return result.stdout.strip() == "yes"
+
+
+def install_kubeconfig(kube: KubeControlPlane, env: Environment) -> Path:
+    target = env.cluster_dir("sparkube", create=True) / "kubeconfig"
+    shutil.copyfile(kube.kubeconfig, target)
+    return target
+
+
+def test_addons_phase_applies_spark_rbac_idempotently(
+    kube: KubeControlPlane, sparkube_env: Environment
+) -> None:
+    install_kubeconfig(kube, sparkube_env)
+    reporter = RecordingReporter()
+    summary = run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=reporter)
+    assert "4 objects" in summary
+    role = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/spark/roles/spark-driver")
+    version = role["metadata"]["resourceVersion"]
+
+    run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=reporter)
+    again = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/spark/roles/spark-driver")
+    assert again["metadata"]["resourceVersion"] == version  # re-applying changes nothing
+
+    # What the submitter and the driver need, in their namespace:
+    for verb, resource in [
+        ("create", "pods"), ("watch", "pods"), ("delete", "pods"), ("create", "services"),
+        ("create", "configmaps"), ("create", "persistentvolumeclaims"),
+        ("patch", "networkpolicies.networking.k8s.io"),
+    ]:  # fmt: skip
+        assert can(kube, verb, resource, "-n", "spark"), (verb, resource)
+    # (kubectl reads "pods/log" as a pod named "log": subresources need --subresource)
+    assert can(kube, "get", "pods", "--subresource=log", "-n", "spark")
+    # ... and nothing beyond it:
+    assert not can(kube, "create", "pods", "-n", "default")
+    assert not can(kube, "get", "secrets", "-n", "spark")
+    assert not can(kube, "list", "nodes")
+    assert not can(kube, "create", "rolebindings", "-n", "spark")
+    assert not can(kube, "create", "pods", "--subresource=exec", "-n", "spark")
+
+
+def test_addons_phase_without_kubeconfig_says_what_to_do(sparkube_env: Environment) -> None:
+    with pytest.raises(ClusterError, match="run sparkube up to complete the kubernetes phase"):
+        run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=RecordingReporter())
