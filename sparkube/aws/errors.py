@@ -213,4 +213,3 @@ def aws_errors(region: str | None = None) -> Iterator[None]:
         WaiterError,
     ) as exc:
         raise translate(exc, region=region) from exc
-

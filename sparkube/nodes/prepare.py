@@ -21,6 +21,7 @@ PREPARE_MARKER = "/var/lib/sparkube/prepare.done"
 #: EC2 accepts at most 16 KB of raw user-data.
 USER_DATA_LIMIT = 16 * 1024
 
+
 def script_text(name: str) -> str:
     """A packaged node script, unrendered."""
     return resources.files("sparkube.nodes").joinpath("scripts", name).read_text("utf-8")
