@@ -66,6 +66,8 @@ class ClusterInfo:
     vpc_id: str | None = None
     #: When the nodes terminate themselves (``--ttl``), if they do.
     expires_at: datetime | None = None
+    #: The CIDRs the security group lets reach SSH (the operator's).
+    operator_cidrs: tuple[str, ...] = ()
 
     def control_plane(self) -> Node | None:
         return next((n for n in self.nodes if n.role == CONTROL_PLANE), None)

@@ -174,6 +174,8 @@ def prepare_script(spec: ClusterSpec) -> str | None:
 
 
 def _infra(ctx: PhaseContext) -> str:
+    # Settings the user left out are the existing cluster's (a plain ``up`` resumes).
+    ctx.spec = ctx.provider.settle(ctx.spec)
     info = ctx.provider.ensure_infra(
         ctx.spec, reporter=ctx.reporter, prepare_script=prepare_script(ctx.spec)
     )

@@ -49,6 +49,7 @@ def describe_cluster(clients: AwsClients, cluster: str) -> ClusterInfo:
         tags=group_tags,
         vpc_id=str(group["VpcId"]) if group and group.get("VpcId") else None,
         expires_at=expires_at(nodes),
+        operator_cidrs=network.operator_cidrs_of(group) if group else (),
     )
 
 

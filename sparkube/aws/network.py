@@ -151,6 +151,16 @@ def existing_rules(group: Mapping[str, Any]) -> set[tuple[str, int | None, str |
     return keys
 
 
+def operator_cidrs_of(group: Mapping[str, Any]) -> tuple[str, ...]:
+    """The CIDRs a group lets reach SSH, in a stable order."""
+    found = {
+        cidr
+        for proto, port, cidr, _ in existing_rules(group)
+        if proto == "tcp" and port == OPERATOR_PORTS[0] and cidr
+    }
+    return tuple(sorted(found))
+
+
 def find_group(ec2: Any, cluster: str) -> dict[str, Any] | None:
     groups = ec2.describe_security_groups(Filters=T.cluster_filter(cluster))["SecurityGroups"]
     return dict(groups[0]) if groups else None

@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sparkube.aws import discovery, iam, instances, keys, network, pricing, storage, teardown
+from sparkube.aws import (
+    discovery,
+    iam,
+    instances,
+    keys,
+    network,
+    pricing,
+    settings,
+    storage,
+    teardown,
+)
 from sparkube.aws import tags as T
 from sparkube.aws import userdata as UD
 from sparkube.aws.errors import aws_errors
 from sparkube.aws.session import AwsClients, known_regions, resolve_region
 from sparkube.env import Environment
-from sparkube.errors import ConfigError, UsageError
+from sparkube.errors import ConfigError
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Role
 from sparkube.progress import NullReporter, Reporter
 from sparkube.spec import ClusterSpec
@@ -68,6 +78,8 @@ class Plan:
     cost: pricing.CostEstimate
     ttl_minutes: int | None
     existing: ClusterInfo
+    #: The spec ``up`` will use: the one given, completed from the existing cluster.
+    spec: ClusterSpec
 
     @property
     def to_create(self) -> list[PlannedResource]:
@@ -76,6 +88,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class _Checked:
+    #: The spec completed from the existing cluster.
+    spec: ClusterSpec
     types: dict[str, instances.TypeInfo]
     placement: network.Placement
     cidrs: tuple[str, ...]
@@ -91,8 +105,9 @@ class AwsProvider:
     detect_ip: network.IpDetector | None = network.checkip
     sleep: Any = time.sleep
     now: Any = field(default=lambda: datetime.now(UTC))
-    #: The last validation, reused by ``ensure_infra`` right after ``plan`` of the same spec.
-    _last_check: tuple[ClusterSpec, _Checked] | None = field(default=None, repr=False)
+    #: The last validation (under the spec as given and as completed), reused by
+    #: ``settle`` and ``ensure_infra`` right after ``plan`` of the same spec.
+    _last_check: tuple[tuple[ClusterSpec, ...], _Checked] | None = field(default=None, repr=False)
     _amis: dict[tuple[str, str | None], instances.AmiInfo] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -136,12 +151,22 @@ class AwsProvider:
             )
         return self._amis[key]
 
-    def _check(self, spec: ClusterSpec) -> _Checked:
-        """Every read-only check of the spec against AWS; raises before any write."""
+    def _check(self, spec: ClusterSpec, *, reuse: bool = False) -> _Checked:
+        """Every read-only check of the spec against AWS; raises before any write.
+
+        The spec is first completed from the cluster that exists (settings the user did
+        not give are the cluster's own, see :mod:`sparkube.aws.settings`).
+        """
+        if reuse and self._last_check is not None and spec in self._last_check[0]:
+            return self._last_check[1]
         if not 0 <= spec.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers must be between 0 and {MAX_WORKERS}.")
-        cidrs = network.operator_cidrs(spec.allow_cidrs, self.detect_ip, self.env.environ)
         ec2 = self.clients.ec2
+        with aws_errors(self.region):
+            existing = discovery.describe_cluster(self.clients, spec.name)
+        given = spec
+        spec = settings.adopt(spec, existing)
+        cidrs = network.operator_cidrs(spec.allow_cidrs, self.detect_ip, self.env.environ)
         with aws_errors(self.region):
             types = instances.describe_types(ec2, [spec.control_plane_type, spec.instance_type])
             instances.check_kubeadm_minimum(types[spec.control_plane_type], "--control-plane-type")
@@ -154,11 +179,19 @@ class AwsProvider:
             instances.check_offered(
                 ec2, [spec.control_plane_type, spec.instance_type], self.region, zone
             )
-            existing = discovery.describe_cluster(self.clients, spec.name)
-        check_matches(spec, existing, placement)
-        checked = _Checked(types, placement, cidrs, existing)
-        self._last_check = (spec, checked)
+        vpc_diff = []
+        if existing.vpc_id and existing.vpc_id != placement.vpc_id:
+            vpc_diff.append(f"VPC {existing.vpc_id} (asked {placement.vpc_id})")
+        settings.check_matches(spec, existing, vpc_diff)
+        checked = _Checked(spec, types, placement, cidrs, existing)
+        # Cached under both the spec as given and as completed: ``plan`` then
+        # ``ensure_infra`` of the same cluster validate once.
+        self._last_check = ((given, spec), checked)
         return checked
+
+    def settle(self, spec: ClusterSpec) -> ClusterSpec:
+        """``spec`` completed from the existing cluster (validated; reads only)."""
+        return self._check(spec, reuse=True).spec
 
     def validate(self, spec: ClusterSpec) -> None:
         self._check(spec)
@@ -166,6 +199,7 @@ class AwsProvider:
     def plan(self, spec: ClusterSpec) -> Plan:
         """What ``up`` would do, priced; reads only."""
         checked = self._check(spec)
+        spec = checked.spec
         existing = checked.existing
         types = checked.types
         with aws_errors(self.region):
@@ -197,7 +231,10 @@ class AwsProvider:
             ),
             *[
                 PlannedResource(
-                    "ingress rule", r.describe(), existing.security_group_id is not None
+                    "ingress rule",
+                    r.describe(),
+                    existing.security_group_id is not None
+                    and (r.cidr is None or r.cidr in existing.operator_cidrs),
                 )
                 for r in rules
             ],
@@ -250,12 +287,14 @@ class AwsProvider:
             account,
             checked.placement.vpc_id,
             checked.placement.subnet_id,
-            checked.cidrs,
+            # what the group will let in: what it does now and what is added
+            tuple(dict.fromkeys((*existing.operator_cidrs, *checked.cidrs))),
             tuple(resources),
             planned,
             cost,
             ttl,
             existing,
+            spec,
         )
 
     # --- writes -----------------------------------------------------------------------
@@ -269,8 +308,9 @@ class AwsProvider:
     ) -> ClusterInfo:
         """Create whatever of the cluster's infrastructure is missing; return it all."""
         reporter = reporter or NullReporter()
-        last, self._last_check = self._last_check, None
-        checked = last[1] if last is not None and last[0] == spec else self._check(spec)
+        checked = self._check(spec, reuse=True)
+        self._last_check = None  # what follows changes what exists
+        spec = checked.spec
         existing = checked.existing
         ec2, name = self.clients.ec2, spec.name
         base = T.base_tags(name, spec.tags)
@@ -280,9 +320,18 @@ class AwsProvider:
                 ec2, self.env, name, base, have_instances=bool(existing.nodes)
             )
             reporter.step(PHASE, "security group", "checking")
+            record = settings.settings_tags(spec)
             group_id = network.ensure_security_group(
-                ec2, name, vpc_id=checked.placement.vpc_id, cidrs=checked.cidrs, tags=base
+                ec2,
+                name,
+                vpc_id=checked.placement.vpc_id,
+                cidrs=checked.cidrs,
+                tags={**base, **record},
             )
+            if existing.security_group_id is not None:
+                changed = {k: v for k, v in record.items() if existing.tags.get(k) != v}
+                if changed:  # e.g. more workers asked: a resume must know
+                    ec2.create_tags(Resources=[group_id], Tags=T.to_aws(changed))
             bucket = storage.bucket_name(name, self.region, self.clients.account_id())
             reporter.step(PHASE, "bucket", bucket)
             storage.ensure(self.clients.s3, bucket, name, self.region, base)
@@ -399,51 +448,4 @@ def check_region(region: str) -> None:
     if region not in known_regions():
         raise ConfigError(
             f"Unknown AWS region {region!r}; use a region name like us-east-1 or eu-west-1."
-        )
-
-
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
-
-
-def check_matches(spec: ClusterSpec, info: ClusterInfo, placement: network.Placement) -> None:
-    """Refuse an ``up`` whose spec differs from the cluster that exists."""
-    diffs: list[str] = []
-    cp = info.control_plane()
-    if cp is not None and cp.instance_type != spec.control_plane_type:
-        diffs.append(f"control-plane type {cp.instance_type} (asked {spec.control_plane_type})")
-    worker_types = sorted({w.instance_type for w in info.workers()})
-    if worker_types and worker_types != [spec.instance_type]:
-        diffs.append(f"worker type {', '.join(worker_types)} (asked {spec.instance_type})")
-    spots = {w.spot for w in info.workers()}
-    if spots and spots != {spec.spot}:
-        diffs.append(f"spot workers {_yes(True in spots)} (asked {_yes(spec.spot)})")
-    for node in info.nodes:
-        k8s = node.tags.get(T.KUBERNETES)
-        if k8s and k8s != spec.kubernetes_version:
-            diffs.append(f"Kubernetes {k8s} (asked {spec.kubernetes_version})")
-            break
-    for node in info.nodes:
-        root = node.tags.get(T.ROOT_GB)
-        if root and root != str(spec.root_volume_gb):
-            diffs.append(f"root volume {root} GiB (asked {spec.root_volume_gb})")
-            break
-    if spec.ami and any(n.image_id and n.image_id != spec.ami for n in info.nodes):
-        images = sorted({n.image_id for n in info.nodes if n.image_id})
-        diffs.append(f"AMI {', '.join(images)} (asked {spec.ami})")
-    if info.vpc_id and info.vpc_id != placement.vpc_id:
-        diffs.append(f"VPC {info.vpc_id} (asked {placement.vpc_id})")
-    if diffs:
-        raise ConfigError(
-            f"Cluster {spec.name} already exists in {info.region} with a different spec: "
-            + "; ".join(diffs)
-            + f". Use the same settings, another --cluster name, or 'sparkube down -c "
-            f"{spec.name}' first."
-        )
-    have = len(info.workers())
-    if spec.workers < have:
-        raise UsageError(
-            f"Cluster {spec.name} has {have} workers and --workers {spec.workers} would remove "
-            f"{have - spec.workers}; 'up' only adds nodes. Remove workers with 'sparkube "
-            f"remove-node worker-{have}' (not available yet), or 'sparkube down' then 'up'."
         )

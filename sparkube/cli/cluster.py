@@ -25,7 +25,7 @@ from sparkube.cli.options import ClusterOption, RegionOption
 from sparkube.cli.ui import UI, context
 from sparkube.errors import UsageError
 from sparkube.model import ClusterInfo, Node
-from sparkube.spec import ClusterSpec, load_spec
+from sparkube.spec import ClusterSpec, format_duration, load_spec
 
 PANEL = "Cluster"
 
@@ -282,7 +282,11 @@ def plan(
             detail,
         )
     ui.out.print(table)
-    ttl_text = f" · nodes terminate themselves after {ttl}" if result.ttl_minutes else ""
+    ttl_text = (
+        f" · nodes terminate themselves after {format_duration(result.spec.ttl)}"
+        if result.spec.ttl
+        else ""
+    )
     ui.out.print(
         f"Total: {_money(result.cost.usd_per_hour)} ({result.cost.market}; prices from "
         f"{result.cost.sources}){ttl_text}. '+' = to create, '=' = exists."
@@ -346,7 +350,7 @@ def up(
         if not typer.confirm(f"Create {what} and instances?", default=True, err=True):
             raise typer.Exit(1)
     phase_ctx = phases.PhaseContext(
-        spec=spec,
+        spec=the_plan.spec,  # completed from the existing cluster: a plain 'up' resumes
         env=env,
         reporter=RichReporter(ui),
         provider=provider,

@@ -257,7 +257,7 @@ def test_up_with_a_different_spec_says_what_differs(cli: Cli, moto_aws: MotoAws)
         )
     assert other.exit_code == 2
     assert "worker type t3.medium (asked m6i.large)" in other.stderr
-    assert "root volume 40 GiB (asked 50)" in other.stderr
+    assert "root volume 40 GiB (asked 50 GiB)" in other.stderr
     assert counter.writes() == {}
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -205,6 +206,82 @@ def test_ctrl_c_leaves_a_resumable_state(cli: Cli, moto_aws: MotoAws) -> None:
     assert "resume" in first.stderr
     assert _up(cli, moto_aws, "--workers", "2").exit_code == 0
     assert _count(moto_aws) == COMPLETE_2
+
+
+def _worker_types(moto_aws: MotoAws) -> list[str]:
+    ec2 = moto_aws.client("ec2")
+    f = [
+        {"Name": "tag:sparkube:cluster", "Values": ["sparkube"]},
+        {"Name": "tag:sparkube:role", "Values": ["worker"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    ]
+    reservations = ec2.describe_instances(Filters=f)["Reservations"]
+    return sorted(i["InstanceType"] for r in reservations for i in r["Instances"])
+
+
+def test_a_plain_up_resumes_with_the_interrupted_ups_settings(cli: Cli, moto_aws: MotoAws) -> None:
+    # Interrupted after the control plane, before the workers were launched.
+    with failing("ec2.RunInstances", "KeyboardInterrupt", skip=1):
+        first = _up(cli, moto_aws, "--workers", "3", "--instance-type", "t3.large", "--ttl", "4h")
+    assert first.exit_code == 130
+    assert _count(moto_aws)["instances"] == 1
+
+    # No flags at all (not even --allow-cidr: the group's CIDRs are the cluster's).
+    plan = cli("plan", "-o", "json", env=moto_aws.env)
+    assert plan.exit_code == 0, plan.stderr
+    planned = json.loads(plan.stdout)
+    assert [(i["role"], i["count"], i["instance_type"]) for i in planned["instances"]] == [
+        ("control-plane", 1, "t3.medium"),
+        ("worker", 3, "t3.large"),
+    ]
+    assert planned["allow_cidrs"] == [CIDR] and planned["ttl_minutes"] == 240
+    resumed = cli("up", "--until", "infra", env=moto_aws.env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert _worker_types(moto_aws) == ["t3.large"] * 3
+
+    # Another operator CIDR is added to the group, not a different spec.
+    more = cli("plan", "-o", "json", "--allow-cidr", "198.51.100.0/24", env=moto_aws.env)
+    planned = json.loads(more.stdout)
+    assert planned["allow_cidrs"] == [CIDR, "198.51.100.0/24"]
+    rules = {r["name"]: r["exists"] for r in planned["resources"] if r["kind"] == "ingress rule"}
+    assert rules == {
+        "all traffic from the cluster's own group": True,
+        "tcp/22 from 198.51.100.0/24": False,
+        "tcp/6443 from 198.51.100.0/24": False,
+    }
+
+    # Explicitly different settings are refused, saying what differs; nothing is written.
+    counter = CallCounter()
+    with observe_calls(counter):
+        other = cli("up", "--until", "infra", "--instance-type", "m6i.large", env=moto_aws.env)
+        fewer = cli("up", "--until", "infra", "--workers", "2", env=moto_aws.env)
+    assert other.exit_code == 2
+    assert "worker type t3.large (asked m6i.large)" in other.stderr
+    assert fewer.exit_code == 2 and "remove-node worker-3" in fewer.stderr
+    assert counter.writes() == {}
+
+    # Explicitly more workers adds them, and a plain 'up' after that keeps them.
+    assert cli("up", "--until", "infra", "--workers", "4", env=moto_aws.env).exit_code == 0
+    assert _worker_types(moto_aws) == ["t3.large"] * 4
+    counter = CallCounter()
+    with observe_calls(counter):
+        again = cli("up", "--until", "infra", env=moto_aws.env)
+    assert again.exit_code == 0, again.stderr
+    assert counter.writes() == {}
+    status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+    assert len(status["nodes"]) == 5
+
+
+def test_more_workers_interrupted_before_launch_resumes_with_more(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    assert _up(cli, moto_aws, "--workers", "1").exit_code == 0
+    with failing("ec2.RunInstances", "InternalError", "boom"):
+        assert _up(cli, moto_aws, "--workers", "3").exit_code == 1
+    assert _worker_types(moto_aws) == ["t3.medium"]
+    resumed = cli("up", "--until", "infra", env=moto_aws.env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert _worker_types(moto_aws) == ["t3.medium"] * 3
 
 
 def test_down_after_a_partial_up_removes_everything(cli: Cli, moto_aws: MotoAws) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 
 from sparkube.aws import iam, instances, network, storage
-from sparkube.aws.provider import check_matches, next_worker_number
-from sparkube.errors import ConfigError, UsageError
+from sparkube.aws.provider import next_worker_number
+from sparkube.errors import ConfigError
 from sparkube.model import ClusterInfo, Node
-from sparkube.spec import ClusterSpec
 
 LONGEST = "a" * 32
 REGIONS = ("us-east-1", "ap-southeast-2", "eu-central-1", "us-gov-west-1")
@@ -174,34 +172,12 @@ def test_kubeadm_minimum() -> None:
     assert instances.TypeInfo("t3.medium", 2, 4096, ("i386", "x86_64")).arch == "amd64"
 
 
-def _cluster(*nodes: Node, vpc: str = "vpc-1") -> ClusterInfo:
-    return ClusterInfo("c", "us-east-1", nodes=nodes, vpc_id=vpc)
+def _cluster(*nodes: Node) -> ClusterInfo:
+    return ClusterInfo("c", "us-east-1", nodes=nodes, vpc_id="vpc-1")
 
 
-def _node(name: str, itype: str = "t3.medium", **tags: str) -> Node:
-    role = "control-plane" if name == "control-plane" else "worker"
-    return Node(name, role, instance_type=itype, tags={"sparkube:kubernetes": "1.36", **tags})
-
-
-def test_check_matches() -> None:
-    placement = network.Placement("vpc-1", None)
-    info = _cluster(_node("control-plane"), _node("worker-1"), _node("worker-2"))
-    check_matches(ClusterSpec(name="c", workers=2), info, placement)
-    check_matches(ClusterSpec(name="c", workers=5, ttl=timedelta(hours=1)), info, placement)
-    with pytest.raises(ConfigError) as err:
-        check_matches(
-            ClusterSpec(
-                name="c", workers=2, control_plane_type="m6i.large", kubernetes_version="1.35"
-            ),
-            info,
-            placement,
-        )
-    assert "control-plane type t3.medium (asked m6i.large)" in str(err.value)
-    assert "Kubernetes 1.36 (asked 1.35)" in str(err.value)
-    with pytest.raises(UsageError, match="remove-node worker-2"):
-        check_matches(ClusterSpec(name="c", workers=1), info, placement)
-    with pytest.raises(ConfigError, match="VPC vpc-1"):
-        check_matches(ClusterSpec(name="c"), info, network.Placement("vpc-2", None))
+def _node(name: str) -> Node:
+    return Node(name, "control-plane" if name == "control-plane" else "worker")
 
 
 def test_next_worker_number_skips_gaps() -> None:
