@@ -69,6 +69,11 @@ class ClusterInfo:
     #: The CIDRs the security group lets reach SSH (the operator's).
     operator_cidrs: tuple[str, ...] = ()
 
+    @property
+    def done_phase(self) -> str | None:
+        """The last phase of ``up`` completed for the current nodes (tag on the group)."""
+        return self.tags.get("sparkube:done") or None
+
     def control_plane(self) -> Node | None:
         return next((n for n in self.nodes if n.role == CONTROL_PLANE), None)
 

@@ -50,6 +50,9 @@ class PhaseContext:
     reporter: Reporter
     provider: AwsProvider
     address_overrides: Mapping[str, str] = field(default_factory=dict)
+    #: Set by ``infra`` when it launched instances: the later phases are no longer done
+    #: for every node, whatever was recorded before.
+    nodes_changed: bool = False
     _cluster: ClusterInfo | None = None
 
     @property
@@ -60,6 +63,23 @@ class PhaseContext:
 
     def set_cluster(self, info: ClusterInfo) -> None:
         self._cluster = info
+
+    def record_done(self, phase: str) -> None:
+        """Record ``phase`` as done (``status`` shows it) unless a later one already is.
+
+        ``infra`` is never recorded (AWS shows whether it is complete); it only clears
+        what was recorded for the previous nodes when it launched new ones.
+        """
+        info = self._cluster or self.provider.describe(self.spec.name)
+        recorded = info.done_phase
+        if phase == PHASE_ORDER[0]:
+            if self.nodes_changed and recorded not in (None, phase):
+                self._cluster = self.provider.record_done(info, phase)
+            self.nodes_changed = False
+            return
+        if recorded in PHASE_ORDER and PHASE_ORDER.index(recorded) >= PHASE_ORDER.index(phase):
+            return
+        self._cluster = self.provider.record_done(info, phase)
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,7 @@ def run_up(ctx: PhaseContext, *, until: str | None = None) -> list[PhaseResult]:
         except BaseException as exc:
             ctx.reporter.phase_failed(phase.name, describe(exc).message)
             raise
+        ctx.record_done(phase.name)
         seconds = time.monotonic() - start
         ctx.reporter.phase_done(phase.name, summary, seconds)
         results.append(PhaseResult(phase.name, summary, seconds))
@@ -176,12 +197,14 @@ def prepare_script(spec: ClusterSpec) -> str | None:
 def _infra(ctx: PhaseContext) -> str:
     # Settings the user left out are the existing cluster's (a plain ``up`` resumes).
     ctx.spec = ctx.provider.settle(ctx.spec)
+    before = {n.instance_id for n in ctx.provider.existing(ctx.spec).nodes}
     info = ctx.provider.ensure_infra(
         ctx.spec, reporter=ctx.reporter, prepare_script=prepare_script(ctx.spec)
     )
     ctx.set_cluster(info)
+    ctx.nodes_changed = any(n.instance_id not in before for n in info.nodes)
     running = sum(1 for n in info.nodes if n.state == "running")
-    return f"key pair, security group, role, bucket, {running}/{len(info.nodes)} instances running"
+    return f"key pair, security group, role, bucket, {running}/{len(info.nodes)} running"
 
 
 register(

@@ -71,6 +71,26 @@ def is_empty(info: ClusterInfo) -> bool:
     )
 
 
+def infra_complete(info: ClusterInfo) -> bool:
+    """Whether everything ``infra`` makes exists, with every node recorded running."""
+    from sparkube.aws.settings import RECORDED
+
+    try:
+        workers = int(info.tags.get(RECORDED["workers"], "0"))
+    except ValueError:
+        workers = 0
+    return bool(
+        info.key_name
+        and info.security_group_id
+        and info.role_name
+        and info.instance_profile
+        and info.bucket
+        and info.control_plane() is not None
+        and len(info.workers()) >= workers
+        and all(n.state == "running" for n in info.nodes)
+    )
+
+
 def leftovers(info: ClusterInfo, *, keep_data: bool = False) -> list[str]:
     """Human names of what still exists (the bucket only if not kept on purpose)."""
     out = [f"instance {n.instance_id} ({n.name}, {n.state})" for n in info.nodes]

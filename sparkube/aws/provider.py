@@ -8,6 +8,7 @@ and runs before the first write, so bad input exits 2 with nothing created.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -409,6 +410,21 @@ class AwsProvider:
             first = next_worker_number(existing)
             out.append(request(WORKER, missing, first, spec.instance_type, spec.spot))
         return out
+
+    def record_done(self, info: ClusterInfo, phase: str) -> ClusterInfo:
+        """Record on the cluster's security group that ``up`` completed ``phase``
+        (one tag write, only when it changes); return ``info`` with the tag."""
+        if info.security_group_id is None or info.tags.get(T.DONE) == phase:
+            return info
+        with aws_errors(self.region):
+            self.clients.ec2.create_tags(
+                Resources=[info.security_group_id], Tags=T.to_aws({T.DONE: phase})
+            )
+        return dataclasses.replace(info, tags={**info.tags, T.DONE: phase})
+
+    def existing(self, spec: ClusterSpec) -> ClusterInfo:
+        """The cluster as the last validation of ``spec`` found it (before any write)."""
+        return self._check(spec, reuse=True).existing
 
     def teardown(
         self,

@@ -13,6 +13,8 @@ FIRST_WORKER = "sparkube:first-worker"
 EXPIRES = "sparkube:expires-at"
 KUBERNETES = "sparkube:kubernetes"
 ROOT_GB = "sparkube:root-gb"
+#: On the security group: the last phase of ``up`` completed for the current nodes.
+DONE = "sparkube:done"
 NAME = "Name"
 
 

@@ -7,24 +7,28 @@ boto3 here: the AWS layer returns typed records.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.markup import escape
-from rich.spinner import Spinner
 from rich.table import Table
+from rich.text import Text
 
 from sparkube import phases
 from sparkube.aws.discovery import ClusterSummary
 from sparkube.aws.provider import AwsProvider, Plan
 from sparkube.cli.app import app
 from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
-from sparkube.errors import UsageError
+from sparkube.env import Environment
+from sparkube.errors import Interrupted, UsageError
 from sparkube.model import ClusterInfo, Node
+from sparkube.nodes.kubeconfig import kubeconfig_path
 from sparkube.spec import ClusterSpec, format_duration, load_spec
 
 PANEL = "Cluster"
@@ -105,15 +109,6 @@ def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.4f}/h" if value < 1 else f"${value:,.2f}/h"
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
-
-
 def _left(expires: datetime | None, now: datetime) -> str:
     if expires is None:
         return "-"
@@ -122,51 +117,6 @@ def _left(expires: datetime | None, now: datetime) -> str:
         return "expired"
     minutes = int(left.total_seconds() // 60)
     return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-class RichReporter:
-    """Progress on stderr: while a phase runs, a live line for it and one per node or
-    resource it is working on; when it ends, one line with its summary and duration."""
-
-    def __init__(self, ui: UI) -> None:
-        self.ui = ui
-        self.live: Live | None = None
-        self.phase = ""
-        self.description = ""
-        self.steps: dict[str, str] = {}
-
-    def _render(self) -> Table:
-        table = Table.grid(padding=(0, 1))
-        table.add_row(Spinner("dots"), f"{self.phase:<12}", escape(self.description))
-        for subject, text in self.steps.items():
-            table.add_row("", f"  {escape(subject)}", f"[dim]{escape(text)}[/dim]")
-        return table
-
-    def phase_started(self, phase: str, description: str) -> None:
-        self._stop()
-        self.phase, self.description, self.steps = phase, description, {}
-        self.live = Live(self._render(), console=self.ui.err, refresh_per_second=8, transient=True)
-        self.live.start()
-
-    def _stop(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-
-    def phase_done(self, phase: str, summary: str, seconds: float) -> None:
-        self._stop()
-        self.ui.err.print(
-            f"[green]✓[/green] {phase:<12} {escape(summary)}  [dim]{_clock(seconds)}[/dim]"
-        )
-
-    def phase_failed(self, phase: str, message: str) -> None:
-        self._stop()
-        self.ui.err.print(f"[red]✗ {phase:<12}[/red] {escape(message)}")
-
-    def step(self, phase: str, subject: str, text: str) -> None:
-        self.steps[subject] = text
-        if self.live is not None:
-            self.live.update(self._render())
 
 
 # --- plan ---------------------------------------------------------------------------
@@ -209,14 +159,17 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
 
 def _header(ui: UI, plan: Plan) -> None:
     cp, workers = plan.instances
+    wrap = ui.err.is_terminal  # word-wrap on a terminal; never break lines in logs
     ui.err.print(
         f"Cluster [bold]{escape(plan.cluster)}[/bold] · {plan.region} · 1 × {cp.instance_type} "
         f"control plane + {workers.count} × {workers.instance_type} workers"
-        + (" (spot)" if workers.spot else "")
+        + (" (spot)" if workers.spot else ""),
+        soft_wrap=not wrap,
     )
     ui.err.print(
         f"Estimated cost: {_money(plan.cost.usd_per_hour)} ({plan.cost.market}, "
-        f"{plan.cost.sources})    SSH/API open to {', '.join(plan.allow_cidrs)}"
+        f"{plan.cost.sources}) · SSH/API open to {', '.join(plan.allow_cidrs)}",
+        soft_wrap=not wrap,
     )
 
 
@@ -264,7 +217,7 @@ def plan(
     _header(ui, result)
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("", "resource", "name", "detail"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in result.resources:
         table.add_row("=" if r.exists else "+", r.kind, escape(r.name), escape(r.detail))
     for i in result.instances:
@@ -352,31 +305,51 @@ def up(
     phase_ctx = phases.PhaseContext(
         spec=the_plan.spec,  # completed from the existing cluster: a plain 'up' resumes
         env=env,
-        reporter=RichReporter(ui),
+        reporter=RichReporter(ui.err),
         provider=provider,
         address_overrides=phases.default_overrides(env),
     )
-    results = phases.run_up(phase_ctx, until=selected[-1].name)
-    total = sum(r.seconds for r in results)
-    info = phase_ctx.cluster
-    ui.err.print(
-        "Phases: "
-        + " · ".join(f"{r.name} {_clock(r.seconds)}" for r in results)
-        + f" · total {_clock(total)}"
-    )
-    not_run = [p for p in phases.PHASE_ORDER if p not in {r.name for r in results}]
-    if not_run:
-        registered = {p.name for p in phases.available()}
-        later = [p for p in not_run if p in registered]
-        missing = [p for p in not_run if p not in registered]
-        if later:
-            ui.note(
-                f"Stopped after {results[-1].name}; 'sparkube up' continues with "
-                f"{', '.join(later)}."
-            )
-        if missing:
-            ui.note(f"Not available yet in this version: {', '.join(missing)}.")
-    _nodes_table(ui, info, prices=None, now=datetime.now(UTC))
+    with _interrupted_says(
+        "Interrupted; run 'sparkube up' again to resume, or 'sparkube down' to remove what "
+        "was made."
+    ):
+        results = phases.run_up(phase_ctx, until=selected[-1].name)
+    total = clock(sum(r.seconds for r in results))
+    registered = [p.name for p in phases.available()]
+    later = registered[registered.index(results[-1].name) + 1 :]
+    if later:
+        ui.out.print(
+            f"Stopped after {results[-1].name} in {total}; 'sparkube up' continues with "
+            f"{', '.join(later)}.  Nodes: sparkube status",
+            markup=False,
+        )
+    else:
+        path = kubeconfig_path(env, spec.name)
+        where = f"  kubeconfig: {_home(env, path)} (context {spec.name})" if path.is_file() else ""
+        ui.out.print(f"Ready in {total}.{where}", markup=False)
+        ui.out.print(
+            "Next: sparkube wordcount book.txt · sparkube status · sparkube down", markup=False
+        )
+    missing = [p for p in phases.PHASE_ORDER if p not in registered]
+    if missing:
+        ui.note(f"Not available yet in this version: {', '.join(missing)}.")
+
+
+@contextmanager
+def _interrupted_says(message: str) -> Iterator[None]:
+    """Ctrl-C: exit 130 with what to do (Typer would exit 130 silently)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(message) from None
+
+
+def _home(env: Environment, path: Path) -> str:
+    """``path`` with the user's home shown as ``~``."""
+    home = env.environ.get("HOME")
+    if home and path.is_relative_to(home):
+        return "~/" + str(path.relative_to(home))
+    return str(path)
 
 
 # --- down ---------------------------------------------------------------------------
@@ -415,9 +388,10 @@ def down(
         ui.err.print(f"This deletes cluster {spec.name} in {provider.region}: " + "; ".join(what))
         if not typer.confirm("Delete it?", default=False, err=True):
             raise typer.Exit(1)
-    result = phases.run_down(
-        provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui), existing=info
-    )
+    with _interrupted_says("Interrupted; run 'sparkube down' again to finish deleting."):
+        result = phases.run_down(
+            provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui.err), existing=info
+        )
     for item in result.deleted:
         ui.note(f"deleted {item}")
     for item in result.kept:
@@ -475,21 +449,23 @@ def _node_json(node: Node, prices: dict[str, float | None], now: datetime) -> di
 def _nodes_table(
     ui: UI, info: ClusterInfo | Any, prices: dict[str, float | None] | None, now: datetime
 ) -> None:
+    """One row per node (the role is in the name; private IPs are in ``-o json``)."""
     table = Table(box=None, pad_edge=False, show_edge=False)
-    columns = ["node", "role", "type", "state", "public IP", "private IP", "uptime"]
-    if prices is not None:
-        columns += ["$/h", "$ so far"]
-    for c in columns:
+    table.add_column("node", no_wrap=True)
+    for c in ("type", "state"):
         table.add_column(c)
+    table.add_column("public IP", no_wrap=True)
+    table.add_column("uptime")
+    if prices is not None:
+        table.add_column("$/h")
+        table.add_column("$ so far")
     for node in info.nodes:
         row = [
             node.name,
-            node.role,
             node.instance_type + (" spot" if node.spot else ""),
             node.state,
             node.public_ip or "-",
-            node.private_ip or "-",
-            _clock(_hours(node, now) * 3600),
+            clock(_hours(node, now) * 3600),
         ]
         if prices is not None:
             per_hour = _node_cost(node, prices)
@@ -516,7 +492,10 @@ def status(
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Nodes, addresses, uptime, time left, cost so far and per hour."""
+    """Phases done, nodes (addresses, uptime), time left, cost so far and per hour.
+
+    Examples: sparkube status · sparkube status -c analytics -o json
+    """
     output = _check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
@@ -535,6 +514,8 @@ def status(
         ]
     )
     exists = not discovery.is_empty(info)
+    done, pending = _phases_done(info) if exists else ([], [])
+    kubeconfig = kubeconfig_path(env, info.name)
     if output == "json":
         ui.out.print_json(
             json.dumps(
@@ -550,6 +531,9 @@ def status(
                     "time_left": _left(info.expires_at, now),
                     "usd_per_hour": per_hour,
                     "usd_so_far": None if so_far is None else round(so_far, 4),
+                    "phases_done": done,
+                    "phases_pending": pending,
+                    "kubeconfig": str(kubeconfig) if kubeconfig.is_file() else None,
                     "nodes": [_node_json(n, prices, now) for n in info.nodes],
                 }
             )
@@ -561,14 +545,50 @@ def status(
             f"sparkube:cluster={info.name}); create it with 'sparkube up'."
         )
         return
+    left = _left(info.expires_at, now)
     ui.out.print(
         f"Cluster {info.name} · {info.region} · {len(info.nodes)} nodes · "
         f"{_money(per_hour)} · so far {'?' if so_far is None else f'${so_far:.2f}'} · "
-        f"time left {_left(info.expires_at, now)}"
+        + ("no TTL" if left == "-" else f"time left {left}"),
+        markup=False,
     )
-    _nodes_table(ui, info, prices, now)
-    missing = discovery.leftovers(info)
-    ui.out.print("Resources: " + "; ".join(m for m in missing if not m.startswith("instance ")))
+    phase_line = Text("Phases: ")
+    for name in done:
+        phase_line.append("✓ ", style="green").append(f"{name}  ")
+    for name in pending:
+        phase_line.append(f"· {name}  ", style="dim")
+    if pending:
+        phase_line.append(f"— 'sparkube up' runs {', '.join(pending)}")
+    ui.out.print(phase_line, soft_wrap=not ui.out.is_terminal)
+    if info.nodes:
+        _nodes_table(ui, info, prices, now)
+    resources = Table.grid(padding=(0, 2))
+    for kind, value in (
+        ("security group", info.security_group_id),
+        ("key pair", info.key_name),
+        ("IAM role", info.role_name),
+        ("instance profile", info.instance_profile),
+        ("S3 bucket", info.bucket),
+        (
+            "kubeconfig",
+            f"{_home(env, kubeconfig)} (context {info.name})" if kubeconfig.is_file() else None,
+        ),
+    ):
+        resources.add_row(kind, escape(value) if value else "[dim]missing[/dim]")
+    ui.out.print(resources)
+
+
+def _phases_done(info: ClusterInfo) -> tuple[list[str], list[str]]:
+    """Phases of ``up`` done for the current nodes, and the rest: ``infra`` from what
+    exists, the later ones as ``up`` recorded them."""
+    from sparkube.aws import discovery
+
+    names = [p.name for p in phases.available()]
+    upto = 0
+    if names and discovery.infra_complete(info):
+        recorded = info.done_phase
+        upto = max(1, names.index(recorded) + 1 if recorded in names else 0)
+    return names[:upto], names[upto:]
 
 
 @app.command(name="ls", rich_help_panel=PANEL)

@@ -119,10 +119,13 @@ class FanOut(Generic[T]):
             return
         names = sorted(self.failures, key=lambda n: (len(n), n))
         if len(names) == 1:
-            exc = self.failures[names[0]]
-            message = _message(exc)
+            name = names[0]
+            exc = self.failures[name]
+            message = _message(exc).rstrip(".").removesuffix(f" on {name}")
+            if "sparkube " not in message:  # say what to do, once
+                message += "; fix the cause and run `sparkube up` again to retry it"
             raise NodeError(
-                f"{what} failed on {names[0]}: {message}", detail=getattr(exc, "detail", None)
+                f"{what} failed on {name}: {message}.", detail=getattr(exc, "detail", None)
             ) from exc
         details = []
         for name in names:

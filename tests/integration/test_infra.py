@@ -184,10 +184,15 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     ]
     assert doc["usd_per_hour"] == pytest.approx(4 * 0.0416)
     assert doc["time_left"].startswith("3h5")
+    assert doc["phases_done"] == ["infra"]
+    assert doc["phases_pending"][0] == "nodes"
     listing = cli("ls", "--output", "json", env=moto_aws.env)
     assert json.loads(listing.stdout)[0]["cluster"] == "sparkube"
     text = cli("status", env=moto_aws.env)
     assert "worker-3" in text.stdout and "time left 3h5" in text.stdout
+    assert "Phases: ✓ infra  · nodes" in text.stdout
+    assert "instance profile  sparkube-sparkube-us-east-1" in text.stdout
+    assert "Stopped after infra" in result.stdout
 
     # down removes everything, local files included; a second down says so.
     down = cli("down", "--yes", env=moto_aws.env)

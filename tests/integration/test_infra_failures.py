@@ -203,7 +203,8 @@ def test_ctrl_c_leaves_a_resumable_state(cli: Cli, moto_aws: MotoAws) -> None:
     with failing("ec2.RunInstances", "KeyboardInterrupt"):
         first = _up(cli, moto_aws, "--workers", "2")
     assert first.exit_code == 130
-    assert "resume" in first.stderr
+    assert "✗ infra" in first.stderr
+    assert "Interrupted; run 'sparkube up' again to resume" in first.stderr
     assert _up(cli, moto_aws, "--workers", "2").exit_code == 0
     assert _count(moto_aws) == COMPLETE_2
 
@@ -282,6 +283,17 @@ def test_more_workers_interrupted_before_launch_resumes_with_more(
     resumed = cli("up", "--until", "infra", env=moto_aws.env)
     assert resumed.exit_code == 0, resumed.stderr
     assert _worker_types(moto_aws) == ["t3.medium"] * 3
+
+
+def test_ctrl_c_during_down_says_run_it_again(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "1").exit_code == 0
+    with failing("ec2.DeleteSecurityGroup", "KeyboardInterrupt"):
+        first = cli("down", "--yes", env=moto_aws.env)
+    assert first.exit_code == 130
+    assert "✗ down" in first.stderr
+    assert "run 'sparkube down' again to finish deleting" in first.stderr
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
 
 
 def test_down_after_a_partial_up_removes_everything(cli: Cli, moto_aws: MotoAws) -> None:

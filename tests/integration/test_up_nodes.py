@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import yaml
 
+from sparkube.aws.session import CallCounter, observe_calls
 from sparkube.nodes.prepare import render_prepare_script
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
@@ -72,7 +74,13 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     assert up.exit_code == 0, up.stderr
     assert f"{workers + 1}/{workers + 1} prepared" in up.stderr
     assert f"{workers}/{workers} workers joined, {workers + 1}/{workers + 1} Ready" in up.stderr
-    assert "nodes" in up.stderr and "kubernetes" in up.stderr
+    assert "✓ nodes" in up.stderr and "✓ kubernetes" in up.stderr
+    # without a terminal: a plain line per node step
+    assert re.search(r"^ +\d+:\d\d worker-1 +kubeadm join$", up.stderr, re.M), up.stderr
+    assert "Ready in" in up.stdout and "(context sparkube)" in up.stdout
+    status = json.loads(cli("status", "-o", "json", env=env).stdout)
+    assert status["phases_done"][:3] == ["infra", "nodes", "kubernetes"]
+    assert status["phases_pending"] == []
 
     printed = cli("kubeconfig", env=env)
     assert printed.exit_code == 0
@@ -85,8 +93,11 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     assert failing.exit_code == 3
 
     # re-running resumes: nothing initialised or joined again
-    again = cli("up", "--allow-cidr", CIDR, "--workers", str(workers), env=env)
+    counter = CallCounter()
+    with observe_calls(counter):
+        again = cli("up", "--allow-cidr", CIDR, "--workers", str(workers), env=env)
     assert again.exit_code == 0, again.stderr
+    assert counter.writes() == {}  # no AWS write, phases done not recorded again
     assert "control plane already up" in again.stderr
     inits = [c for c in ssh_lab.hosts["control-plane"].calls() if c.startswith("kubeadm init")]
     assert len(inits) == 1

@@ -73,5 +73,14 @@ def test_fanout_failures_name_every_node_with_its_tail() -> None:
     single: FanOut[int] = FanOut(failures={"worker-3": NodeError("boom", detail="tail")})
     with pytest.raises(NodeError) as err:
         single.raise_for_failures("Node preparation")
-    assert err.value.message == "Node preparation failed on worker-3: boom"
+    assert err.value.message == (
+        "Node preparation failed on worker-3: boom; fix the cause and run `sparkube up` "
+        "again to retry it."
+    )
     assert err.value.detail == "tail"
+    named = NodeCommandError("kubeadm join exited with status 1 on worker-3", node="worker-3")
+    with pytest.raises(NodeError) as err:
+        FanOut[int](failures={"worker-3": named}).raise_for_failures("Joining the cluster")
+    assert err.value.message.startswith(
+        "Joining the cluster failed on worker-3: kubeadm join exited with status 1; fix"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -33,16 +34,35 @@ def _phase(name: str, calls: list[str], fail: bool = False) -> phases.Phase:
 
 
 class FakeProvider:
+    def __init__(self, done: str | None = None) -> None:
+        self.recorded: list[str] = []
+        self.done = done
+
     def describe(self, name: str) -> ClusterInfo:
+        tags = {"sparkube:done": self.done} if self.done else {}
         return ClusterInfo(
-            name, "us-east-1", nodes=(Node("worker-1", "worker", public_ip="1.2.3.4"),)
+            name,
+            "us-east-1",
+            nodes=(Node("worker-1", "worker", public_ip="1.2.3.4"),),
+            security_group_id="sg-1",
+            tags=tags,
         )
 
+    def record_done(self, info: ClusterInfo, phase: str) -> ClusterInfo:
+        self.recorded.append(phase)
+        return dataclasses.replace(info, tags={**info.tags, "sparkube:done": phase})
 
-def _ctx(sparkube_env: Environment, reporter: Any, **kw: Any) -> phases.PhaseContext:
+
+def _ctx(
+    sparkube_env: Environment, reporter: Any, provider: Any = None, **kw: Any
+) -> phases.PhaseContext:
     return phases.PhaseContext(
-        spec=ClusterSpec(), env=sparkube_env, reporter=reporter, provider=FakeProvider(), **kw
-    )  # type: ignore[arg-type]
+        spec=ClusterSpec(),
+        env=sparkube_env,
+        reporter=reporter,
+        provider=provider or FakeProvider(),
+        **kw,
+    )
 
 
 def test_only_registered_phases_run_in_pipeline_order(
@@ -105,3 +125,34 @@ def test_parse_addresses() -> None:
 
 def test_infra_is_registered_by_default() -> None:
     assert phases.available()[0].name == "infra"
+
+
+def test_completed_phases_are_recorded_once_and_reset_when_nodes_change(
+    registry: dict[str, phases.Phase], sparkube_env: Environment
+) -> None:
+    calls: list[str] = []
+    for name in ("infra", "nodes", "kubernetes"):
+        phases.register(_phase(name, calls))
+    fresh = FakeProvider()
+    phases.run_up(_ctx(sparkube_env, RecordingReporter(), fresh))
+    assert fresh.recorded == ["nodes", "kubernetes"]  # AWS itself shows infra is done
+
+    complete = FakeProvider(done="kubernetes")
+    phases.run_up(_ctx(sparkube_env, RecordingReporter(), complete))
+    assert complete.recorded == []  # a re-run of a complete cluster writes nothing
+
+    failing = FakeProvider(done="infra")
+    phases.register(_phase("kubernetes", calls, fail=True))
+    with pytest.raises(CloudError):
+        phases.run_up(_ctx(sparkube_env, RecordingReporter(), failing))
+    assert failing.recorded == ["nodes"]
+
+    def grows(ctx: phases.PhaseContext) -> str:
+        ctx.nodes_changed = True  # what infra does when it launched instances
+        return "grown"
+
+    phases.register(phases.Phase("infra", "grows", grows))
+    phases.register(_phase("kubernetes", calls))
+    grown = FakeProvider(done="kubernetes")
+    phases.run_up(_ctx(sparkube_env, RecordingReporter(), grown))
+    assert grown.recorded == ["infra", "nodes", "kubernetes"]  # reset, then done again
