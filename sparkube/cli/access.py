@@ -73,7 +73,11 @@ def kubeconfig(
     ] = False,
     cluster: ClusterOption = None,
 ) -> None:
-    """Print the path of the cluster's kubeconfig, or merge it into your own."""
+    """Print the path of the cluster's kubeconfig, or merge it into your own.
+
+    Examples: kubectl --kubeconfig "$(sparkube kubeconfig)" get nodes ·
+    sparkube kubeconfig --merge && kubectl --context sparkube get nodes
+    """
     from sparkube.nodes.kubeconfig import kubeconfig_path, merge_into_user_config
 
     app_ctx = context(ctx)

@@ -41,7 +41,13 @@ ConfigOption = Annotated[
 ]
 WorkersOption = Annotated[
     int | None,
-    typer.Option("--workers", "-w", help="Number of worker nodes (0-200).", show_default=False),
+    typer.Option(
+        "--workers",
+        "-w",
+        help="Number of worker nodes (0-200; default 2). On an existing cluster, more adds "
+        "workers.",
+        show_default=False,
+    ),
 ]
 TypeOption = Annotated[
     str | None, typer.Option("--instance-type", help="EC2 type of the workers.", show_default=False)
@@ -191,7 +197,12 @@ def plan(
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Show what [bold]up[/bold] would create and what it would cost per hour. Writes nothing."""
+    """Show what [bold]up[/bold] would create and what it would cost per hour. Writes nothing.
+
+    On an existing cluster, settings you leave out are the cluster's own.
+
+    Examples: sparkube plan --workers 3 · sparkube plan --spot --instance-type m7g.large -o json
+    """
     output = _check_output(output)
     ui = context(ctx).ui
     spec = _spec(
@@ -275,7 +286,14 @@ def up(
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Create the cluster, or resume and complete it (every phase is idempotent)."""
+    """Create the cluster, or resume and complete it (every phase is idempotent).
+
+    Re-running resumes: settings you leave out are the existing cluster's own (recorded
+    in its tags); a larger --workers adds workers; other different settings are refused.
+
+    Examples: sparkube up --workers 3 --ttl 4h · sparkube up (resume) ·
+    sparkube up --until infra · sparkube up --allow-cidr 203.0.113.0/24
+    """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = _spec(
@@ -365,7 +383,12 @@ def down(
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Delete the cluster and everything tagged with it, then check nothing remains."""
+    """Delete the cluster and everything tagged with it, then check nothing remains.
+
+    Works without the local files (everything is found by tag). Asks first unless --yes.
+
+    Examples: sparkube down · sparkube down -c analytics --yes --keep-data
+    """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
@@ -600,7 +623,10 @@ def ls_(
     output: OutputOption = "text",
     region: RegionOption = None,
 ) -> None:
-    """Every sparkube cluster found by tag, with cost per hour and time left."""
+    """Every sparkube cluster found by tag, with cost per hour and time left.
+
+    Examples: sparkube ls · sparkube ls --all-regions -o json
+    """
     output = _check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
