@@ -237,14 +237,30 @@ def _profile_not_visible(exc: BaseException) -> bool:
     )
 
 
+#: Launches of the same batch after earlier ones were terminated (see :func:`launch`).
+MAX_TOKEN_GENERATIONS = 20
+
+
 def launch(ec2: Any, req: LaunchRequest, *, sleep: Sleep) -> list[str]:
-    """Run one batch; retry while EC2 cannot see a new instance profile yet."""
+    """Run one batch; retry while EC2 cannot see a new instance profile yet.
+
+    The ClientToken is deterministic, so a retried ``up`` never launches a batch twice;
+    when the batch it names was launched before and is gone since (a spot worker
+    reclaimed, a node terminated by hand), EC2 answers ``IdempotentInstanceTerminated``
+    and the next generation of the token is used, still deterministic.
+    """
     params = launch_parameters(req)
+    base_token = params["ClientToken"]
+    generation = 0
     delays = list(PROFILE_PROPAGATION_DELAYS)
     while True:
         try:
             response = ec2.run_instances(**params)
         except Exception as exc:
+            if is_code(exc, "IdempotentInstanceTerminated") and generation < MAX_TOKEN_GENERATIONS:
+                generation += 1
+                params["ClientToken"] = f"{base_token[:60]}-{generation}"
+                continue
             if _profile_not_visible(exc) and delays:
                 delay = delays.pop(0)
                 log.info("instance profile not visible to EC2 yet; retrying in %.0f s", delay)

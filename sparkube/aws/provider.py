@@ -31,7 +31,7 @@ from sparkube.aws import userdata as UD
 from sparkube.aws.errors import aws_errors
 from sparkube.aws.session import AwsClients, known_regions, resolve_region
 from sparkube.env import Environment
-from sparkube.errors import ConfigError
+from sparkube.errors import CloudError, ConfigError
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Role
 from sparkube.progress import NullReporter, Reporter
 from sparkube.spec import ClusterSpec
@@ -313,6 +313,14 @@ class AwsProvider:
         self._last_check = None  # what follows changes what exists
         spec = checked.spec
         existing = checked.existing
+        for node in existing.nodes:
+            if node.state in ("stopping", "shutting-down"):
+                going = "stopping" if node.state == "stopping" else "being terminated"
+                raise CloudError(
+                    f"Node {node.name} ({node.instance_id}) is {going}; wait a minute and "
+                    f"run 'sparkube up' again (it will be "
+                    f"{'started' if node.state == 'stopping' else 'replaced'})."
+                )
         ec2, name = self.clients.ec2, spec.name
         base = T.base_tags(name, spec.tags)
         with aws_errors(self.region):
@@ -330,9 +338,9 @@ class AwsProvider:
                 tags={**base, **record},
             )
             if existing.security_group_id is not None:
-                changed = {k: v for k, v in record.items() if existing.tags.get(k) != v}
-                if changed:  # e.g. more workers asked: a resume must know
-                    ec2.create_tags(Resources=[group_id], Tags=T.to_aws(changed))
+                differs = {k: v for k, v in record.items() if existing.tags.get(k) != v}
+                if differs:  # e.g. more workers asked: a resume must know
+                    ec2.create_tags(Resources=[group_id], Tags=T.to_aws(differs))
             bucket = storage.bucket_name(name, self.region, self.clients.account_id())
             reporter.step(PHASE, "bucket", bucket)
             storage.ensure(self.clients.s3, bucket, name, self.region, base)
@@ -344,12 +352,16 @@ class AwsProvider:
                 what = "control plane" if req.role == CONTROL_PLANE else f"{req.count} workers"
                 reporter.step(PHASE, "instances", f"launching {what}")
                 new_ids += instances.launch(ec2, req, sleep=self.sleep)
-            ids = [n.instance_id for n in existing.nodes if n.state in ("pending", "running")]
-            ids += new_ids
-            if new_ids or any(n.state == "pending" for n in existing.nodes):
+            stopped = [n.instance_id for n in existing.nodes if n.state == "stopped"]
+            if stopped:
+                reporter.step(PHASE, "instances", f"starting {len(stopped)} stopped")
+                ec2.start_instances(InstanceIds=stopped)
+            ids = [n.instance_id for n in existing.nodes] + new_ids
+            changed = bool(new_ids or stopped) or any(n.state == "pending" for n in existing.nodes)
+            if changed:
                 reporter.step(PHASE, "instances", f"waiting for {len(ids)} to run")
                 instances.wait_running(ec2, ids)
-            info = discovery.describe_cluster(self.clients, name) if new_ids else existing
+            info = discovery.describe_cluster(self.clients, name) if changed else existing
         return info
 
     def _launches(

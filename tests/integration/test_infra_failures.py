@@ -409,3 +409,18 @@ def test_down_asks_for_confirmation_on_a_terminal(
     assert cli("down", env=env).exit_code == 0
     assert _count(moto_aws) == NOTHING
     assert len(questions) == 2
+
+
+def test_up_starts_a_stopped_node_instead_of_replacing_it(cli: Cli, moto_aws: MotoAws) -> None:
+    assert _up(cli, moto_aws, "--workers", "1").exit_code == 0
+    ec2 = moto_aws.client("ec2")
+    status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+    worker = next(n for n in status["nodes"] if n["name"] == "worker-1")["instance_id"]
+    ec2.stop_instances(InstanceIds=[worker])
+    stopped = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+    assert stopped["phases_done"] == []  # infra is not complete with a stopped node
+    resumed = cli("up", "--until", "infra", env=moto_aws.env)
+    assert resumed.exit_code == 0, resumed.stderr
+    state = ec2.describe_instances(InstanceIds=[worker])
+    assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
+    assert _count(moto_aws)["instances"] == 2  # started, not replaced

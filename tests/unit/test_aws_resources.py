@@ -184,3 +184,22 @@ def test_next_worker_number_skips_gaps() -> None:
     info = _cluster(_node("control-plane"), _node("worker-1"), _node("worker-4"))
     assert next_worker_number(info) == 5
     assert next_worker_number(_cluster()) == 1
+
+
+def test_a_batch_launched_before_and_terminated_since_is_launched_again() -> None:
+    from botocore.exceptions import ClientError
+
+    tokens: list[str] = []
+
+    class Ec2:
+        def run_instances(self, **params: object) -> dict[str, object]:
+            tokens.append(str(params["ClientToken"]))
+            if len(tokens) <= 2:
+                error = {"Error": {"Code": "IdempotentInstanceTerminated", "Message": "gone"}}
+                raise ClientError(error, "RunInstances")  # type: ignore[arg-type]
+            return {"Instances": [{"InstanceId": "i-new"}]}
+
+    assert instances.launch(Ec2(), _request(), sleep=lambda _: None) == ["i-new"]
+    first = instances.launch_parameters(_request())["ClientToken"]
+    assert tokens == [first, f"{first}-1", f"{first}-2"]
+    assert all(len(t) <= 64 for t in tokens)
