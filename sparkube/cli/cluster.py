@@ -226,25 +226,31 @@ def plan(
         ui.out.print_json(json.dumps(_plan_json(result)))
         return
     _header(ui, result)
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("", "resource", "name", "detail"):
-        table.add_column(column, overflow="fold")
+    # One line per resource: what, its name, then the detail (dim), which wraps by
+    # words under the name on a narrow terminal; names are never cut.
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for r in result.resources:
-        table.add_row("=" if r.exists else "+", r.kind, escape(r.name), escape(r.detail))
+        text = Text(r.name)
+        if r.detail:
+            text.append(f"  {r.detail}", style="dim")
+        table.add_row("=" if r.exists else "+", r.kind, text)
     for i in result.instances:
         new = max(0, i.count - i.existing)
-        detail = (
-            f"{i.instance_type} ({i.vcpus} vCPU, {i.memory_mib / 1024:g} GiB, {i.architecture}), "
-            f"{i.ami}, {i.root_volume_gb} GiB gp3 encrypted"
+        text = Text(
+            f"{i.count} × {i.instance_type}" + (f" ({new} new)" if i.existing and new else "")
+        )
+        text.append(
+            f"  {i.vcpus} vCPU, {i.memory_mib / 1024:g} GiB, {i.architecture}, {i.ami}, "
+            f"{i.root_volume_gb} GiB gp3 encrypted"
             + (", spot" if i.spot else "")
-            + f", {_money(i.usd_per_hour)} each"
+            + f", {_money(i.usd_per_hour)} each",
+            style="dim",
         )
-        table.add_row(
-            "+" if new else "=",
-            f"{i.role} instances",
-            f"{i.count}" + (f" ({new} new)" if i.existing else ""),
-            detail,
-        )
+        kind = "control plane" if i.role == "control-plane" else "workers"
+        table.add_row("+" if new else "=", kind, text)
     ui.out.print(table)
     ttl_text = (
         f" · nodes terminate themselves after {format_duration(result.spec.ttl)}"
@@ -253,7 +259,8 @@ def plan(
     )
     ui.out.print(
         f"Total: {_money(result.cost.usd_per_hour)} ({result.cost.market}; prices from "
-        f"{result.cost.sources}){ttl_text}. '+' = to create, '=' = exists."
+        f"{result.cost.sources}){ttl_text}. '+' = to create, '=' = exists.",
+        soft_wrap=not ui.out.is_terminal,
     )
 
 

@@ -132,7 +132,9 @@ class RichReporter:
 
     def _grid(self) -> Table:
         """Four fixed columns, so that lines printed one by one line up."""
-        room = self.console.width - 1 - NAME_WIDTH - CLOCK_WIDTH - 3
+        # 3 columns to spare: a terminal echoing ^C at the end of a full-width line
+        # would wrap, and the live block could then not erase its first line.
+        room = self.console.width - 1 - NAME_WIDTH - CLOCK_WIDTH - 3 - 3
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=1, no_wrap=True)
         grid.add_column(width=NAME_WIDTH, no_wrap=True, overflow="ellipsis")

@@ -269,7 +269,8 @@ class SshFleet:
                     f"Cannot reach {node.name} at {where} over SSH after "
                     f"{s.boot_timeout:.0f} s ({attempt} attempts; last error: "
                     f"{_describe_connect_error(last)}); check that the instance is running "
-                    "and that port 22 is open to your address, then run again.",
+                    "and that port 22 is open to your address (add it with 'sparkube up "
+                    "--allow-cidr YOUR.IP/32'), then run 'sparkube up' again.",
                 )
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, s.max_retry_delay)
