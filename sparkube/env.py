@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def _stdin_is_tty() -> bool:
+    stdin = sys.stdin  # None when the process was started with stdin closed
+    try:
+        return stdin is not None and stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
 @dataclass(frozen=True)
 class Environment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     cwd: Path = field(default_factory=Path.cwd)
-    interactive: bool = field(default_factory=lambda: sys.stdin.isatty())
+    interactive: bool = field(default_factory=lambda: _stdin_is_tty())
 
     @property
     def debug(self) -> bool:

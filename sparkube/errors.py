@@ -100,7 +100,7 @@ def describe(exc: BaseException) -> Outcome:
     if isinstance(exc, KeyboardInterrupt):
         return Outcome(
             int(ExitStatus.INTERRUPTED),
-            "Interrupted; run the same command again to resume.",
+            "Interrupted; nothing more was done.",
         )
     if isinstance(exc, JobError):
         return Outcome(exc.exit_code, exc.message, exc.detail)

@@ -32,6 +32,8 @@ CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 SUPPORTED_KUBERNETES = ("1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES = "1.36"
 DEFAULT_SPARK = "4.0.1"
+MIN_TTL = timedelta(minutes=10)
+MAX_TTL = timedelta(days=30)
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -41,7 +43,10 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or match is None or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration like 4h, 90m or 1d12h")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -141,9 +146,27 @@ class ClusterSpec(BaseModel):
     @classmethod
     def _ttl(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return parse_duration(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = parse_duration(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError("write the TTL with a unit, like 4h or 90m")
+        if isinstance(value, timedelta) and not MIN_TTL <= value <= MAX_TTL:
+            raise ValueError("the TTL must be between 10m and 30d")
+        return value
+
+    @field_validator("kubernetes_version", "spark_version", mode="before")
+    @classmethod
+    def _quoted_version(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"write the version in quotes, like '{value}' (YAML reads 1.30 as 1.3)"
+            )
+        return value
+
+    @field_validator("workers", "root_volume_gb", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a whole number, not true/false")
         return value
 
     @field_validator("pod_cidr")

@@ -7,9 +7,13 @@ nodes, kube, spark, monitoring), which never print.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
 import traceback
+from types import FrameType
 from typing import IO, Annotated
 
 import typer
@@ -94,6 +98,10 @@ def run(
     except click_exceptions.ClickException as exc:
         exc.show(file=stderr or sys.stderr)
         return int(exc.exit_code)
+    except BrokenPipeError:
+        # ``sparkube ... | head``: the reader left; that is not an error of ours.
+        _silence_stdout()
+        return int(ExitStatus.SUCCESS)
     except (Exception, KeyboardInterrupt) as exc:
         outcome = describe(exc)
         if env.debug:
@@ -102,5 +110,18 @@ def run(
         return outcome.exit_code
 
 
+def _silence_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM/SIGHUP take the same path as Ctrl-C, so a running Spark job is stopped
+    # with its parent instead of being orphaned.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate_as_interrupt)
     sys.exit(run(sys.argv[1:]))

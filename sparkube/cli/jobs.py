@@ -81,12 +81,12 @@ def wordcount(
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     job_id = jobs.new_job_id("wc")
+    placement = jobs.choose_placement(env, spec.name, local_flag=local_)
+    java = find_java(env.environ)
     files, out_dir = jobs.prepare_wordcount(
         inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
     )
-    placement = jobs.choose_placement(env, spec.name, local_flag=local_)
-    java = find_java(env.environ)
-    settings = local.LocalSettings(verbose=verbose)
+    settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
     if not local_:
         ui.note(placement.reason)
     total = sum(f.size for f in files)
@@ -165,7 +165,7 @@ def submit(
         app_path,
         [*(args or []), *ctx.args],
         environ=env.environ,
-        settings=local.LocalSettings(verbose=verbose),
+        settings=local.LocalSettings.from_environ(env.environ, verbose=verbose),
         on_line=stream,
         main_class=main_class,
         cwd=env.cwd,

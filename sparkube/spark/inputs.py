@@ -20,6 +20,9 @@ from pathlib import Path
 from sparkube.errors import InputError
 
 _CHUNK = 1 << 20
+#: Compressions Spark could read but sparkube does not check; refused with advice.
+_OTHER_COMPRESSIONS = (".bz2", ".deflate", ".zst", ".lz4", ".snappy", ".xz", ".zip")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 #: Spark's file listing skips names starting with these; we do the same so that the
 #: local check and the job see the same files.
 _HIDDEN_PREFIXES = (".", "_")
@@ -62,12 +65,22 @@ def _not_utf8(path: Path, offset: int) -> InputError:
 
 
 def _check_utf8(path: Path) -> None:
+    if path.suffix.lower() in _OTHER_COMPRESSIONS:
+        raise InputError(
+            f"{path} is {path.suffix} compressed, and only .gz is supported; decompress it "
+            "or recompress it with gzip."
+        )
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
+                if offset == 0 and chunk.startswith(_UTF16_BOMS):
+                    raise InputError(
+                        f"{path} is UTF-16 text; convert it with iconv -f UTF-16 -t UTF-8 "
+                        f"{path} > {path.name}.utf8."
+                    )
                 if b"\x00" in chunk:
                     raise InputError(
                         f"{path} looks binary (it contains NUL bytes); pass UTF-8 text files only."
@@ -111,6 +124,8 @@ def check_output_dir(path: Path) -> Path:
         raise InputError(
             f"Output directory {path} is a file; pass --output-dir with a directory path."
         )
+    if path.is_dir() and not os.access(path, os.W_OK):
+        raise InputError(f"Output directory {path} is not writable; choose another --output-dir.")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

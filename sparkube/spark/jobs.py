@@ -7,7 +7,9 @@ so. This module returns typed records; the CLI renders them.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,15 +71,41 @@ def prepare_wordcount(
     out = out if out.is_absolute() else env.cwd / out
     check_output_dir(out)
     files = resolve_inputs(p if p.is_absolute() else env.cwd / p for p in inputs)
+    make_output_dir(out)
     return files, out
 
 
-def _spark_path(file: InputFile) -> str:
-    # Hadoop treats these characters as glob syntax in paths; escape them.
-    text = str(file.path)
-    for char in "\\{}[]*?":
-        text = text.replace(char, "\\" + char)
-    return text
+def _remove_if_empty(path: Path) -> None:
+    """Leave no empty run folder behind a job that failed or was interrupted."""
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only succeeds when empty
+
+
+def make_output_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"Output directory {path} cannot be created ({exc.strerror}); choose another "
+            "--output-dir."
+        ) from None
+
+
+def stage_inputs(files: Sequence[InputFile], folder: Path) -> list[str]:
+    """Give Spark every input under a name it cannot misread.
+
+    Hadoop's file listing skips names starting with ``_`` or ``.`` (even when named
+    explicitly), reads ``:`` as a URI scheme and ``[*?{`` as glob syntax, and picks a
+    codec by extension. Symbolic links named ``input-NNNNN.txt`` (or ``.gz`` for gzip)
+    in a private folder avoid all of that: every file the user named is read as text.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, file in enumerate(files):
+        link = folder / f"input-{index:05d}{'.gz' if file.compressed else '.txt'}"
+        link.symlink_to(file.path)
+        paths.append(str(link))
+    return paths
 
 
 def run_wordcount_local(
@@ -91,15 +119,36 @@ def run_wordcount_local(
     on_line: local.LineHandler | None = None,
 ) -> WordCountResult:
     started = time.monotonic()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    result = local.run_spark_submit(
-        local.app_path("wordcount"),
-        ["--output", str(output_dir), "--top", str(top), *(_spark_path(f) for f in files)],
-        environ=environ,
-        settings=settings,
-        on_line=on_line,
-    )
+    make_output_dir(output_dir)
+    parts_name = f"_sparkube-parts-{job_id}"
+    if (output_dir / parts_name).exists():
+        raise InputError(
+            f"{output_dir / parts_name} already exists; remove it or choose another --output-dir."
+        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="sparkube-inputs-") as staging:
+            result = local.run_spark_submit(
+                local.app_path("wordcount"),
+                [
+                    "--output", str(output_dir), "--top", str(top), "--parts-name", parts_name,
+                    *stage_inputs(files, Path(staging)),
+                ],
+                environ=environ,
+                settings=settings,
+                on_line=on_line,
+            )  # fmt: skip
+    except BaseException:
+        _remove_if_empty(output_dir)
+        raise
+    if result.exit_code != 0:
+        _remove_if_empty(output_dir)
     summary = local.parse_summary(result.stdout_tail)
+    if result.exit_code == local.JVM_OUT_OF_MEMORY:
+        raise JobError(
+            f"Spark ran out of memory (driver memory {settings.driver_memory}); set "
+            "SPARKUBE_DRIVER_MEMORY (e.g. 6g) or split very long lines.",
+            detail="\n".join(result.stderr_tail[-10:]) or None,
+        )
     if result.exit_code != 0 or summary is None:
         raise JobError(
             f"WordCount failed on embedded Spark (exit code {result.exit_code}); run again with "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from sparkube.errors import EnvironmentProblem, Interrupted
+from sparkube.errors import ConfigError, EnvironmentProblem, Interrupted
 from sparkube.spark.apps import wordcount as wordcount_app
 from sparkube.spark.java import JavaRuntime, find_java
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 LineHandler = Callable[[str, str], None]
 """Called with (stream name "stdout"|"stderr", line without newline)."""
+
+
+#: Spark's exit code when the driver JVM hits OutOfMemoryError.
+JVM_OUT_OF_MEMORY = 52
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,18 @@ class LocalSettings:
     @property
     def master(self) -> str:
         return f"local[{self.cores}]"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, verbose: bool = False) -> LocalSettings:
+        """Defaults, with ``SPARKUBE_DRIVER_MEMORY`` (e.g. ``6g``) when set."""
+        memory = environ.get("SPARKUBE_DRIVER_MEMORY", "").strip().lower()
+        if not memory:
+            return cls(verbose=verbose)
+        if not re.fullmatch(r"[1-9][0-9]*[kmgt]?", memory):
+            raise ConfigError(
+                f"SPARKUBE_DRIVER_MEMORY={memory!r} is not a size like 4g or 2048m; fix it."
+            )
+        return cls(verbose=verbose, driver_memory=memory)
 
 
 @dataclass

@@ -86,8 +86,40 @@ def test_old_java(
     cli: Callable[..., CliResult], sparkube_env: Environment, text_file: Path, tmp_path: Path
 ) -> None:
     environ = {**sparkube_env.environ, "JAVA_HOME": fake_java(tmp_path, "11.0.20")}
-    result = cli("submit", "--local", str(text_file), env=replace(sparkube_env, environ=environ))
+    app = sparkube_env.cwd / "job.py"
+    app.write_text("print('never runs')\n")
+    result = cli("submit", "--local", str(app), env=replace(sparkube_env, environ=environ))
     assert_usage_error(result, "Java 11.0.20", "too old")
+
+
+def test_unwritable_output_dir(cli: Callable[..., CliResult], text_file: Path) -> None:
+    assert_usage_error(cli("wordcount", str(text_file), "-o", "/proc/sparkube-out"), "/proc")
+
+
+def test_other_compression_is_refused(
+    cli: Callable[..., CliResult], sparkube_env: Environment
+) -> None:
+    (sparkube_env.cwd / "book.txt.bz2").write_bytes(b"BZh91AY&SY")
+    assert_usage_error(cli("wordcount", "book.txt.bz2"), "only .gz is supported")
+
+
+def test_bad_driver_memory(
+    cli: Callable[..., CliResult], sparkube_env: Environment, text_file: Path
+) -> None:
+    environ = {**sparkube_env.environ, "SPARKUBE_DRIVER_MEMORY": "lots"}
+    result = cli("wordcount", str(text_file), env=replace(sparkube_env, environ=environ))
+    assert_usage_error(result, "SPARKUBE_DRIVER_MEMORY")
+
+
+def test_stdin_closed_is_not_a_crash(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkube", "wordcount", str(tmp_path / "none.txt")],
+        stdin=None, capture_output=True, text=True, check=False,
+        env={**os.environ, "SPARKUBE_HOME": str(tmp_path)},
+        close_fds=True, preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_malformed_config(

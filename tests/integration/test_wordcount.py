@@ -30,7 +30,7 @@ def test_directory_gzip_and_files_match_reference(
     cli: Callable[..., CliResult], sparkube_env: Environment
 ) -> None:
     work = sparkube_env.cwd
-    texts = [generate_text(4000, seed=s) for s in range(4)]
+    texts = [generate_text(4000, seed=s) for s in range(7)]
     corpus = work / "corpus"
     (corpus / "nested").mkdir(parents=True)
     (corpus / "one.txt").write_text(texts[0], encoding="utf-8")
@@ -41,8 +41,18 @@ def test_directory_gzip_and_files_match_reference(
     extra.write_text(texts[2], encoding="utf-8")
     crlf = work / "windows.txt"
     crlf.write_bytes(texts[3].replace("\n", "\r\n").encode())
+    # Names Hadoop would skip or misparse, named explicitly: they must still be counted.
+    (work / "_underscore.txt").write_text(texts[4], encoding="utf-8")
+    (work / "a:b.txt").write_text(texts[5], encoding="utf-8")
+    (corpus / "upload._COPYING_").write_text(texts[6], encoding="utf-8")
+    # A folder of the user's that happens to sit in the output directory survives.
+    (work / "out" / "parts").mkdir(parents=True)
+    (work / "out" / "parts" / "thesis.tex").write_text("keep me")
 
-    result = cli("wordcount", "corpus", str(extra), "windows.txt", "--top", "7", "-o", "out")
+    result = cli(
+        "wordcount", "corpus", str(extra), "windows.txt", "_underscore.txt", "a:b.txt",
+        "--top", "7", "-o", "out",
+    )  # fmt: skip
 
     assert result.exit_code == 0, result.stderr
     expected = sorted_rows(reference_count(texts))
@@ -54,7 +64,8 @@ def test_directory_gzip_and_files_match_reference(
     for word, count in expected[:7]:
         assert any(line.split() == [word, f"{count:,}"] for line in lines), (word, lines)
     assert "hidden" not in dict(expected)
-    assert not (work / "out" / "parts").exists()
+    assert (work / "out" / "parts" / "thesis.tex").read_text() == "keep me"
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["parts", "wordcount.csv"]
     # Spark's own log lines are hidden without --verbose.
     assert "WARN" not in result.stderr and "INFO" not in result.stderr
 

@@ -53,7 +53,7 @@ def test_binary_and_bad_gzip(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a valid gzip file"):
         resolve_inputs([fake])
     bad_inside = tmp_path / "in.gz"
-    bad_inside.write_bytes(gzip.compress(b"\xff\xfe bad"))
+    bad_inside.write_bytes(gzip.compress(b"ok \xff bad"))
     with pytest.raises(InputError, match=r"in\.gz is not UTF-8"):
         resolve_inputs([bad_inside])
 
@@ -72,3 +72,10 @@ def test_output_dir_checks(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a file"):
         check_output_dir(tmp_path / "file" / "sub")
     assert check_output_dir(tmp_path / "new" / "dir") == tmp_path / "new" / "dir"
+
+
+def test_utf16_gets_its_own_advice(tmp_path: Path) -> None:
+    f = tmp_path / "notepad.txt"
+    f.write_bytes("hello".encode("utf-16"))
+    with pytest.raises(InputError, match="is UTF-16 text; convert it with iconv -f UTF-16"):
+        resolve_inputs([f])

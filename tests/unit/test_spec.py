@@ -66,6 +66,10 @@ def test_env_cidrs_are_comma_separated(tmp_path: Path) -> None:
         ("ttl: 90\n", r"line 1: ttl: write the TTL with a unit"),
         ("kubernetes_version: '1.30'\n", r"Kubernetes 1.30 is not supported"),
         ("ami: ubuntu\n", r"not an AMI id"),
+        ("ttl: 99999999999d\n", r"ttl: .*too long a duration"),
+        ("ttl: 1m\n", r"between 10m and 30d"),
+        ("kubernetes_version: 1.30\n", r"write the version in quotes"),
+        ("workers: true\n", r"whole number, not true/false"),
     ],
 )
 def test_file_errors_name_key_and_line(tmp_path: Path, content: str, expected: str) -> None:

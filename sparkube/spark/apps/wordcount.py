@@ -15,7 +15,7 @@ with executors and the input never has to fit in the driver. The sorted result i
 written as range-partitioned part files; concatenating them in part order gives the
 globally sorted CSV.
 
-Usage: wordcount.py --output DIR [--top N] INPUT...
+Usage: wordcount.py --output DIR [--top N] [--parts-name NAME] INPUT...
 The last stdout line is ``SPARKUBE_SUMMARY {json}`` with totals and the top N.
 """
 
@@ -26,13 +26,13 @@ import json
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 WORD_PATTERN = r"[\p{L}\p{N}]+(?:['\u2019][\p{L}\p{N}]+)*"
 SUMMARY_MARKER = "SPARKUBE_SUMMARY "
 HEADER = "word,count\n"
-PARTS_DIR = "parts"
 RESULT_FILE = "wordcount.csv"
 
 
@@ -57,7 +57,7 @@ def _local_path(uri: str) -> Path:
     return Path(urlparse(uri).path) if uri.startswith("file:") else Path(uri)
 
 
-def run(inputs: list[str], output: str, top: int) -> dict[str, object]:
+def run(inputs: list[str], output: str, top: int, parts_name: str) -> dict[str, object]:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
@@ -70,7 +70,7 @@ def run(inputs: list[str], output: str, top: int) -> dict[str, object]:
         ).select(F.lower("raw").alias("word"))
         counts = words.groupBy("word").count().persist()
         ordered = counts.orderBy(F.desc("count"), F.asc("word"))
-        parts = output.rstrip("/") + "/" + PARTS_DIR
+        parts = output.rstrip("/") + "/" + parts_name
         ordered.select(
             F.concat_ws(",", "word", F.col("count").cast("string")).alias("line")
         ).write.mode("overwrite").text(parts)
@@ -83,8 +83,8 @@ def run(inputs: list[str], output: str, top: int) -> dict[str, object]:
 
     if _is_local(output):
         out_dir = _local_path(output)
-        merge_parts(out_dir / PARTS_DIR, out_dir / RESULT_FILE)
-        shutil.rmtree(out_dir / PARTS_DIR, ignore_errors=True)
+        merge_parts(out_dir / parts_name, out_dir / RESULT_FILE)
+        shutil.rmtree(out_dir / parts_name, ignore_errors=True)
     return {
         "words": int(row["words"] or 0),
         "distinct": int(row["distinct"] or 0),
@@ -98,9 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sparkube WordCount")
     parser.add_argument("--output", required=True, help="output directory or s3a:// URI")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--parts-name",
+        default=f"_sparkube-parts-{uuid.uuid4().hex[:12]}",
+        help="folder under --output for the sorted part files (removed after merging)",
+    )
     parser.add_argument("inputs", nargs="+")
     args = parser.parse_args(argv)
-    summary = run(args.inputs, args.output, args.top)
+    summary = run(args.inputs, args.output, args.top, args.parts_name)
     sys.stdout.write(SUMMARY_MARKER + json.dumps(summary, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 0
