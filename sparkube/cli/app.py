@@ -91,6 +91,8 @@ def run(
         )
         return result if isinstance(result, int) else int(ExitStatus.SUCCESS)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's own Ctrl-C handling
+            ui.error(describe(exc.__cause__).message)
         return int(exc.exit_code)
     except typer.Abort:
         ui.error("Aborted.")
