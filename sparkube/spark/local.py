@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -89,14 +90,15 @@ def quiet_log_config() -> Path:
     return Path(str(resources.files("sparkube.spark").joinpath("log4j2-quiet.properties")))
 
 
-def build_command(
-    app: Path,
-    args: Sequence[str],
-    *,
-    settings: LocalSettings,
-    main_class: str | None = None,
-) -> list[str]:
-    """The ``spark-submit`` command line for a local run (pure: unit-tested)."""
+@dataclass(frozen=True)
+class LocalCommand:
+    """How to start a local job: argv plus environment additions."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
+def _submit_options(settings: LocalSettings, main_class: str | None) -> list[str]:
     java_opts = ["-Duser.language=en", "-Duser.country=US"]
     if not settings.verbose:
         java_opts.append(f"-Dlog4j2.configurationFile=file:{quiet_log_config()}")
@@ -112,18 +114,36 @@ def build_command(
         "spark.driver.extraJavaOptions": " ".join(java_opts),
         **settings.extra_conf,
     }
-    command = [
-        str(spark_home() / "bin" / "spark-submit"),
-        "--master",
-        settings.master,
-        "--driver-memory",
-        settings.driver_memory,
-    ]
+    options = ["--master", settings.master, "--driver-memory", settings.driver_memory]
     if main_class:
-        command += ["--class", main_class]
+        options += ["--class", main_class]
     for key, value in conf.items():
-        command += ["--conf", f"{key}={value}"]
-    return [*command, str(app), *args]
+        options += ["--conf", f"{key}={value}"]
+    return options
+
+
+def build_command(
+    app: Path,
+    args: Sequence[str],
+    *,
+    settings: LocalSettings,
+    main_class: str | None = None,
+) -> LocalCommand:
+    """The command for a local run (pure: unit-tested).
+
+    A Python application runs as ``python APP ARGS`` with the spark-submit options in
+    ``PYSPARK_SUBMIT_ARGS`` (pyspark starts its JVM through spark-submit with them).
+    Unlike ``spark-submit APP.py``, which merges the script's stderr into its stdout,
+    this keeps the two streams apart and the exit code is the script's own. A JAR goes
+    through ``spark-submit``.
+    """
+    options = _submit_options(settings, main_class)
+    if app.suffix == ".py":
+        return LocalCommand(
+            [sys.executable, str(app), *args],
+            {"PYSPARK_SUBMIT_ARGS": shlex.join([*options, "pyspark-shell"])},
+        )
+    return LocalCommand([str(spark_home() / "bin" / "spark-submit"), *options, str(app), *args], {})
 
 
 def child_environment(environ: Mapping[str, str], java: JavaRuntime) -> dict[str, str]:
@@ -172,18 +192,19 @@ def run_spark_submit(
     """Run one application on embedded Spark and wait for it."""
     java = find_java(environ)
     command = build_command(app, args, settings=settings, main_class=main_class)
+    child_env = {**child_environment(environ, java), **command.env}
     log.debug("running %s", command)
     out_tail: deque[str] = deque(maxlen=200)
     err_tail: deque[str] = deque(maxlen=200)
     proc = subprocess.Popen(
-        command,
+        command.argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
         encoding="utf-8",
         errors="replace",
-        env=child_environment(environ, java),
+        env=child_env,
         cwd=cwd,
     )
     assert proc.stdout is not None and proc.stderr is not None

@@ -196,7 +196,7 @@ def test_submit_streams_output_and_exit_codes(
 
     failed = cli("submit", "job.py", "raise")
     assert failed.exit_code == 1
-    # spark-submit merges the Python driver's stderr into its stdout.
-    both = failed.stdout + failed.stderr
-    assert "Traceback" in both and "ValueError: boom from the user script" in both
+    # The script's stderr stays on stderr, apart from its stdout.
+    assert "ValueError: boom from the user script" in failed.stderr
+    assert "Traceback" not in failed.stdout and "rows 10" in failed.stdout
     assert "No cluster 'sparkube' is up" in failed.stderr
