@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -76,6 +77,10 @@ def run_rdd(corpus: Path, cores: int) -> tuple[float, list[tuple[str, int]]]:
     from pyspark.sql import SparkSession
 
     started = time.monotonic()
+    os.environ["PYSPARK_SUBMIT_ARGS"] = shlex.join(
+        ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{local.quiet_log_config()}",
+         "pyspark-shell"]
+    )  # fmt: skip
     spark = (
         SparkSession.builder.master(f"local[{cores}]")
         .config("spark.driver.memory", "4g")
