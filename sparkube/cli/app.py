@@ -104,6 +104,11 @@ def run(
         # ``sparkube ... | head``: the reader left; that is not an error of ours.
         _silence_stdout()
         return int(ExitStatus.SUCCESS)
+    except SystemExit as exc:
+        if isinstance(exc.__context__, BrokenPipeError):  # Typer's own EPIPE handling
+            _silence_stdout()
+            return int(ExitStatus.SUCCESS)
+        raise
     except (Exception, KeyboardInterrupt) as exc:
         outcome = describe(exc)
         if env.debug:

@@ -83,10 +83,10 @@ def wordcount(
     job_id = jobs.new_job_id("wc")
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
     java = find_java(env.environ)
-    files, out_dir = jobs.prepare_wordcount(
+    settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
+    files, out_dir, created = jobs.prepare_wordcount(
         inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
     )
-    settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
     if not local_:
         ui.note(placement.reason)
     total = sum(f.size for f in files)
@@ -101,6 +101,7 @@ def wordcount(
             environ=env.environ,
             settings=settings,
             on_line=_spark_lines(ui, verbose),
+            created=created,
         )
     ui.ok(f"counted {what} in {result.seconds:.1f} s")
     table = Table(box=None, pad_edge=False, show_edge=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -63,25 +64,38 @@ class WordCountResult:
 
 def prepare_wordcount(
     inputs: Sequence[Path], *, top: int, output_dir: Path | None, env: Environment, job_id: str
-) -> tuple[list[InputFile], Path]:
-    """Validate everything a word count needs before starting Spark (exit-2 errors)."""
+) -> tuple[list[InputFile], Path, Path | None]:
+    """Validate everything a word count needs before starting Spark (exit-2 errors).
+
+    Returns the input files, the output folder (created), and the outermost folder this
+    call created (``None`` if it existed), which a failed run removes again if empty.
+    """
     if top < 1:
         raise InputError(f"--top must be at least 1 (got {top}); pass e.g. --top 20.")
     out = output_dir if output_dir is not None else env.cwd / RUNS_DIR / job_id
     out = out if out.is_absolute() else env.cwd / out
     check_output_dir(out)
     files = resolve_inputs(p if p.is_absolute() else env.cwd / p for p in inputs)
-    make_output_dir(out)
-    return files, out
+    created = make_output_dir(out)
+    return files, out, created
 
 
-def _remove_if_empty(path: Path) -> None:
-    """Leave no empty run folder behind a job that failed or was interrupted."""
-    with contextlib.suppress(OSError):
-        path.rmdir()  # only succeeds when empty
+def _clean_after_failure(output_dir: Path, parts_name: str, created: Path | None) -> None:
+    """Leave nothing behind a job that failed or was interrupted: its part files, and the
+    folders sparkube created for it if they are empty (never a folder of the user's)."""
+    shutil.rmtree(output_dir / parts_name, ignore_errors=True)
+    if created is None:
+        return
+    for folder in (output_dir, *output_dir.parents):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+        if folder == created:
+            break
 
 
-def make_output_dir(path: Path) -> None:
+def make_output_dir(path: Path) -> Path | None:
+    """Create ``path``; return the outermost folder created, or None if it existed."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,23 +103,24 @@ def make_output_dir(path: Path) -> None:
             f"Output directory {path} cannot be created ({exc.strerror}); choose another "
             "--output-dir."
         ) from None
+    return missing[-1] if missing else None
 
 
-def stage_inputs(files: Sequence[InputFile], folder: Path) -> list[str]:
+def stage_inputs(files: Sequence[InputFile], folder: Path) -> str:
     """Give Spark every input under a name it cannot misread.
 
     Hadoop's file listing skips names starting with ``_`` or ``.`` (even when named
     explicitly), reads ``:`` as a URI scheme and ``[*?{`` as glob syntax, and picks a
     codec by extension. Symbolic links named ``input-NNNNN.txt`` (or ``.gz`` for gzip)
     in a private folder avoid all of that: every file the user named is read as text.
+    The folder itself is the job's one input argument, so any number of files fits on
+    the command line.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
     for index, file in enumerate(files):
-        link = folder / f"input-{index:05d}{'.gz' if file.compressed else '.txt'}"
+        link = folder / f"input-{index:06d}{'.gz' if file.compressed else '.txt'}"
         link.symlink_to(file.path)
-        paths.append(str(link))
-    return paths
+    return str(folder)
 
 
 def run_wordcount_local(
@@ -117,7 +132,10 @@ def run_wordcount_local(
     environ: Mapping[str, str],
     settings: local.LocalSettings,
     on_line: local.LineHandler | None = None,
+    created: Path | None = None,
 ) -> WordCountResult:
+    """Run the built-in WordCount on embedded Spark. ``created`` is the folder that
+    :func:`prepare_wordcount` made, removed again (if empty) when the job fails."""
     started = time.monotonic()
     make_output_dir(output_dir)
     parts_name = f"_sparkube-parts-{job_id}"
@@ -131,19 +149,19 @@ def run_wordcount_local(
                 local.app_path("wordcount"),
                 [
                     "--output", str(output_dir), "--top", str(top), "--parts-name", parts_name,
-                    *stage_inputs(files, Path(staging)),
+                    stage_inputs(files, Path(staging)),
                 ],
                 environ=environ,
                 settings=settings,
                 on_line=on_line,
             )  # fmt: skip
     except BaseException:
-        _remove_if_empty(output_dir)
+        _clean_after_failure(output_dir, parts_name, created)
         raise
     if result.exit_code != 0:
-        _remove_if_empty(output_dir)
+        _clean_after_failure(output_dir, parts_name, created)
     summary = local.parse_summary(result.stdout_tail)
-    if result.exit_code == local.JVM_OUT_OF_MEMORY:
+    if result.exit_code != 0 and result.out_of_memory:
         raise JobError(
             f"Spark ran out of memory (driver memory {settings.driver_memory}); set "
             "SPARKUBE_DRIVER_MEMORY (e.g. 6g) or split very long lines.",

@@ -68,7 +68,9 @@ class LocalResult:
     exit_code: int
     stdout_tail: list[str]
     stderr_tail: list[str]
-    summary: dict[str, object] | None = None
+    #: The JVM reported java.lang.OutOfMemoryError (the exit code alone does not tell:
+    #: a Python app's exit code is Python's, not the JVM's 52).
+    out_of_memory: bool = False
 
 
 def spark_home() -> Path:
@@ -171,9 +173,13 @@ def is_noise(line: str) -> bool:
     return line.startswith(_NOISE_PREFIXES)
 
 
-def _pump(stream: IO[str], name: str, tail: deque[str], handler: LineHandler | None) -> None:
+def _pump(
+    stream: IO[str], name: str, tail: deque[str], handler: LineHandler | None, oom: list[bool]
+) -> None:
     for raw in stream:
         line = raw.rstrip("\n")
+        if "java.lang.OutOfMemoryError" in line:
+            oom.append(True)
         tail.append(line)
         if handler is not None:
             handler(name, line)
@@ -196,6 +202,7 @@ def run_spark_submit(
     log.debug("running %s", command)
     out_tail: deque[str] = deque(maxlen=200)
     err_tail: deque[str] = deque(maxlen=200)
+    oom: list[bool] = []
     proc = subprocess.Popen(
         command.argv,
         stdout=subprocess.PIPE,
@@ -209,8 +216,8 @@ def run_spark_submit(
     )
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out_tail, on_line)),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", err_tail, on_line)),
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out_tail, on_line, oom)),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", err_tail, on_line, oom)),
     ]
     for pump in pumps:
         pump.daemon = True
@@ -226,7 +233,9 @@ def run_spark_submit(
         raise Interrupted("Interrupted; the Spark job was stopped.") from None
     for pump in pumps:
         pump.join(timeout=5)
-    return LocalResult(code, list(out_tail), list(err_tail))
+    return LocalResult(
+        code, list(out_tail), list(err_tail), out_of_memory=bool(oom) or code == JVM_OUT_OF_MEMORY
+    )
 
 
 def parse_summary(lines: Sequence[str]) -> dict[str, object] | None:

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,10 @@ def test_up_kubernetes_ready_then_down_leaves_nothing(
     region = os.environ.get("SPARKUBE_E2E_REGION", "us-east-1")
     name = f"e2e-{secrets.token_hex(3)}"
     passthrough = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    # sparkube_env gives the test its own HOME: keep the operator's AWS profile files.
+    real_aws = Path(os.environ.get("HOME", str(Path.home()))) / ".aws"
+    passthrough.setdefault("AWS_CONFIG_FILE", str(real_aws / "config"))
+    passthrough.setdefault("AWS_SHARED_CREDENTIALS_FILE", str(real_aws / "credentials"))
     env = dataclasses.replace(
         sparkube_env, environ={**sparkube_env.environ, **passthrough}
     )  # the operator's real credentials; the public IP is detected for real here
@@ -44,10 +49,17 @@ def test_up_kubernetes_ready_then_down_leaves_nothing(
 
         status = cli("status", *args, "-o", "json", env=env)
         assert status.exit_code == 0, status.stderr
-        assert set(json.loads(status.stdout)["phases_done"]) >= {"infra", "nodes", "kubernetes"}
+        done = set(json.loads(status.stdout)["phases_done"])
+        assert done >= {"infra", "nodes", "kubernetes", "addons"}, done
 
-        nodes = cli("ssh", *args, "--", "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf",
-                    "get", "nodes", "--no-headers", env=env)  # fmt: skip
+        nodes = cli("ssh", *args, "--", "sudo", "kubectl", "--kubeconfig",
+                    "/etc/kubernetes/admin.conf", "get", "nodes", "--no-headers",
+                    env=env)  # fmt: skip
+        assert nodes.exit_code == 0, nodes.stderr
+        rbac = cli("ssh", *args, "--", "sudo", "kubectl", "--kubeconfig",
+                   "/etc/kubernetes/admin.conf", "auth", "can-i", "create", "pods", "-n",
+                   "spark", "--as=system:serviceaccount:spark:spark", env=env)  # fmt: skip
+        assert rbac.stdout.strip() == "yes", rbac.stderr
         assert nodes.exit_code == 0, nodes.stderr
         assert nodes.stdout.count(" Ready") == 2, nodes.stdout
 

@@ -200,3 +200,14 @@ def test_submit_streams_output_and_exit_codes(
     assert "ValueError: boom from the user script" in failed.stderr
     assert "Traceback" not in failed.stdout and "rows 10" in failed.stdout
     assert "No cluster 'sparkube' is up" in failed.stderr
+
+
+def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["bash", "-c", "set -o pipefail; python -m sparkube manifests | head -1"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "SPARKUBE_HOME": str(tmp_path)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# --- pod network")
+    assert proc.stderr == ""
