@@ -95,9 +95,18 @@ OutputOption = Annotated[
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _spec(ctx: typer.Context, config: Path | None, **flags: Any) -> ClusterSpec:
-    env = context(ctx).env
-    return load_spec(env=env, config=config, flags=flags)
+#: Command parameters whose name differs from the ClusterSpec field they set.
+_PARAM_TO_FIELD = {"cluster": "name", "allow_cidr": "allow_cidrs"}
+
+
+def _spec(ctx: typer.Context) -> ClusterSpec:
+    """The spec from the command's own parameters (``plan`` and ``up`` share them)."""
+    flags = {
+        _PARAM_TO_FIELD.get(param, param): value
+        for param, value in ctx.params.items()
+        if _PARAM_TO_FIELD.get(param, param) in ClusterSpec.model_fields
+    }
+    return load_spec(env=context(ctx).env, config=ctx.params.get("config"), flags=flags)
 
 
 def _provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
@@ -205,22 +214,7 @@ def plan(
     """
     output = _check_output(output)
     ui = context(ctx).ui
-    spec = _spec(
-        ctx,
-        config,
-        name=cluster,
-        region=region,
-        workers=workers,
-        instance_type=instance_type,
-        control_plane_type=control_plane_type,
-        spot=spot,
-        allow_cidrs=allow_cidr,
-        ami=ami,
-        ttl=ttl,
-        root_volume_gb=root_volume_gb,
-        vpc_id=vpc_id,
-        subnet_id=subnet_id,
-    )
+    spec = _spec(ctx)
     result = _provider(ctx, spec.region).plan(spec)
     if output == "json":
         ui.out.print_json(json.dumps(_plan_json(result)))
@@ -303,22 +297,7 @@ def up(
     """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
-    spec = _spec(
-        ctx,
-        config,
-        name=cluster,
-        region=region,
-        workers=workers,
-        instance_type=instance_type,
-        control_plane_type=control_plane_type,
-        spot=spot,
-        allow_cidrs=allow_cidr,
-        ami=ami,
-        ttl=ttl,
-        root_volume_gb=root_volume_gb,
-        vpc_id=vpc_id,
-        subnet_id=subnet_id,
-    )
+    spec = _spec(ctx)
     selected = phases.select(until)
     provider = _provider(ctx, spec.region)
     the_plan = provider.plan(spec)  # validates everything before any write
