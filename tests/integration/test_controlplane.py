@@ -18,7 +18,20 @@ import pytest
 
 from sparkube.spark.rbac import SPARK_NAMESPACE as SPARK_NAMESPACE_SHIPPED
 from sparkube.spark.rbac import render_spark_rbac
-from tests.fixtures.controlplane import KubeControlPlane
+from tests.fixtures.controlplane import (
+    BASELINE_COLLECTIONS,
+    BINARIES,
+    BUILD_SCRIPT,
+    INSTANCE_TYPE_ENV,
+    NODE_SIZES,
+    STALE_REASON,
+    KubeControlPlane,
+    binaries_problem,
+    build_stamp,
+    kube_bin_dir,
+    node_instance_types,
+    node_size,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +65,256 @@ def _apply_spark_manifests(kube: KubeControlPlane, with_binding: bool = True) ->
 # --------------------------------------------------------------------------- basics
 
 
+# --------------------------------------------------------------------------- binaries' stamp
+
+
+def _build_sh_without_go(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """Run tools/kube/build.sh against `cache` with a PATH that has no Go: it returns 0 at
+    once when the cache is up to date, and dies (never builds) when it is not."""
+    path_dir = tmp_path / "path"
+    path_dir.mkdir(exist_ok=True)
+    for tool in ("bash", "cat", "cut", "dirname", "sha256sum"):
+        found = shutil.which(tool)
+        assert found, f"{tool} not on PATH"
+        link = path_dir / tool
+        if not link.exists():
+            link.symlink_to(found)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKUBE_KUBE_")}
+    env.update(PATH=str(path_dir), SPARKUBE_KUBE_CACHE=str(cache))
+    return subprocess.run(
+        [str(path_dir / "bash"), str(BUILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_build_stamp_is_what_build_sh_accepts(tmp_path: Path) -> None:
+    """A cache with our stamp (and fake binaries) is up to date for build.sh itself."""
+    stamp = build_stamp()
+    assert re.fullmatch(r"[0-9a-f]{16}", stamp)
+    bin_dir = tmp_path / "cache" / kube_bin_dir().parent.name / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in BINARIES:
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / ".stamp").write_text(stamp + "\n")
+    res = _build_sh_without_go(tmp_path, tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    assert "present in" in res.stdout
+    assert binaries_problem(bin_dir) is None
+
+    (bin_dir / ".stamp").write_text("0123456789abcdef\n")
+    res = _build_sh_without_go(tmp_path, tmp_path / "cache")
+    assert res.returncode != 0 and "'go' not found" in res.stderr  # would rebuild
+    problem = binaries_problem(bin_dir)
+    assert problem and problem.startswith(STALE_REASON)
+    assert "bash tools/kube/build.sh" in problem and "0123456789abcdef" in problem
+    assert binaries_problem(bin_dir, check_stamp=False) is None  # SPARKUBE_KUBE_BIN_DIR
+
+    (bin_dir / ".stamp").unlink()
+    problem = binaries_problem(bin_dir)
+    assert problem and "stale" in problem and ".stamp is missing" in problem
+    (bin_dir / "kwok").unlink()
+    problem = binaries_problem(bin_dir)
+    assert problem and "not built" in problem and "kwok" in problem
+
+
+def test_build_stamp_matches_the_current_cache(tmp_path: Path) -> None:
+    if os.environ.get("SPARKUBE_KUBE_BIN_DIR"):
+        pytest.skip("SPARKUBE_KUBE_BIN_DIR is set: no build.sh cache to check")
+    bin_dir = kube_bin_dir()
+    if not (bin_dir / ".stamp").is_file():
+        pytest.skip(f"no {bin_dir}/.stamp: run bash tools/kube/build.sh")
+    cache = bin_dir.parent.parent
+    res = _build_sh_without_go(tmp_path, cache)
+    if res.returncode != 0:
+        pytest.skip(f"the binaries in {bin_dir} are stale: run bash tools/kube/build.sh")
+    assert "present in" in res.stdout
+    assert (bin_dir / ".stamp").read_text().strip() == build_stamp()
+
+
+# --------------------------------------------------------------------------- node sizes
+
+
+def test_node_sizes_follow_sparkube_spec_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkube.spec import ClusterSpec
+
+    spec = ClusterSpec()
+    monkeypatch.delenv(INSTANCE_TYPE_ENV, raising=False)
+    assert node_instance_types() == (spec.instance_type, spec.control_plane_type)
+    assert node_size(spec.instance_type) == ("2", "4Gi")  # t3.medium
+    assert NODE_SIZES["m6i.xlarge"] == ("4", "16Gi")
+    monkeypatch.setenv(INSTANCE_TYPE_ENV, "t3.large")
+    assert node_instance_types() == ("t3.large", spec.control_plane_type)
+    monkeypatch.setenv(INSTANCE_TYPE_ENV, "x9.huge")
+    with pytest.raises(ValueError, match=r"'x9.huge'.*known: m6i.large, m6i.xlarge"):
+        node_instance_types()
+
+
+def test_nodes_are_sized_by_instance_type(kube: KubeControlPlane) -> None:
+    cpu, memory = node_size(kube.instance_type)
+    for name in kube.workers:
+        node = kube.get(f"/api/v1/nodes/{name}")
+        assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == kube.instance_type
+        assert (node["status"]["capacity"]["cpu"], node["status"]["capacity"]["memory"]) == (
+            cpu,
+            memory,
+        )
+    kube.add_node("big-1", instance_type="m6i.xlarge")
+    node = kube.get("/api/v1/nodes/big-1")
+    assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "m6i.xlarge"
+    alloc = node["status"]["allocatable"]
+    assert (alloc["cpu"], alloc["memory"]) == ("4", "16Gi")
+    assert kube.node_ready("big-1")
+
+
+# --------------------------------------------------------------------------- reset()
+
+
+def _created_objects(kube: KubeControlPlane) -> dict[str, dict[str, Any]]:
+    """One object of every kind reset() must clean, by collection path."""
+    labels = {"sparkube.test/reset": "true"}
+    meta = {"name": "reset-probe", "labels": labels}
+    pod_template = {
+        "metadata": {"labels": {"app": "reset-probe"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]},
+    }
+    rbac = "rbac.authorization.k8s.io"
+    return {
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions": {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "probes.reset.sparkube.test", "labels": labels},
+            "spec": {
+                "group": "reset.sparkube.test",
+                "scope": "Namespaced",
+                "names": {"kind": "Probe", "plural": "probes", "singular": "probe"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+        "/apis/apiregistration.k8s.io/v1/apiservices": {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.probe.sparkube.test", "labels": labels},
+            "spec": {
+                "group": "probe.sparkube.test",
+                "version": "v1beta1",
+                "service": {"namespace": "kube-system", "name": "reset-probe", "port": 443},
+                "insecureSkipTLSVerify": True,
+                "groupPriorityMinimum": 100,
+                "versionPriority": 10,
+            },
+        },
+        f"/apis/{rbac}/v1/clusterroles": {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": meta,
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        },
+        f"/apis/{rbac}/v1/clusterrolebindings": {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "reset-probe"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reset-probe", "namespace": "x"}],
+        },
+        "/apis/scheduling.k8s.io/v1/priorityclasses": {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": meta,
+            "value": 1000,
+        },
+        "/apis/storage.k8s.io/v1/storageclasses": {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": meta,
+            "provisioner": "sparkube.test/none",
+        },
+        "/apis/apps/v1/namespaces/kube-system/deployments": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "reset-probe"}},
+                "template": pod_template,
+            },
+        },
+        "/apis/apps/v1/namespaces/kube-system/daemonsets": {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": meta,
+            "spec": {"selector": {"matchLabels": {"app": "reset-probe"}}, "template": pod_template},
+        },
+        "/api/v1/namespaces/kube-system/services": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"selector": {"app": "reset-probe"}, "ports": [{"port": 443}]},
+        },
+        "/api/v1/namespaces/kube-system/serviceaccounts": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta,
+        },
+        "/api/v1/namespaces/kube-system/configmaps": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": {"k": "v"},
+        },
+    }
+
+
+def _names(kube: KubeControlPlane, path: str) -> set[str]:
+    return {o["metadata"]["name"] for o in kube.get(path)["items"]}
+
+
+def test_reset_deletes_cluster_scoped_and_kube_system_objects(
+    kube_control_plane: KubeControlPlane,
+) -> None:
+    kube = kube_control_plane
+    kube.reset()
+    before = {path: _names(kube, path) for path in BASELINE_COLLECTIONS}
+    objects = _created_objects(kube)
+    assert set(objects) == set(BASELINE_COLLECTIONS)
+    for path, obj in objects.items():
+        kube.api("POST", path, obj)
+    created = kube.created_since_start()
+    for path, obj in objects.items():
+        assert obj["metadata"]["name"] in created.get(path, []), path
+
+    t0 = time.monotonic()
+    kube.reset()
+    elapsed = time.monotonic() - t0
+    assert not kube.created_since_start()
+    for path, obj in objects.items():
+        assert not kube.exists(f"{path}/{obj['metadata']['name']}"), path
+    after = {path: _names(kube, path) for path in BASELINE_COLLECTIONS}
+    assert after == before  # nothing of the system's own was touched
+    assert "logs.kwok.x-k8s.io" in after[BASELINE_COLLECTIONS[0]]
+    assert elapsed < 3.0, f"reset() took {elapsed:.1f} s"
+    # the same CRD can be created again at once
+    kube.api("POST", BASELINE_COLLECTIONS[0], objects[BASELINE_COLLECTIONS[0]])
+    kube.reset()
+    assert not kube.created_since_start()
+
+
 def test_version_nodes_and_system_objects(kube: KubeControlPlane) -> None:
     assert kube.get("/version")["gitVersion"] == kube.kube_version == "v1.36.3"
     out = kube.kubectl("version", "-o", "json").stdout
@@ -61,7 +324,10 @@ def test_version_nodes_and_system_objects(kube: KubeControlPlane) -> None:
     assert set(kube.workers) == {"worker-1", "worker-2", "worker-3"} <= set(nodes)
     for name in kube.workers:
         alloc = nodes[name]["status"]["allocatable"]
-        assert (alloc["cpu"], alloc["memory"], alloc["pods"]) == ("2", "4Gi", "110")
+        assert (alloc["cpu"], alloc["memory"], alloc["pods"]) == (
+            *node_size(kube.instance_type),
+            "110",
+        )
         assert kube.node_ready(name)
     cp = nodes["control-plane"]
     assert cp["spec"]["taints"][0]["key"] == "node-role.kubernetes.io/control-plane"
