@@ -25,21 +25,12 @@ from moto.server import ThreadedMotoServer
 from sparkube.aws.session import CallCounter, observe_calls
 from sparkube.cli.app import run
 from sparkube.env import Environment
-from tests.fixtures.moto_server import REGION, seed_ubuntu
+from tests.fixtures.moto_server import REGION, moto_environ, seed_ubuntu
 
 
 def _env(url: str, home: Path) -> Environment:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPARKUBE_"))}
-    environ.update(
-        HOME=str(home),
-        SPARKUBE_HOME=str(home / ".sparkube"),
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_EC2_METADATA_DISABLED="true",
-        SPARKUBE_DETECT_IP="off",
-    )
+    environ.update(HOME=str(home), SPARKUBE_HOME=str(home / ".sparkube"), **moto_environ(url))
     return Environment(environ=environ, cwd=home, interactive=False)
 
 

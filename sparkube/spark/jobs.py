@@ -145,7 +145,7 @@ def run_wordcount_local(
         )
     try:
         with tempfile.TemporaryDirectory(prefix="sparkube-inputs-") as staging:
-            result = local.run_spark_submit(
+            result = local.run_local_app(
                 local.app_path("wordcount"),
                 [
                     "--output", str(output_dir), "--top", str(top), "--parts-name", parts_name,
@@ -158,9 +158,9 @@ def run_wordcount_local(
     except BaseException:
         _clean_after_failure(output_dir, parts_name, created)
         raise
-    if result.exit_code != 0:
-        _clean_after_failure(output_dir, parts_name, created)
     summary = local.parse_summary(result.stdout_tail)
+    if result.exit_code != 0 or summary is None:
+        _clean_after_failure(output_dir, parts_name, created)
     if result.exit_code != 0 and result.out_of_memory:
         raise JobError(
             f"Spark ran out of memory (driver memory {settings.driver_memory}); set "
@@ -207,7 +207,7 @@ def run_submit_local(
         raise InputError(f"Application {app} must be a .py script or a .jar; pass one of those.")
     if app.suffix == ".jar" and not main_class:
         raise InputError(f"{app} is a JAR; pass its main class with --class.")
-    result = local.run_spark_submit(
+    result = local.run_local_app(
         app.resolve(),
         list(args),
         environ=environ,

@@ -1,11 +1,13 @@
-"""Run PySpark applications on embedded Spark (pyspark's own ``spark-submit``).
+"""Run Spark applications on embedded Spark (pyspark's bundled Spark, ``local[N]``).
 
-Jobs run in a child ``spark-submit`` process rather than in sparkube's own interpreter:
-the JVM's lifetime, memory and exit code then belong to the job, a user's script sees
-exactly what it would see on the cluster (``__main__``, ``sys.argv``), and Ctrl-C stops
-the JVM with the job. Spark's console noise (log4j WARN/INFO lines, progress bars) is
-turned off through a bundled log4j2 file unless ``verbose`` is set; output lines are
-handed to a callback so the CLI decides what to show.
+Jobs run in a child process rather than in sparkube's own interpreter: the JVM's
+lifetime, memory and exit code then belong to the job, a user's script sees exactly
+what it would see on the cluster (``__main__``, ``sys.argv``), and Ctrl-C stops the JVM
+with the job. Python applications run as ``python APP`` with the spark-submit options in
+``PYSPARK_SUBMIT_ARGS`` (their stdout and stderr stay apart); JARs go through
+``spark-submit``. Spark's console noise (log4j WARN/INFO lines, progress bars) is turned
+off through a bundled log4j2 file unless ``verbose`` is set; output lines are handed to
+a callback so the CLI decides what to show.
 """
 
 from __future__ import annotations
@@ -150,12 +152,11 @@ def build_command(
 
 def child_environment(environ: Mapping[str, str], java: JavaRuntime) -> dict[str, str]:
     env = dict(environ)
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers (executors)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["JAVA_HOME"] = str(java.path.parent.parent)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    # spark-submit prints its own banner/options to stderr in verbose mode only.
+    # Always pyspark's own bundled Spark, never another install the user points at.
     env.pop("SPARK_HOME", None)
     return env
 
@@ -185,7 +186,7 @@ def _pump(
             handler(name, line)
 
 
-def run_spark_submit(
+def run_local_app(
     app: Path,
     args: Sequence[str],
     *,
@@ -195,7 +196,7 @@ def run_spark_submit(
     main_class: str | None = None,
     cwd: Path | None = None,
 ) -> LocalResult:
-    """Run one application on embedded Spark and wait for it."""
+    """Run one application (``.py`` or ``.jar``) on embedded Spark and wait for it."""
     java = find_java(environ)
     command = build_command(app, args, settings=settings, main_class=main_class)
     child_env = {**child_environment(environ, java), **command.env}

@@ -31,9 +31,7 @@ def test_out_of_memory_is_detected_from_the_jvm_message(tmp_path: Path) -> None:
         " file=sys.stderr)\n"
         "sys.exit(1)\n",
     )
-    result = local.run_spark_submit(
-        app, [], environ=dict(os.environ), settings=local.LocalSettings()
-    )
+    result = local.run_local_app(app, [], environ=dict(os.environ), settings=local.LocalSettings())
     assert result.exit_code == 1
     assert result.out_of_memory
 
