@@ -204,7 +204,8 @@ def test_submit_streams_output_and_exit_codes(
 
 def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
     proc = subprocess.run(
-        ["bash", "-c", "set -o pipefail; python -m sparkube manifests | head -1"],
+        # The test's own interpreter (sys.executable), never whatever `python` is on PATH.
+        ["bash", "-c", 'set -o pipefail; "$0" -m sparkube manifests | head -1', sys.executable],
         capture_output=True, text=True, check=False,
         env={**os.environ, "SPARKUBE_HOME": str(tmp_path)}, cwd=tmp_path,
     )  # fmt: skip
