@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.controlplane",
     "tests.fixtures.sshhosts",
     "tests.fixtures.moto_server",
+    "tests.fixtures.procnodes",
 ]
 
 
