@@ -7,6 +7,7 @@ submits in cluster mode from outside the cluster, with the RBAC sparkube ships. 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -52,6 +53,26 @@ def apply_rbac(pc: ProcessCluster, with_binding: bool = True) -> None:
     )
 
 
+def submitter_token(pc: ProcessCluster) -> str:
+    """A token of an operator-like identity (cluster-admin) for the submission itself, so
+    that what the driver may do depends only on the spark service account's RBAC. (The
+    admin client certificate is not usable: fabric8 cannot read PKCS#8 EC keys.)"""
+    sa = "/api/v1/namespaces/default/serviceaccounts/test-submitter"
+    if not pc.kube.exists(sa):
+        pc.kube.create_service_account("default", "test-submitter")
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "test-submitter"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": "test-submitter",
+                          "namespace": "default"}],
+        }  # fmt: skip
+        pc.kube.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+    return pc.kube.token_for("default", "test-submitter")
+
+
 def spark_submit(
     pc: ProcessCluster,
     tmp_path: Path,
@@ -62,16 +83,16 @@ def spark_submit(
 ) -> subprocess.CompletedProcess[str]:
     layer = spark_layer_or_skip()
     spark_home = layer / "opt" / "spark"
-    pki = pc.kube.workdir / "pki"
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
+    token_file = tmp_path / "submitter.token"
+    token_file.write_text(submitter_token(pc))
     settings = {
         "spark.kubernetes.namespace": SPARK_NAMESPACE,
         "spark.kubernetes.container.image": SPARK_IMAGE.ref,
         "spark.kubernetes.authenticate.driver.serviceAccountName": "spark",
         "spark.kubernetes.authenticate.submission.caCertFile": str(pc.kube.ca_file),
-        "spark.kubernetes.authenticate.submission.clientCertFile": str(pki / "admin.crt"),
-        "spark.kubernetes.authenticate.submission.clientKeyFile": str(pki / "admin.key"),
+        "spark.kubernetes.authenticate.submission.oauthTokenFile": str(token_file),
         "spark.kubernetes.submission.waitAppCompletion": "true",
         "spark.kubernetes.report.interval": "2s",
         "spark.driver.memory": "512m",
@@ -102,12 +123,15 @@ def spark_submit(
     )
 
 
-def driver_pod(pc: ProcessCluster, app_name: str) -> dict[str, Any]:
+def driver_pod(
+    pc: ProcessCluster, app_name: str, submitted: subprocess.CompletedProcess[str]
+) -> dict[str, Any]:
     pods = pc.kube.get(
         f"/api/v1/namespaces/{SPARK_NAMESPACE}/pods?labelSelector=spark-role%3Ddriver"
     )["items"]
-    (pod,) = [p for p in pods if p["metadata"]["name"].startswith(app_name)]
-    return dict(pod)
+    found = [p for p in pods if p["metadata"]["name"].startswith(app_name)]
+    assert len(found) == 1, (submitted.stdout + submitted.stderr)[-5000:]
+    return dict(found[0])
 
 
 def executor_pods(pc: ProcessCluster) -> list[dict[str, Any]]:
@@ -121,7 +145,7 @@ def executor_pods(pc: ProcessCluster) -> list[dict[str, Any]]:
 def test_spark_pi_cluster_mode_with_two_executors(spark_ns: ProcessCluster, tmp_path: Path) -> None:
     pc = spark_ns
     apply_rbac(pc)
-    res = spark_submit(
+    submitted = spark_submit(
         pc,
         tmp_path,
         "spark-pi",
@@ -133,8 +157,8 @@ def test_spark_pi_cluster_mode_with_two_executors(spark_ns: ProcessCluster, tmp_
         ],
         {"spark.executor.instances": "2"},
     )
-    output = res.stdout + res.stderr
-    driver = driver_pod(pc, "spark-pi")
+    output = submitted.stdout + submitted.stderr
+    driver = driver_pod(pc, "spark-pi", submitted)
     log = pc.logs(SPARK_NAMESPACE, driver["metadata"]["name"])
     assert driver["status"]["phase"] == "Succeeded", log[-5000:] + output[-3000:]
     state = driver["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -154,7 +178,7 @@ def test_driver_without_role_binding_fails_in_the_cluster(
     """The seed's failure, reproduced: the driver runs, cannot create executors."""
     pc = spark_ns
     apply_rbac(pc, with_binding=False)
-    spark_submit(
+    submitted = spark_submit(
         pc,
         tmp_path,
         "no-rbac",
@@ -166,7 +190,7 @@ def test_driver_without_role_binding_fails_in_the_cluster(
         ],
         {"spark.executor.instances": "1"},
     )
-    driver = driver_pod(pc, "no-rbac")
+    driver = driver_pod(pc, "no-rbac", submitted)
     log = pc.logs(SPARK_NAMESPACE, driver["metadata"]["name"])
     assert driver["status"]["phase"] == "Failed", log[-3000:]
     assert driver["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] != 0
@@ -206,6 +230,15 @@ def test_pyspark_reads_and_writes_s3_with_instance_metadata_credentials(
         "data": {"app.py": app},
     }  # fmt: skip
     pc.create(SPARK_NAMESPACE, app_cm)
+    template = tmp_path / "driver-template.json"
+    template.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "spec": {
+            "containers": [{"name": "driver", "volumeMounts": [
+                {"name": "app", "mountPath": "/opt/sparkube/app", "readOnly": True}]}],
+            "volumes": [{"name": "app", "configMap": {"name": "s3-app"}}],
+        },
+    }))  # fmt: skip
     jars = ",".join(f"{pc.maven_url}/{path}" for path in s3_jar_paths())
     conf = {
         "spark.executor.instances": "1",
@@ -214,17 +247,18 @@ def test_pyspark_reads_and_writes_s3_with_instance_metadata_credentials(
         "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
-        "spark.kubernetes.driver.volumes.configMap.app.mount.path": "/opt/sparkube/app",
-        "spark.kubernetes.driver.volumes.configMap.app.options.name": "s3-app",
+        # Spark's volume confs have no configMap type: the app comes in a pod template
+        "spark.kubernetes.driver.podTemplateFile": str(template),
+        "spark.kubernetes.driver.podTemplateContainerName": "driver",
     }
-    spark_submit(
+    submitted = spark_submit(
         pc,
         tmp_path,
         "s3-job",
         ["local:///opt/sparkube/app/app.py", f"s3a://{bucket}/in/", f"s3a://{bucket}/out"],
         conf,
     )
-    driver = driver_pod(pc, "s3-job")
+    driver = driver_pod(pc, "s3-job", submitted)
     log = pc.logs(SPARK_NAMESPACE, driver["metadata"]["name"])
     assert driver["status"]["phase"] == "Succeeded", log[-6000:]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
