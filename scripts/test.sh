@@ -5,7 +5,8 @@
 #
 # Prerequisites: Python 3.11+ with venv, Java 17+. Optional, else those tests skip with a
 # reason: Go 1.26 (real Kubernetes control plane), root + openssh-server + iproute2 (SSH
-# hosts in network namespaces), shellcheck (node scripts). As root on Debian/Ubuntu this
+# hosts in network namespaces, process nodes), a JDK + curl (the Spark image layer of
+# tools/spark/build.sh), shellcheck (node scripts). As root on Debian/Ubuntu this
 # script installs the apt packages itself. With CI=true nothing may be missing: a failed
 # build or a skipped stand-in fails the run.
 set -euo pipefail
@@ -45,6 +46,12 @@ elif [ "$ci" = true ]; then
   echo "!! CI needs Go to build the test control plane" >&2; exit 1
 else
   echo "!! Go not found: the real-control-plane tests will skip"
+fi
+
+echo "== Spark image layer for the process nodes (cached after the first build)"
+if ! SPARKUBE_PYTHON="$py" bash tools/spark/build.sh; then
+  if [ "$ci" = true ]; then echo "!! Spark image layer failed to build" >&2; exit 1; fi
+  echo "!! Spark image layer failed to build; the Spark-in-pods tests will skip"
 fi
 
 echo "== ruff"

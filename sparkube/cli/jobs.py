@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,9 @@ from rich.table import Table
 from sparkube.cli.app import app
 from sparkube.cli.options import ClusterOption, RegionOption, VerboseOption
 from sparkube.cli.ui import UI, context
-from sparkube.errors import JobError
+from sparkube.env import Environment
+from sparkube.errors import InputError, Interrupted, JobError, UsageError
+from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import jobs, local
 from sparkube.spark.java import find_java
 from sparkube.spec import load_spec
@@ -82,27 +86,55 @@ def wordcount(
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     job_id = jobs.new_job_id("wc")
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
-    java = find_java(env.environ)
-    settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
-    files, out_dir, created = jobs.prepare_wordcount(
-        inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
-    )
-    if not local_:
-        ui.note(placement.reason)
-    total = sum(f.size for f in files)
-    ui.note(f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}")
-    what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
-    with ui.err.status(f"Counting words in {what}…", spinner="dots"):
-        result = jobs.run_wordcount_local(
-            files,
-            output_dir=out_dir,
-            top=top,
-            job_id=job_id,
-            environ=env.environ,
-            settings=settings,
-            on_line=_spark_lines(ui, verbose),
-            created=created,
+    if not placement.local:
+        files, out_dir, created = jobs.prepare_wordcount(
+            inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
         )
+        api = jobs.open_cluster(env, spec.name)
+        config = api.config()
+        res = jobs.resources_for(config)
+        total = sum(f.size for f in files)
+        what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
+        ui.note(
+            f"Running on cluster {spec.name} ({res.executors} executors × "
+            f"{res.executor_cores} core{'s' if res.executor_cores != 1 else ''}, "
+            f"{res.executor_memory})  job {job_id}"
+        )
+        with _job_interrupts(ui, env, api, job_id), ui.err.status("Starting…") as status:
+            result = jobs.run_wordcount_cluster(
+                api,
+                files,
+                output_dir=out_dir,
+                top=top,
+                job_id=job_id,
+                resources=res,
+                on_status=lambda text: status.update(text),
+                on_progress=lambda p: status.update(_progress_line(p)),
+                on_log=(lambda line: ui.err.print(line, markup=False)) if verbose else None,
+                created=created,
+            )
+    else:
+        java = find_java(env.environ)
+        settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
+        files, out_dir, created = jobs.prepare_wordcount(
+            inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
+        )
+        if not local_:
+            ui.note(placement.reason)
+        total = sum(f.size for f in files)
+        ui.note(f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}")
+        what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
+        with ui.err.status(f"Counting words in {what}…", spinner="dots"):
+            result = jobs.run_wordcount_local(
+                files,
+                output_dir=out_dir,
+                top=top,
+                job_id=job_id,
+                environ=env.environ,
+                settings=settings,
+                on_line=_spark_lines(ui, verbose),
+                created=created,
+            )
     ui.ok(f"counted {what} in {result.seconds:.1f} s")
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("word", style="bold")
@@ -136,22 +168,90 @@ def submit(
     main_class: Annotated[
         str | None, typer.Option("--class", help="Main class of a JAR application.")
     ] = None,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            help="A file or folder the application reads (repeatable). On the cluster it is "
+            "uploaded to the cluster's bucket (once per content) and passed as an s3a:// "
+            "path; locally as its path. Inputs are appended to the application's arguments.",
+            show_default=False,
+        ),
+    ] = None,
+    executors: Annotated[
+        int | None,
+        typer.Option(
+            "--executors",
+            help="Executors on the cluster. Default: one per worker.",
+            show_default=False,
+        ),
+    ] = None,
+    executor_cores: Annotated[
+        int | None,
+        typer.Option(
+            "--executor-cores",
+            help="Cores per executor. Default: the worker's vCPUs minus one (at least 1).",
+            show_default=False,
+        ),
+    ] = None,
+    executor_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--executor-memory",
+            help="Heap per executor (e.g. 2g). Default: 40% of a worker's memory, less "
+            "Spark's 384 MiB overhead, so a default job fits next to its driver.",
+            show_default=False,
+        ),
+    ] = None,
+    conf: Annotated[
+        list[str] | None,
+        typer.Option("--conf", help="A Spark property KEY=VALUE (repeatable).", show_default=False),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Where the files the application writes under $SPARKUBE_OUTPUT are "
+            "downloaded. Default: ./sparkube-runs/JOB-ID/ when it wrote any.",
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Stream the driver's log while it runs.")
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="Print the job id and return once it is submitted."),
+    ] = False,
     cluster: ClusterOption = None,
     region: RegionOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Run your own Spark application and exit with its exit code.
 
-    The application's output streams to the terminal. Put options meant for the
-    application after [bold]--[/bold].
+    On the cluster the driver runs inside it (no Java needed here); the application
+    finds an s3a:// folder for its results in $SPARKUBE_OUTPUT. Locally its output
+    streams to the terminal. Put options meant for the application after [bold]--[/bold].
 
-    Example: [bold]sparkube submit --local etl.py -- --day 2026-11-25[/bold]
+    Example: [bold]sparkube submit etl.py --input data/ --executors 3 -- --day 2026-11-25[/bold]
     """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     app_path = application if application.is_absolute() else env.cwd / application
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
+    app_args = [*(args or []), *ctx.args]
+    input_paths = [p if p.is_absolute() else env.cwd / p for p in inputs or []]
+    if not placement.local:
+        _submit_cluster(
+            env, ui, spec.name, app_path, app_args,
+            inputs=input_paths, main_class=main_class, executors=executors,
+            executor_cores=executor_cores, executor_memory=executor_memory,
+            conf=jobs.parse_conf(conf or []), output_dir=output_dir, follow=follow,
+            no_wait=no_wait, verbose=verbose,
+        )  # fmt: skip
+        return
     find_java(env.environ)
     if not local_:
         ui.note(placement.reason)
@@ -162,9 +262,12 @@ def submit(
         console = ui.out if name == "stdout" else ui.err
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
+    for path in input_paths:
+        if not path.exists():
+            raise InputError(f"Input {path} does not exist; check the path.")
     code = jobs.run_submit_local(
         app_path,
-        [*(args or []), *ctx.args],
+        [*app_args, *(str(p) for p in input_paths)],
         environ=env.environ,
         settings=local.LocalSettings.from_environ(env.environ, verbose=verbose),
         on_line=stream,
@@ -173,3 +276,201 @@ def submit(
     )
     if code != 0:
         raise JobError(f"{application.name} exited with code {code}.", exit_code=code)
+
+
+def _progress_line(p: cluster_jobs.Progress) -> str:
+    minutes, seconds = divmod(int(p.elapsed), 60)
+    executors = f"{p.executors_running}/{p.executors_wanted} executors"
+    if p.executors_pending:
+        executors += f" ({p.executors_pending} pending)"
+    detail = f" ({p.detail})" if p.detail else ""
+    return f"driver {p.driver_phase}{detail} · {executors} · {minutes}:{seconds:02d}"
+
+
+@contextlib.contextmanager
+def _job_interrupts(
+    ui: UI, env: Environment, api: cluster_jobs.ClusterJobs, job_id: str
+) -> Iterator[None]:
+    """Ctrl-C while a job runs: on a terminal, ask whether to cancel it or leave it
+    running; without one, cancel it. Either way sparkube then exits 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        cancel = True
+        if env.interactive:
+            try:
+                cancel = typer.confirm(
+                    f"Cancel job {job_id} (delete its pods)? No leaves it running", default=True
+                )
+            except (KeyboardInterrupt, typer.Abort):
+                cancel = True
+        if cancel:
+            api.cancel(job_id)
+            raise Interrupted(f"Interrupted; job {job_id} was cancelled.") from None
+        raise Interrupted(
+            f"Interrupted; job {job_id} keeps running: sparkube logs {job_id} --follow, "
+            f"sparkube cancel {job_id}."
+        ) from None
+
+
+def _submit_cluster(
+    env: Environment,
+    ui: UI,
+    cluster: str,
+    app_path: Path,
+    app_args: list[str],
+    *,
+    inputs: list[Path],
+    main_class: str | None,
+    executors: int | None,
+    executor_cores: int | None,
+    executor_memory: str | None,
+    conf: dict[str, str],
+    output_dir: Path | None,
+    follow: bool,
+    no_wait: bool,
+    verbose: bool,
+) -> None:
+    jobs.check_application(app_path, main_class)
+    if output_dir is not None:
+        from sparkube.spark.inputs import check_output_dir
+
+        check_output_dir(output_dir if output_dir.is_absolute() else env.cwd / output_dir)
+    api = jobs.open_cluster(env, cluster)
+    config = api.config()
+    res = jobs.resources_for(
+        config, executors=executors, executor_cores=executor_cores,
+        executor_memory=executor_memory,
+    )  # fmt: skip
+    job_id = jobs.new_job_id("job")
+    ui.note(
+        f"Running on cluster {cluster} ({res.executors} executors × {res.executor_cores} "
+        f"core{'s' if res.executor_cores != 1 else ''}, {res.executor_memory})  job {job_id}"
+    )
+    with ui.err.status("Uploading…") as status:
+        submission = jobs.prepare_submit_cluster(
+            api, app_path, app_args, job_id=job_id, inputs=inputs, main_class=main_class,
+            resources=res, conf=conf, on_status=lambda text: status.update(text),
+        )  # fmt: skip
+        uploaded = sum(u.size for u in submission.uploads if u.uploaded)
+        if submission.uploads:
+            ui.ok(
+                f"inputs in s3://{config.bucket}/ ({_human_size(uploaded)} uploaded, "
+                f"{sum(1 for u in submission.uploads if not u.uploaded)} already there)"
+            )
+        status.update("submitting the driver")
+        api.submit(submission.spec)
+    if no_wait:
+        ui.out.print(job_id)
+        ui.note(f"Submitted; follow it with sparkube logs {job_id} --follow.")
+        return
+
+    def log_line(line: str) -> None:
+        ui.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    with _job_interrupts(ui, env, api, job_id), ui.err.status("driver Pending") as status:
+        outcome = api.wait(
+            job_id,
+            on_progress=lambda p: status.update(_progress_line(p)),
+            on_log=log_line if (follow or verbose) else None,
+        )
+    if outcome.exit_code == 0:
+        ui.ok(f"{app_path.name} succeeded on the cluster (job {job_id})")
+    wanted = output_dir is not None
+    out = output_dir or Path(jobs.RUNS_DIR) / job_id
+    out = out if out.is_absolute() else env.cwd / out
+    written = jobs.download_outputs(api, job_id, out) if outcome.exit_code == 0 or wanted else []
+    if written:
+        ui.note(f"{len(written)} output file{'s' if len(written) != 1 else ''} in {out}")
+    if outcome.exit_code != 0:
+        raise JobError(
+            outcome.diagnosis or f"{app_path.name} exited with code {outcome.exit_code}.",
+            exit_code=outcome.exit_code,
+            detail=None if follow else ("\n".join(outcome.log_tail[-10:]) or None),
+        )
+
+
+# --------------------------------------------------------------------------- jobs, logs, cancel
+
+
+OutputFormat = Annotated[str, typer.Option("--output", help="text or json.", show_default=True)]
+
+
+@app.command(name="jobs", rich_help_panel="Jobs")
+def jobs_command(
+    ctx: typer.Context,
+    output: OutputFormat = "text",
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """List the cluster's Spark jobs, running and finished (kept in its bucket).
+
+    Example: [bold]sparkube jobs --output json[/bold]
+    """
+    app_ctx = context(ctx)
+    env, ui = app_ctx.env, app_ctx.ui
+    if output not in ("text", "json"):
+        raise UsageError(f"--output must be text or json (got {output!r}).")
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    records = jobs.open_cluster(env, spec.name).records()
+    if output == "json":
+        ui.out.print_json(data=[r.to_json() for r in records])
+        return
+    if not records:
+        ui.note(f"No jobs on cluster {spec.name} yet; run one with sparkube wordcount FILE.")
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("job", "app", "state", "started", "duration", "executors"):
+        table.add_column(col, justify="right" if col in ("duration", "executors") else "left")
+    for r in records:
+        dur = r.duration
+        minutes, seconds = divmod(int(dur or 0), 60)
+        state = r.state + (f" ({r.exit_code})" if r.exit_code not in (None, 0) else "")
+        table.add_row(
+            r.job_id, escape(r.app), state, r.submitted.replace("T", " ").rstrip("Z"),
+            f"{minutes}:{seconds:02d}" if dur is not None else "",
+            f"{r.executors} × {r.executor_cores}" if r.executor_cores else str(r.executors),
+        )  # fmt: skip
+    ui.out.print(table)
+
+
+@app.command(rich_help_panel="Jobs")
+def logs(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The job id (see sparkube jobs).", show_default=False)],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming while the job runs.")
+    ] = False,
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Print a job's driver log: live while it runs, from the bucket once it ended.
+
+    Example: [bold]sparkube logs wc-20261125-1203-4f2a --follow[/bold]
+    """
+    app_ctx = context(ctx)
+    env, ui = app_ctx.env, app_ctx.ui
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    for line in jobs.open_cluster(env, spec.name).logs(job, follow=follow):
+        ui.out.print(line.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(rich_help_panel="Jobs")
+def cancel(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The job id (see sparkube jobs).", show_default=False)],
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Stop a job: delete its driver, executors and their objects.
+
+    Example: [bold]sparkube cancel wc-20261125-1203-4f2a[/bold]
+    """
+    app_ctx = context(ctx)
+    env, ui = app_ctx.env, app_ctx.ui
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    api = jobs.open_cluster(env, spec.name)
+    if not api.cancel(job):
+        raise UsageError(f"No running job {job} on cluster {spec.name}; see sparkube jobs.")
+    api.wait_gone(job)
+    ui.ok(f"cancelled {job}; its pods are gone")

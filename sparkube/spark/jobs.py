@@ -8,17 +8,19 @@ so. This module returns typed records; the CLI renders them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sparkube.env import Environment
 from sparkube.errors import ClusterError, InputError, JobError
+from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import local
 from sparkube.spark.apps import wordcount as wordcount_app
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
@@ -44,10 +46,7 @@ def choose_placement(env: Environment, cluster: str, *, local_flag: bool) -> Pla
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.exists():
         return Placement(True, f"No cluster '{cluster}' is up; running on embedded Spark instead.")
-    raise ClusterError(
-        f"Cluster '{cluster}' has a kubeconfig, but this sparkube version cannot run jobs "
-        "on a cluster yet; pass --local to run on embedded Spark."
-    )
+    return Placement(False, f"Running on cluster '{cluster}'.")
 
 
 @dataclass(frozen=True)
@@ -201,12 +200,7 @@ def run_submit_local(
     cwd: Path | None = None,
 ) -> int:
     """Run a user's application; return its exit code (the CLI exits with it)."""
-    if not app.is_file():
-        raise InputError(f"Application {app} does not exist; check the path.")
-    if app.suffix not in (".py", ".jar"):
-        raise InputError(f"Application {app} must be a .py script or a .jar; pass one of those.")
-    if app.suffix == ".jar" and not main_class:
-        raise InputError(f"{app} is a JAR; pass its main class with --class.")
+    check_application(app, main_class)
     result = local.run_local_app(
         app.resolve(),
         list(args),
@@ -217,3 +211,261 @@ def run_submit_local(
         cwd=cwd,
     )
     return result.exit_code
+
+
+# --------------------------------------------------------------------------- on the cluster
+
+
+def open_cluster(env: Environment, cluster: str) -> cluster_jobs.ClusterJobs:
+    """The cluster's jobs API: its admin kubeconfig, the user's own S3 credentials."""
+    from sparkube.aws.session import AwsClients
+    from sparkube.kube.client import client_from_kubeconfig
+
+    kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
+    if not kubeconfig.is_file():
+        raise ClusterError(
+            f"No cluster '{cluster}' is up here (no kubeconfig in {kubeconfig.parent}); run "
+            f"sparkube up, or sparkube kubeconfig on the machine that made it."
+        )
+    client = client_from_kubeconfig(kubeconfig, timeout=30.0)
+    return cluster_jobs.ClusterJobs(
+        client,
+        lambda region: AwsClients(env.environ, region).s3,
+        endpoints=cluster_jobs.Endpoints.from_environ(env.environ),
+    )
+
+
+ProgressHandler = Callable[[str], None]
+
+
+def upload_inputs(
+    api: cluster_jobs.ClusterJobs,
+    files: Sequence[tuple[Path, str]],
+    on_progress: ProgressHandler | None = None,
+) -> list[cluster_jobs.Upload]:
+    """Upload (path, name) pairs content-addressed; report bytes done of the total."""
+    total = sum(path.stat().st_size for path, _ in files) or 1
+    done = 0
+    uploads = []
+
+    def count(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress is not None:
+            on_progress(f"uploading inputs {100 * done / total:.0f}% of {total / 1e6:.1f} MB")
+
+    for path, name in files:
+        uploads.append(
+            cluster_jobs.upload_content_addressed(
+                api.s3, api.config().bucket, path, name, on_bytes=count
+            )
+        )
+    return uploads
+
+
+def resources_for(
+    config: cluster_jobs.ClusterConfig,
+    *,
+    executors: int | None = None,
+    executor_cores: int | None = None,
+    executor_memory: str | None = None,
+    driver_memory: str | None = None,
+) -> cluster_jobs.Resources:
+    base = cluster_jobs.default_resources(config)
+    if executors is not None and executors < 1:
+        raise InputError(f"--executors must be at least 1 (got {executors}).")
+    if executor_cores is not None and executor_cores < 1:
+        raise InputError(f"--executor-cores must be at least 1 (got {executor_cores}).")
+    res = cluster_jobs.Resources(
+        executors if executors is not None else base.executors,
+        executor_cores if executor_cores is not None else base.executor_cores,
+        executor_memory or base.executor_memory,
+        driver_memory or base.driver_memory,
+    )
+    res.memory_mib(res.executor_memory)  # validates the syntax (exit 2)
+    res.memory_mib(res.driver_memory)
+    return res
+
+
+def run_wordcount_cluster(
+    api: cluster_jobs.ClusterJobs,
+    files: Sequence[InputFile],
+    *,
+    output_dir: Path,
+    top: int,
+    job_id: str,
+    resources: cluster_jobs.Resources | None = None,
+    on_status: ProgressHandler | None = None,
+    on_progress: Callable[[cluster_jobs.Progress], None] | None = None,
+    on_log: Callable[[str], None] | None = None,
+    created: Path | None = None,
+) -> WordCountResult:
+    """The built-in WordCount on the cluster: inputs to S3, the same app in the driver
+    pod, the sorted parts downloaded and concatenated exactly as the local run does."""
+    started = time.monotonic()
+    config = api.config()
+    res = resources or resources_for(config)
+    parts_name = f"_sparkube-parts-{job_id}"
+    try:
+        uploads = upload_inputs(
+            api,
+            [(f.path, "input.gz" if f.compressed else "input.txt") for f in files],
+            on_status,
+        )
+        out_uri = cluster_jobs.s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+        args = ["--output", out_uri, "--top", str(top), "--parts-name", parts_name]
+        args += [cluster_jobs.s3a(config.bucket, u.key) for u in uploads]
+        spec = cluster_jobs.JobSpec(
+            job_id=job_id,
+            app_name="wordcount",
+            app_file="wordcount.py",
+            app_bytes=local.app_path("wordcount").read_bytes(),
+            args=tuple(args),
+            resources=res,
+            kind="wordcount",
+            output_uri=out_uri,
+        )
+        if on_status:
+            on_status("submitting the driver")
+        api.submit(spec)
+        outcome = api.wait(job_id, on_progress=on_progress, on_log=on_log)
+        if outcome.exit_code != 0:
+            raise JobError(
+                outcome.diagnosis or f"WordCount failed on the cluster (exit {outcome.exit_code}).",
+                exit_code=1,
+                detail="\n".join(outcome.log_tail[-15:]) or None,
+            )
+        summary = local.parse_summary(outcome.log_tail)
+        if summary is None:
+            raise JobError(
+                f"WordCount on the cluster printed no summary; see sparkube logs {job_id}."
+            )
+        prefix = cluster_jobs.output_prefix(job_id) + parts_name + "/"
+        keys = sorted(
+            k
+            for k in cluster_jobs.list_keys(api.s3, config.bucket, prefix)
+            if k.rsplit("/", 1)[-1].startswith("part-")
+        )
+        if on_status:
+            on_status("downloading the result")
+        make_output_dir(output_dir)
+        cluster_jobs.concat_objects(
+            api.s3,
+            config.bucket,
+            keys,
+            output_dir / wordcount_app.RESULT_FILE,
+            wordcount_app.HEADER.encode(),
+        )
+    except BaseException:
+        _clean_after_failure(output_dir, parts_name, created)
+        raise
+    top_rows = summary.get("top", [])
+    words = summary.get("words", 0)
+    distinct = summary.get("distinct", 0)
+    assert isinstance(top_rows, list) and isinstance(words, int) and isinstance(distinct, int)
+    return WordCountResult(
+        job_id=job_id,
+        words=words,
+        distinct=distinct,
+        top=[(str(w), int(c)) for w, c in top_rows],
+        seconds=time.monotonic() - started,
+        output_dir=output_dir,
+        csv=output_dir / wordcount_app.RESULT_FILE,
+        inputs=list(files),
+    )
+
+
+@dataclass(frozen=True)
+class ClusterSubmission:
+    spec: cluster_jobs.JobSpec
+    uploads: list[cluster_jobs.Upload]
+
+
+def prepare_submit_cluster(
+    api: cluster_jobs.ClusterJobs,
+    app: Path,
+    args: Sequence[str],
+    *,
+    job_id: str,
+    inputs: Sequence[Path] = (),
+    main_class: str | None = None,
+    resources: cluster_jobs.Resources | None = None,
+    conf: Mapping[str, str] | None = None,
+    on_status: ProgressHandler | None = None,
+) -> ClusterSubmission:
+    """Upload the inputs and build the job; each --input becomes an s3a:// argument
+    appended after the application's own arguments, in order."""
+    check_application(app, main_class)
+    config = api.config()
+    pairs: list[tuple[Path, str]] = []
+    layout: list[tuple[Path, list[int]]] = []
+    for given in inputs:
+        if not given.exists():
+            raise InputError(f"Input {given} does not exist; check the path.")
+        if given.is_dir():
+            members = sorted(p for p in given.rglob("*") if p.is_file())
+            layout.append((given, list(range(len(pairs), len(pairs) + len(members)))))
+            pairs += [(p, str(p.relative_to(given))) for p in members]
+        else:
+            layout.append((given, [len(pairs)]))
+            pairs.append((given, given.name))
+    uploads = upload_inputs(api, pairs, on_status)
+    input_uris = []
+    for given, indexes in layout:
+        if given.is_dir():
+            # a folder: its files under one content-addressed tree (copied server-side)
+            tree = hashlib.sha256(
+                "\n".join(f"{pairs[i][1]}\0{uploads[i].key}" for i in indexes).encode()
+            ).hexdigest()
+            prefix = f"inputs/tree-{tree}/"
+            for i in indexes:
+                key = prefix + pairs[i][1]
+                if not cluster_jobs._exists(api.s3, config.bucket, key):
+                    api.s3.copy_object(
+                        Bucket=config.bucket,
+                        Key=key,
+                        CopySource={"Bucket": config.bucket, "Key": uploads[i].key},
+                    )
+            input_uris.append(cluster_jobs.s3a(config.bucket, prefix))
+        else:
+            input_uris.append(cluster_jobs.s3a(config.bucket, uploads[indexes[0]].key))
+    out_uri = cluster_jobs.s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+    spec = cluster_jobs.JobSpec(
+        job_id=job_id,
+        app_name=app.name,
+        app_file=app.name,
+        app_bytes=app.read_bytes(),
+        args=(*args, *input_uris),
+        resources=resources or resources_for(config),
+        main_class=main_class,
+        conf=dict(conf or {}),
+        kind="submit",
+        output_uri=out_uri,
+    )
+    return ClusterSubmission(spec, uploads)
+
+
+def check_application(app: Path, main_class: str | None) -> None:
+    if not app.is_file():
+        raise InputError(f"Application {app} does not exist; check the path.")
+    if app.suffix not in (".py", ".jar"):
+        raise InputError(f"Application {app} must be a .py script or a .jar; pass one of those.")
+    if app.suffix == ".jar" and not main_class:
+        raise InputError(f"{app} is a JAR; pass its main class with --class.")
+
+
+def download_outputs(api: cluster_jobs.ClusterJobs, job_id: str, output_dir: Path) -> list[Path]:
+    config = api.config()
+    return cluster_jobs.download_prefix(
+        api.s3, config.bucket, cluster_jobs.output_prefix(job_id), output_dir
+    )
+
+
+def parse_conf(items: Sequence[str]) -> dict[str, str]:
+    conf = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--conf {item!r} is not KEY=VALUE; pass e.g. --conf spark.x=1.")
+        conf[key.strip()] = value
+    return conf

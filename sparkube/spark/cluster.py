@@ -1,0 +1,987 @@
+"""Spark jobs on the cluster: submitted inside it, data in S3, watched to the end.
+
+Shape (DESIGN.md "Data plane on the cluster"), and why:
+
+- The driver is the single pod of a Kubernetes **Job** in the ``spark`` namespace running
+  ``spark-submit --deploy-mode client`` against ``https://kubernetes.default.svc``, with
+  ``spark.driver.host`` = its pod IP and ``spark.kubernetes.driver.pod.name`` = its pod,
+  so the executors it creates are owned by that pod and vanish with it. Nothing Spark or
+  Java is needed on the user's machine, and the pod's exit code *is* the application's
+  (cluster-mode spark-submit does not carry it, FACTS-SPARK.md). The Job's
+  ``ttlSecondsAfterFinished`` removes finished pods; nothing piles up.
+- The app, the Spark properties and the executors' pod template travel in a ConfigMap
+  owned by the Job (so no S3 read happens before hadoop-aws is loaded). Apps larger
+  than a ConfigMap holds are refused with that reason.
+- hadoop-aws and the lean AWS SDK v2 set (sparkube.spark.image: 36 jars, 12 MiB, not the
+  686 MB bundle) are given to ``spark.jars`` as repository URLs: the driver downloads
+  them once per job (Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY`` elsewhere, e.g.
+  the tests' local repository) and the executors fetch them from the driver.
+- Inputs are uploaded to the cluster bucket content-addressed (``inputs/SHA256/NAME``:
+  a second run of the same file uploads nothing); ``s3a://`` inputs pass through.
+  Credentials in pods come only from the nodes' instance profile (the S3A default
+  chain ends with instance metadata); no key is ever put in a pod spec.
+- Each job's record (``jobs/ID/job.json``) and, once it ended, its driver log
+  (``jobs/ID/driver.log``) are kept in the bucket, so ``jobs`` and ``logs`` work from any
+  machine and after the pods are gone. Event logs go to ``s3a://BUCKET/spark-events/``.
+- Pods run as uid 185, ``runAsNonRoot``, no privilege escalation, every capability
+  dropped, seccomp RuntimeDefault: PodSecurity ``restricted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sparkube.errors import ClusterError, InputError
+from sparkube.spark.diagnose import NodeCapacity, diagnose, parse_cpu, parse_memory
+from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
+from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
+
+CLUSTER_CONFIG = "sparkube-cluster"
+JOB_LABEL = "sparkube.io/job"
+ROLE_LABEL = "sparkube.io/role"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "sparkube"}
+ANNOTATION_PREFIX = "sparkube.io/"
+JOB_MOUNT = "/opt/sparkube/job"
+JOB_TTL_SECONDS = 3600
+CONFIGMAP_LIMIT = 900_000  # bytes of app a ConfigMap carries (the API limit is 1 MiB)
+OVERHEAD_MIB = 384  # Spark's minimum memory overhead per pod
+DRIVER_MEMORY = "1g"
+DRIVER_CPU = "500m"
+RESULTS_PREFIX = "jobs"
+EVENTS_PREFIX = "spark-events/"
+UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
+
+Json = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What jobs need to know about the cluster; kept in the cluster itself (ConfigMap
+    ``spark/sparkube-cluster``, written by ``up``), so any machine with the kubeconfig
+    submits the same way."""
+
+    cluster: str
+    bucket: str
+    region: str
+    image: str = SPARK_IMAGE.ref
+    spark_version: str = SPARK_IMAGE.spark_version
+    hadoop_version: str = SPARK_IMAGE.hadoop_version
+    python_version: str = SPARK_IMAGE.python_version
+    worker_type: str = ""
+    worker_cpu: float = 2.0
+    worker_memory: int = 4 * 2**30
+    workers: int = 1
+
+    def to_data(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, str]) -> ClusterConfig:
+        try:
+            return cls(
+                cluster=data["cluster"],
+                bucket=data["bucket"],
+                region=data["region"],
+                image=data.get("image", SPARK_IMAGE.ref),
+                spark_version=data.get("spark_version", SPARK_IMAGE.spark_version),
+                hadoop_version=data.get("hadoop_version", SPARK_IMAGE.hadoop_version),
+                python_version=data.get("python_version", SPARK_IMAGE.python_version),
+                worker_type=data.get("worker_type", ""),
+                worker_cpu=float(data.get("worker_cpu", 2)),
+                worker_memory=int(data.get("worker_memory", 4 * 2**30)),
+                workers=int(data.get("workers", 1)),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ClusterError(
+                f"The cluster's {SPARK_NAMESPACE}/{CLUSTER_CONFIG} ConfigMap is damaged ({exc}); "
+                "run sparkube up to rewrite it."
+            ) from None
+
+
+def cluster_config_manifest(config: ClusterConfig) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CLUSTER_CONFIG,
+            "namespace": SPARK_NAMESPACE,
+            "labels": dict(MANAGED_BY),
+        },
+        "data": config.to_data(),
+    }
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+@dataclass(frozen=True)
+class Resources:
+    executors: int
+    executor_cores: int
+    executor_memory: str  # Spark syntax: 1g, 1536m
+    driver_memory: str = DRIVER_MEMORY
+
+    @staticmethod
+    def memory_mib(text: str) -> int:
+        m = re.fullmatch(r"(\d+)([mMgG])?", text.strip())
+        if not m:
+            raise InputError(f"Memory {text!r} is not like 1g or 1536m; pass e.g. 2g.")
+        n = int(m.group(1))
+        return n * 1024 if (m.group(2) or "m").lower() == "g" else n
+
+    def pod_memory_mib(self, heap: str) -> int:
+        mib = self.memory_mib(heap)
+        return mib + max(OVERHEAD_MIB, math.ceil(mib * 0.1))
+
+
+def default_resources(config: ClusterConfig) -> Resources:
+    """One executor per worker, with the worker's vCPUs minus one (at least 1) and 40% of
+    its memory (heap plus Spark's 384 MiB overhead), so a default job and its driver fit
+    next to the cluster's own pods."""
+    cores = max(1, int(config.worker_cpu) - 1)
+    budget_mib = int(config.worker_memory / 2**20 * 0.4) - OVERHEAD_MIB
+    heap = max(512, budget_mib // 256 * 256)
+    executor_memory = f"{heap // 1024}g" if heap % 1024 == 0 else f"{heap}m"
+    return Resources(max(1, config.workers), cores, executor_memory)
+
+
+# --------------------------------------------------------------------------- S3 data
+
+
+@dataclass(frozen=True)
+class Upload:
+    local: Path
+    key: str
+    size: int
+    uploaded: bool  # False: the same content was already in the bucket
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def upload_content_addressed(
+    s3: Any,
+    bucket: str,
+    path: Path,
+    name: str,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Upload:
+    """``inputs/SHA256/NAME``: uploaded only if no object with that content exists yet."""
+    digest = sha256_file(path)
+    key = f"inputs/{digest}/{name}"
+    size = path.stat().st_size
+    if _exists(s3, bucket, key):
+        if on_bytes is not None:
+            on_bytes(size)
+        return Upload(path, key, size, uploaded=False)
+    s3.upload_file(str(path), bucket, key, Callback=on_bytes)
+    return Upload(path, key, size, uploaded=True)
+
+
+def put_json(s3: Any, bucket: str, key: str, data: Mapping[str, Any]) -> None:
+    body = json.dumps(data, indent=2, sort_keys=True).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_text(s3: Any, bucket: str, key: str) -> str | None:
+    try:
+        obj = s3.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return str(obj["Body"].read().decode("utf-8", errors="replace"))
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kwargs)
+        keys += [obj["Key"] for obj in page.get("Contents") or []]
+        if not page.get("IsTruncated"):
+            return keys
+        token = page.get("NextContinuationToken")
+
+
+def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> list[Path]:
+    """Every object under ``prefix`` into ``target`` (relative paths kept)."""
+    written = []
+    for key in list_keys(s3, bucket, prefix):
+        rel = key[len(prefix) :].lstrip("/")
+        if not rel or rel.endswith("/"):
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(dest))
+        written.append(dest)
+    return written
+
+
+def concat_objects(s3: Any, bucket: str, keys: Sequence[str], target: Path, header: bytes) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("wb") as out:
+        out.write(header)
+        for key in keys:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            while chunk := body.read(1 << 20):
+                out.write(chunk)
+    tmp.replace(target)
+
+
+def s3a(bucket: str, key: str) -> str:
+    return f"s3a://{bucket}/{key}"
+
+
+# --------------------------------------------------------------------------- the job
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    app_name: str  # what `jobs` shows (wordcount, etl.py, ...)
+    app_file: str  # file name inside the job ConfigMap
+    app_bytes: bytes
+    args: tuple[str, ...]
+    resources: Resources
+    main_class: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "submit"  # or "wordcount"
+    output_uri: str = ""  # s3a:// folder the job writes results to
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where pods reach S3 and the jars (None: AWS's regional S3 and Maven Central).
+    Unusual networks and the tests set ``SPARKUBE_POD_S3_ENDPOINT`` and
+    ``SPARKUBE_JARS_REPOSITORY``."""
+
+    s3: str | None = None
+    jars: str = MAVEN_CENTRAL
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Endpoints:
+        return cls(
+            s3=environ.get("SPARKUBE_POD_S3_ENDPOINT") or None,
+            jars=(environ.get("SPARKUBE_JARS_REPOSITORY") or MAVEN_CENTRAL).rstrip("/"),
+        )
+
+
+def jar_urls(base: str) -> list[str]:
+    return [f"{base}/{maven_path(jar.coord)}" for jar in SPARK_IMAGE.s3_jars]
+
+
+def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints) -> dict[str, str]:
+    r = spec.resources
+    props = {
+        "spark.master": "k8s://https://kubernetes.default.svc:443",
+        "spark.submit.deployMode": "client",
+        "spark.app.name": f"sparkube-{spec.job_id}",
+        "spark.kubernetes.namespace": SPARK_NAMESPACE,
+        "spark.kubernetes.container.image": config.image,
+        "spark.kubernetes.authenticate.driver.serviceAccountName": SPARK_SERVICE_ACCOUNT,
+        "spark.driver.port": "7078",
+        "spark.blockManager.port": "7079",
+        "spark.driver.memory": r.driver_memory,
+        "spark.executor.instances": str(r.executors),
+        "spark.executor.cores": str(r.executor_cores),
+        "spark.executor.memory": r.executor_memory,
+        "spark.kubernetes.executor.podNamePrefix": spec.job_id,
+        f"spark.kubernetes.executor.label.{JOB_LABEL}": spec.job_id,
+        f"spark.kubernetes.executor.label.{ROLE_LABEL}": "executor",
+        "spark.kubernetes.executor.podTemplateFile": f"{JOB_MOUNT}/executor-template.json",
+        "spark.kubernetes.executor.podTemplateContainerName": "executor",
+        "spark.kubernetes.executor.deleteOnTermination": "true",
+        "spark.kubernetes.allocation.batch.size": str(max(5, r.executors)),
+        "spark.jars": ",".join(jar_urls(endpoints.jars)),
+        "spark.jars.ivy": "/tmp/.ivy2",
+        "spark.hadoop.fs.s3a.endpoint.region": config.region,
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.executorEnv.PYSPARK_PYTHON": "python3",
+    }
+    if endpoints.s3:
+        props["spark.hadoop.fs.s3a.endpoint"] = endpoints.s3
+        props["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        if endpoints.s3.startswith("http://"):
+            props["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    props.update(spec.conf)
+    return props
+
+
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": SPARK_IMAGE.spark_uid,
+    "runAsGroup": SPARK_IMAGE.spark_uid,
+    "fsGroup": SPARK_IMAGE.spark_uid,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def executor_template() -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": dict(MANAGED_BY)},
+        "spec": {
+            "securityContext": dict(RESTRICTED_POD),
+            "containers": [{"name": "executor", "securityContext": dict(RESTRICTED_CONTAINER)}],
+        },
+    }
+
+
+def job_manifests(
+    spec: JobSpec, config: ClusterConfig, endpoints: Endpoints, *, submitted: str
+) -> tuple[Json, Json]:
+    """The driver's Job and the ConfigMap with its app, properties and executor template."""
+    props = spark_properties(spec, config, endpoints)
+    properties = "".join(f"{k}={_escape_property(v)}\n" for k, v in sorted(props.items()))
+    labels = {**MANAGED_BY, JOB_LABEL: spec.job_id}
+    annotations = {
+        ANNOTATION_PREFIX + "app": spec.app_name,
+        ANNOTATION_PREFIX + "kind": spec.kind,
+        ANNOTATION_PREFIX + "args": json.dumps(list(spec.args)),
+        ANNOTATION_PREFIX + "executors": str(spec.resources.executors),
+        ANNOTATION_PREFIX + "executor-cores": str(spec.resources.executor_cores),
+        ANNOTATION_PREFIX + "executor-memory": spec.resources.executor_memory,
+        ANNOTATION_PREFIX + "submitted": submitted,
+        ANNOTATION_PREFIX + "output": spec.output_uri,
+    }
+    configmap: Json = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": spec.job_id, "namespace": SPARK_NAMESPACE, "labels": labels},
+        "data": {
+            "spark.properties": properties,
+            "executor-template.json": json.dumps(executor_template(), indent=2),
+        },
+    }
+    if spec.app_file.endswith(".jar"):
+        import base64
+
+        configmap["binaryData"] = {spec.app_file: base64.b64encode(spec.app_bytes).decode()}
+    else:
+        configmap["data"][spec.app_file] = spec.app_bytes.decode("utf-8")
+    command = [
+        f"{SPARK_IMAGE.spark_home}/bin/spark-submit",
+        "--properties-file", f"{JOB_MOUNT}/spark.properties",
+        "--conf", "spark.driver.host=$(SPARKUBE_POD_IP)",
+        "--conf", "spark.driver.bindAddress=$(SPARKUBE_POD_IP)",
+        "--conf", "spark.kubernetes.driver.pod.name=$(SPARKUBE_POD_NAME)",
+    ]  # fmt: skip
+    if spec.main_class:
+        command += ["--class", spec.main_class]
+    command += [f"{JOB_MOUNT}/{spec.app_file}", *spec.args]
+    driver_mib = spec.resources.pod_memory_mib(spec.resources.driver_memory)
+    pod_spec: Json = {
+        "restartPolicy": "Never",
+        "serviceAccountName": SPARK_SERVICE_ACCOUNT,
+        "securityContext": dict(RESTRICTED_POD),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [
+            {
+                "name": "driver",
+                "image": config.image,
+                "command": command,
+                "env": [
+                    {
+                        "name": "SPARKUBE_POD_IP",
+                        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                    },
+                    {
+                        "name": "SPARKUBE_POD_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                    },
+                    {"name": "SPARKUBE_JOB_ID", "value": spec.job_id},
+                    {"name": "SPARKUBE_OUTPUT", "value": spec.output_uri},
+                    {"name": "PYSPARK_PYTHON", "value": "python3"},
+                    {"name": "HOME", "value": "/tmp"},
+                ],
+                "resources": {
+                    "requests": {"cpu": DRIVER_CPU, "memory": f"{driver_mib}Mi"},
+                    "limits": {"memory": f"{driver_mib}Mi"},
+                },
+                "ports": [
+                    {"name": "driver-rpc", "containerPort": 7078},
+                    {"name": "blockmanager", "containerPort": 7079},
+                    {"name": "spark-ui", "containerPort": 4040},
+                ],
+                "securityContext": dict(RESTRICTED_CONTAINER),
+                "volumeMounts": [{"name": "job", "mountPath": JOB_MOUNT, "readOnly": True}],
+            }
+        ],
+        "volumes": [{"name": "job", "configMap": {"name": spec.job_id}}],
+    }
+    job: Json = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": spec.job_id,
+            "namespace": SPARK_NAMESPACE,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {
+                "metadata": {"labels": {**labels, ROLE_LABEL: "driver"}},
+                "spec": pod_spec,
+            },
+        },
+    }
+    return job, configmap
+
+
+def _escape_property(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class JobRecord:
+    """One job as ``jobs`` lists it: from the cluster while it exists, else the bucket."""
+
+    job_id: str
+    app: str
+    kind: str
+    state: str  # Pending, Running, Succeeded, Failed, Cancelled, Unknown
+    submitted: str
+    finished: str | None = None
+    exit_code: int | None = None
+    executors: int = 0
+    executor_cores: int = 0
+    executor_memory: str = ""
+    args: list[str] = field(default_factory=list)
+    output: str = ""
+    message: str = ""
+
+    @property
+    def duration(self) -> float | None:
+        start = _parse_time(self.submitted)
+        end = _parse_time(self.finished) if self.finished else datetime.now(UTC)
+        return (end - start).total_seconds() if start and end else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration_seconds"] = self.duration
+        return data
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_key(job_id: str) -> str:
+    return f"{RESULTS_PREFIX}/{job_id}/job.json"
+
+
+def log_key(job_id: str) -> str:
+    return f"{RESULTS_PREFIX}/{job_id}/driver.log"
+
+
+def output_prefix(job_id: str) -> str:
+    return f"{RESULTS_PREFIX}/{job_id}/output/"
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+@dataclass(frozen=True)
+class Progress:
+    driver_phase: str
+    executors_running: int
+    executors_pending: int
+    executors_wanted: int
+    elapsed: float
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    state: str
+    driver: Json | None
+    log_tail: list[str]
+    diagnosis: str | None = None
+
+
+class ClusterJobs:
+    """Jobs of one cluster: a lightkube client (admin kubeconfig) and the user's S3."""
+
+    def __init__(
+        self,
+        client: Any,
+        s3_for_region: Callable[[str], Any],
+        *,
+        endpoints: Endpoints | None = None,
+    ) -> None:
+        self.client = client
+        self._s3_for_region = s3_for_region
+        self._s3: Any = None
+        self.endpoints = endpoints or Endpoints()
+        self._config: ClusterConfig | None = None
+
+    @property
+    def s3(self) -> Any:
+        """The user's S3 client in the cluster's region (from the cluster's config)."""
+        if self._s3 is None:
+            self._s3 = self._s3_for_region(self.config().region)
+        return self._s3
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _api(self, what: str, call: Callable[[], Any]) -> Any:
+        from lightkube.core.exceptions import ApiError
+
+        try:
+            return call()
+        except ApiError as exc:
+            raise ClusterError(f"{what} failed: {exc.status.message}.") from None
+        except Exception as exc:  # httpx transport errors: cluster unreachable
+            if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):
+                raise ClusterError(
+                    f"{what} failed: the API server cannot be reached ({exc}); check that the "
+                    "cluster is up (sparkube status)."
+                ) from None
+            raise
+
+    def config(self) -> ClusterConfig:
+        if self._config is None:
+            from lightkube.core.exceptions import ApiError
+            from lightkube.resources.core_v1 import ConfigMap
+
+            try:
+                cm = self.client.get(ConfigMap, CLUSTER_CONFIG, namespace=SPARK_NAMESPACE)
+            except ApiError as exc:
+                if exc.status.code == 404:
+                    raise ClusterError(
+                        f"The cluster has no {SPARK_NAMESPACE}/{CLUSTER_CONFIG} ConfigMap; run "
+                        "sparkube up to finish the addons phase."
+                    ) from None
+                raise ClusterError(f"Reading the cluster's configuration failed: "
+                                   f"{exc.status.message}.") from None  # fmt: skip
+            self._config = ClusterConfig.from_data(cm.data or {})
+        return self._config
+
+    def _pods(self, job_id: str, role: str | None = None) -> list[Json]:
+        from lightkube.resources.core_v1 import Pod
+
+        labels = {JOB_LABEL: job_id}
+        if role == "driver":
+            labels[ROLE_LABEL] = "driver"
+        pods = self._api(
+            "Listing the job's pods",
+            lambda: list(self.client.list(Pod, namespace=SPARK_NAMESPACE, labels=labels)),
+        )
+        out = [p.to_dict() for p in pods]
+        if role == "executor":
+            out = [
+                p for p in out if p["metadata"].get("labels", {}).get("spark-role") == "executor"
+            ]
+        return out
+
+    def driver(self, job_id: str) -> Json | None:
+        pods = self._pods(job_id, "driver")
+        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        return pods[-1] if pods else None
+
+    def executors(self, job_id: str) -> list[Json]:
+        return self._pods(job_id, "executor")
+
+    def events(self, pod_names: Sequence[str]) -> list[Json]:
+        from lightkube.resources.core_v1 import Event
+
+        names = set(pod_names)
+        events = self._api(
+            "Listing events", lambda: list(self.client.list(Event, namespace=SPARK_NAMESPACE))
+        )
+        return [e.to_dict() for e in events if e.involvedObject and e.involvedObject.name in names]
+
+    def node_capacity(self) -> list[NodeCapacity]:
+        from lightkube.resources.core_v1 import Node
+
+        nodes = self._api("Listing nodes", lambda: list(self.client.list(Node)))
+        out = []
+        for n in nodes:
+            spec = n.spec
+            if spec and spec.taints and any(t.effect == "NoSchedule" for t in spec.taints):
+                continue
+            alloc = (n.status.allocatable if n.status else None) or {}
+            out.append(
+                NodeCapacity(
+                    n.metadata.name,
+                    parse_cpu(alloc.get("cpu", "0")),
+                    parse_memory(alloc.get("memory", "0")),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ submit
+
+    def ensure_events_dir(self) -> None:
+        cfg = self.config()
+        if not _exists(self.s3, cfg.bucket, EVENTS_PREFIX):
+            self.s3.put_object(Bucket=cfg.bucket, Key=EVENTS_PREFIX, Body=b"")
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        from lightkube import codecs
+
+        if len(spec.app_bytes) > CONFIGMAP_LIMIT:
+            raise InputError(
+                f"{spec.app_name} is {len(spec.app_bytes) / 1e6:.1f} MB; apps up to 0.9 MB are "
+                "shipped with the job: put its dependencies in --conf spark.jars instead."
+            )
+        cfg = self.config()
+        self.ensure_events_dir()
+        submitted = now_iso()
+        job, configmap = job_manifests(spec, cfg, self.endpoints, submitted=submitted)
+        created = self._api(
+            "Creating the driver Job", lambda: self.client.create(codecs.from_dict(job))
+        )
+        configmap["metadata"]["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": spec.job_id,
+             "uid": created.metadata.uid, "blockOwnerDeletion": False}
+        ]  # fmt: skip
+        self._api("Creating the job's ConfigMap",
+                  lambda: self.client.create(codecs.from_dict(configmap)))  # fmt: skip
+        record = JobRecord(
+            job_id=spec.job_id,
+            app=spec.app_name,
+            kind=spec.kind,
+            state="Pending",
+            submitted=submitted,
+            executors=spec.resources.executors,
+            executor_cores=spec.resources.executor_cores,
+            executor_memory=spec.resources.executor_memory,
+            args=list(spec.args),
+            output=spec.output_uri,
+        )
+        put_json(self.s3, cfg.bucket, record_key(spec.job_id), record.to_json())
+        return record
+
+    # ------------------------------------------------------------------ watch
+
+    def progress(self, job_id: str, started: float) -> tuple[Progress, Json | None]:
+        driver = self.driver(job_id)
+        executors = self.executors(job_id) if driver else []
+        running = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Running")
+        pending = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Pending")
+        phase = (driver.get("status") or {}).get("phase", "Pending") if driver else "Submitted"
+        detail = ""
+        if driver:
+            for st in (driver.get("status") or {}).get("containerStatuses") or []:
+                waiting = (st.get("state") or {}).get("waiting")
+                if waiting and waiting.get("reason"):
+                    detail = waiting["reason"]
+        wanted = 0
+        if driver:
+            ann = ((driver.get("metadata") or {}).get("annotations")) or {}
+            wanted = int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0)
+        return (
+            Progress(phase, running, pending, wanted, time.monotonic() - started, detail),
+            driver,
+        )
+
+    def stuck(self, job_id: str, driver: Json | None, since: dict[str, float]) -> str | None:
+        """A diagnosis if the job cannot go on (image, scheduling), else None."""
+        pods = ([driver] if driver else []) + self.executors(job_id)
+        now = time.monotonic()
+        blocked = []
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            status = pod.get("status") or {}
+            reasons = {
+                ((st.get("state") or {}).get("waiting") or {}).get("reason")
+                for st in status.get("containerStatuses") or []
+            }
+            unsched = any(
+                c.get("reason") == "Unschedulable" for c in status.get("conditions") or []
+            )
+            if reasons & {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"} or unsched:
+                since.setdefault(name, now)
+                if now - since[name] >= (UNSCHEDULABLE_GRACE if unsched else 5.0):
+                    blocked.append(pod)
+            elif reasons & {"CreateContainerConfigError"}:
+                since.setdefault(name, now)
+                if now - since[name] >= 10:
+                    blocked.append(pod)
+            else:
+                since.pop(name, None)
+        if not blocked:
+            return None
+        events = self.events([p["metadata"]["name"] for p in pods])
+        msg = diagnose(driver=driver, executors=[p for p in pods if p is not driver],
+                       events=events, nodes=self.node_capacity())  # fmt: skip
+        if "CreateContainerConfigError" in json.dumps([p.get("status") for p in blocked]):
+            for p in blocked:
+                for st in (p.get("status") or {}).get("containerStatuses") or []:
+                    w = (st.get("state") or {}).get("waiting") or {}
+                    if w.get("reason") == "CreateContainerConfigError":
+                        return f"Pod {p['metadata']['name']} cannot start: {w.get('message')}."
+        return msg
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+        interval: float = 1.0,
+    ) -> Outcome:
+        """Watch until the driver ended (or the job cannot run); archive its log."""
+        started = time.monotonic()
+        since: dict[str, float] = {}
+        follower: _LogFollower | None = None
+        try:
+            while True:
+                prog, driver = self.progress(job_id, started)
+                if on_progress:
+                    on_progress(prog)
+                if on_log and driver and follower is None and prog.driver_phase != "Pending":
+                    follower = _LogFollower(self, driver["metadata"]["name"], on_log)
+                    follower.start()
+                if prog.driver_phase in ("Succeeded", "Failed"):
+                    break
+                if prog.driver_phase == "Submitted" and time.monotonic() - started > 60:
+                    raise ClusterError(
+                        f"No driver pod appeared for job {job_id} within 60 s; check the Job "
+                        f"with kubectl -n {SPARK_NAMESPACE} describe job {job_id}."
+                    )
+                problem = self.stuck(job_id, driver, since)
+                if problem:
+                    self.cancel(job_id, reason=problem)
+                    return Outcome(1, "Failed", driver, [], problem)
+                time.sleep(interval)
+        finally:
+            if follower is not None:
+                follower.stop()
+        return self.finish(job_id, driver)
+
+    def finish(self, job_id: str, driver: Json | None) -> Outcome:
+        cfg = self.config()
+        code = 1
+        if driver:
+            for st in (driver.get("status") or {}).get("containerStatuses") or []:
+                term = (st.get("state") or {}).get("terminated")
+                if term is not None:
+                    code = int(term.get("exitCode", 1))
+        log = self.driver_log(driver["metadata"]["name"]) if driver else ""
+        if log:
+            self.s3.put_object(Bucket=cfg.bucket, Key=log_key(job_id), Body=log.encode())
+        tail = log.splitlines()[-200:]
+        state = "Succeeded" if code == 0 else "Failed"
+        diagnosis = None
+        if code != 0:
+            executors = self.executors(job_id)
+            names = [driver["metadata"]["name"]] if driver else []
+            diagnosis = diagnose(
+                driver=driver,
+                executors=executors,
+                events=self.events(names + [e["metadata"]["name"] for e in executors]),
+                log_tail=tail,
+                nodes=self.node_capacity(),
+                exit_code=code,
+            )
+        self._update_record(job_id, state=state, exit_code=code, finished=now_iso(),
+                            message=diagnosis or "")  # fmt: skip
+        return Outcome(code, state, driver, tail, diagnosis)
+
+    def driver_log(self, pod: str) -> str:
+        from lightkube.core.exceptions import ApiError
+
+        try:
+            return "".join(self.client.log(pod, namespace=SPARK_NAMESPACE, container="driver"))
+        except ApiError:
+            return ""
+
+    def _update_record(self, job_id: str, **changes: Any) -> None:
+        cfg = self.config()
+        text = get_text(self.s3, cfg.bucket, record_key(job_id))
+        data = json.loads(text) if text else {"job_id": job_id}
+        data.update(changes)
+        put_json(self.s3, cfg.bucket, record_key(job_id), data)
+
+    # ------------------------------------------------------------------ commands
+
+    def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
+        """Delete the job's driver Job (its pod, and with it the executors and the
+        ConfigMap, go too). False if no such job exists in the cluster."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.batch_v1 import Job
+        from lightkube.resources.core_v1 import Pod
+
+        found = True
+        try:
+            self.client.delete(Job, job_id, namespace=SPARK_NAMESPACE, cascade="Foreground")
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise ClusterError(f"Cancelling {job_id} failed: {exc.status.message}.") from None
+            found = False
+        for pod in self._pods(job_id):
+            with contextlib.suppress(ApiError):
+                self.client.delete(Pod, pod["metadata"]["name"], namespace=SPARK_NAMESPACE,
+                                   grace_period=5)  # fmt: skip
+        if found or get_text(self.s3, self.config().bucket, record_key(job_id)):
+            self._update_record(job_id, state="Cancelled", finished=now_iso(), message=reason)
+        return found
+
+    def wait_gone(self, job_id: str, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._pods(job_id):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def records(self) -> list[JobRecord]:
+        """Every job: the bucket's records, refreshed by what the cluster shows now."""
+        from lightkube.resources.batch_v1 import Job
+
+        cfg = self.config()
+        records: dict[str, JobRecord] = {}
+        for key in list_keys(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
+            if not key.endswith("/job.json"):
+                continue
+            text = get_text(self.s3, cfg.bucket, key)
+            if not text:
+                continue
+            data = json.loads(text)
+            data.pop("duration_seconds", None)
+            known = {f for f in JobRecord.__dataclass_fields__}
+            with contextlib.suppress(TypeError):
+                rec = JobRecord(**{k: v for k, v in data.items() if k in known})
+                records[rec.job_id] = rec
+        jobs = self._api(
+            "Listing jobs",
+            lambda: list(self.client.list(Job, namespace=SPARK_NAMESPACE, labels=MANAGED_BY)),
+        )
+        for job in jobs:
+            job_id = job.metadata.name
+            found = records.get(job_id)
+            if found is not None:
+                rec = found
+            else:
+                ann = job.metadata.annotations or {}
+                rec = JobRecord(
+                    job_id=job_id,
+                    app=ann.get(ANNOTATION_PREFIX + "app", "?"),
+                    kind=ann.get(ANNOTATION_PREFIX + "kind", "submit"),
+                    state="Unknown",
+                    submitted=ann.get(ANNOTATION_PREFIX + "submitted", ""),
+                    executors=int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0),
+                )
+                records[job_id] = rec
+            if rec.state in ("Pending", "Running", "Unknown"):
+                driver = self.driver(job_id)
+                phase = (driver.get("status") or {}).get("phase") if driver else None
+                if phase in ("Succeeded", "Failed") and driver:
+                    outcome = self.finish(job_id, driver)  # archive what nobody watched
+                    rec.state, rec.exit_code = outcome.state, outcome.exit_code
+                    rec.finished = now_iso()
+                elif phase:
+                    rec.state = phase
+        return sorted(records.values(), key=lambda r: r.submitted, reverse=True)
+
+    def logs(self, job_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The driver log: live from the pod while it exists, else the bucket's copy."""
+        from lightkube.core.exceptions import ApiError
+
+        driver = self.driver(job_id)
+        if driver is not None:
+            phase = (driver.get("status") or {}).get("phase")
+            if phase != "Pending":
+                try:
+                    yield from self.client.log(
+                        driver["metadata"]["name"], namespace=SPARK_NAMESPACE,
+                        container="driver", follow=follow and phase == "Running",
+                    )  # fmt: skip
+                    return
+                except ApiError:
+                    pass
+        text = get_text(self.s3, self.config().bucket, log_key(job_id))
+        if text is None:
+            exists = get_text(self.s3, self.config().bucket, record_key(job_id))
+            if exists is None and driver is None:
+                raise InputError(f"No job {job_id} in this cluster; list them with sparkube jobs.")
+            raise ClusterError(f"Job {job_id} has no driver log yet; it has not started.")
+        yield from text.splitlines(keepends=True)
+
+
+class _LogFollower:
+    """Streams a pod's log to a callback from a background thread."""
+
+    def __init__(self, jobs: ClusterJobs, pod: str, on_line: Callable[[str], None]) -> None:
+        import threading
+
+        self.jobs, self.pod, self.on_line = jobs, pod, on_line
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            for line in self.jobs.client.log(
+                self.pod, namespace=SPARK_NAMESPACE, container="driver", follow=True
+            ):
+                if self._stop.is_set():
+                    return
+                self.on_line(line.rstrip("\n"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+
+def environ_endpoints(environ: Mapping[str, str] | None = None) -> Endpoints:
+    return Endpoints.from_environ(environ if environ is not None else os.environ)

@@ -1,0 +1,241 @@
+"""`sparkube wordcount` / `submit` / `jobs` / `logs` / `cancel` on a cluster whose pods run.
+
+The cluster is the session's process cluster (tests/fixtures/procnodes.py): real API
+server, real drivers and executors of the Spark image's local layer, moto for S3 with
+the credentials in pods coming only from the emulated instance metadata. sparkube is
+driven through its CLI, in-process, with SPARKUBE_HOME holding the cluster's kubeconfig
+as `up` would have left it. Pods reach moto and the jars repository at the host's
+pod-network address, given by SPARKUBE_POD_S3_ENDPOINT and SPARKUBE_JARS_REPOSITORY.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sparkube.aws.storage import bucket_name
+from sparkube.env import Environment
+from sparkube.kube.apply import apply_manifest
+from sparkube.kube.client import client_from_kubeconfig
+from sparkube.spark.cluster import SPARK_NAMESPACE
+from sparkube.spark.phase import apply_cluster_config, cluster_config_from_nodes
+from sparkube.spark.rbac import render_spark_rbac
+from tests.fixtures.common import CliResult
+from tests.fixtures.moto_server import ACCOUNT, REGION, moto_environ
+from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
+from tests.wordref import reference_count
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CLUSTER = "sparkube"
+TRICKY = (
+    "Café café CAFÉ cafe\u0301 naïve don't DON'T l’homme dogs' 'quoted' 42 x2 ß\n"
+    "हिन्दी भाषा हिन्दी — שָׁלוֹם שָׁלוֹם ภาษาไทย İstanbul ǅemal\n"
+    "the the the a a b\n"
+)
+
+
+@dataclasses.dataclass
+class ClusterLab:
+    pc: ProcessCluster
+    env: Environment
+    bucket: str
+    s3: Any
+    run: Callable[..., CliResult]
+
+
+@pytest.fixture
+def lab(
+    process_cluster: ProcessCluster,
+    moto_url: str,
+    sparkube_env: Environment,
+    cli: Callable[..., CliResult],
+) -> Iterator[ClusterLab]:
+    spark_layer_or_skip()
+    pc = process_cluster
+    environ = {
+        **sparkube_env.environ,
+        **moto_environ(moto_url),
+        "SPARKUBE_POD_S3_ENDPOINT": pc.s3_endpoint,
+        "SPARKUBE_JARS_REPOSITORY": pc.maven_url,
+    }
+    env = dataclasses.replace(sparkube_env, environ=environ)
+    cdir = env.cluster_dir(CLUSTER, create=True)
+    shutil.copy(pc.kube.kubeconfig, cdir / "kubeconfig")
+    bucket = bucket_name(CLUSTER, REGION, ACCOUNT)
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    # what the addons phase applies (tests/integration/test_addons.py covers the phase)
+    client = client_from_kubeconfig(cdir / "kubeconfig")
+    apply_manifest(client, render_spark_rbac())
+    apply_cluster_config(
+        client,
+        cluster_config_from_nodes(
+            client, cluster=CLUSTER, bucket=bucket, region=REGION, worker_type="t3.medium"
+        ),
+    )
+
+    def run(*args: str) -> CliResult:
+        return cli(*args, env=env)
+
+    yield ClusterLab(pc, env, bucket, s3, run)
+    pc.kube.api("DELETE", f"/api/v1/namespaces/{SPARK_NAMESPACE}", ok_statuses=(404,))
+    pc.kube.wait_for(
+        "spark namespace gone",
+        lambda: not pc.kube.exists(f"/api/v1/namespaces/{SPARK_NAMESPACE}"),
+        timeout=120,
+    )
+
+
+def spark_pods(lab: ClusterLab, selector: str) -> list[dict[str, Any]]:
+    return list(
+        lab.pc.kube.get(f"/api/v1/namespaces/{SPARK_NAMESPACE}/pods?labelSelector={selector}")[
+            "items"
+        ]
+    )
+
+
+def test_wordcount_on_the_cluster_equals_local_and_reference(
+    lab: ClusterLab, tmp_path: Path
+) -> None:
+    text = TRICKY * 40
+    book = lab.env.cwd / "book.txt"
+    book.write_text(text, encoding="utf-8")
+    res = lab.run("wordcount", "book.txt", "--top", "5", "-o", "remote")
+    assert res.exit_code == 0, res.stderr[-4000:]
+    assert "Running on cluster sparkube (2 executors" in res.stderr
+    remote = (lab.env.cwd / "remote" / "wordcount.csv").read_bytes()
+
+    local = lab.run("wordcount", "book.txt", "--local", "--top", "5", "-o", "local")
+    assert local.exit_code == 0, local.stderr[-3000:]
+    assert remote == (lab.env.cwd / "local" / "wordcount.csv").read_bytes()
+    assert res.stdout.splitlines()[-1].split(" · ")[:2] == local.stdout.splitlines()[-1].split(
+        " · "
+    )[:2]
+
+    expected = dict(reference_count([text]))
+    rows = [line.rsplit(",", 1) for line in remote.decode().splitlines()[1:]]
+    assert {w: int(c) for w, c in rows} == expected
+    # the run is recorded in the bucket, with its driver log
+    keys = [o["Key"] for o in lab.s3.list_objects_v2(Bucket=lab.bucket)["Contents"]]
+    assert any(k.endswith("/driver.log") for k in keys)
+    # the executors were gone when the driver ended; the driver pods follow the Job's TTL
+    assert not spark_pods(lab, "spark-role%3Dexecutor")
+
+
+def test_second_run_of_the_same_input_uploads_nothing(lab: ClusterLab) -> None:
+    from sparkube.aws.session import CallCounter, observe_calls
+
+    book = lab.env.cwd / "same.txt"
+    book.write_text("one two two three three three\n" * 1000)
+    counts = []
+    for _ in range(2):
+        counter = CallCounter()
+        with observe_calls(counter):
+            res = lab.run("wordcount", "same.txt", "--top", "3")
+        assert res.exit_code == 0, res.stderr[-3000:]
+        counts.append(counter.calls)
+    assert counts[0].get("s3.PutObject", 0) + counts[0].get("s3.CreateMultipartUpload", 0) >= 1
+    inputs_put = [k for k in counts[1] if k in ("s3.CreateMultipartUpload", "s3.UploadPart")]
+    assert not inputs_put
+    # the second run's only PUTs are the job record, the events marker check, the log
+    assert counts[1].get("s3.PutObject", 0) == counts[0].get("s3.PutObject", 0) - 1
+
+
+def test_submit_passes_the_exit_code_and_the_exception(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "app.py"
+    app.write_text(textwrap.dedent(
+        """
+        import sys
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        n = spark.range(100).count()
+        print("rows", n)
+        if sys.argv[1] == "exit3":
+            spark.stop()
+            sys.exit(3)
+        raise ValueError("boom from the user script")
+        """
+    ))  # fmt: skip
+    three = lab.run("submit", "app.py", "exit3", "--executors", "1")
+    assert three.exit_code == 3, three.stderr[-3000:]
+    raised = lab.run("submit", "app.py", "raise", "--executors", "1")
+    assert raised.exit_code == 1, raised.stderr[-3000:]
+    assert "ValueError: boom from the user script" in raised.stderr.splitlines()[0] + "".join(
+        line for line in raised.stderr.splitlines() if line.startswith("Error:")
+    )
+
+
+def test_submit_with_input_output_and_jobs_logs_from_the_bucket(lab: ClusterLab) -> None:
+    data = lab.env.cwd / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("x y\n")
+    (data / "b.txt").write_text("y z\n")
+    app = lab.env.cwd / "lines.py"
+    app.write_text(textwrap.dedent(
+        """
+        import os, sys
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        df = spark.read.text(sys.argv[1])
+        df.coalesce(1).write.text(os.environ["SPARKUBE_OUTPUT"] + "lines")
+        print("LINES", df.count())
+        """
+    ))  # fmt: skip
+    res = lab.run("submit", "lines.py", "--input", "data", "-o", "out", "--executors", "1")
+    assert res.exit_code == 0, res.stderr[-3000:]
+    parts = sorted((lab.env.cwd / "out" / "lines").glob("part-*"))
+    assert parts and sorted(parts[0].read_text().split("\n")[:-1]) == ["x y", "y z"]
+
+    listed = lab.run("jobs", "--output", "json")
+    assert listed.exit_code == 0, listed.stderr
+    records = json.loads(listed.stdout)
+    job = next(r for r in records if r["app"] == "lines.py")
+    assert job["state"] == "Succeeded" and job["exit_code"] == 0
+
+    # pods gone, local state gone: jobs and logs still work from the bucket
+    lab.pc.kube.kubectl("delete", "jobs", "-n", SPARK_NAMESPACE, "--all", "--wait=true")
+    shutil.rmtree(lab.env.cwd / "out")
+    logged = lab.run("logs", job["job_id"])
+    assert logged.exit_code == 0, logged.stderr
+    assert "LINES 2" in logged.stdout
+    again = lab.run("jobs", "--output", "json")
+    assert any(r["job_id"] == job["job_id"] for r in json.loads(again.stdout))
+
+
+def test_cancel_removes_every_pod_of_the_job(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "slow.py"
+    app.write_text(textwrap.dedent(
+        """
+        import time
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(600)).count()
+        """
+    ))  # fmt: skip
+    res = lab.run("submit", "slow.py", "--executors", "1", "--no-wait")
+    assert res.exit_code == 0, res.stderr
+    job_id = res.stdout.strip()
+    lab.pc.kube.wait_for(
+        "an executor running",
+        lambda: any(
+            p["status"].get("phase") == "Running"
+            for p in spark_pods(lab, f"sparkube.io/job%3D{job_id}")
+            if p["metadata"]["labels"].get("spark-role") == "executor"
+        ),
+        timeout=240,
+    )
+    cancelled = lab.run("cancel", job_id)
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert spark_pods(lab, f"sparkube.io/job%3D{job_id}") == []
+    listed = json.loads(lab.run("jobs", "--output", "json").stdout)
+    assert next(r for r in listed if r["job_id"] == job_id)["state"] == "Cancelled"
