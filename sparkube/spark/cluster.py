@@ -858,10 +858,13 @@ class ClusterJobs:
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.batch_v1 import Job
         from lightkube.resources.core_v1 import Pod
+        from lightkube.types import CascadeType
 
         found = True
         try:
-            self.client.delete(Job, job_id, namespace=SPARK_NAMESPACE, cascade="Foreground")
+            self.client.delete(
+                Job, job_id, namespace=SPARK_NAMESPACE, cascade=CascadeType.FOREGROUND
+            )
         except ApiError as exc:
             if exc.status.code != 404:
                 raise ClusterError(f"Cancelling {job_id} failed: {exc.status.message}.") from None

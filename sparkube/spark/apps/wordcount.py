@@ -4,36 +4,57 @@ The same file runs on embedded Spark (``spark-submit --master local[*]``) and, u
 to the cluster's bucket, in the driver pod on Kubernetes. It therefore imports nothing
 from sparkube.
 
-Semantics (DESIGN.md): a word is a maximal run of Unicode letters and numbers (general
-categories L* and N*); a single ``'`` or ``’`` between two such characters joins the
-parts. Words are extracted first, then lower-cased (so a lower-casing that produces a
-combining mark, as for U+0130, cannot split a word). Output is ``word,count`` sorted by
-count descending, then word ascending (code point order, as Spark compares strings).
+Semantics (DESIGN.md): a word starts with a Unicode letter or number (general categories
+L* and N*) and continues through letters, numbers and combining marks (M*), so
+decomposed accents, Devanagari vowel signs and viramas, Thai and Hebrew points stay in
+their word; a single ``'`` or ``’`` followed by a letter or number joins the parts
+(``don't``, ``l’homme``). Words are found as written, then lower-cased (so a lower-casing
+that produces a combining mark, as for U+0130, cannot split a word); nothing is
+normalised (NFC and NFD forms are different words). Which characters are letters, marks
+or numbers follows the JVM's Unicode tables (Java 17: Unicode 13). Output is
+``word,count`` sorted by count descending, then word ascending (code point order, as
+Spark compares strings).
 
 Everything runs in Spark SQL functions (Java regex, no Python UDF), so the work scales
-with executors and the input never has to fit in the driver. The sorted result is
-written as range-partitioned part files; concatenating them in part order gives the
-globally sorted CSV.
+with executors and the input never has to fit in the driver. The whole count is one
+Spark job: totals are observed while the sorted result is written (``observe``) and the
+top N are read back from the head of the written parts, so nothing is computed twice.
+The sorted result is written as part files; concatenating them in part-name order under
+``word,count`` gives the globally sorted CSV. Large inputs are range-partitioned (one
+part per range); a small input (at most ``SMALL_INPUT_BYTES``) is sorted in one
+partition, which skips the range partitioner's sampling job.
 
 Usage: wordcount.py --output DIR [--top N] [--parts-name NAME] INPUT...
-The last stdout line is ``SPARKUBE_SUMMARY {json}`` with totals and the top N.
+With a local OUTPUT the parts are merged into OUTPUT/wordcount.csv and removed; with any
+other (``s3a://``) they stay under OUTPUT/PARTS_NAME. The last stdout line is
+``SPARKUBE_SUMMARY {json}`` with words, distinct, top, seconds and output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-WORD_PATTERN = r"[\p{L}\p{N}]+(?:['\u2019][\p{L}\p{N}]+)*"
+WORD_PATTERN = r"[\p{L}\p{N}][\p{L}\p{M}\p{N}]*(?:['\u2019][\p{L}\p{N}][\p{L}\p{M}\p{N}]*)*"
 SUMMARY_MARKER = "SPARKUBE_SUMMARY "
 HEADER = "word,count\n"
 RESULT_FILE = "wordcount.csv"
+#: Inputs up to this size are aggregated and sorted in one partition (no sampling job).
+SMALL_INPUT_BYTES = 64 << 20
+
+
+def _part_files(parts_dir: Path) -> list[Path]:
+    return sorted(
+        p for p in parts_dir.glob("part-*") if not p.name.endswith(".crc") and p.is_file()
+    )
 
 
 def merge_parts(parts_dir: Path, target: Path) -> None:
@@ -41,9 +62,7 @@ def merge_parts(parts_dir: Path, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     with tmp.open("wb") as out:
         out.write(HEADER.encode())
-        for part in sorted(parts_dir.glob("part-*")):
-            if part.name.endswith(".crc"):
-                continue
+        for part in _part_files(parts_dir):
             with part.open("rb") as handle:
                 shutil.copyfileobj(handle, out, 1 << 20)
     tmp.replace(target)
@@ -57,38 +76,121 @@ def _local_path(uri: str) -> Path:
     return Path(urlparse(uri).path) if uri.startswith("file:") else Path(uri)
 
 
+def _parse_row(line: str) -> list[object]:
+    word, count = line.rstrip("\r\n").rsplit(",", 1)
+    return [word, int(count)]
+
+
+def head_of_csv(path: Path, n: int) -> list[list[object]]:
+    """The first ``n`` rows of a merged result file."""
+    rows: list[list[object]] = []
+    with path.open(encoding="utf-8", newline="\n") as handle:
+        handle.readline()  # header
+        for line in handle:
+            if len(rows) >= n:
+                break
+            rows.append(_parse_row(line))
+    return rows
+
+
+def head_of_parts(spark: Any, parts_uri: str, n: int) -> list[list[object]]:
+    """The first ``n`` rows of the sorted parts in a Hadoop file system (S3), read by the
+    driver without a Spark job."""
+    if n <= 0:
+        return []
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(parts_uri)
+    fs = path.getFileSystem(conf)
+    names = sorted(
+        str(status.getPath().getName())
+        for status in fs.listStatus(path)
+        if status.isFile() and str(status.getPath().getName()).startswith("part-")
+    )
+    rows: list[list[object]] = []
+    for name in names:
+        if len(rows) >= n:
+            break
+        reader = jvm.java.io.BufferedReader(
+            jvm.java.io.InputStreamReader(
+                fs.open(jvm.org.apache.hadoop.fs.Path(path, name)), "UTF-8"
+            )
+        )
+        try:
+            while len(rows) < n:
+                line = reader.readLine()
+                if line is None:
+                    break
+                rows.append(_parse_row(str(line)))
+        finally:
+            reader.close()
+    return rows
+
+
+def input_bytes(spark: Any, inputs: list[str]) -> int:
+    """Total size of the inputs (compressed size for .gz), without reading them."""
+    total = 0
+    for uri in inputs:
+        if _is_local(uri):
+            path = _local_path(uri)
+            if path.is_dir():
+                for root, _dirs, names in os.walk(path, followlinks=True):
+                    total += sum(os.stat(os.path.join(root, name)).st_size for name in names)
+            else:
+                total += os.stat(path).st_size
+        else:
+            jvm = spark.sparkContext._jvm
+            hpath = jvm.org.apache.hadoop.fs.Path(uri)
+            fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+            total += int(fs.getContentSummary(hpath).getLength())
+    return total
+
+
 def run(inputs: list[str], output: str, top: int, parts_name: str) -> dict[str, object]:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import Observation, SparkSession
     from pyspark.sql import functions as F
 
     started = time.monotonic()
     spark = SparkSession.builder.appName("sparkube-wordcount").getOrCreate()
+    parts = output.rstrip("/") + "/" + parts_name
+    local_output = _is_local(output)
+    top_rows: list[list[object]] = []
     try:
+        small = input_bytes(spark, inputs) <= SMALL_INPUT_BYTES
         lines = spark.read.text(inputs)
         words = lines.select(
             F.explode(F.regexp_extract_all("value", F.lit(WORD_PATTERN), 0)).alias("raw")
         ).select(F.lower("raw").alias("word"))
-        counts = words.groupBy("word").count().persist()
-        ordered = counts.orderBy(F.desc("count"), F.asc("word"))
-        parts = output.rstrip("/") + "/" + parts_name
-        ordered.select(
+        counts = words.groupBy("word").count()
+        order = [F.desc("count"), F.asc("word")]
+        if small:
+            ordered = counts.coalesce(1).sortWithinPartitions(*order)
+        else:
+            ordered = counts.orderBy(*order)
+        totals = Observation("sparkube-wordcount")
+        observed = ordered.observe(
+            totals,
+            F.coalesce(F.sum("count"), F.lit(0)).alias("words"),
+            F.count(F.lit(1)).alias("distinct"),
+        )
+        observed.select(
             F.concat_ws(",", "word", F.col("count").cast("string")).alias("line")
         ).write.mode("overwrite").text(parts)
-        totals = counts.agg(F.sum("count").alias("words"), F.count("*").alias("distinct"))
-        row = totals.collect()[0]
-        top_rows = ordered.limit(top).collect() if top > 0 else []
-        counts.unpersist()
+        metrics = totals.get
+        if not local_output:
+            top_rows = head_of_parts(spark, parts, top)
     finally:
         spark.stop()
 
-    if _is_local(output):
+    if local_output:
         out_dir = _local_path(output)
         merge_parts(out_dir / parts_name, out_dir / RESULT_FILE)
         shutil.rmtree(out_dir / parts_name, ignore_errors=True)
+        top_rows = head_of_csv(out_dir / RESULT_FILE, top) if top > 0 else []
     return {
-        "words": int(row["words"] or 0),
-        "distinct": int(row["distinct"] or 0),
-        "top": [[r["word"], int(r["count"])] for r in top_rows],
+        "words": int(metrics.get("words") or 0),
+        "distinct": int(metrics.get("distinct") or 0),
+        "top": top_rows,
         "seconds": round(time.monotonic() - started, 3),
         "output": output,
     }
