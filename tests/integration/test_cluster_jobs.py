@@ -242,3 +242,72 @@ def test_cancel_removes_every_pod_of_the_job(lab: ClusterLab) -> None:
     assert spark_pods(lab, f"sparkube.io/job%3D{job_id}") == []
     listed = json.loads(lab.run("jobs", "--output", "json").stdout)
     assert next(r for r in listed if r["job_id"] == job_id)["state"] == "Cancelled"
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def _error_line(res: CliResult) -> str:
+    return next((line for line in res.stderr.splitlines() if line.startswith("Error:")), "")
+
+
+def test_diagnosis_rbac_without_the_binding(lab: ClusterLab) -> None:
+    lab.pc.kube.kubectl("delete", "rolebinding", "-n", SPARK_NAMESPACE, "--all")
+    (lab.env.cwd / "w.txt").write_text("a b\n")
+    res = lab.run("wordcount", "w.txt")
+    assert res.exit_code == 1
+    line = _error_line(res)
+    assert "not allowed to create its executors" in line, res.stderr[-3000:]
+    assert "system:serviceaccount:spark:spark cannot" in line
+    assert "sparkube up" in line
+
+
+def test_diagnosis_unknown_image(lab: ClusterLab) -> None:
+    lab.pc.kube.kubectl(
+        "patch", "configmap", "sparkube-cluster", "-n", SPARK_NAMESPACE, "--type=merge",
+        "-p", json.dumps({"data": {"image": "apache/spark:9.9.9-no-such-tag"}}),
+    )  # fmt: skip
+    (lab.env.cwd / "w.txt").write_text("a b\n")
+    res = lab.run("wordcount", "w.txt")
+    assert res.exit_code == 1
+    line = _error_line(res)
+    assert "image apache/spark:9.9.9-no-such-tag cannot be pulled" in line, res.stderr[-2000:]
+    assert spark_pods(lab, "sparkube.io/role%3Ddriver") == []  # cancelled, nothing left
+
+
+def test_diagnosis_executors_larger_than_any_node(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "tiny.py"
+    app.write_text("from pyspark.sql import SparkSession\nSparkSession.builder.getOrCreate()"
+                   ".range(3).count()\n")  # fmt: skip
+    res = lab.run("submit", "tiny.py", "--executors", "1", "--executor-cores", "8")
+    assert res.exit_code == 1
+    line = _error_line(res)
+    assert "executor pod asks for 8 CPU" in line, res.stderr[-2000:]
+    assert "the largest node offers 2 CPU and 4Gi" in line
+    assert "--executor-cores" in line
+    assert spark_pods(lab, "spark-role%3Dexecutor") == []
+
+
+def test_diagnosis_driver_over_its_memory_limit(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "hog.py"
+    app.write_text("blob = b'x' * (3 << 30)\nprint(len(blob))\n")
+    res = lab.run("submit", "hog.py", "--executors", "1")
+    assert res.exit_code == 137, res.stderr[-2000:]
+    line = _error_line(res)
+    assert "driver pod" in line and "exceeding its memory limit of 1.4Gi" in line, line
+
+
+def test_diagnosis_missing_s3_input(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "read.py"
+    app.write_text(textwrap.dedent(
+        """
+        import sys
+        from pyspark.sql import SparkSession
+        SparkSession.builder.getOrCreate().read.text(sys.argv[1]).count()
+        """
+    ))  # fmt: skip
+    missing = f"s3a://{lab.bucket}/nowhere/data.txt"
+    res = lab.run("submit", "read.py", missing, "--executors", "1")
+    assert res.exit_code == 1, res.stderr[-2000:]
+    line = _error_line(res)
+    assert f"The input {missing} does not exist" in line, res.stderr[-3000:]
