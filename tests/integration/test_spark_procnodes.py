@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from sparkube.spark.cluster import RESTRICTED_CONTAINER, RESTRICTED_POD
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
@@ -101,6 +102,22 @@ def spark_submit(
         "spark.kubernetes.executor.request.cores": "500m",
         **(conf or {}),
     }
+    # The spark namespace enforces PodSecurity "restricted": both pods get sparkube's
+    # security contexts through pod templates (a driver template of the test is kept).
+    for role in ("driver", "executor"):
+        key = f"spark.kubernetes.{role}.podTemplateFile"
+        template = (
+            json.loads(Path(settings[key]).read_text())
+            if key in settings
+            else {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": role}]}}
+        )
+        template["spec"]["securityContext"] = dict(RESTRICTED_POD)
+        for container in template["spec"]["containers"]:
+            container["securityContext"] = dict(RESTRICTED_CONTAINER)
+        path = tmp_path / f"{role}-restricted.json"
+        path.write_text(json.dumps(template))
+        settings[key] = str(path)
+        settings[f"spark.kubernetes.{role}.podTemplateContainerName"] = role
     cmd = [
         str(spark_home / "bin" / "spark-submit"),
         "--master", f"k8s://{pc.kube.server}",

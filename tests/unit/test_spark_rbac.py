@@ -40,7 +40,7 @@ def test_namespaced_least_privilege() -> None:
         {"kind": "ServiceAccount", "name": "runner", "namespace": "jobs"}
     ]
     labels = docs["Namespace"]["metadata"]["labels"]  # type: ignore[index]
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_unsafe_values_are_refused() -> None:
