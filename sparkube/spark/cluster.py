@@ -153,8 +153,9 @@ def default_resources(config: ClusterConfig) -> Resources:
     its memory (heap plus Spark's 384 MiB overhead), so a default job and its driver fit
     next to the cluster's own pods."""
     cores = max(1, int(config.worker_cpu) - 1)
-    budget_mib = int(config.worker_memory / 2**20 * 0.4) - OVERHEAD_MIB
-    heap = max(512, budget_mib // 256 * 256)
+    budget_mib = int(config.worker_memory / 2**20 * 0.4)  # heap + overhead
+    heap_mib = int(min(budget_mib - OVERHEAD_MIB, budget_mib / 1.1))
+    heap = max(512, heap_mib // 256 * 256)
     executor_memory = f"{heap // 1024}g" if heap % 1024 == 0 else f"{heap}m"
     return Resources(max(1, config.workers), cores, executor_memory)
 

@@ -14,7 +14,7 @@ from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.phases import Phase, PhaseContext, register
 from sparkube.progress import Reporter
-from sparkube.spark.cluster import ClusterConfig, cluster_config_manifest
+from sparkube.spark.cluster import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 
@@ -47,12 +47,34 @@ def cluster_config_from_nodes(
     )
 
 
-def apply_cluster_config(client: Any, config: ClusterConfig) -> None:
-    from lightkube import codecs
+def apply_cluster_config(client: Any, config: ClusterConfig) -> ClusterConfig:
+    """Write the jobs' settings. The image (and its versions) recorded by the first ``up``
+    is kept, so a cluster resumed by a newer sparkube runs every job on the same Spark."""
+    import dataclasses
 
+    from lightkube import codecs
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.core_v1 import ConfigMap
+
+    try:
+        existing = client.get(ConfigMap, CLUSTER_CONFIG, namespace=SPARK_NAMESPACE)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+    else:
+        data = existing.data or {}
+        if data.get("image"):
+            config = dataclasses.replace(
+                config,
+                image=data["image"],
+                spark_version=data.get("spark_version", config.spark_version),
+                hadoop_version=data.get("hadoop_version", config.hadoop_version),
+                python_version=data.get("python_version", config.python_version),
+            )
     client.apply(
         codecs.from_dict(cluster_config_manifest(config)), field_manager="sparkube", force=True
     )
+    return config
 
 
 def run_addons_phase(
@@ -78,7 +100,7 @@ def run_addons_phase(
         config = cluster_config_from_nodes(
             client, cluster=cluster, bucket=bucket, region=region, worker_type=worker_type
         )
-        apply_cluster_config(client, config)
+        config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
 

@@ -1,0 +1,182 @@
+"""Pure parts of cluster jobs: sizing, the driver's manifests, the diagnosis rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparkube.errors import InputError
+from sparkube.spark import cluster as cj
+from sparkube.spark import diagnose as dg
+from sparkube.spark.image import SPARK_IMAGE, maven_path
+
+GIB = 2**30
+
+
+def config(cpu: float = 2, memory: int = 4 * GIB, workers: int = 3) -> cj.ClusterConfig:
+    return cj.ClusterConfig(
+        cluster="c", bucket="b", region="eu-west-1", worker_cpu=cpu, worker_memory=memory,
+        workers=workers,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "cores", "heap"),
+    [
+        (2, 4 * GIB, 1, "1g"),
+        (4, 16 * GIB, 3, "5888m"),
+        (8, 32 * GIB, 7, "11776m"),
+        (1, 2 * GIB, 1, "512m"),
+    ],
+)
+def test_default_resources_fit_a_worker(cpu: float, memory: int, cores: int, heap: str) -> None:
+    res = cj.default_resources(config(cpu, memory))
+    assert (res.executors, res.executor_cores, res.executor_memory) == (3, cores, heap)
+    # heap + overhead stays within 40% of the node (plus rounding to 256 MiB)
+    assert res.pod_memory_mib(heap) <= max(memory / 2**20 * 0.4, 896)
+
+
+def test_memory_syntax_is_checked() -> None:
+    assert cj.Resources.memory_mib("2g") == 2048
+    assert cj.Resources.memory_mib("1536m") == 1536
+    with pytest.raises(InputError, match="like 1g"):
+        cj.Resources.memory_mib("lots")
+
+
+def manifests() -> tuple[dict, dict]:  # type: ignore[type-arg]
+    spec = cj.JobSpec(
+        job_id="wc-20261202-1700-abcd", app_name="wordcount", app_file="wordcount.py",
+        app_bytes=b"print('hi')\n", args=("--top", "3", "s3a://b/inputs/x/input.txt"),
+        resources=cj.Resources(2, 1, "1g"), kind="wordcount",
+        output_uri="s3a://b/jobs/wc-20261202-1700-abcd/output/",
+    )  # fmt: skip
+    return cj.job_manifests(spec, config(), cj.Endpoints(), submitted="2026-12-02T17:00:00Z")
+
+
+def test_driver_job_is_restricted_and_valid() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    job, cm = manifests()
+    kubernetes_validate.validate(job, "1.36.0", strict=True)
+    kubernetes_validate.validate(cm, "1.36.0", strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == SPARK_IMAGE.spark_uid
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (driver,) = pod["containers"]
+    assert driver["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert driver["image"] == SPARK_IMAGE.ref
+    assert "spark.driver.host=$(SPARKUBE_POD_IP)" in driver["command"]
+    assert "spark.kubernetes.driver.pod.name=$(SPARKUBE_POD_NAME)" in driver["command"]
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] > 0
+    template = json.loads(cm["data"]["executor-template.json"])
+    assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
+    _, cm = manifests()
+    props = dict(line.split("=", 1) for line in cm["data"]["spark.properties"].splitlines() if line)
+    jars = props["spark.jars"].split(",")
+    assert len(jars) == len(SPARK_IMAGE.s3_jars)
+    assert jars[0].startswith("https://repo1.maven.org/maven2/")
+    assert any(j.endswith(maven_path(f"org.apache.hadoop:hadoop-aws:{SPARK_IMAGE.hadoop_version}"))
+               for j in jars)  # fmt: skip
+    assert "bundle" not in props["spark.jars"]
+    assert props["spark.master"] == "k8s://https://kubernetes.default.svc:443"
+    assert props["spark.eventLog.dir"] == "s3a://b/spark-events/"
+    text = json.dumps(cm)
+    for secret in ("access.key", "secret.key", "AWS_ACCESS_KEY_ID", "session.token"):
+        assert secret not in text
+
+
+def test_pod_endpoints_for_unusual_networks() -> None:
+    ep = cj.Endpoints.from_environ(
+        {
+            "SPARKUBE_POD_S3_ENDPOINT": "http://10.1.1.1:9000",
+            "SPARKUBE_JARS_REPOSITORY": "http://r/",
+        }
+    )
+    spec = cj.JobSpec("j", "a", "a.py", b"", (), cj.Resources(1, 1, "1g"))
+    props = cj.spark_properties(spec, config(), ep)
+    assert props["spark.hadoop.fs.s3a.endpoint"] == "http://10.1.1.1:9000"
+    assert props["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert props["spark.jars"].startswith("http://r/org/")
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def test_python_exception_line() -> None:
+    log = [
+        "26/12/02 INFO SparkContext: Running Spark",
+        "Traceback (most recent call last):",
+        '  File "/opt/sparkube/job/app.py", line 9, in <module>',
+        '    raise ValueError("boom")',
+        "ValueError: boom",
+        "26/12/02 INFO ShutdownHookManager: Shutdown hook called",
+    ]
+    assert dg.exception_line(log) == "ValueError: boom"
+    assert dg.diagnose(driver={}, log_tail=log, exit_code=1) == (
+        "The application failed (exit code 1): ValueError: boom"
+    )
+
+
+def test_java_exception_line() -> None:
+    log = [
+        'Exception in thread "main" java.lang.IllegalStateException: no input',
+        "\tat org.example.Main.main(Main.java:3)",
+    ]
+    assert dg.exception_line(log) == log[0]
+
+
+def executor(cpu: str, memory: str, *, pending: bool = True) -> dict:  # type: ignore[type-arg]
+    return {
+        "metadata": {"name": "job-exec-1", "labels": {"spark-role": "executor"}},
+        "spec": {"containers": [{"name": "executor",
+                                 "resources": {"requests": {"cpu": cpu, "memory": memory},
+                                               "limits": {"memory": memory}}}]},
+        "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
+        if pending else {},
+    }  # fmt: skip
+
+
+def test_unschedulable_says_asked_offered_and_flag() -> None:
+    nodes = [dg.NodeCapacity("w1", 2, 4 * GIB), dg.NodeCapacity("w2", 2, 8 * GIB)]
+    msg = dg.diagnose(driver=None, executors=[executor("8", "9Gi")], nodes=nodes)
+    assert msg == (
+        "The executor pod asks for 8 CPU and 9Gi but the largest node offers 2 CPU and 8Gi; "
+        "lower --executor-cores / --executor-memory, or add workers with sparkube up "
+        "--workers N."
+    )
+
+
+def test_oom_names_pod_limit_and_flag() -> None:
+    pod = executor("1", "1408Mi", pending=False)
+    killed = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    pod["status"] = {"containerStatuses": [{"name": "executor", "state": {}, "lastState": killed}]}
+    msg = dg.diagnose(driver=None, executors=[pod])
+    assert msg == (
+        "The executor pod job-exec-1 was killed for exceeding its memory limit of 1.4Gi; "
+        "give it more with --executor-memory."
+    )
+
+
+def test_rbac_from_the_recorded_driver_log() -> None:
+    from pathlib import Path
+
+    recorded = Path(__file__).resolve().parents[1] / "data" / "spark_driver_forbidden.txt"
+    msg = dg.diagnose(driver={}, log_tail=recorded.read_text().splitlines())
+    assert msg.startswith("The Spark driver is not allowed to create its executors")
+    assert "system:serviceaccount:spark:spark cannot" in msg
+
+
+def test_missing_s3_input() -> None:
+    log = ["pyspark.errors.exceptions.captured.AnalysisException: [PATH_NOT_FOUND] "
+           "Path does not exist: s3a://bkt/nowhere/data.txt. SQLSTATE: 42K03"]  # fmt: skip
+    assert dg.diagnose(driver={}, log_tail=log) == (
+        "The input s3a://bkt/nowhere/data.txt does not exist; check the path (s3a://BUCKET/KEY)."
+    )
