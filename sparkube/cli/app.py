@@ -63,7 +63,7 @@ def _register() -> None:
     # the order of ``sparkube --help`` (lifecycle first, then access, then jobs).
     import importlib
 
-    for module in ("cluster", "access", "manifests", "jobs", "doctor"):
+    for module in ("cluster", "access", "manifests", "jobs", "monitoring", "doctor"):
         importlib.import_module(f"sparkube.cli.{module}")
 
 

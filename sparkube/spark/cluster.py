@@ -85,6 +85,15 @@ class ClusterConfig:
     worker_cpu: float = 2.0
     worker_memory: int = 4 * 2**30
     workers: int = 1
+    #: Prices recorded by ``up`` from the same source as ``plan`` (0: unknown).
+    control_plane_type: str = ""
+    control_plane_usd_per_hour: float = 0.0
+    worker_usd_per_hour: float = 0.0
+    spot: bool = False
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.control_plane_usd_per_hour + self.workers * self.worker_usd_per_hour
 
     def to_data(self) -> dict[str, str]:
         return {k: str(v) for k, v in asdict(self).items()}
@@ -104,6 +113,10 @@ class ClusterConfig:
                 worker_cpu=float(data.get("worker_cpu", 2)),
                 worker_memory=int(data.get("worker_memory", 4 * 2**30)),
                 workers=int(data.get("workers", 1)),
+                control_plane_type=data.get("control_plane_type", ""),
+                control_plane_usd_per_hour=float(data.get("control_plane_usd_per_hour", 0)),
+                worker_usd_per_hour=float(data.get("worker_usd_per_hour", 0)),
+                spot=data.get("spot", "False") == "True",
             )
         except (KeyError, ValueError) as exc:
             raise ClusterError(

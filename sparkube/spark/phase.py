@@ -22,7 +22,15 @@ ADDONS = "addons"
 
 
 def cluster_config_from_nodes(
-    client: Any, *, cluster: str, bucket: str, region: str, worker_type: str
+    client: Any,
+    *,
+    cluster: str,
+    bucket: str,
+    region: str,
+    worker_type: str,
+    control_plane_type: str = "",
+    prices: tuple[float, float] = (0.0, 0.0),
+    spot: bool = False,
 ) -> ClusterConfig:
     """The jobs' view of the cluster: bucket, region, image, and the workers' size as
     the nodes report it (allocatable of the smallest schedulable node)."""
@@ -44,6 +52,10 @@ def cluster_config_from_nodes(
         worker_cpu=cpu,
         worker_memory=memory,
         workers=max(1, len(sizes)),
+        control_plane_type=control_plane_type,
+        control_plane_usd_per_hour=prices[0],
+        worker_usd_per_hour=prices[1],
+        spot=spot,
     )
 
 
@@ -85,6 +97,9 @@ def run_addons_phase(
     bucket: str | None = None,
     region: str = "",
     worker_type: str = "",
+    control_plane_type: str = "",
+    prices: tuple[float, float] = (0.0, 0.0),
+    spot: bool = False,
 ) -> str:
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
@@ -98,11 +113,27 @@ def run_addons_phase(
     reporter.step(ADDONS, "spark", f"{len(applied)} objects applied")
     if bucket:
         config = cluster_config_from_nodes(
-            client, cluster=cluster, bucket=bucket, region=region, worker_type=worker_type
-        )
+            client, cluster=cluster, bucket=bucket, region=region, worker_type=worker_type,
+            control_plane_type=control_plane_type, prices=prices, spot=spot,
+        )  # fmt: skip
         config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
+
+
+def _prices(ctx: PhaseContext) -> tuple[float, float]:
+    """(control plane, worker) USD per hour from the same source as ``plan``."""
+    from sparkube.aws import pricing
+
+    spec = ctx.spec
+    try:
+        est = pricing.estimate(
+            ctx.provider.clients, ctx.provider.region, control_plane_type=spec.control_plane_type,
+            worker_type=spec.instance_type, workers=spec.workers, spot=spec.spot,
+        )  # fmt: skip
+    except Exception:  # prices are informative: never fail the phase for them
+        return 0.0, 0.0
+    return est.control_plane.usd_per_hour or 0.0, est.worker.usd_per_hour or 0.0
 
 
 def _run(ctx: PhaseContext) -> str:
@@ -114,6 +145,9 @@ def _run(ctx: PhaseContext) -> str:
         bucket=info.bucket,
         region=info.region,
         worker_type=ctx.spec.instance_type,
+        control_plane_type=ctx.spec.control_plane_type,
+        prices=_prices(ctx),
+        spot=ctx.spec.spot,
     )
 
 
