@@ -18,8 +18,10 @@ def manifests(
 ) -> None:
     """Print every Kubernetes manifest that up applies, as one YAML stream.
 
-    The pod network (Flannel, pinned) and Spark's namespace, service account and
-    namespaced Role. Nothing is contacted; the output can be reviewed or kept in Git.
+    The pod network (Flannel, pinned), Spark's namespace, service account and
+    namespaced Role, metrics-server, kube-opex-analytics and the Spark History Server.
+    Nothing is contacted (the bucket name and hourly rate are shown as up would fill
+    them in); the output can be reviewed or kept in Git.
 
     Example: [bold]sparkube manifests > cluster.yaml[/bold]
     """
@@ -32,6 +34,22 @@ def manifests(
         ),
         ("Spark: namespace, service account, Role and RoleBinding", render_spark_rbac()),
     ]
+    # Monitoring, with what only the cluster knows shown as placeholders for review:
+    # the bucket, and the hourly rate from the bundled price table.
+    from sparkube.aws.pricing import bundled_price
+    from sparkube.monitoring.addons import all_documents
+    from sparkube.spark.cluster import ClusterConfig, Endpoints
+
+    region = spec.region or "us-east-1"
+    config = ClusterConfig(
+        cluster=spec.name,
+        bucket=f"sparkube-{spec.name}-{region}-ACCOUNTHASH",
+        region=region,
+        workers=spec.workers,
+        control_plane_usd_per_hour=bundled_price(region, spec.control_plane_type) or 0.0,
+        worker_usd_per_hour=bundled_price(region, spec.instance_type) or 0.0,
+    )
+    documents += list(all_documents(config, Endpoints()).items())
     for title, text in documents:
         app_ctx.ui.out.print(f"# --- {title}\n---", markup=False, highlight=False)
         app_ctx.ui.out.print(text.rstrip("\n"), markup=False, highlight=False)

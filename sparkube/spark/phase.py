@@ -118,6 +118,21 @@ def run_addons_phase(
         )  # fmt: skip
         config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
+        from sparkube.monitoring.addons import apply_monitoring
+        from sparkube.spark.cluster import Endpoints
+
+        skip = frozenset(
+            p.strip() for p in env.environ.get("SPARKUBE_SKIP_ADDONS", "").split(",") if p.strip()
+        )
+        reporter.step(ADDONS, "monitoring", "metrics-server, kube-opex-analytics, history server")
+        monitoring = apply_monitoring(
+            client, config, Endpoints.from_environ(env.environ), skip=skip
+        )
+        reporter.step(ADDONS, "monitoring", f"{len(monitoring)} objects applied")
+        return (
+            "spark RBAC, metrics-server, kube-opex-analytics, history server "
+            f"({len(applied) + len(monitoring)} objects)"
+        )
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
 
 
