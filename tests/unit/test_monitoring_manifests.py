@@ -51,8 +51,10 @@ def test_images_pinned_nothing_exposed() -> None:
                 assert c["securityContext"]["allowPrivilegeEscalation"] is False
                 assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
             assert pod["securityContext"]["runAsNonRoot"] is True
-    args = next(d for d in docs() if d["metadata"]["name"] == "metrics-server"
-                and d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]  # fmt: skip
+    ms = next(
+        d for d in docs() if d["metadata"]["name"] == "metrics-server" and d["kind"] == "Deployment"
+    )
+    args = ms["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--kubelet-insecure-tls" not in args
     assert "--kubelet-certificate-authority=/etc/cluster-ca/ca.crt" in args
 
