@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +15,10 @@ from sparkube.cli.options import ClusterOption, RegionOption
 from sparkube.cli.ui import context
 from sparkube.errors import UsageError
 from sparkube.spec import load_spec
+
+if TYPE_CHECKING:
+    from sparkube.monitoring.tunnel import Target
+    from sparkube.spark.cluster import ClusterJobs
 
 PANEL = "Monitoring"
 
@@ -103,3 +108,130 @@ def usage(
             f"{j.core_hours:.3f}", f"{j.gib_hours:.3f}", f"${j.usd:.4f}",
         )  # fmt: skip
     ui.out.print(jobs_table)
+
+
+def _tunnel(
+    ctx: typer.Context,
+    cluster: str | None,
+    region: str | None,
+    make_target: Callable[[ClusterJobs], Target],
+    *,
+    port: int,
+    explicit_port: bool,
+    path: str,
+    no_browser: bool,
+) -> None:
+    """Resolve the target in the cluster, then hold an SSH tunnel to it until Ctrl-C."""
+    import asyncio
+    import webbrowser
+
+    from sparkube import phases
+    from sparkube.aws.provider import AwsProvider
+    from sparkube.monitoring.tunnel import pick_port, serve_tunnel
+    from sparkube.nodes.access import pick_node
+    from sparkube.nodes.phase import ssh_settings
+    from sparkube.spark import jobs
+
+    app_ctx = context(ctx)
+    env, ui = app_ctx.env, app_ctx.ui
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    api = jobs.open_cluster(env, spec.name)
+    target = make_target(api)  # ClusterError when it is not there or not ready
+    local_port = pick_port(port, explicit=explicit_port)
+    provider = AwsProvider.from_env(env, region=spec.region)
+    info = provider.describe(spec.name).with_address_overrides(phases.default_overrides(env))
+    node = pick_node(info, None)
+    settings = ssh_settings(env, spec.name)
+
+    def ready(bound: int) -> None:
+        url = f"http://127.0.0.1:{bound}{path}"
+        ui.ok(f"{target.what} at {url} (tunnel through {node.name}; Ctrl-C to close)")
+        ui.out.print(url)
+        if not no_browser:
+            webbrowser.open(url)
+
+    try:
+        asyncio.run(serve_tunnel(node, settings, target, local_port, on_ready=ready))
+    except KeyboardInterrupt:
+        ui.note("Tunnel closed.")
+
+
+@app.command(rich_help_panel=PANEL)
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Local port (default 5483, or a free one if taken).", show_default=False
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the URL, do not open a browser.")
+    ] = False,
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Open kube-opex-analytics (usage and cost charts) through a private SSH tunnel.
+
+    The dashboard is never exposed on a public port: the tunnel listens on 127.0.0.1
+    and goes through the control plane. It stays open until Ctrl-C.
+
+    Example: [bold]sparkube dashboard --no-browser[/bold]
+    """
+    from sparkube.monitoring import addons
+    from sparkube.monitoring.tunnel import check_ready, service_target
+
+    def target(api: ClusterJobs) -> Target:
+        client = api.client
+        check_ready(client, addons.OPEX_NAMESPACE,
+                    {"app.kubernetes.io/name": addons.OPEX_SERVICE},
+                    "kube-opex-analytics", "1–2 minutes")  # fmt: skip
+        return service_target(client, addons.OPEX_NAMESPACE, addons.OPEX_SERVICE,
+                              addons.OPEX_PORT, "kube-opex-analytics")  # fmt: skip
+
+    _tunnel(ctx, cluster, region, target, port=port or 5483, explicit_port=port is not None,
+            path="/", no_browser=no_browser)  # fmt: skip
+
+
+@app.command(name="spark-ui", rich_help_panel=PANEL)
+def spark_ui(
+    ctx: typer.Context,
+    job: Annotated[
+        str | None,
+        typer.Argument(
+            help="A running job: its live UI. Default: the History Server.", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Local port (default 4040, or a free one if taken).", show_default=False
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the URL, do not open a browser.")
+    ] = False,
+    cluster: ClusterOption = None,
+    region: RegionOption = None,
+) -> None:
+    """The Spark UI of a running job, or the History Server for finished ones.
+
+    Example: [bold]sparkube spark-ui wc-20261125-1203-4f2a[/bold]
+    """
+    from sparkube.monitoring import addons, tunnel
+    from sparkube.spark.rbac import SPARK_NAMESPACE
+
+    def target(api: ClusterJobs) -> Target:
+        if job is not None:
+            driver = api.driver(job)
+            status = (driver or {}).get("status") or {}
+            if status.get("phase") == "Running" and status.get("podIP"):
+                return tunnel.Target(status["podIP"], 4040, f"the live Spark UI of {job}")
+        client = api.client
+        tunnel.check_ready(client, SPARK_NAMESPACE, {"app.kubernetes.io/name": addons.HISTORY_SERVICE},
+                    "The Spark History Server", "2–3 minutes")  # fmt: skip
+        return tunnel.service_target(client, SPARK_NAMESPACE, addons.HISTORY_SERVICE,
+                              addons.HISTORY_PORT, "the Spark History Server")  # fmt: skip
+
+    _tunnel(ctx, cluster, region, target, port=port or 4040, explicit_port=port is not None,
+            path="/", no_browser=no_browser)  # fmt: skip
