@@ -228,8 +228,10 @@ def spark_ui(
             if status.get("phase") == "Running" and status.get("podIP"):
                 return tunnel.Target(status["podIP"], 4040, f"the live Spark UI of {job}")
         client = api.client
-        tunnel.check_ready(client, SPARK_NAMESPACE, {"app.kubernetes.io/name": addons.HISTORY_SERVICE},
-                    "The Spark History Server", "2–3 minutes")  # fmt: skip
+        selector = {"app.kubernetes.io/name": addons.HISTORY_SERVICE}
+        tunnel.check_ready(
+            client, SPARK_NAMESPACE, selector, "The Spark History Server", "2–3 minutes"
+        )
         return tunnel.service_target(client, SPARK_NAMESPACE, addons.HISTORY_SERVICE,
                               addons.HISTORY_PORT, "the Spark History Server")  # fmt: skip
 
