@@ -123,8 +123,9 @@ def test_pod_runs_with_its_network_volumes_env_and_token(
     assert out["uid"] == 4242 and out["hostname"] == "probe" and out["ns"] == ns
     assert out["ip"] == done["status"]["podIP"]
     assert ipaddress.ip_address(out["ip"]) in pc.subnet
-    assert out["api"] in (200, 403) and out["k8s"] == "10.96.0.1:443"
-    assert out["resolve"] == "10.96.0.1"
+    kubernetes_ip = str(ipaddress.ip_network(pc.service_cidr)[1])
+    assert out["api"] in (200, 403) and out["k8s"] == f"{kubernetes_ip}:443"
+    assert out["resolve"] == kubernetes_ip
     assert (out["greeting"], out["password"]) == ("hello", "s3cret")
     assert out["file"] == "from a configmap" and 'app="probe"' in out["labels"]
     assert out["scratch_writable"] and out["cwd"] == "/scratch"

@@ -146,7 +146,13 @@ def input_bytes(spark: Any, inputs: list[str]) -> int:
     return total
 
 
-def run(inputs: list[str], output: str, top: int, parts_name: str) -> dict[str, object]:
+def run(
+    inputs: list[str],
+    output: str,
+    top: int,
+    parts_name: str,
+    small_input_bytes: int = SMALL_INPUT_BYTES,
+) -> dict[str, object]:
     from pyspark.sql import Observation, SparkSession
     from pyspark.sql import functions as F
 
@@ -156,7 +162,7 @@ def run(inputs: list[str], output: str, top: int, parts_name: str) -> dict[str, 
     local_output = _is_local(output)
     top_rows: list[list[object]] = []
     try:
-        small = input_bytes(spark, inputs) <= SMALL_INPUT_BYTES
+        small = input_bytes(spark, inputs) <= small_input_bytes
         lines = spark.read.text(inputs)
         words = lines.select(
             F.explode(F.regexp_extract_all("value", F.lit(WORD_PATTERN), 0)).alias("raw")
@@ -205,9 +211,17 @@ def main(argv: list[str] | None = None) -> int:
         default=f"_sparkube-parts-{uuid.uuid4().hex[:12]}",
         help="folder under --output for the sorted part files (removed after merging)",
     )
+    parser.add_argument(
+        "--small-input-bytes",
+        type=int,
+        default=SMALL_INPUT_BYTES,
+        help=argparse.SUPPRESS,  # tests force the range-partitioned path with 0
+    )
     parser.add_argument("inputs", nargs="+")
     args = parser.parse_args(argv)
-    summary = run(args.inputs, args.output, args.top, args.parts_name)
+    summary = run(
+        args.inputs, args.output, args.top, args.parts_name, args.small_input_bytes
+    )
     sys.stdout.write(SUMMARY_MARKER + json.dumps(summary, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return 0
