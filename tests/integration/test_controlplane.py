@@ -6,6 +6,7 @@ tools/kube/build.sh are not built.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -538,6 +539,26 @@ def _spark_submit(
         "spark.kubernetes.driver.annotation.sparkube.test/delay": "2s",
         **(extra_conf or {}),
     }
+    # The spark namespace enforces PodSecurity "restricted": sparkube's security contexts
+    # reach Spark's pods through pod templates.
+    from sparkube.spark.cluster import RESTRICTED_CONTAINER, RESTRICTED_POD
+
+    for role in ("driver", "executor"):
+        template = tmp_path / f"{role}-template.json"
+        template.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "spec": {
+                        "securityContext": RESTRICTED_POD,
+                        "containers": [{"name": role, "securityContext": RESTRICTED_CONTAINER}],
+                    },
+                }
+            )
+        )
+        conf[f"spark.kubernetes.{role}.podTemplateFile"] = str(template)
+        conf[f"spark.kubernetes.{role}.podTemplateContainerName"] = role
     cmd = [
         str(submit),
         "--master",
