@@ -166,7 +166,7 @@ def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
             usage.cpu_requested += parse_cpu(req.get("cpu", "0"))
             usage.memory_requested_bytes += parse_memory(req.get("memory", "0"))
     pod_metrics = create_namespaced_resource(
-        "metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=["get", "list"]
+        "metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=["get", "list", "global_list"]
     )
     try:
         items = list(client.list(pod_metrics, namespace="*"))

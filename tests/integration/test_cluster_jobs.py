@@ -80,7 +80,13 @@ def lab(
     apply_cluster_config(
         client,
         cluster_config_from_nodes(
-            client, cluster=CLUSTER, bucket=bucket, region=REGION, worker_type="t3.medium"
+            client,
+            cluster=CLUSTER,
+            bucket=bucket,
+            region=REGION,
+            worker_type="t3.medium",
+            control_plane_type="t3.medium",
+            prices=(0.0416, 0.0416),
         ),
     )
 
@@ -312,3 +318,58 @@ def test_diagnosis_missing_s3_input(lab: ClusterLab) -> None:
     assert res.exit_code == 1, res.stderr[-2000:]
     line = _error_line(res)
     assert f"The input {missing} does not exist" in line, res.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def test_usage_while_a_job_runs(lab: ClusterLab) -> None:
+    app = lab.env.cwd / "busy.py"
+    app.write_text(textwrap.dedent(
+        """
+        import time
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        def spin(x):
+            t = time.time()
+            while time.time() - t < 120:
+                pass
+            return x
+        spark.sparkContext.parallelize(range(1), 1).map(spin).count()
+        """
+    ))  # fmt: skip
+    res = lab.run("submit", "busy.py", "--executors", "1", "--executor-cores", "1", "--no-wait")
+    assert res.exit_code == 0, res.stderr
+    job_id = res.stdout.strip()
+
+    seen: list[str] = []
+
+    def spark_usage() -> dict[str, Any] | None:
+        out = lab.run("usage", "--output", "json")
+        assert out.exit_code == 0, out.stderr
+        seen[:] = [out.stdout]
+        report = json.loads(out.stdout)
+        spark = next((n for n in report["namespaces"] if n["namespace"] == SPARK_NAMESPACE), None)
+        executors = [p for p in spark_pods(lab, f"sparkube.io/job%3D{job_id}")
+                     if p["metadata"]["labels"].get("spark-role") == "executor"
+                     and p["status"].get("phase") == "Running"]  # fmt: skip
+        if spark and executors and (spark["cpu_used"] or 0) > 0.05:
+            return report
+        return None
+
+    try:
+        report = lab.pc.kube.wait_for("spark CPU in usage", spark_usage, timeout=180, interval=5)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last report: {seen}") from None
+    spark = next(n for n in report["namespaces"] if n["namespace"] == SPARK_NAMESPACE)
+    # requested = the driver's 500m + one executor of 1 core, as the job asked
+    assert spark["cpu_requested"] == pytest.approx(1.5)
+    assert report["schema"] == 1 and report["metrics"]["available"] is True
+    job = next(j for j in report["jobs"] if j["job_id"] == job_id)
+    assert job["state"] in ("Pending", "Running") and job["cpu_requested"] == 1.5
+    assert job["usd"] > 0 and report["cost"]["usd_per_hour"] == pytest.approx(3 * 0.0416)
+    chart = lab.run("usage", "--chart", "usage.png")
+    assert chart.exit_code == 0, chart.stderr
+    png = (lab.env.cwd / "usage.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert lab.run("cancel", job_id).exit_code == 0

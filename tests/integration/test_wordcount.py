@@ -215,3 +215,25 @@ def test_test_characters_have_the_same_category_in_java_and_python(tmp_path: Pat
     in_python = {c: k if k in "LMN" else "-" for c, k in in_python.items()}
     assert in_java == in_python
     assert set(in_python.values()) == {"L", "M", "N", "-"}
+
+
+def test_quick_start_adds_to_the_driver_java_options_it_finds() -> None:
+    from sparkube.spark.apps.wordcount import QUICK_START_JAVA_OPTION as C1
+    from sparkube.spark.apps.wordcount import quick_start_submit_args
+
+    conf = "--master local[2] --conf 'spark.driver.extraJavaOptions=-Da=b' pyspark-shell"
+    assert quick_start_submit_args(conf) == (
+        f"--master 'local[2]' --conf 'spark.driver.extraJavaOptions=-Da=b {C1}' pyspark-shell"
+    )
+    opts = "--driver-java-options -Da=b pyspark-shell"
+    assert quick_start_submit_args(opts) == f"--driver-java-options '-Da=b {C1}' pyspark-shell"
+    assert quick_start_submit_args("pyspark-shell") == f"--driver-java-options {C1} pyspark-shell"
+
+
+def test_even_splits_give_every_core_the_same_number() -> None:
+    from sparkube.spark.apps.wordcount import MAX_SPLIT_BYTES, even_split_bytes
+
+    for total, cores in [(200_187_109, 2), (10**10, 8), (5 << 20, 4), (65 << 20, 2)]:
+        split = even_split_bytes(total, cores)
+        assert split <= MAX_SPLIT_BYTES
+        assert -(-total // split) % cores == 0 or total < cores << 20
