@@ -20,14 +20,17 @@ writes a generated text of --mb MB once to a temp file, then measures in the sam
    of ``cluster.job_manifests`` for the same JobSpec (same app, arguments, resources,
    endpoints; the input already in S3) are POSTed directly and the driver pod's phase is
    polled every 0.25 s until Succeeded; no upload, no record, no log archive, no
-   download. sparkube's overhead = (1) - (2), also as the ratio (1) / (2).
+   download. sparkube's overhead = (1) - (2), also as the ratio (1) / (2). On a small
+   machine the driver's own running time varies by tens of seconds between identical
+   jobs, so the time each run spends outside the driver (total - driver Running ->
+   Succeeded) is printed too: that difference is sparkube's overhead without the noise.
 3. ``sparkube wordcount --local FILE`` (the CLI in-process, embedded Spark in its own
    JVM) on the same file: the ratio cluster / local.
-4. Jar delivery (``spark.jars``: the S3 jars as repository URLs, downloaded by every
-   driver): from the driver log of each cluster run (the time from spark-submit's first
-   log line to the last jar it reports downloading/adding, at the log's 1 s resolution),
-   and an HTTP GET of every jar URL from this machine (loopback: a lower bound; from
-   Maven Central it takes longer), with the MB.
+4. Jar delivery (``spark.jars``: the S3 jars as repository URLs): the local jars
+   repository's HTTP server is wrapped to record every GET (start, end, bytes); per job
+   the GETs before its first executor pod exists are the driver's (spark-submit), the
+   later ones the executors'. Plus an HTTP GET of every jar URL from this machine
+   (loopback: a lower bound; from Maven Central it takes longer), with the MB.
 
 No timed assertions: only a failed job makes the exit code non-zero. Everything (pods,
 agent, control plane, moto, temp folder) is removed at the end, also on Ctrl-C.
@@ -44,7 +47,6 @@ import io
 import json
 import logging
 import os
-import re
 import signal
 import statistics
 import sys
@@ -55,7 +57,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,10 @@ class DriverWatch:
                     self.first.setdefault((job, "driver running"), seen)
                 if phase in ("Succeeded", "Failed"):
                     self.first.setdefault((job, "driver ended"), seen)
-            elif labels.get("spark-role") == "executor" and phase == "Running":
-                self.first.setdefault((job, "executor running"), seen)
+            elif labels.get("spark-role") == "executor":
+                self.first.setdefault((job, "executor seen"), seen)
+                if phase == "Running":
+                    self.first.setdefault((job, "executor running"), seen)
 
     def get(self, job: str, event: str) -> float | None:
         with self.lock:
@@ -292,43 +295,51 @@ def cli(env: Environment, *args: str) -> tuple[float, str, str]:
     return elapsed, out.getvalue(), err.getvalue()
 
 
-# --------------------------------------------------------------------------- driver log
+# --------------------------------------------------------------------------- jars
 
 
-LOG_TIME = re.compile(r"^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)\b")
-JAR_LINE = re.compile(r"Added JAR|Downloading |Fetching http|Files http|from http", re.I)
+class JarRequests:
+    """Every GET the local jars repository serves: (start, end, bytes), monotonic.
+
+    The repository is the fixture's HTTP server on 127.0.0.1; pods reach it through the
+    agent's forwarder, so the client address says nothing and requests are attributed
+    by time: before the job's first executor pod exists they are the driver's
+    (spark-submit fetching ``spark.jars``), after it the executors'."""
+
+    def __init__(self, pc: ProcessCluster) -> None:
+        self.requests: list[tuple[float, float, int]] = []
+        self.lock = threading.Lock()
+        server = pc._maven_server
+        handler = server.RequestHandlerClass  # functools.partial(QuietHandler, directory=)
+        log = self
+
+        class Timed(handler.func):  # type: ignore[name-defined,misc]
+            def do_GET(self) -> None:
+                started = time.monotonic()
+                super().do_GET()
+                local_path = self.translate_path(self.path)
+                size = os.path.getsize(local_path) if os.path.isfile(local_path) else 0
+                with log.lock:
+                    log.requests.append((started, time.monotonic(), size))
+
+        server.RequestHandlerClass = functools.partial(Timed, **handler.keywords)
+
+    def between(self, start: float, end: float) -> list[tuple[float, float, int]]:
+        with self.lock:
+            return sorted(r for r in self.requests if start <= r[0] <= end)
 
 
-def jar_timing(log: str) -> tuple[float | None, int, str]:
-    """(seconds from the log's first timestamped line to its last jar line, jar lines,
-    the jar line pattern that matched). 1 s resolution."""
-    first: datetime | None = None
-    last_jar: datetime | None = None
-    count = 0
-    kinds: set[str] = set()
-    for line in log.splitlines():
-        m = LOG_TIME.match(line)
-        if not m:
-            continue
-        stamp = datetime.strptime(m.group(1), "%y/%m/%d %H:%M:%S")
-        first = first or stamp
-        jm = JAR_LINE.search(line)
-        if jm and (".jar" in line):
-            count += 1
-            kinds.add(jm.group(0).strip())
-            last_jar = stamp
-    if first is None or last_jar is None:
-        return None, count, ""
-    return (last_jar - first).total_seconds(), count, "/".join(sorted(kinds))
+def jar_summary(requests: list[tuple[float, float, int]]) -> str:
+    if not requests:
+        return "no GETs"
+    span = max(r[1] for r in requests) - requests[0][0]
+    busy = sum(r[1] - r[0] for r in requests)
+    mb = sum(r[2] for r in requests) / 1e6
+    return f"{len(requests):3d} GETs {mb:5.1f} MB, first->last {span:5.2f} s, sum {busy:5.2f} s"
 
 
-def log_span(log: str) -> float | None:
-    stamps = [
-        datetime.strptime(m.group(1), "%y/%m/%d %H:%M:%S")
-        for line in log.splitlines()
-        if (m := LOG_TIME.match(line))
-    ]
-    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+def added_jars(log: str) -> int:
+    return sum(1 for line in log.splitlines() if "SparkContext: Added JAR" in line)
 
 
 def http_jars(pc: ProcessCluster) -> tuple[float, int]:
@@ -356,10 +367,34 @@ def clear_jobs(pc: ProcessCluster) -> None:
     )
 
 
+def others_running() -> list[str]:
+    """Other test runs on this machine (they share its 2 cores and skew the timings)."""
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-f", "pytest"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def jar_split(
+    jars: JarRequests, watch: DriverWatch, job: str, start: float, end: float
+) -> tuple[list[tuple[float, float, int]], list[tuple[float, float, int]]]:
+    """The job's jar GETs: (the driver's, the executors'), split at its first executor pod."""
+    requests = jars.between(start, end)
+    split = watch.get(job, "executor seen") or end
+    return [r for r in requests if r[0] < split], [r for r in requests if r[0] >= split]
+
+
 def run_sparkube(
-    env: Environment, watch: DriverWatch, corpus: Path, out: Path, s3: Any, bucket: str
+    env: Environment,
+    watch: DriverWatch,
+    jars: JarRequests,
+    corpus: Path,
+    out: Path,
+    s3: Any,
+    bucket: str,
 ) -> dict[str, Any]:
     marks = Marks()
+    others = others_running()
     with instrumented(marks):
         t0 = time.monotonic()
         total, _, _ = cli(env, "wordcount", str(corpus), "--top", TOP, "-o", str(out))
@@ -371,6 +406,8 @@ def run_sparkube(
     log = cluster_mod.get_text(s3, bucket, cluster_mod.log_key(job)) or ""
     return {
         "job": job,
+        "others": others + others_running(),
+        "jars": jar_split(jars, watch, job, t0, t_end),
         "spec": marks.spec,
         "uploads": marks.uploads,
         "polls": marks.polls,
@@ -387,6 +424,7 @@ def run_sparkube(
         "  of which concat_objects": m["concat_objects end"] - m["concat_objects start"],
         "CLI output + exit": t_end - m["run_wordcount_cluster end"],
         "executor running after driver": (watch.get(job, "executor running") or running) - running,
+        "outside the driver (total - Running->Succeeded)": total - (ended - running),
     }
 
 
@@ -394,6 +432,7 @@ def run_baseline(
     pc: ProcessCluster,
     env: Environment,
     watch: DriverWatch,
+    jars: JarRequests,
     input_key: str,
     s3: Any,
     run: int,
@@ -421,6 +460,7 @@ def run_baseline(
     selector = urllib.parse.quote(
         f"{cluster_mod.JOB_LABEL}={job_id},{cluster_mod.ROLE_LABEL}=driver"
     )
+    others = others_running()
     t0 = time.monotonic()
     created = pc.create(SPARK_NAMESPACE, job)
     configmap["metadata"]["ownerReferences"] = [
@@ -438,19 +478,25 @@ def run_baseline(
         if time.monotonic() - t0 > 1800:
             raise TimeoutError(f"baseline driver {job_id} still {phase or 'absent'} after 30 min")
     total = time.monotonic() - t0
+    t_end = time.monotonic()
     log = pc.logs(SPARK_NAMESPACE, pod["metadata"]["name"], "driver")
     keys = cluster_mod.list_keys(s3, config.bucket, cluster_mod.output_prefix(job_id) + parts)
     if phase != "Succeeded" or not any("/part-" in k for k in keys):
         raise RuntimeError(f"baseline driver {job_id} {phase}:\n{log[-4000:]}")
     running, ended = watch.get(job_id, "driver running"), watch.get(job_id, "driver ended")
+    if running is None or ended is None:
+        raise RuntimeError(f"the watch missed driver {job_id} (running {running}, ended {ended})")
     return {
         "job": job_id,
+        "others": others + others_running(),
+        "jars": jar_split(jars, watch, job_id, t0, t_end),
         "log": log,
         "total": total,
-        "submit start -> driver Running": (running or t0) - t0,
-        "driver Running -> Succeeded": (ended or t0 + total) - (running or t0),
-        "executor running after driver": (watch.get(job_id, "executor running") or 0)
-        - (running or 0),
+        "submit start -> driver Running": running - t0,
+        "driver Running -> Succeeded": ended - running,
+        "executor running after driver": (watch.get(job_id, "executor running") or running)
+        - running,
+        "outside the driver (total - Running->Succeeded)": total - (ended - running),
     }
 
 
@@ -521,19 +567,30 @@ def report(
           f"bare {b_total / l_med:.2f}")  # fmt: skip
 
     jar_mb = SPARK_IMAGE.s3_jars_bytes / 1e6
-    print(f"\njar delivery: {len(SPARK_IMAGE.s3_jars)} jars, {jar_mb:.1f} MB "
-          f"(catalogue), {jars_http[1] / 1e6:.1f} MB fetched")  # fmt: skip
-    print(f"  HTTP GET of every jar from this machine (loopback): {jars_http[0]:.2f} s")
+    print(f"\njar delivery (spark.jars): {len(SPARK_IMAGE.s3_jars)} jars, {jar_mb:.1f} MB; "
+          f"HTTP GET of all from this machine (loopback) {jars_http[0]:.2f} s "
+          f"for {jars_http[1] / 1e6:.1f} MB")  # fmt: skip
+    print(
+        "  per job, from the repository's request log (first->last: first GET start to "
+        "last GET end; sum: GET durations added):"
+    )
     for label, r in (
         [("1st", first)]
         + [(f"cached {i + 1}", c) for i, c in enumerate(cached)]
         + [(f"bare {i + 1}", b) for i, b in enumerate(baseline)]
     ):
-        secs, count, kinds = jar_timing(r["log"])
-        span = log_span(r["log"])
-        shown = f"{secs:.0f} s" if secs is not None else "n/a"
-        print(f"  driver log {label:<9}: first line -> last jar line {shown} ({count} jar lines"
-              f"{': ' + kinds if kinds else ''}); log spans {span or 0:.0f} s")  # fmt: skip
+        driver, executors = r["jars"]
+        print(f"  {label:<9} driver    {jar_summary(driver)}; {added_jars(r['log'])} "
+              "'Added JAR' lines in its log")  # fmt: skip
+        print(f"  {'':<9} executors {jar_summary(executors)}")
+    contended = {
+        label: r["others"]
+        for label, r in [("1st", first), *[(f"cached {i + 1}", c) for i, c in enumerate(cached)],
+                         *[(f"bare {i + 1}", b) for i, b in enumerate(baseline)]]
+        if r["others"]
+    }  # fmt: skip
+    if contended:
+        print(f"\nWARNING: other pytest processes ran during {sorted(contended)}: timings skewed")
 
 
 def main() -> int:
@@ -580,9 +637,10 @@ def main() -> int:
                 aws_secret_access_key="testing",
             )
             watch = DriverWatch(pc)
+            jar_log = JarRequests(pc)
             jars = http_jars(pc)
 
-            first = run_sparkube(env, watch, corpus, tmp / "out-1", s3, bucket)
+            first = run_sparkube(env, watch, jar_log, corpus, tmp / "out-1", s3, bucket)
             print(f"  cluster run 1 (upload): {first['total']:.1f} s", flush=True)
             input_key = first["uploads"][0].key
             clear_jobs(pc)
@@ -590,17 +648,22 @@ def main() -> int:
             baseline: list[dict[str, Any]] = []
             local_s: list[float] = []
             for i in range(1, args.repeat + 1):
-                baseline.append(run_baseline(pc, env, watch, input_key, s3, i))
+                baseline.append(run_baseline(pc, env, watch, jar_log, input_key, s3, i))
                 print(f"  bare run {i}: {baseline[-1]['total']:.1f} s", flush=True)
                 clear_jobs(pc)
-                cached.append(run_sparkube(env, watch, corpus, tmp / f"out-c{i}", s3, bucket))
+                cached.append(
+                    run_sparkube(env, watch, jar_log, corpus, tmp / f"out-c{i}", s3, bucket)
+                )
                 print(f"  cluster run {i + 1} (cached input): {cached[-1]['total']:.1f} s",
                       flush=True)  # fmt: skip
                 clear_jobs(pc)
+                others = others_running()
                 secs, _, _ = cli(env, "wordcount", "--local", str(corpus), "--top", TOP,
                                  "-o", str(tmp / f"out-l{i}"))  # fmt: skip
                 local_s.append(secs)
-                print(f"  local run {i}: {secs:.1f} s", flush=True)
+                others += others_running()
+                busy = f" (WARNING: pytest running: {others})" if others else ""
+                print(f"  local run {i}: {secs:.1f} s{busy}", flush=True)
             same = (tmp / "out-1" / "wordcount.csv").read_bytes() == (
                 tmp / "out-l1" / "wordcount.csv"
             ).read_bytes()

@@ -349,6 +349,10 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),
         "spark.ui.showConsoleProgress": "false",
         "spark.executorEnv.PYSPARK_PYTHON": "python3",
+        # Lower-casing follows the JVM's locale: pin it as the local runs do, so the
+        # cluster's output is byte for byte the local one.
+        "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
+        "spark.executor.extraJavaOptions": "-Duser.language=en -Duser.country=US",
     }
     if endpoints.s3:
         props["spark.hadoop.fs.s3a.endpoint"] = endpoints.s3

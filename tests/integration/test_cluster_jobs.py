@@ -373,3 +373,46 @@ def test_usage_while_a_job_runs(lab: ClusterLab) -> None:
     png = (lab.env.cwd / "usage.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert lab.run("cancel", job_id).exit_code == 0
+
+
+def test_history_server_lists_a_finished_job(lab: ClusterLab) -> None:
+    from sparkube.monitoring.addons import render_history
+    from sparkube.spark.cluster import ClusterConfig, Endpoints
+
+    (lab.env.cwd / "h.txt").write_text("history of words\n")
+    res = lab.run("wordcount", "h.txt", "--top", "2")
+    assert res.exit_code == 0, res.stderr[-2000:]
+    client = client_from_kubeconfig(lab.env.cluster_dir(CLUSTER) / "kubeconfig")
+    from lightkube.resources.core_v1 import ConfigMap
+
+    cm = client.get(ConfigMap, "sparkube-cluster", namespace=SPARK_NAMESPACE)
+    config = ClusterConfig.from_data(cm.data or {})
+    apply_manifest(client, render_history(config, Endpoints.from_environ(lab.env.environ)))
+
+    def history_pod() -> dict[str, Any] | None:
+        pods = spark_pods(lab, "app.kubernetes.io/name%3Dspark-history")
+        ready = [p for p in pods if p["status"].get("phase") == "Running"]
+        return ready[0] if ready else None
+
+    pod = lab.pc.kube.wait_for("history server running", history_pod, timeout=120, interval=2)
+    url = f"http://{pod['status']['podIP']}:18080/api/v1/applications"
+
+    def listed() -> list[dict[str, Any]] | None:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # the pod network (ours)
+                apps = json.loads(resp.read())
+        except OSError:
+            return None
+        # the built-in WordCount names its session itself
+        return [a for a in apps if a.get("name") == "sparkube-wordcount"] or None
+
+    try:
+        apps = lab.pc.kube.wait_for(
+            "the job in the History Server", listed, timeout=180, interval=3
+        )
+    except TimeoutError as exc:
+        log = lab.pc.logs(SPARK_NAMESPACE, pod["metadata"]["name"], "history")
+        raise AssertionError(f"{exc}\n{log[-3000:]}") from None
+    assert apps[0]["attempts"][0]["completed"] is True
