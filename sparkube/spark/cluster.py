@@ -59,6 +59,8 @@ OVERHEAD_MIB = 384  # Spark's minimum memory overhead per pod
 DRIVER_MEMORY = "1g"
 DRIVER_CPU = "500m"
 RESULTS_PREFIX = "jobs"
+INDEX_KEY = "jobs/index.json"
+ENDED_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
 EVENTS_PREFIX = "spark-events/"
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
 
@@ -903,24 +905,57 @@ class ClusterJobs:
             time.sleep(0.5)
         return False
 
+    def _bucket_records(self) -> dict[str, JobRecord]:
+        """The bucket's job records. Records of ended jobs never change, so they are also
+        kept together in ``jobs/index.json``: a listing plus one read covers all of them,
+        and only records not yet in the index are read one by one (then added to it)."""
+        cfg = self.config()
+        known = set(JobRecord.__dataclass_fields__)
+
+        def parse(data: Mapping[str, Any]) -> JobRecord | None:
+            try:
+                return JobRecord(**{k: v for k, v in data.items() if k in known})
+            except TypeError:
+                return None
+
+        index: dict[str, JobRecord] = {}
+        text = get_text(self.s3, cfg.bucket, INDEX_KEY)
+        if text:
+            with contextlib.suppress(ValueError, AttributeError):
+                for data in json.loads(text).get("jobs", []):
+                    rec = parse(data)
+                    if rec is not None:
+                        index[rec.job_id] = rec
+        records = dict(index)
+        added = False
+        for key in list_keys(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
+            if not key.endswith("/job.json"):
+                continue
+            job_id = key[len(RESULTS_PREFIX) + 1 : -len("/job.json")]
+            if job_id in index:
+                continue
+            body = get_text(self.s3, cfg.bucket, key)
+            if not body:
+                continue
+            with contextlib.suppress(ValueError):
+                rec = parse(json.loads(body))
+                if rec is None:
+                    continue
+                records[rec.job_id] = rec
+                if rec.state in ENDED_STATES:
+                    index[rec.job_id] = rec
+                    added = True
+        if added:
+            put_json(self.s3, cfg.bucket, INDEX_KEY,
+                     {"jobs": [asdict(r) for r in sorted(index.values(),
+                                                         key=lambda r: r.job_id)]})  # fmt: skip
+        return records
+
     def records(self) -> list[JobRecord]:
         """Every job: the bucket's records, refreshed by what the cluster shows now."""
         from lightkube.resources.batch_v1 import Job
 
-        cfg = self.config()
-        records: dict[str, JobRecord] = {}
-        for key in list_keys(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
-            if not key.endswith("/job.json"):
-                continue
-            text = get_text(self.s3, cfg.bucket, key)
-            if not text:
-                continue
-            data = json.loads(text)
-            data.pop("duration_seconds", None)
-            known = {f for f in JobRecord.__dataclass_fields__}
-            with contextlib.suppress(TypeError):
-                rec = JobRecord(**{k: v for k, v in data.items() if k in known})
-                records[rec.job_id] = rec
+        records = self._bucket_records()
         jobs = self._api(
             "Listing jobs",
             lambda: list(self.client.list(Job, namespace=SPARK_NAMESPACE, labels=MANAGED_BY)),

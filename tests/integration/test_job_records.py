@@ -1,0 +1,51 @@
+"""Job records in the bucket (moto): the index keeps `jobs`/`usage` cheap as jobs pile up."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from sparkube.aws.session import AwsClients, CallCounter, observe_calls
+from sparkube.spark.cluster import ClusterConfig, ClusterJobs, record_key
+from tests.fixtures.moto_server import REGION, MotoAws
+
+pytestmark = pytest.mark.integration
+
+
+def _jobs(moto_aws: MotoAws, n: int, running: int = 0) -> tuple[ClusterJobs, Any]:
+    s3: Any = moto_aws.client("s3")
+    s3.create_bucket(Bucket="sparkube-jobs-test")
+    for i in range(n):
+        state = "Running" if i < running else "Succeeded"
+        rec = {"job_id": f"job-{i:04d}", "app": "a.py", "kind": "submit", "state": state,
+               "submitted": "2026-12-02T12:00:00Z", "executors": 1}  # fmt: skip
+        s3.put_object(
+            Bucket="sparkube-jobs-test",
+            Key=record_key(rec["job_id"]),
+            Body=json.dumps(rec).encode(),
+        )
+    api = ClusterJobs(None, lambda region: AwsClients(moto_aws.env.environ, region).s3)
+    api._config = ClusterConfig(cluster="c", bucket="sparkube-jobs-test", region=REGION)
+    return api, s3
+
+
+def test_ended_records_are_read_once_then_from_the_index(moto_aws: MotoAws) -> None:
+    api, _ = _jobs(moto_aws, 60, running=2)
+    first = CallCounter()
+    with observe_calls(first):
+        records = api._bucket_records()
+    assert len(records) == 60
+    assert first.calls["s3.GetObject"] == 61  # the (missing) index + every record
+    assert first.calls["s3.PutObject"] == 1  # the index, with the 58 ended jobs
+
+    second = CallCounter()
+    with observe_calls(second):  # another machine: a new client, nothing cached
+        other = ClusterJobs(None, lambda region: AwsClients(moto_aws.env.environ, region).s3)
+        other._config = api._config
+        again = other._bucket_records()
+    assert again == records
+    # the index, plus the two running jobs whose records may still change
+    assert second.calls["s3.GetObject"] == 3
+    assert "s3.PutObject" not in second.calls
