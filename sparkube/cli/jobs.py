@@ -75,8 +75,10 @@ def wordcount(
 ) -> None:
     """Count words in text files with Spark, exactly and at any size.
 
-    A word is a run of Unicode letters and digits; an apostrophe between two of them
-    joins them ("don't"). Words are lower-cased. The full result is written to
+    A word starts with a Unicode letter or digit and continues through letters, digits
+    and combining marks (accents, vowel signs); an apostrophe followed by a letter or
+    digit joins ("don't"). Words are lower-cased. On a cluster the inputs go to its
+    bucket and the result is byte for byte what a local run writes. The full result is written to
     wordcount.csv (word,count; most frequent first) and the top words are printed.
 
     Example: [bold]sparkube wordcount examples/genesis-kjv.txt --top 10[/bold]
