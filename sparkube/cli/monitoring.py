@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from sparkube.spark.cluster import ClusterJobs
 
 PANEL = "Monitoring"
+NoBrowserOption = Annotated[
+    bool, typer.Option("--no-browser", help="Print the URL, do not open a browser.")
+]
+
+
+def _port_option(default: int) -> object:
+    return typer.Option(
+        "--port", help=f"Local port (default {default}, or a free one if taken).",
+        show_default=False,
+    )  # fmt: skip
 
 
 def _cores(value: float | None) -> str:
@@ -159,15 +169,8 @@ def _tunnel(
 @app.command(rich_help_panel=PANEL)
 def dashboard(
     ctx: typer.Context,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port", help="Local port (default 5483, or a free one if taken).", show_default=False
-        ),
-    ] = None,
-    no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="Print the URL, do not open a browser.")
-    ] = False,
+    port: Annotated[int | None, _port_option(5483)] = None,
+    no_browser: NoBrowserOption = False,
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
@@ -202,15 +205,8 @@ def spark_ui(
             help="A running job: its live UI. Default: the History Server.", show_default=False
         ),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port", help="Local port (default 4040, or a free one if taken).", show_default=False
-        ),
-    ] = None,
-    no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="Print the URL, do not open a browser.")
-    ] = False,
+    port: Annotated[int | None, _port_option(4040)] = None,
+    no_browser: NoBrowserOption = False,
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:

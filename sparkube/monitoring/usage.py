@@ -38,6 +38,7 @@ from sparkube.spark.cluster import (
     ClusterJobs,
     JobRecord,
     Resources,
+    parse_time,
 )
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 
@@ -101,15 +102,6 @@ class UsageReport:
             "namespaces": [asdict(n) for n in self.namespaces],
             "jobs": [asdict(j) for j in self.jobs],
         }
-
-
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def job_requests(record: JobRecord) -> tuple[float, int]:
@@ -212,10 +204,10 @@ def build_report(api: ClusterJobs, *, since: timedelta, now: datetime | None = N
     window_start = now - since
     jobs = []
     for rec in api.records():
-        started = _time(rec.submitted)
+        started = parse_time(rec.submitted)
         if started is None:
             continue
-        ended = _time(rec.finished) or now
+        ended = parse_time(rec.finished) or now
         if ended < window_start:
             continue
         cpu, mem = job_requests(rec)

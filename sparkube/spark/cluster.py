@@ -517,8 +517,8 @@ class JobRecord:
 
     @property
     def duration(self) -> float | None:
-        start = _parse_time(self.submitted)
-        end = _parse_time(self.finished) if self.finished else datetime.now(UTC)
+        start = parse_time(self.submitted)
+        end = parse_time(self.finished) if self.finished else datetime.now(UTC)
         return (end - start).total_seconds() if start and end else None
 
     def to_json(self) -> dict[str, Any]:
@@ -527,7 +527,7 @@ class JobRecord:
         return data
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:

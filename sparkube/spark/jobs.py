@@ -61,6 +61,30 @@ class WordCountResult:
     inputs: list[InputFile]
 
 
+def _result(
+    summary: Mapping[str, object],
+    job_id: str,
+    started: float,
+    output_dir: Path,
+    files: Sequence[InputFile],
+) -> WordCountResult:
+    """The result of a run from the app's summary line (same locally and on a cluster)."""
+    top_rows = summary.get("top", [])
+    words = summary.get("words", 0)
+    distinct = summary.get("distinct", 0)
+    assert isinstance(top_rows, list) and isinstance(words, int) and isinstance(distinct, int)
+    return WordCountResult(
+        job_id=job_id,
+        words=words,
+        distinct=distinct,
+        top=[(str(w), int(c)) for w, c in top_rows],
+        seconds=time.monotonic() - started,
+        output_dir=output_dir,
+        csv=output_dir / wordcount_app.RESULT_FILE,
+        inputs=list(files),
+    )
+
+
 def prepare_wordcount(
     inputs: Sequence[Path], *, top: int, output_dir: Path | None, env: Environment, job_id: str
 ) -> tuple[list[InputFile], Path, Path | None]:
@@ -172,21 +196,7 @@ def run_wordcount_local(
             "--verbose to see Spark's log.",
             detail="\n".join(result.stderr_tail[-15:]) or None,
         )
-    top_rows = summary.get("top", [])
-    assert isinstance(top_rows, list)
-    words = summary.get("words", 0)
-    distinct = summary.get("distinct", 0)
-    assert isinstance(words, int) and isinstance(distinct, int)
-    return WordCountResult(
-        job_id=job_id,
-        words=words,
-        distinct=distinct,
-        top=[(str(w), int(c)) for w, c in top_rows],
-        seconds=time.monotonic() - started,
-        output_dir=output_dir,
-        csv=output_dir / wordcount_app.RESULT_FILE,
-        inputs=list(files),
-    )
+    return _result(summary, job_id, started, output_dir, files)
 
 
 def run_submit_local(
@@ -359,20 +369,7 @@ def run_wordcount_cluster(
     except BaseException:
         _clean_after_failure(output_dir, parts_name, created)
         raise
-    top_rows = summary.get("top", [])
-    words = summary.get("words", 0)
-    distinct = summary.get("distinct", 0)
-    assert isinstance(top_rows, list) and isinstance(words, int) and isinstance(distinct, int)
-    return WordCountResult(
-        job_id=job_id,
-        words=words,
-        distinct=distinct,
-        top=[(str(w), int(c)) for w, c in top_rows],
-        seconds=time.monotonic() - started,
-        output_dir=output_dir,
-        csv=output_dir / wordcount_app.RESULT_FILE,
-        inputs=list(files),
-    )
+    return _result(summary, job_id, started, output_dir, files)
 
 
 @dataclass(frozen=True)
