@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sparkube.env import Environment
 from sparkube.errors import ConfigError
+from sparkube.spark.image import SPARK_IMAGE
 
 DEFAULT_CLUSTER = "sparkube"
 DEFAULT_FILE = "sparkube.yaml"
@@ -31,7 +32,7 @@ CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 #: Supported Kubernetes minors (FACTS-KUBEADM.md: 1.35-1.37 in support late 2026).
 SUPPORTED_KUBERNETES = ("1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES = "1.36"
-DEFAULT_SPARK = "4.0.1"
+DEFAULT_SPARK = SPARK_IMAGE.spark_version
 MIN_TTL = timedelta(minutes=10)
 MAX_TTL = timedelta(days=30)
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -179,8 +180,14 @@ class ClusterSpec(BaseModel):
 
     @property
     def image(self) -> str:
-        """The Spark container image jobs run in (official image, with Python)."""
-        return self.spark_image or f"apache/spark:{self.spark_version}-python3"
+        """The Spark container image jobs run in (official image, Java 17, with Python).
+        The default is the one verified in sparkube.spark.image; another version maps to
+        the same tag pattern (note ``X-python3`` alone is the Java 21 variant)."""
+        if self.spark_image:
+            return self.spark_image
+        if self.spark_version == SPARK_IMAGE.spark_version:
+            return SPARK_IMAGE.ref
+        return f"apache/spark:{self.spark_version}-scala2.13-java17-python3-ubuntu"
 
     @property
     def node_count(self) -> int:

@@ -16,6 +16,7 @@ from sparkube.phases import Phase, PhaseContext, register
 from sparkube.progress import Reporter
 from sparkube.spark.cluster import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
 from sparkube.spark.diagnose import parse_cpu, parse_memory
+from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 
 ADDONS = "addons"
@@ -31,6 +32,7 @@ def cluster_config_from_nodes(
     control_plane_type: str = "",
     prices: tuple[float, float] = (0.0, 0.0),
     spot: bool = False,
+    image: str = SPARK_IMAGE.ref,
 ) -> ClusterConfig:
     """The jobs' view of the cluster: bucket, region, image, and the workers' size as
     the nodes report it (allocatable of the smallest schedulable node)."""
@@ -56,6 +58,7 @@ def cluster_config_from_nodes(
         control_plane_usd_per_hour=prices[0],
         worker_usd_per_hour=prices[1],
         spot=spot,
+        image=image,
     )
 
 
@@ -100,6 +103,7 @@ def run_addons_phase(
     control_plane_type: str = "",
     prices: tuple[float, float] = (0.0, 0.0),
     spot: bool = False,
+    image: str = SPARK_IMAGE.ref,
 ) -> str:
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
@@ -114,7 +118,7 @@ def run_addons_phase(
     if bucket:
         config = cluster_config_from_nodes(
             client, cluster=cluster, bucket=bucket, region=region, worker_type=worker_type,
-            control_plane_type=control_plane_type, prices=prices, spot=spot,
+            control_plane_type=control_plane_type, prices=prices, spot=spot, image=image,
         )  # fmt: skip
         config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
@@ -163,6 +167,7 @@ def _run(ctx: PhaseContext) -> str:
         control_plane_type=ctx.spec.control_plane_type,
         prices=_prices(ctx),
         spot=ctx.spec.spot,
+        image=ctx.spec.image,
     )
 
 
