@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from sparkube.manifests import render_manifest
-from sparkube.spark.cluster import EVENTS_PREFIX, ClusterConfig, Endpoints, jar_urls
+from sparkube.spark.cluster import EVENTS_PREFIX, ClusterConfig, Endpoints, fetch_jars_container
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
 METRICS_SERVER_VERSION = "v0.8.1"
@@ -26,11 +26,6 @@ OPEX_SERVICE = "kube-opex-analytics"
 OPEX_PORT = 80
 HISTORY_SERVICE = "spark-history"
 HISTORY_PORT = 18080
-_FETCH_JARS = (
-    "import os, urllib.request as u; "
-    "[u.urlretrieve(x, '/opt/sparkube/jars/' + x.rsplit('/', 1)[1]) "
-    "for x in os.environ['JAR_URLS'].split()]"
-)
 
 
 def render_metrics_server() -> str:
@@ -72,9 +67,7 @@ def history_documents(config: ClusterConfig, endpoints: Endpoints) -> list[dict[
         if doc["kind"] != "Deployment":
             continue
         pod = doc["spec"]["template"]["spec"]
-        init = pod["initContainers"][0]
-        init["command"] = ["python3", "-c", _FETCH_JARS]
-        init["env"] = [{"name": "JAR_URLS", "value": " ".join(jar_urls(endpoints.jars))}]
+        pod["initContainers"] = [fetch_jars_container(config.image, endpoints.jars)]
         env = pod["containers"][0]["env"]
         for item in env:
             if item["name"] == "SPARK_HISTORY_OPTS":

@@ -13,9 +13,11 @@ Shape (DESIGN.md "Data plane on the cluster"), and why:
   owned by the Job (so no S3 read happens before hadoop-aws is loaded). Apps larger
   than a ConfigMap holds are refused with that reason.
 - hadoop-aws and the lean AWS SDK v2 set (sparkube.spark.image: 36 jars, 12 MiB, not the
-  686 MB bundle) are given to ``spark.jars`` as repository URLs: the driver downloads
-  them once per job (Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY`` elsewhere, e.g.
-  the tests' local repository) and the executors fetch them from the driver.
+  686 MB bundle) are downloaded once per job by the driver pod's init container (from
+  Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY`` elsewhere, e.g. the tests' local
+  repository) into an emptyDir; ``spark.jars`` names those local files, so the driver
+  has them on its class path and serves them to its executors (given as URLs instead,
+  every executor would download all 36 itself).
 - Inputs are uploaded to the cluster bucket content-addressed (``inputs/SHA256/NAME``:
   a second run of the same file uploads nothing); ``s3a://`` inputs pass through.
   Credentials in pods come only from the nodes' instance profile (the S3A default
@@ -322,6 +324,33 @@ def jar_urls(base: str) -> list[str]:
     return [f"{base}/{maven_path(jar.coord)}" for jar in SPARK_IMAGE.s3_jars]
 
 
+def jar_file(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+JARS_MOUNT = "/opt/sparkube/jars"
+#: Downloads $JAR_URLS into the jars folder with the image's own Python (no curl there).
+FETCH_JARS_SCRIPT = (
+    "import os, urllib.request as u; "
+    f"[u.urlretrieve(x, '{JARS_MOUNT}/' + x.rsplit('/', 1)[1]) "
+    "for x in os.environ['JAR_URLS'].split()]"
+)
+
+
+def fetch_jars_container(image: str, repository: str) -> dict[str, Any]:
+    """An init container that puts hadoop-aws and the lean AWS SDK set into the pod's
+    ``jars`` emptyDir (12 MiB, from Maven Central unless SPARKUBE_JARS_REPOSITORY says
+    otherwise)."""
+    return {
+        "name": "fetch-s3-jars",
+        "image": image,
+        "command": ["python3", "-c", FETCH_JARS_SCRIPT],
+        "env": [{"name": "JAR_URLS", "value": " ".join(jar_urls(repository))}],
+        "securityContext": dict(RESTRICTED_CONTAINER),
+        "volumeMounts": [{"name": "jars", "mountPath": JARS_MOUNT}],
+    }
+
+
 def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints) -> dict[str, str]:
     r = spec.resources
     props = {
@@ -344,7 +373,9 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.kubernetes.executor.podTemplateContainerName": "executor",
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.kubernetes.allocation.batch.size": str(max(5, r.executors)),
-        "spark.jars": ",".join(jar_urls(endpoints.jars)),
+        # fetched once per job by the driver pod's init container; the driver serves
+        # them to its executors (local files on spark.jars), so executors never download
+        "spark.jars": ",".join(f"{JARS_MOUNT}/{jar_file(u)}" for u in jar_urls(endpoints.jars)),
         "spark.jars.ivy": "/tmp/.ivy2",
         "spark.hadoop.fs.s3a.endpoint.region": config.region,
         "spark.eventLog.enabled": "true",
@@ -464,10 +495,17 @@ def job_manifests(
                     {"name": "spark-ui", "containerPort": 4040},
                 ],
                 "securityContext": dict(RESTRICTED_CONTAINER),
-                "volumeMounts": [{"name": "job", "mountPath": JOB_MOUNT, "readOnly": True}],
+                "volumeMounts": [
+                    {"name": "job", "mountPath": JOB_MOUNT, "readOnly": True},
+                    {"name": "jars", "mountPath": JARS_MOUNT, "readOnly": True},
+                ],
             }
         ],
-        "volumes": [{"name": "job", "configMap": {"name": spec.job_id}}],
+        "initContainers": [fetch_jars_container(config.image, endpoints.jars)],
+        "volumes": [
+            {"name": "job", "configMap": {"name": spec.job_id}},
+            {"name": "jars", "emptyDir": {}},
+        ],
     }
     job: Json = {
         "apiVersion": "batch/v1",

@@ -77,17 +77,24 @@ def test_driver_job_is_restricted_and_valid() -> None:
 
 
 def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
-    _, cm = manifests()
+    job, cm = manifests()
     props = dict(line.split("=", 1) for line in cm["data"]["spark.properties"].splitlines() if line)
+    # the driver pod's init container fetches the jars once; spark.jars names the local
+    # copies, which the driver serves to its executors
+    (init,) = job["spec"]["template"]["spec"]["initContainers"]
+    urls = init["env"][0]["value"].split()
+    assert len(urls) == len(SPARK_IMAGE.s3_jars)
+    assert all(u.startswith("https://repo1.maven.org/maven2/") for u in urls)
+    hadoop_aws = maven_path(f"org.apache.hadoop:hadoop-aws:{SPARK_IMAGE.hadoop_version}")
+    assert any(u.endswith(hadoop_aws) for u in urls)
+    assert "bundle" not in " ".join(urls)
     jars = props["spark.jars"].split(",")
-    assert len(jars) == len(SPARK_IMAGE.s3_jars)
-    assert jars[0].startswith("https://repo1.maven.org/maven2/")
-    assert any(j.endswith(maven_path(f"org.apache.hadoop:hadoop-aws:{SPARK_IMAGE.hadoop_version}"))
-               for j in jars)  # fmt: skip
-    assert "bundle" not in props["spark.jars"]
+    assert [j.rsplit("/", 1)[1] for j in jars] == [u.rsplit("/", 1)[1] for u in urls]
+    assert all(j.startswith(cj.JARS_MOUNT + "/") for j in jars)
+    assert init["securityContext"] == cj.RESTRICTED_CONTAINER
     assert props["spark.master"] == "k8s://https://kubernetes.default.svc:443"
     assert props["spark.eventLog.dir"] == "s3a://b/spark-events/"
-    text = json.dumps(cm)
+    text = json.dumps(cm) + json.dumps(job)
     for secret in ("access.key", "secret.key", "AWS_ACCESS_KEY_ID", "session.token"):
         assert secret not in text
 
@@ -103,7 +110,7 @@ def test_pod_endpoints_for_unusual_networks() -> None:
     props = cj.spark_properties(spec, config(), ep)
     assert props["spark.hadoop.fs.s3a.endpoint"] == "http://10.1.1.1:9000"
     assert props["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    assert props["spark.jars"].startswith("http://r/org/")
+    assert cj.fetch_jars_container("img", ep.jars)["env"][0]["value"].startswith("http://r/org/")
 
 
 # --------------------------------------------------------------------------- diagnosis

@@ -90,5 +90,6 @@ def test_history_server_reads_the_bucket_with_the_lean_jars() -> None:
     opts = pod["containers"][0]["env"][1]["value"]
     assert f"-Dspark.history.fs.logDirectory=s3a://{CONFIG.bucket}/spark-events/" in opts
     urls = pod["initContainers"][0]["env"][0]["value"].split()
+    assert pod["initContainers"][0]["volumeMounts"][0]["mountPath"] == "/opt/sparkube/jars"
     assert len(urls) == len(SPARK_IMAGE.s3_jars)
     assert "AWS_" not in yaml.safe_dump(dep)
