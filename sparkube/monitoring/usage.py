@@ -169,7 +169,17 @@ def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
             f"the metrics API is not ready ({exc.status.message}); {METRICS_WAIT_HINT}",
         )
     except Exception as exc:  # e.g. the APIService exists but its backend is down
-        return table, False, f"the metrics API is not ready ({exc}); {METRICS_WAIT_HINT}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "404" in str(exc):
+            return (
+                table,
+                False,
+                (
+                    "the metrics API is not installed (no metrics-server); run sparkube up to "
+                    "finish the addons phase"
+                ),
+            )
+        return table, False, f"the metrics API is not ready ({first}); {METRICS_WAIT_HINT}"
     for item in items:
         data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
         ns = data["metadata"]["namespace"]

@@ -257,6 +257,21 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
         token = page.get("NextContinuationToken")
 
 
+def list_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The "folders" right under ``prefix`` (one entry per job, whatever it holds)."""
+    found: list[str] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+        if token:
+            kwargs["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kwargs)
+        found += [p["Prefix"] for p in page.get("CommonPrefixes") or []]
+        if not page.get("IsTruncated"):
+            return found
+        token = page.get("NextContinuationToken")
+
+
 def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> list[Path]:
     """Every object under ``prefix`` into ``target`` (relative paths kept)."""
     written = []
@@ -966,13 +981,11 @@ class ClusterJobs:
                         index[rec.job_id] = rec
         records = dict(index)
         added = False
-        for key in list_keys(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
-            if not key.endswith("/job.json"):
-                continue
-            job_id = key[len(RESULTS_PREFIX) + 1 : -len("/job.json")]
+        for prefix in list_prefixes(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
+            job_id = prefix[len(RESULTS_PREFIX) + 1 :].rstrip("/")
             if job_id in index:
                 continue
-            body = get_text(self.s3, cfg.bucket, key)
+            body = get_text(self.s3, cfg.bucket, record_key(job_id))
             if not body:
                 continue
             with contextlib.suppress(ValueError):
