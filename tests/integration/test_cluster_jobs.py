@@ -11,6 +11,7 @@ pod-network address, given by SPARKUBE_POD_S3_ENDPOINT and SPARKUBE_JARS_REPOSIT
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import textwrap
@@ -157,7 +158,8 @@ def test_second_run_of_the_same_input_uploads_nothing(lab: ClusterLab) -> None:
     assert counts[1].get("s3.PutObject", 0) == 3, counts[1]
     assert counts[0].get("s3.PutObject", 0) == 4, counts[0]
     assert not any("Multipart" in k or "UploadPart" in k for k in counts[1])
-    inputs = lab.s3.list_objects_v2(Bucket=lab.bucket, Prefix="inputs/")["Contents"]
+    digest = hashlib.sha256(book.read_bytes()).hexdigest()
+    inputs = lab.s3.list_objects_v2(Bucket=lab.bucket, Prefix=f"inputs/{digest}/")["Contents"]
     assert len(inputs) == 1
 
 
