@@ -253,28 +253,62 @@ def build_report(api: ClusterJobs, *, since: timedelta, now: datetime | None = N
     )
 
 
+def requested_over_time(report: UsageReport) -> tuple[list[datetime], list[float]]:
+    """CPU cores held by sparkube's Spark jobs (namespace ``spark``) over the window, as a
+    step function of the job records: each job holds its request from start to end."""
+    window_start = parse_time(report.since)
+    end = parse_time(report.generated)
+    assert window_start is not None and end is not None
+    edges: list[tuple[datetime, float]] = []
+    for job in report.jobs:
+        started = parse_time(job.started)
+        finished = parse_time(job.finished)
+        if started is None:
+            continue
+        edges.append((max(started, window_start), job.cpu_requested))
+        if finished is not None and finished < end:  # a running job holds on to the end
+            edges.append((finished, -job.cpu_requested))
+    times, values, level = [window_start], [0.0], 0.0
+    for at, delta in sorted(edges):
+        times.append(at)
+        values.append(level)
+        level += delta
+        times.append(at)
+        values.append(max(0.0, level))
+    times.append(end)
+    values.append(max(0.0, level))
+    return times, values
+
+
 def write_chart(report: UsageReport, path: Any) -> None:
-    """A PNG: requested vs used CPU per namespace now, and the cost of each job."""
+    """A PNG with three panels: the CPU sparkube's jobs held in namespace ``spark`` over
+    the window, requested vs used CPU per namespace now, and the cost of each job."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (over, now, cost) = plt.subplots(1, 3, figsize=(15, 4.2))
+    times, values = requested_over_time(report)
+    over.plot(times, values, drawstyle="steps-post", color="tab:blue")
+    over.fill_between(times, values, step="post", alpha=0.3)
+    over.set_ylabel("CPU cores requested")
+    over.set_title(f"spark: jobs' CPU since {report.since[:16].replace('T', ' ')}")
+    fig.autofmt_xdate()
     names = [n.namespace for n in report.namespaces]
     xs = range(len(names))
-    left.bar([x - 0.2 for x in xs], [n.cpu_requested for n in report.namespaces], 0.4,
-             label="requested")  # fmt: skip
-    left.bar([x + 0.2 for x in xs], [n.cpu_used or 0 for n in report.namespaces], 0.4,
-             label="used now")  # fmt: skip
-    left.set_xticks(list(xs), names, rotation=30, ha="right")
-    left.set_ylabel("CPU cores")
-    left.set_title(f"Cluster {report.cluster}: CPU per namespace")
-    left.legend()
+    now.bar([x - 0.2 for x in xs], [n.cpu_requested for n in report.namespaces], 0.4,
+            label="requested")  # fmt: skip
+    now.bar([x + 0.2 for x in xs], [n.cpu_used or 0 for n in report.namespaces], 0.4,
+            label="used")  # fmt: skip
+    now.set_xticks(list(xs), names, rotation=30, ha="right")
+    now.set_ylabel("CPU cores")
+    now.set_title(f"Cluster {report.cluster}: CPU per namespace now")
+    now.legend()
     jobs = report.jobs[:20][::-1]
-    right.barh([j.job_id for j in jobs], [j.usd for j in jobs], color="tab:green")
-    right.set_xlabel("USD")
-    right.set_title(f"Cost per Spark job ({report.market} prices)")
+    cost.barh([j.job_id for j in jobs], [j.usd for j in jobs], color="tab:green")
+    cost.set_xlabel("USD")
+    cost.set_title(f"Cost per Spark job ({report.market} prices)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

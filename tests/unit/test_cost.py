@@ -72,3 +72,31 @@ def test_job_requests_driver_plus_executors() -> None:
     cpu, mem = job_requests(rec)
     assert cpu == 2.5  # driver 500m + 2 x 1 core
     assert mem == (1408 + 2 * 1408) * 2**20  # 1g heap + 384 MiB overhead each
+
+
+def test_requested_cpu_over_the_window_and_chart(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from sparkube.monitoring.usage import JobUsage, UsageReport, requested_over_time, write_chart
+
+    def job(i: int, start: str, end: str | None, cpu: float) -> JobUsage:
+        return JobUsage(f"job-{i}", "a.py", "Succeeded" if end else "Running", start, end,
+                        0, 1, cpu, 0, 0, 0, 0.01)  # fmt: skip
+
+    report = UsageReport(
+        cluster="c", generated="2026-12-02T14:00:00Z", since="2026-12-02T12:00:00Z",
+        metrics_available=False, metrics_message="", usd_per_hour=0.1, usd_so_far=0.2,
+        market="on-demand", uptime_hours=2,
+        jobs=[job(1, "2026-12-02T12:30:00Z", "2026-12-02T13:30:00Z", 2.5),
+              job(2, "2026-12-02T13:00:00Z", None, 1.5),
+              job(3, "2026-12-02T10:00:00Z", "2026-12-02T12:15:00Z", 1.0)],
+    )  # fmt: skip
+    times, values = requested_over_time(report)
+    at = {t.strftime("%H:%M"): v for t, v in zip(times, values, strict=True)}
+    assert at["12:15"] == 0.0  # job 3 (clipped to the window) ended
+    assert at["13:00"] == 4.0  # jobs 1 and 2 together
+    assert at["13:30"] == 1.5 and at["14:00"] == 1.5  # job 2 still running
+    assert max(values) == 4.0
+    png = Path(str(tmp_path)) / "u.png"
+    write_chart(report, png)
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
