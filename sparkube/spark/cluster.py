@@ -65,6 +65,7 @@ INDEX_KEY = "jobs/index.json"
 ENDED_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
 EVENTS_PREFIX = "spark-events/"
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
+PENDING_LIMIT = 600.0  # seconds a driver may stay Pending for a reason not diagnosed
 
 Json = dict[str, Any]
 
@@ -791,10 +792,14 @@ class ClusterJobs:
         phase = (driver.get("status") or {}).get("phase", "Pending") if driver else "Submitted"
         detail = ""
         if driver:
-            for st in (driver.get("status") or {}).get("containerStatuses") or []:
+            status = driver.get("status") or {}
+            for st in (status.get("initContainerStatuses") or []) + (
+                status.get("containerStatuses") or []
+            ):
                 waiting = (st.get("state") or {}).get("waiting")
-                if waiting and waiting.get("reason"):
+                if waiting and waiting.get("reason") not in (None, "PodInitializing"):
                     detail = waiting["reason"]
+                    break
         wanted = 0
         if driver:
             ann = ((driver.get("metadata") or {}).get("annotations")) or {}
@@ -814,7 +819,8 @@ class ClusterJobs:
             status = pod.get("status") or {}
             reasons = {
                 ((st.get("state") or {}).get("waiting") or {}).get("reason")
-                for st in status.get("containerStatuses") or []
+                for st in (status.get("initContainerStatuses") or [])
+                + (status.get("containerStatuses") or [])
             }
             unsched = any(
                 c.get("reason") == "Unschedulable" for c in status.get("conditions") or []
@@ -836,7 +842,8 @@ class ClusterJobs:
                        events=events, nodes=self.node_capacity())  # fmt: skip
         if "CreateContainerConfigError" in json.dumps([p.get("status") for p in blocked]):
             for p in blocked:
-                for st in (p.get("status") or {}).get("containerStatuses") or []:
+                st_all = (p.get("status") or {}).get("initContainerStatuses") or []
+                for st in st_all + ((p.get("status") or {}).get("containerStatuses") or []):
                     w = (st.get("state") or {}).get("waiting") or {}
                     if w.get("reason") == "CreateContainerConfigError":
                         return f"Pod {p['metadata']['name']} cannot start: {w.get('message')}."
@@ -869,6 +876,14 @@ class ClusterJobs:
                         f"No driver pod appeared for job {job_id} within 60 s; check the Job "
                         f"with kubectl -n {SPARK_NAMESPACE} describe job {job_id}."
                     )
+                if prog.driver_phase == "Pending" and time.monotonic() - started > PENDING_LIMIT:
+                    pending = (
+                        f"The driver of {job_id} has been Pending for "
+                        f"{PENDING_LIMIT / 60:.0f} minutes ({prog.detail or 'no reason given'}); "
+                        f"check kubectl -n {SPARK_NAMESPACE} describe pod -l {JOB_LABEL}={job_id}."
+                    )
+                    self.cancel(job_id, reason=pending)
+                    return Outcome(1, "Failed", driver, [], pending)
                 problem = self.stuck(job_id, driver, since)
                 if problem:
                     self.cancel(job_id, reason=problem)
