@@ -22,7 +22,7 @@ from sparkube import phases
 from sparkube.aws.discovery import ClusterSummary
 from sparkube.aws.provider import AwsProvider, Plan
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
 from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
@@ -89,9 +89,6 @@ SubnetOption = Annotated[
     str | None,
     typer.Option("--subnet-id", help="Subnet. Default: chosen by EC2.", show_default=False),
 ]
-OutputOption = Annotated[
-    str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
-]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
@@ -111,13 +108,6 @@ def _spec(ctx: typer.Context) -> ClusterSpec:
 
 def _provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
     return AwsProvider.from_env(context(ctx).env, region=spec_region)
-
-
-def _check_output(output: str) -> str:
-    value = output.lower()
-    if value not in ("text", "json"):
-        raise UsageError(f"--output {output} is not supported; use text or json.")
-    return value
 
 
 def _money(value: float | None) -> str:
@@ -212,7 +202,7 @@ def plan(
 
     Examples: sparkube plan --workers 3 · sparkube plan --spot --instance-type m7g.large -o json
     """
-    output = _check_output(output)
+    output = check_output(output)
     ui = context(ctx).ui
     spec = _spec(ctx)
     result = _provider(ctx, spec.region).plan(spec)
@@ -505,7 +495,7 @@ def status(
 
     Examples: sparkube status · sparkube status -c analytics -o json
     """
-    output = _check_output(output)
+    output = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
@@ -613,7 +603,7 @@ def ls_(
 
     Examples: sparkube ls · sparkube ls --all-regions -o json
     """
-    output = _check_output(output)
+    output = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"region": region}, use_file=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -12,9 +11,9 @@ from rich.table import Table
 
 from sparkube import doctor as checks_
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
 from sparkube.cli.ui import context
-from sparkube.errors import ExitStatus, UsageError
+from sparkube.errors import ExitStatus
 from sparkube.spec import load_spec
 
 _STYLE = {checks_.OK: "green", checks_.WARN: "yellow", checks_.FAIL: "bold red"}
@@ -25,9 +24,7 @@ def doctor(
     ctx: typer.Context,
     cluster: ClusterOption = None,
     region: RegionOption = None,
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
-    ] = "text",
+    output: OutputOption = "text",
 ) -> None:
     """Check that this machine and your AWS account are ready: Java, PySpark, ssh,
     credentials, region, instance types, vCPU quota, public IP. Writes nothing.
@@ -36,9 +33,7 @@ def doctor(
 
     Examples: sparkube doctor · sparkube doctor --region eu-west-1 -o json
     """
-    fmt = output.lower()
-    if fmt not in ("text", "json"):
-        raise UsageError(f"--output {output} is not supported; use text or json.")
+    fmt = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})

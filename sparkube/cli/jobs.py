@@ -12,7 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption, VerboseOption
+from sparkube.cli.options import (
+    ClusterOption,
+    OutputOption,
+    RegionOption,
+    VerboseOption,
+    check_output,
+)
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import InputError, Interrupted, JobError, UsageError
@@ -395,13 +401,10 @@ def _submit_cluster(
 # --------------------------------------------------------------------------- jobs, logs, cancel
 
 
-OutputFormat = Annotated[str, typer.Option("--output", help="text or json.", show_default=True)]
-
-
 @app.command(name="jobs", rich_help_panel="Jobs")
 def jobs_command(
     ctx: typer.Context,
-    output: OutputFormat = "text",
+    output: OutputOption = "text",
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
@@ -411,8 +414,7 @@ def jobs_command(
     """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
-    if output not in ("text", "json"):
-        raise UsageError(f"--output must be text or json (got {output!r}).")
+    output = check_output(output)
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     records = jobs.open_cluster(env, spec.name).records()
     if output == "json":

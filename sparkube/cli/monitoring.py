@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
 from sparkube.cli.ui import context
 from sparkube.errors import UsageError
 from sparkube.spec import load_spec
@@ -47,7 +47,7 @@ def usage(
     since: Annotated[
         str, typer.Option("--since", help="Jobs that ran in this window (e.g. 1h, 30m, 2d).")
     ] = "24h",
-    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
+    output: OutputOption = "text",
     chart: Annotated[
         Path | None,
         typer.Option(
@@ -73,8 +73,7 @@ def usage(
 
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
-    if output not in ("text", "json"):
-        raise UsageError(f"--output must be text or json (got {output!r}).")
+    output = check_output(output)
     try:
         window = parse_duration(since)
     except ValueError as exc:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from sparkube.errors import UsageError
+
 ClusterOption = Annotated[
     str | None,
     typer.Option(
@@ -28,3 +30,14 @@ VerboseOption = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Show Spark's own log and progress output."),
 ]
+OutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
+]
+
+
+def check_output(output: str) -> str:
+    """``text`` or ``json`` (any case); anything else is a usage error (exit 2)."""
+    value = output.lower()
+    if value not in ("text", "json"):
+        raise UsageError(f"--output {output} is not supported; use text or json.")
+    return value
