@@ -110,11 +110,21 @@ def run(
             return int(ExitStatus.SUCCESS)
         raise
     except (Exception, KeyboardInterrupt) as exc:
-        outcome = describe(exc)
+        outcome = describe(_translated(exc))
         if env.debug:
             ui.err.print(traceback.format_exc(), markup=False, highlight=False)
         ui.error(outcome.message, detail=outcome.detail)
         return outcome.exit_code
+
+
+def _translated(exc: BaseException) -> BaseException:
+    """An AWS SDK error that no layer translated (e.g. S3 during a job) becomes the same
+    one sentence as everywhere else; anything else is left to :func:`describe`."""
+    if type(exc).__module__.startswith("botocore"):
+        from sparkube.aws.errors import translate
+
+        return translate(exc)
+    return exc
 
 
 def _silence_stdout() -> None:
