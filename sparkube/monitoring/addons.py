@@ -44,11 +44,7 @@ def history_opts(config: ClusterConfig, endpoints: Endpoints) -> str:
         "spark.history.fs.update.interval": "10s",
         "spark.hadoop.fs.s3a.endpoint.region": config.region,
     }
-    if endpoints.s3:
-        opts["spark.hadoop.fs.s3a.endpoint"] = endpoints.s3
-        opts["spark.hadoop.fs.s3a.path.style.access"] = "true"
-        if endpoints.s3.startswith("http://"):
-            opts["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    opts.update(endpoints.s3a_properties())
     return " ".join(f"-D{k}={v}" for k, v in opts.items())
 
 

@@ -184,7 +184,7 @@ def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
         data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
         ns = data["metadata"]["namespace"]
         usage = table.setdefault(ns, NamespaceUsage(ns))
-        cpu = sum(parse_cpu(_nano(c["usage"]["cpu"])) for c in data.get("containers") or [])
+        cpu = sum(parse_cpu(c["usage"]["cpu"]) for c in data.get("containers") or [])
         mem = sum(parse_memory(c["usage"]["memory"]) for c in data.get("containers") or [])
         usage.cpu_used = (usage.cpu_used or 0.0) + cpu
         usage.memory_used_bytes = (usage.memory_used_bytes or 0) + mem
@@ -192,15 +192,6 @@ def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
         if usage.cpu_used is None and usage.pods:
             usage.cpu_used, usage.memory_used_bytes = 0.0, 0
     return table, True, "metrics-server"
-
-
-def _nano(value: str) -> str:
-    """metrics-server reports CPU as e.g. ``12345678n``: convert to millicores text."""
-    if value.endswith("n"):
-        return f"{int(value[:-1]) / 1e6}m"
-    if value.endswith("u"):
-        return f"{int(value[:-1]) / 1e3}m"
-    return value
 
 
 def build_report(api: ClusterJobs, *, since: timedelta, now: datetime | None = None) -> UsageReport:

@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,8 +43,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sparkube.aws.errors import is_code
 from sparkube.errors import ClusterError, InputError
-from sparkube.spark.diagnose import NodeCapacity, diagnose, parse_cpu, parse_memory
+from sparkube.spark.diagnose import NodeCapacity, diagnose, schedulable_capacity, statuses
 from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
@@ -197,12 +197,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_MISSING = ("404", "NoSuchKey", "NotFound")
+
+
 def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if is_code(exc, *_MISSING):
             return False
         raise
     return True
@@ -237,40 +239,27 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
     try:
         obj = s3.get_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if is_code(exc, *_MISSING):
             return None
         raise
     return str(obj["Body"].read().decode("utf-8", errors="replace"))
 
 
+def _pages(s3: Any, bucket: str, prefix: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    yield from s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **kwargs)
+
+
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = s3.list_objects_v2(**kwargs)
-        keys += [obj["Key"] for obj in page.get("Contents") or []]
-        if not page.get("IsTruncated"):
-            return keys
-        token = page.get("NextContinuationToken")
+    return [obj["Key"] for page in _pages(s3, bucket, prefix) for obj in page.get("Contents") or []]
 
 
 def list_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     """The "folders" right under ``prefix`` (one entry per job, whatever it holds)."""
-    found: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
-        if token:
-            kwargs["ContinuationToken"] = token
-        page = s3.list_objects_v2(**kwargs)
-        found += [p["Prefix"] for p in page.get("CommonPrefixes") or []]
-        if not page.get("IsTruncated"):
-            return found
-        token = page.get("NextContinuationToken")
+    return [
+        p["Prefix"]
+        for page in _pages(s3, bucket, prefix, Delimiter="/")
+        for p in page.get("CommonPrefixes") or []
+    ]
 
 
 def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> list[Path]:
@@ -327,6 +316,18 @@ class Endpoints:
 
     s3: str | None = None
     jars: str = MAVEN_CENTRAL
+
+    def s3a_properties(self) -> dict[str, str]:
+        """Hadoop properties that point s3a at ``s3`` (none for AWS's own endpoints)."""
+        if not self.s3:
+            return {}
+        props = {
+            "spark.hadoop.fs.s3a.endpoint": self.s3,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+        }
+        if self.s3.startswith("http://"):
+            props["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+        return props
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Endpoints:
@@ -403,11 +404,7 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
         "spark.executor.extraJavaOptions": "-Duser.language=en -Duser.country=US",
     }
-    if endpoints.s3:
-        props["spark.hadoop.fs.s3a.endpoint"] = endpoints.s3
-        props["spark.hadoop.fs.s3a.path.style.access"] = "true"
-        if endpoints.s3.startswith("http://"):
-            props["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    props.update(endpoints.s3a_properties())
     props.update(spec.conf)
     return props
 
@@ -686,30 +683,36 @@ class ClusterJobs:
             self._config = ClusterConfig.from_data(cm.data or {})
         return self._config
 
-    def _pods(self, job_id: str, role: str | None = None) -> list[Json]:
+    def _pods(self, job_id: str) -> list[Json]:
+        """Every pod of the job (its driver and its executors), in one list call."""
         from lightkube.resources.core_v1 import Pod
 
-        labels = {JOB_LABEL: job_id}
-        if role == "driver":
-            labels[ROLE_LABEL] = "driver"
         pods = self._api(
             "Listing the job's pods",
-            lambda: list(self.client.list(Pod, namespace=SPARK_NAMESPACE, labels=labels)),
+            lambda: list(
+                self.client.list(Pod, namespace=SPARK_NAMESPACE, labels={JOB_LABEL: job_id})
+            ),
         )
-        out = [p.to_dict() for p in pods]
-        if role == "executor":
-            out = [
-                p for p in out if p["metadata"].get("labels", {}).get("spark-role") == "executor"
-            ]
-        return out
+        return [p.to_dict() for p in pods]
+
+    @staticmethod
+    def _split(pods: Sequence[Json]) -> tuple[Json | None, list[Json]]:
+        """(the newest driver pod, the executor pods) of a job's pods."""
+        labels = [p["metadata"].get("labels") or {} for p in pods]
+        drivers = [
+            p for p, lab in zip(pods, labels, strict=True) if lab.get(ROLE_LABEL) == "driver"
+        ]
+        drivers.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        executors = [
+            p for p, lab in zip(pods, labels, strict=True) if lab.get("spark-role") == "executor"
+        ]
+        return (drivers[-1] if drivers else None), executors
 
     def driver(self, job_id: str) -> Json | None:
-        pods = self._pods(job_id, "driver")
-        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        return pods[-1] if pods else None
+        return self._split(self._pods(job_id))[0]
 
     def executors(self, job_id: str) -> list[Json]:
-        return self._pods(job_id, "executor")
+        return self._split(self._pods(job_id))[1]
 
     def events(self, pod_names: Sequence[str]) -> list[Json]:
         from lightkube.resources.core_v1 import Event
@@ -723,21 +726,9 @@ class ClusterJobs:
     def node_capacity(self) -> list[NodeCapacity]:
         from lightkube.resources.core_v1 import Node
 
-        nodes = self._api("Listing nodes", lambda: list(self.client.list(Node)))
-        out = []
-        for n in nodes:
-            spec = n.spec
-            if spec and spec.taints and any(t.effect == "NoSchedule" for t in spec.taints):
-                continue
-            alloc = (n.status.allocatable if n.status else None) or {}
-            out.append(
-                NodeCapacity(
-                    n.metadata.name,
-                    parse_cpu(alloc.get("cpu", "0")),
-                    parse_memory(alloc.get("memory", "0")),
-                )
-            )
-        return out
+        return schedulable_capacity(
+            self._api("Listing nodes", lambda: list(self.client.list(Node)))
+        )
 
     # ------------------------------------------------------------------ submit
 
@@ -784,70 +775,60 @@ class ClusterJobs:
 
     # ------------------------------------------------------------------ watch
 
-    def progress(self, job_id: str, started: float) -> tuple[Progress, Json | None]:
-        driver = self.driver(job_id)
-        executors = self.executors(job_id) if driver else []
+    def progress(self, job_id: str, started: float) -> tuple[Progress, Json | None, list[Json]]:
+        """Where the job is, with its driver and executor pods (one list call)."""
+        driver, executors = self._split(self._pods(job_id))
         running = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Running")
         pending = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Pending")
         phase = (driver.get("status") or {}).get("phase", "Pending") if driver else "Submitted"
         detail = ""
-        if driver:
-            status = driver.get("status") or {}
-            for st in (status.get("initContainerStatuses") or []) + (
-                status.get("containerStatuses") or []
-            ):
-                waiting = (st.get("state") or {}).get("waiting")
-                if waiting and waiting.get("reason") not in (None, "PodInitializing"):
-                    detail = waiting["reason"]
-                    break
         wanted = 0
         if driver:
+            detail = next(
+                (r for r, _ in _waiting(driver) if r not in (None, "PodInitializing")), ""
+            )
             ann = ((driver.get("metadata") or {}).get("annotations")) or {}
             wanted = int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0)
         return (
             Progress(phase, running, pending, wanted, time.monotonic() - started, detail),
             driver,
+            executors,
         )
 
-    def stuck(self, job_id: str, driver: Json | None, since: dict[str, float]) -> str | None:
-        """A diagnosis if the job cannot go on (image, scheduling), else None."""
-        pods = ([driver] if driver else []) + self.executors(job_id)
+    def stuck(
+        self, driver: Json | None, executors: Sequence[Json], since: dict[str, float]
+    ) -> str | None:
+        """A diagnosis if the job cannot go on (image, scheduling, configuration)."""
+        pods = ([driver] if driver else []) + list(executors)
         now = time.monotonic()
         blocked = []
         for pod in pods:
             name = pod["metadata"]["name"]
             status = pod.get("status") or {}
-            reasons = {
-                ((st.get("state") or {}).get("waiting") or {}).get("reason")
-                for st in (status.get("initContainerStatuses") or [])
-                + (status.get("containerStatuses") or [])
-            }
+            reasons = {reason for reason, _ in _waiting(pod)}
             unsched = any(
                 c.get("reason") == "Unschedulable" for c in status.get("conditions") or []
             )
             if reasons & {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"} or unsched:
-                since.setdefault(name, now)
-                if now - since[name] >= (UNSCHEDULABLE_GRACE if unsched else 5.0):
-                    blocked.append(pod)
-            elif reasons & {"CreateContainerConfigError"}:
-                since.setdefault(name, now)
-                if now - since[name] >= 10:
-                    blocked.append(pod)
+                grace = UNSCHEDULABLE_GRACE if unsched else 5.0
+            elif "CreateContainerConfigError" in reasons:
+                grace = 10.0
             else:
                 since.pop(name, None)
+                continue
+            since.setdefault(name, now)
+            if now - since[name] >= grace:
+                blocked.append(pod)
         if not blocked:
             return None
+        for pod in blocked:
+            for reason, message in _waiting(pod):
+                if reason == "CreateContainerConfigError":
+                    return f"Pod {pod['metadata']['name']} cannot start: {message}."
         events = self.events([p["metadata"]["name"] for p in pods])
-        msg = diagnose(driver=driver, executors=[p for p in pods if p is not driver],
-                       events=events, nodes=self.node_capacity())  # fmt: skip
-        if "CreateContainerConfigError" in json.dumps([p.get("status") for p in blocked]):
-            for p in blocked:
-                st_all = (p.get("status") or {}).get("initContainerStatuses") or []
-                for st in st_all + ((p.get("status") or {}).get("containerStatuses") or []):
-                    w = (st.get("state") or {}).get("waiting") or {}
-                    if w.get("reason") == "CreateContainerConfigError":
-                        return f"Pod {p['metadata']['name']} cannot start: {w.get('message')}."
-        return msg
+        return diagnose(
+            driver=driver, executors=executors, events=events, nodes=self.node_capacity()
+        )
 
     def wait(
         self,
@@ -863,7 +844,7 @@ class ClusterJobs:
         follower: _LogFollower | None = None
         try:
             while True:
-                prog, driver = self.progress(job_id, started)
+                prog, driver, executors = self.progress(job_id, started)
                 if on_progress:
                     on_progress(prog)
                 if on_log and driver and follower is None and prog.driver_phase != "Pending":
@@ -884,7 +865,7 @@ class ClusterJobs:
                     )
                     self.cancel(job_id, reason=pending)
                     return Outcome(1, "Failed", driver, [], pending)
-                problem = self.stuck(job_id, driver, since)
+                problem = self.stuck(driver, executors, since)
                 if problem:
                     self.cancel(job_id, reason=problem)
                     return Outcome(1, "Failed", driver, [], problem)
@@ -1078,6 +1059,16 @@ class ClusterJobs:
         yield from text.splitlines(keepends=True)
 
 
+def _waiting(pod: Json) -> list[tuple[str | None, str]]:
+    """(reason, message) of each container of the pod that is waiting."""
+    out = []
+    for st in statuses(pod):
+        waiting = (st.get("state") or {}).get("waiting")
+        if waiting:
+            out.append((waiting.get("reason"), str(waiting.get("message") or "")))
+    return out
+
+
 class _LogFollower:
     """Streams a pod's log to a callback from a background thread."""
 
@@ -1103,7 +1094,3 @@ class _LogFollower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=3)
-
-
-def environ_endpoints(environ: Mapping[str, str] | None = None) -> Endpoints:
-    return Endpoints.from_environ(environ if environ is not None else os.environ)

@@ -30,14 +30,38 @@ class NodeCapacity:
 
 
 def parse_cpu(value: str | int | float) -> float:
+    """Cores from a Kubernetes CPU quantity: ``2``, ``500m``, or the metrics API's
+    ``12345678n`` / ``1234u``."""
     text = str(value)
-    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    for suffix, scale in (("n", 1e-9), ("u", 1e-6), ("m", 1e-3)):
+        if text.endswith(suffix):
+            return float(text[:-1]) * scale
+    return float(text)
 
 
 _UNITS = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
 }  # fmt: skip
+
+
+def schedulable_capacity(nodes: Iterable[Any]) -> list[NodeCapacity]:
+    """Allocatable CPU and memory of the nodes pods can land on (no NoSchedule taint),
+    from lightkube Node objects."""
+    out = []
+    for n in nodes:
+        taints = (n.spec.taints if n.spec else None) or []
+        if any(t.effect == "NoSchedule" for t in taints):
+            continue
+        alloc = (n.status.allocatable if n.status else None) or {}
+        out.append(
+            NodeCapacity(
+                n.metadata.name,
+                parse_cpu(alloc.get("cpu", "0")),
+                parse_memory(alloc.get("memory", "0")),
+            )
+        )
+    return out
 
 
 def parse_memory(value: str | int | float) -> int:
@@ -60,7 +84,8 @@ def human_cpu(cores: float) -> str:
     return f"{cores:g}"
 
 
-def _statuses(pod: Json) -> list[Json]:
+def statuses(pod: Json) -> list[Json]:
+    """The pod's init and app container statuses, in that order."""
     status = pod.get("status") or {}
     return list(status.get("initContainerStatuses") or []) + list(
         status.get("containerStatuses") or []
@@ -103,7 +128,7 @@ def rbac_problem(log_tail: Sequence[str]) -> str | None:
 
 def image_problem(pods: Iterable[Json]) -> str | None:
     for pod in pods:
-        for st in _statuses(pod):
+        for st in statuses(pod):
             waiting = (st.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
                 return (
@@ -155,7 +180,7 @@ def scheduling_problem(
 
 def oom_problem(pods: Iterable[Json]) -> str | None:
     for pod in pods:
-        for st in _statuses(pod):
+        for st in statuses(pod):
             for state in (st.get("state") or {}, st.get("lastState") or {}):
                 term = state.get("terminated") or {}
                 if term.get("reason") == "OOMKilled":

@@ -15,7 +15,7 @@ from sparkube.kube.client import client_from_kubeconfig
 from sparkube.phases import Phase, PhaseContext, register
 from sparkube.progress import Reporter
 from sparkube.spark.cluster import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
-from sparkube.spark.diagnose import parse_cpu, parse_memory
+from sparkube.spark.diagnose import schedulable_capacity
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 
@@ -38,13 +38,7 @@ def cluster_config_from_nodes(
     the nodes report it (allocatable of the smallest schedulable node)."""
     from lightkube.resources.core_v1 import Node
 
-    sizes = []
-    for node in client.list(Node):
-        taints = (node.spec.taints if node.spec else None) or []
-        if any(t.effect == "NoSchedule" for t in taints):
-            continue
-        alloc = (node.status.allocatable if node.status else None) or {}
-        sizes.append((parse_cpu(alloc.get("cpu", "0")), parse_memory(alloc.get("memory", "0"))))
+    sizes = [(n.cpu, n.memory) for n in schedulable_capacity(client.list(Node))]
     cpu, memory = min(sizes) if sizes else (2.0, 4 * 2**30)
     return ClusterConfig(
         cluster=cluster,
