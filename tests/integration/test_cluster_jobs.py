@@ -95,12 +95,7 @@ def lab(
         return cli(*args, env=env)
 
     yield ClusterLab(pc, env, bucket, s3, run)
-    pc.kube.api("DELETE", f"/api/v1/namespaces/{SPARK_NAMESPACE}", ok_statuses=(404,))
-    pc.kube.wait_for(
-        "spark namespace gone",
-        lambda: not pc.kube.exists(f"/api/v1/namespaces/{SPARK_NAMESPACE}"),
-        timeout=120,
-    )
+    pc.delete_namespace(SPARK_NAMESPACE, wait=120)
 
 
 def spark_pods(lab: ClusterLab, selector: str) -> list[dict[str, Any]]:

@@ -4,9 +4,7 @@ kube-opex-analytics, ``kubectl top`` and the HPA read it on a real cluster."""
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +18,8 @@ BURN_SECONDS = 40
 
 
 @pytest.fixture
-def ns(process_cluster: ProcessCluster) -> Iterator[str]:
-    name = f"ms-{secrets.token_hex(3)}"
-    process_cluster.kube.create_namespace(name)
-    yield name
-    process_cluster.kube.api("DELETE", f"/api/v1/namespaces/{name}", ok_statuses=(404,))
+def ns(proc_ns: str) -> str:
+    return proc_ns
 
 
 def burner(name: str, seconds: int) -> dict[str, Any]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 import subprocess
 import textwrap
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +25,8 @@ PY = "python:3.11-slim"
 
 
 @pytest.fixture
-def ns(process_cluster: ProcessCluster) -> Iterator[str]:
-    name = f"pn-{secrets.token_hex(3)}"
-    process_cluster.kube.create_namespace(name)
-    yield name
-    process_cluster.kube.api("DELETE", f"/api/v1/namespaces/{name}", ok_statuses=(404,))
+def ns(proc_ns: str) -> str:
+    return proc_ns
 
 
 def pod(name: str, script: str, *, image: str = PY, **spec: Any) -> dict[str, Any]:

@@ -35,12 +35,7 @@ JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 def spark_ns(process_cluster: ProcessCluster) -> Iterator[ProcessCluster]:
     """The spark namespace with sparkube's RBAC, emptied after the test."""
     yield process_cluster
-    process_cluster.kube.api("DELETE", f"/api/v1/namespaces/{SPARK_NAMESPACE}", ok_statuses=(404,))
-    process_cluster.kube.wait_for(
-        "spark namespace gone",
-        lambda: not process_cluster.kube.exists(f"/api/v1/namespaces/{SPARK_NAMESPACE}"),
-        timeout=90,
-    )
+    process_cluster.delete_namespace(SPARK_NAMESPACE, wait=90)
 
 
 def apply_rbac(pc: ProcessCluster, with_binding: bool = True) -> None:

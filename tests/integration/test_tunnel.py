@@ -51,12 +51,7 @@ def monitoring_ns(process_cluster: ProcessCluster) -> Iterator[ProcessCluster]:
     pc = process_cluster
     pc.kube.create_namespace(addons.OPEX_NAMESPACE)
     yield pc
-    pc.kube.api("DELETE", f"/api/v1/namespaces/{addons.OPEX_NAMESPACE}", ok_statuses=(404,))
-    pc.kube.wait_for(
-        "monitoring namespace gone",
-        lambda: not pc.kube.exists(f"/api/v1/namespaces/{addons.OPEX_NAMESPACE}"),
-        timeout=90,
-    )
+    pc.delete_namespace(addons.OPEX_NAMESPACE, wait=90)
 
 
 def _lightkube(pc: ProcessCluster):  # type: ignore[no-untyped-def]
