@@ -63,7 +63,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sparkube.aws.storage import bucket_name  # noqa: E402
 from sparkube.cli.app import run as cli_run  # noqa: E402
 from sparkube.env import Environment  # noqa: E402
 from sparkube.spark import cluster as cluster_mod  # noqa: E402
@@ -71,11 +70,13 @@ from sparkube.spark import jobs as jobs_mod  # noqa: E402
 from sparkube.spark import local  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE, maven_path  # noqa: E402
 from sparkube.spark.rbac import SPARK_NAMESPACE  # noqa: E402
+from tests.fixtures.common import isolated_environment  # noqa: E402
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir  # noqa: E402
-from tests.fixtures.moto_server import ACCOUNT, REGION, moto_environ  # noqa: E402
+from tests.fixtures.moto_server import REGION  # noqa: E402
 from tests.fixtures.procnode.images import spark_layer  # noqa: E402
 from tests.fixtures.procnodes import (  # noqa: E402
     ProcessCluster,
+    prepare_jobs_cluster,
     procnode_skip_reason,
     start_process_cluster,
     stop_process_cluster,
@@ -104,47 +105,9 @@ def make_corpus(path: Path, size_mb: int) -> None:
 
 
 def prepare_lab(pc: ProcessCluster, moto_url: str, tmp: Path) -> tuple[Environment, str]:
-    """What the ``lab`` fixture does: an Environment whose SPARKUBE_HOME holds the cluster's
-    kubeconfig, the bucket, the spark RBAC and the cluster ConfigMap."""
-    import boto3
-
-    from sparkube.kube.apply import apply_manifest
-    from sparkube.kube.client import client_from_kubeconfig
-    from sparkube.spark.phase import apply_cluster_config, cluster_config_from_nodes
-    from sparkube.spark.rbac import render_spark_rbac
-
-    home, work = tmp / "home", tmp / "work"
-    home.mkdir()
-    work.mkdir()
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SPARKUBE_", "AWS_")) and k != "KUBECONFIG"
-    }
-    environ.update(
-        HOME=str(home),
-        SPARKUBE_HOME=str(home / ".sparkube"),
-        SPARK_LOCAL_IP="127.0.0.1",
-        **moto_environ(moto_url),
-        SPARKUBE_POD_S3_ENDPOINT=pc.s3_endpoint,
-        SPARKUBE_JARS_REPOSITORY=pc.maven_url,
-    )
-    env = Environment(environ=environ, cwd=work, interactive=False)
-    cdir = env.cluster_dir(CLUSTER, create=True)
-    (cdir / "kubeconfig").write_bytes(Path(pc.kube.kubeconfig).read_bytes())
-    bucket = bucket_name(CLUSTER, REGION, ACCOUNT)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    s3.create_bucket(Bucket=bucket)
-    client = client_from_kubeconfig(cdir / "kubeconfig")
-    apply_manifest(client, render_spark_rbac())
-    apply_cluster_config(
-        client,
-        cluster_config_from_nodes(
-            client, cluster=CLUSTER, bucket=bucket, region=REGION, worker_type="t3.medium"
-        ),
-    )
-    return env, bucket
+    """What the ``lab`` fixture does (tests/fixtures/procnodes.prepare_jobs_cluster), in
+    an isolated environment of its own under ``tmp``."""
+    return prepare_jobs_cluster(pc, isolated_environment(tmp), moto_url, CLUSTER)
 
 
 # --------------------------------------------------------------------------- observation

@@ -22,16 +22,13 @@ from typing import Any
 import boto3
 import pytest
 
-from sparkube.aws.storage import bucket_name
 from sparkube.env import Environment
 from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.spark.cluster import SPARK_NAMESPACE
-from sparkube.spark.phase import apply_cluster_config, cluster_config_from_nodes
-from sparkube.spark.rbac import render_spark_rbac
 from tests.fixtures.common import CliResult
-from tests.fixtures.moto_server import ACCOUNT, REGION, moto_environ
-from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
+from tests.fixtures.moto_server import REGION
+from tests.fixtures.procnodes import ProcessCluster, prepare_jobs_cluster, spark_layer_or_skip
 from tests.wordref import reference_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,34 +59,9 @@ def lab(
 ) -> Iterator[ClusterLab]:
     spark_layer_or_skip()
     pc = process_cluster
-    environ = {
-        **sparkube_env.environ,
-        **moto_environ(moto_url),
-        "SPARKUBE_POD_S3_ENDPOINT": pc.s3_endpoint,
-        "SPARKUBE_JARS_REPOSITORY": pc.maven_url,
-    }
-    env = dataclasses.replace(sparkube_env, environ=environ)
-    cdir = env.cluster_dir(CLUSTER, create=True)
-    shutil.copy(pc.kube.kubeconfig, cdir / "kubeconfig")
-    bucket = bucket_name(CLUSTER, REGION, ACCOUNT)
+    env, bucket = prepare_jobs_cluster(pc, sparkube_env, moto_url, CLUSTER)
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    s3.create_bucket(Bucket=bucket)
-    # what the addons phase applies (tests/integration/test_addons.py covers the phase)
-    client = client_from_kubeconfig(cdir / "kubeconfig")
-    apply_manifest(client, render_spark_rbac())
-    apply_cluster_config(
-        client,
-        cluster_config_from_nodes(
-            client,
-            cluster=CLUSTER,
-            bucket=bucket,
-            region=REGION,
-            worker_type="t3.medium",
-            control_plane_type="t3.medium",
-            prices=(0.0416, 0.0416),
-        ),
-    )
 
     def run(*args: str) -> CliResult:
         return cli(*args, env=env)
