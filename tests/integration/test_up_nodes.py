@@ -67,6 +67,9 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
         SPARKUBE_NODE_ADDRESSES=",".join(f"{k}={v}" for k, v in ssh_lab.overrides().items()),
         SPARKUBE_SSH_USER=ssh_lab.user,
         SPARKUBE_API_SERVER=kube.server,
+        # kwok runs no metrics-server pod: its APIService would make the API server dial
+        # a ClusterIP nobody serves here, an address outside this test's namespaces.
+        SPARKUBE_SKIP_ADDONS="metrics-server",
     )
     env = dataclasses.replace(moto_aws.env, environ=environ)
     # A plain 'up' completes the cluster that 'up --until infra --workers N' started.
@@ -78,6 +81,15 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     # without a terminal: a plain line per node step
     assert re.search(r"^ +\d+:\d\d worker-1 +kubeadm join$", up.stderr, re.M), up.stderr
     assert "Ready in" in up.stdout and "(context sparkube)" in up.stdout
+    # the addons phase wrote the jobs' settings and the monitoring addons
+    settings = kube.get("/api/v1/namespaces/spark/configmaps/sparkube-cluster")["data"]
+    assert settings["bucket"].startswith("sparkube-sparkube-") and settings["workers"] == str(
+        workers
+    )
+    assert float(settings["worker_usd_per_hour"]) > 0
+    assert kube.exists("/apis/apps/v1/namespaces/monitoring/deployments/kube-opex-analytics")
+    assert kube.exists("/apis/apps/v1/namespaces/spark/deployments/spark-history")
+    assert not kube.exists("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
     status = json.loads(cli("status", "-o", "json", env=env).stdout)
     assert status["phases_done"][:3] == ["infra", "nodes", "kubernetes"]
     assert status["phases_pending"] == []
