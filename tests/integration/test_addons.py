@@ -20,8 +20,21 @@ SA = "system:serviceaccount:spark:spark"
 
 
 def can(kube: KubeControlPlane, *args: str) -> bool:
+    """The API server's answer to ``kubectl auth can-i ARGS`` as the Spark service account.
+
+    kubectl says "yes" with exit 0 and "no" with exit 1; anything else (an unknown
+    resource, a connection error, a bad flag: exit 1 too, but no plain "no") is an error
+    here, so a broken check can never pass as a "no"."""
     result = kube.kubectl("auth", "can-i", *args, f"--as={SA}", check=False)
-    return result.stdout.strip() == "yes"
+    answer = (result.returncode, result.stdout.strip())
+    if answer == (0, "yes"):
+        return True
+    if answer == (1, "no"):
+        return False
+    raise AssertionError(
+        f"kubectl auth can-i {' '.join(args)} gave no yes/no answer: exit {result.returncode},"
+        f" stdout {result.stdout!r}, stderr {result.stderr!r}"
+    )
 
 
 def install_kubeconfig(kube: KubeControlPlane, env: Environment) -> Path:

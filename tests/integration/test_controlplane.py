@@ -437,7 +437,16 @@ def test_rbac_is_enforced_for_service_account_tokens(kube: KubeControlPlane) -> 
         in denied["message"]
     )
     # not even delete in its own namespace: the Role does not grant it
-    kube.api("DELETE", "/api/v1/namespaces/team-a/pods/allowed", token=token, ok_statuses=(403,))
+    refused = kube.api(
+        "DELETE", "/api/v1/namespaces/team-a/pods/allowed", token=token, ok_statuses=(403,)
+    )  # (a 2xx would also return here: the checks below tell the two apart)
+    assert (refused.get("kind"), refused.get("code"), refused.get("reason")) == (
+        "Status",
+        403,
+        "Forbidden",
+    ), refused
+    assert 'cannot delete resource "pods"' in refused["message"]
+    assert kube.exists("/api/v1/namespaces/team-a/pods/allowed")
 
     # the scheduler binds the pod to a kwok worker, kwok runs it
     assert kube.wait_pod_phase("team-a", "allowed", "Running") == "Running"
