@@ -19,6 +19,8 @@ from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, MotoAws
 
+VCPU_QUOTA = doctor.VCPU_QUOTA_CODE
+
 CREDENTIAL_VARS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -142,3 +144,49 @@ def test_ip_detected_when_allowed(moto_aws: MotoAws) -> None:
     check = doctor.check_public_ip(env, ClusterSpec(), lambda: "203.0.113.7")
     assert check.status == "ok"
     assert "203.0.113.7/32" in check.finding
+
+
+def _three_workers(moto_aws: MotoAws, *, spot: bool = False) -> None:
+    # doctor checks the cluster of ./sparkube.yaml: 1 control plane + 3 workers, all
+    # t3.medium (2 vCPUs), need 8 vCPUs.
+    spec = "workers: 3\n" + ("spot: true\n" if spot else "")
+    (moto_aws.env.cwd / "sparkube.yaml").write_text(spec)
+
+
+def test_vcpu_quota_enough_is_ok(cli: Callable[..., CliResult], moto_aws: MotoAws) -> None:
+    _three_workers(moto_aws)
+    moto_aws.seed_ec2_quota(VCPU_QUOTA, 8)
+    result = cli("doctor", "-o", "json", env=moto_aws.env)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    quota = _json(result)["vCPU quota"]
+    assert quota["status"] == "ok", quota
+    assert "quota in us-east-1 is 8; the cluster needs 8 " in quota["finding"]
+
+
+def test_vcpu_quota_too_small_fails_with_the_fix(
+    cli: Callable[..., CliResult], moto_aws: MotoAws
+) -> None:
+    _three_workers(moto_aws)
+    moto_aws.seed_ec2_quota(VCPU_QUOTA, 6)
+    result = cli("doctor", "-o", "json", env=moto_aws.env)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    checks = _json(result)
+    quota = checks["vCPU quota"]
+    assert quota["status"] == "fail", quota
+    assert "quota in us-east-1 is 6; the cluster needs 8 vCPUs" in quota["finding"]
+    assert VCPU_QUOTA in quota["fix"]
+    assert {c["status"] for n, c in checks.items() if n != "vCPU quota"} <= {"ok", "warn"}
+    text = cli("doctor", env=moto_aws.env)
+    assert text.exit_code == 1
+    assert "Service Quotas" in text.stdout
+
+
+def test_vcpu_quota_is_not_held_against_spot_workers(
+    cli: Callable[..., CliResult], moto_aws: MotoAws
+) -> None:
+    _three_workers(moto_aws, spot=True)
+    moto_aws.seed_ec2_quota(VCPU_QUOTA, 2)
+    result = cli("doctor", "-o", "json", env=moto_aws.env)
+    quota = _json(result)["vCPU quota"]
+    assert quota["status"] == "ok", quota
+    assert "spot workers count against L-34B43A08" in quota["finding"]
