@@ -27,6 +27,7 @@ from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import Interrupted, UsageError
+from sparkube.lock import cluster_lock
 from sparkube.model import ClusterInfo, Node
 from sparkube.nodes.kubeconfig import kubeconfig_path
 from sparkube.spec import ClusterSpec, format_duration, load_spec
@@ -303,9 +304,12 @@ def up(
         provider=provider,
         address_overrides=phases.default_overrides(env),
     )
-    with _interrupted_says(
-        "Interrupted; run 'sparkube up' again to resume, or 'sparkube down' to remove what "
-        "was made."
+    with (
+        cluster_lock(env, spec.name, "up"),
+        _interrupted_says(
+            "Interrupted; run 'sparkube up' again to resume, or 'sparkube down' to remove what "
+            "was made."
+        ),
     ):
         results = phases.run_up(phase_ctx, until=selected[-1].name)
     total = clock(sum(r.seconds for r in results))
@@ -378,19 +382,14 @@ def down(
             f"{provider.region}."
         )
         return
-    if not yes:
-        if not env.interactive:
-            raise UsageError(
-                f"Refusing to delete cluster {spec.name} without confirmation; pass --yes."
-            )
+    with cluster_lock(env, spec.name, "down", remove=True):
         what = discovery.leftovers(info, keep_data=keep_data)
-        ui.err.print(f"This deletes cluster {spec.name} in {provider.region}: " + "; ".join(what))
-        if not typer.confirm("Delete it?", default=False, err=True):
-            raise typer.Exit(1)
-    with _interrupted_says("Interrupted; run 'sparkube down' again to finish deleting."):
-        result = phases.run_down(
-            provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui.err), existing=info
-        )
+        _confirm_down(ui, env, spec.name, provider.region, yes=yes, what=what)
+        with _interrupted_says("Interrupted; run 'sparkube down' again to finish deleting."):
+            result = phases.run_down(
+                provider, spec.name, keep_data=keep_data, reporter=RichReporter(ui.err),
+                existing=info,
+            )  # fmt: skip
     for item in result.deleted:
         ui.note(f"deleted {item}")
     for item in result.kept:
@@ -405,6 +404,34 @@ def down(
     ui.out.print(
         f"Cluster {spec.name} deleted; nothing tagged with it remains in {provider.region}."
     )
+
+
+def _confirm_down(
+    ui: UI, env: Environment, name: str, region: str, *, yes: bool, what: list[str]
+) -> None:
+    """Ask (or refuse without a terminal) unless ``--yes``; jobs still running on the
+    cluster are named first, and while any runs only ``--yes`` deletes it."""
+    from sparkube.spark.running import running_jobs
+
+    running = running_jobs(env, name)
+    if running.jobs:
+        listed = ", ".join(f"{j.job_id} ({j.app})" for j in running.jobs)
+        count = "1 job is" if len(running.jobs) == 1 else f"{len(running.jobs)} jobs are"
+        if not yes:
+            raise UsageError(
+                f"{count} still running on cluster {name} ({listed}); wait for it to end "
+                "(sparkube jobs) or pass --yes to delete the cluster and stop it."
+            )
+        ui.note(f"stopping with the cluster: {count} running ({listed})")
+    elif running.reason:
+        ui.note(f"could not check for running jobs: {running.reason}")
+    if yes:
+        return
+    if not env.interactive:
+        raise UsageError(f"Refusing to delete cluster {name} without confirmation; pass --yes.")
+    ui.err.print(f"This deletes cluster {name} in {region}: " + "; ".join(what))
+    if not typer.confirm("Delete it?", default=False, err=True):
+        raise typer.Exit(1)
 
 
 # --- ls / status --------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""The fault matrix (issue 11): inject a fault, check the sentence and the exit code,
+then check that ``up`` resumes to a complete cluster and ``down`` leaves nothing.
+
+Stand-ins: the moto server for AWS, sshd hosts in network namespaces for the nodes
+(their shims can sleep or fail once), the real test control plane with kwok nodes for
+the Kubernetes API. Where a fault is injected at one of sparkube's own boundaries (the
+progress reporter, the boto3 clients sparkube builds), the test says so.
+
+Cases covered elsewhere (not repeated here):
+
+- Ctrl-C in ``infra``: test_infra_failures.py::test_ctrl_c_leaves_a_resumable_state and
+  ::test_a_plain_up_resumes_with_the_interrupted_ups_settings; Ctrl-C in ``down``:
+  ::test_ctrl_c_during_down_says_run_it_again.
+- A worker whose join fails once: test_nodes_ssh.py::
+  test_a_failed_join_does_not_stop_the_others_and_rerun_retries_it.
+- ``SPARKUBE_HOME`` deleted between ``up`` and ``down``: test_infra_failures.py::
+  test_down_works_with_an_empty_sparkube_home.
+- A node unreachable for a while (``up`` waits): test_nodes_ssh.py::
+  test_waits_for_a_host_that_is_unreachable_for_a_while.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkube.aws.session import CallCounter, is_read, observe_calls
+from sparkube.env import Environment
+from sparkube.lock import lock_path
+from tests.fixtures.common import CliResult
+from tests.fixtures.controlplane import KubeControlPlane
+from tests.fixtures.moto_server import MotoAws
+from tests.integration.test_infra_failures import NOTHING, _count
+
+pytestmark = pytest.mark.integration
+
+CIDR = "203.0.113.7/32"
+REPO = Path(__file__).resolve().parents[2]
+Cli = Callable[..., CliResult]
+
+
+def _infra(cli: Cli, env: Environment, *args: str) -> CliResult:
+    return cli("up", "--until", "infra", "--allow-cidr", CIDR, *args, env=env)
+
+
+def _one_error(result: CliResult) -> str:
+    """The one ``Error:`` sentence of a failed command (no traceback)."""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+# --- 9. two 'up' of the same cluster at once -------------------------------------------
+
+
+def test_a_second_up_or_down_while_up_runs_refuses_and_writes_nothing(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    # The first 'up' is held inside its infra phase (at its first RunInstances, through
+    # the call observer) while a second 'up' and a 'down' run in this thread.
+    reached, release = threading.Event(), threading.Event()
+    writes: dict[str, list[str]] = {"first": [], "others": []}
+
+    def observer(service: str, op: str) -> None:
+        first = threading.current_thread().name == "first-up"
+        if not is_read(op):
+            writes["first" if first else "others"].append(f"{service}.{op}")
+        if first and op == "RunInstances" and not reached.is_set():
+            reached.set()
+            release.wait(60)
+
+    outcome: list[CliResult] = []
+    with observe_calls(observer):
+        thread = threading.Thread(
+            target=lambda: outcome.append(_infra(cli, moto_aws.env, "--workers", "1")),
+            name="first-up",
+        )
+        thread.start()
+        try:
+            assert reached.wait(60), "the first up never reached RunInstances"
+            second = _infra(cli, moto_aws.env, "--workers", "1")
+            down = cli("down", "--yes", env=moto_aws.env)
+        finally:
+            release.set()
+            thread.join(120)
+    assert second.exit_code == 1, second.stderr
+    sentence = _one_error(second)
+    assert "Cluster sparkube is busy: 'sparkube up' (pid " in sentence
+    assert "wait for it to finish" in sentence and "'sparkube up' again" in sentence
+    assert down.exit_code == 1, down.stderr
+    assert "busy: 'sparkube up'" in _one_error(down)
+    assert writes["others"] == []  # neither wrote anything in AWS
+    (first,) = outcome
+    assert first.exit_code == 0, first.stderr
+    assert _count(moto_aws)["instances"] == 2
+
+    # The lock went with the first 'up': the next one runs (and has nothing to do).
+    counter = CallCounter()
+    with observe_calls(counter):
+        assert _infra(cli, moto_aws.env, "--workers", "1").exit_code == 0
+    assert counter.writes() == {}
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+    assert not lock_path(moto_aws.env, "sparkube").exists()  # down leaves no lock file
+
+
+def test_a_lock_whose_holder_was_killed_is_free(cli: Cli, moto_aws: MotoAws) -> None:
+    # Another process (a real second sparkube would do the same) holds the lock...
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time\n"
+            "from sparkube.env import Environment\n"
+            "from sparkube.lock import cluster_lock\n"
+            "env = Environment(environ={'SPARKUBE_HOME': sys.argv[1]})\n"
+            "with cluster_lock(env, 'sparkube', 'up'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(120)\n",
+            str(moto_aws.env.home),
+        ],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        busy = _infra(cli, moto_aws.env, "--workers", "0")
+        assert busy.exit_code == 1
+        assert f"'sparkube up' (pid {holder.pid}, started " in _one_error(busy)
+        assert _count(moto_aws) == NOTHING
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # ...and dies without cleaning up
+        holder.wait(10)
+    assert _infra(cli, moto_aws.env, "--workers", "0").exit_code == 0
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+
+
+# --- 10. a job running when 'down' is asked ---------------------------------------------
+
+
+def _driver_job(kube: KubeControlPlane, job_id: str, phase: str = "Running") -> None:
+    """A driver Job as sparkube submits it (labels, annotations) whose kwok pod stays
+    Running (or ends in ``phase``): a stand-in for a job (no Spark runs on kwok nodes)."""
+    if not kube.exists("/api/v1/namespaces/spark"):
+        kube.api("POST", "/api/v1/namespaces", {"metadata": {"name": "spark"}})
+    labels = {"app.kubernetes.io/managed-by": "sparkube", "sparkube.io/job": job_id}
+    kube.api(
+        "POST",
+        "/apis/batch/v1/namespaces/spark/jobs",
+        {
+            "metadata": {
+                "name": job_id,
+                "labels": labels,
+                "annotations": {
+                    "sparkube.io/app": "wordcount",
+                    "sparkube.io/submitted": "2026-12-02T10:00:00+00:00",
+                },
+            },
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {
+                        "labels": {
+                            **labels,
+                            "sparkube.io/role": "driver",
+                            "sparkube.test/phase": phase,
+                        }
+                    },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "driver", "image": "spark:stand-in"}],
+                    },
+                },
+            },
+        },
+    )
+
+
+def test_down_names_a_running_job_and_needs_yes(
+    cli: Cli, moto_aws: MotoAws, kube: KubeControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _infra(cli, moto_aws.env, "--workers", "1").exit_code == 0
+    kubeconfig = moto_aws.env.cluster_dir("sparkube") / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(yaml.safe_load(kube.kubeconfig.read_text())))
+    kubeconfig.chmod(0o600)
+    _driver_job(kube, "wc-20261202-1000-ab12")
+    _driver_job(kube, "wc-20261202-0900-done", "Failed")  # an ended job does not count
+    kube.wait_for(
+        "the ended job's Failed condition",
+        lambda: any(
+            c["type"] == "Failed" and c["status"] == "True"
+            for c in kube.get("/apis/batch/v1/namespaces/spark/jobs/wc-20261202-0900-done")
+            .get("status", {})
+            .get("conditions", [])
+        ),
+        timeout=60,
+    )
+
+    refused = cli("down", env=moto_aws.env)
+    assert refused.exit_code == 2, refused.stderr
+    sentence = _one_error(refused)
+    assert "1 job is still running on cluster sparkube (wc-20261202-1000-ab12 (wordcount))" in (
+        sentence
+    )
+    assert "0900-done" not in sentence
+    assert "pass --yes" in sentence
+
+    # On a terminal too: no question is asked while a job runs, only --yes deletes.
+    asked: list[str] = []
+    monkeypatch.setattr("typer.confirm", lambda text, **_: asked.append(text) or True)
+    on_tty = cli("down", env=dataclasses.replace(moto_aws.env, interactive=True))
+    assert on_tty.exit_code == 2 and asked == []
+    assert _count(moto_aws)["instances"] == 2
+
+    down = cli("down", "--yes", env=moto_aws.env)
+    assert down.exit_code == 0, down.stderr
+    assert "stopping with the cluster: 1 job is running (wc-20261202-1000-ab12 (wordcount))" in (
+        down.stderr
+    )
+    assert _count(moto_aws) == NOTHING
+
+
+def test_down_goes_on_when_the_cluster_cannot_say_which_jobs_run(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    assert _infra(cli, moto_aws.env, "--workers", "0").exit_code == 0
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "sparkube", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "sparkube",
+    }
+    path = moto_aws.env.cluster_dir("sparkube") / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    down = cli("down", "--yes", env=moto_aws.env)
+    assert down.exit_code == 0, down.stderr
+    assert "could not check for running jobs: the API server did not answer" in down.stderr
+    assert _count(moto_aws) == NOTHING
