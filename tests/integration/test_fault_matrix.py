@@ -21,13 +21,14 @@ Cases covered elsewhere (not repeated here):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -252,4 +253,111 @@ def test_down_goes_on_when_the_cluster_cannot_say_which_jobs_run(
     down = cli("down", "--yes", env=moto_aws.env)
     assert down.exit_code == 0, down.stderr
     assert "could not check for running jobs: the API server did not answer" in down.stderr
+    assert _count(moto_aws) == NOTHING
+
+
+# --- 2. AWS throttling bursts -----------------------------------------------------------
+
+_EC2_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+    "<Message>Request limit exceeded.</Message></Error></Errors>"
+    "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
+_QUERY_ERROR = (
+    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded"
+    "</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId>"
+    "</ErrorResponse>"
+)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: object) -> Any:
+        yield self.body
+
+
+@contextlib.contextmanager
+def throttling(
+    monkeypatch: pytest.MonkeyPatch, bursts: dict[str, tuple[str, int]]
+) -> Iterator[dict[str, int]]:
+    """AWS answers the first N HTTP requests of ``service.Operation`` with a throttling
+    error (``bursts``: operation -> (code, N)), as its endpoints do under load.
+
+    Injected at our own boundary: every client sparkube's ``AwsClients`` makes gets a
+    botocore ``before-send`` handler, which runs inside botocore's retry loop, so
+    sparkube's retry configuration meets the errors exactly as if AWS had sent them.
+    Yields the number of requests seen per operation (throttled ones included).
+    """
+    from botocore.awsrequest import AWSResponse
+
+    from sparkube.aws.session import AwsClients
+
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def before_send(request: Any, event_name: str, **_: object) -> AWSResponse | None:
+        _, service, op = event_name.split(".", 2)
+        key = f"{service}.{op}"
+        with lock:
+            seen[key] = seen.get(key, 0) + 1
+            count = seen[key]
+        if key not in bursts or count > bursts[key][1]:
+            return None
+        code = bursts[key][0]
+        body = (_EC2_ERROR if service == "ec2" else _QUERY_ERROR).format(code=code)
+        status = 503 if service == "ec2" else 400
+        return AWSResponse(request.url, status, {}, _Raw(body.encode()))
+
+    original = AwsClients.client
+
+    def client(self: AwsClients, service: str, **kwargs: Any) -> Any:
+        made = original(self, service, **kwargs)
+        if not getattr(made.meta, "_fault_matrix", False):
+            made.meta.events.register("before-send", before_send)
+            made.meta._fault_matrix = True
+        return made
+
+    monkeypatch.setattr(AwsClients, "client", client)
+    yield seen
+    monkeypatch.setattr(AwsClients, "client", original)
+
+
+def _with(env: Environment, **variables: str) -> Environment:
+    return dataclasses.replace(env, environ={**env.environ, **variables})
+
+
+def test_throttling_bursts_are_retried_through(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _with(moto_aws.env, AWS_MAX_ATTEMPTS="4")
+    bursts = {"ec2.RunInstances": ("RequestLimitExceeded", 3), "iam.CreateRole": ("Throttling", 3)}
+    with throttling(monkeypatch, bursts) as seen:
+        up = _infra(cli, env, "--workers", "1")
+    assert up.exit_code == 0, up.stderr
+    assert seen["iam.CreateRole"] == 4  # 3 throttled, the 4th went through
+    assert seen["ec2.RunInstances"] == 3 + 2  # the control plane's call retried, workers'
+    assert _count(moto_aws)["instances"] == 2
+    assert cli("down", "--yes", env=env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+
+
+def test_a_throttling_burst_longer_than_the_retries_is_one_sentence_and_resumable(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _with(moto_aws.env, AWS_MAX_ATTEMPTS="4")
+    with throttling(monkeypatch, {"ec2.RunInstances": ("RequestLimitExceeded", 4)}) as seen:
+        up = _infra(cli, env, "--workers", "1")
+    assert up.exit_code == 1, up.stderr
+    assert seen["ec2.RunInstances"] == 4
+    assert _one_error(up) == (
+        "Error: AWS kept throttling sparkube (RunInstances); wait a minute and run the "
+        "command again."
+    )
+    assert _count(moto_aws)["instances"] == 0
+    resumed = cli("up", "--until", "infra", env=env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert _count(moto_aws)["instances"] == 2
+    assert cli("down", "--yes", env=env).exit_code == 0
     assert _count(moto_aws) == NOTHING
