@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, etcd) and metrics-server from Go modules into a
-# cache folder outside the repository, keyed by version:
+# kube-scheduler, kubectl, kwok, etcd), metrics-server, and kubeadm (whose config
+# checks the tests run on the files sparkube renders) from Go modules into a cache
+# folder outside the repository, keyed by version:
 #
 #   ${SPARKUBE_KUBE_CACHE:-$HOME/.cache/sparkube/kube}/<KUBE_VERSION>/bin/
 #
@@ -22,7 +23,7 @@ die() { echo "tools/kube/build.sh: error: $*" >&2; exit 1; }
 
 cache_root="${SPARKUBE_KUBE_CACHE:-$HOME/.cache/sparkube/kube}"
 dest="$cache_root/$KUBE_VERSION/bin"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok etcd metrics-server)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok etcd metrics-server kubeadm)
 
 # The stamp identifies the inputs; a change to any of them triggers a rebuild.
 # Bump RECIPE when a change to this script changes the binaries (flags, ldflags).
@@ -132,10 +133,11 @@ step metrics-server "$here/metrics-server" \
   sigs.k8s.io/metrics-server/cmd/metrics-server
 step kubernetes "$here" "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubeadm
 
 for b in "${binaries[@]}"; do [[ -x "$stage/$b" ]] || die "build produced no $b"; done
 "$stage/kube-apiserver" --version | grep -q "$KUBE_VERSION" || die "kube-apiserver --version does not say $KUBE_VERSION"
+"$stage/kubeadm" version -o short | grep -qx "$KUBE_VERSION" || die "kubeadm version -o short does not say $KUBE_VERSION"
 "$stage/metrics-server" --version | grep -qx "$METRICS_SERVER_VERSION" \
   || die "metrics-server --version does not say $METRICS_SERVER_VERSION"
 
