@@ -9,10 +9,9 @@ import typer
 from typer.core import TyperCommand
 
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.options import ClusterOption, RegionOption, load_spec
 from sparkube.cli.ui import context
 from sparkube.errors import ClusterError
-from sparkube.spec import load_spec
 
 PANEL = "Cluster"
 _REMOTE = "sparkube.remote_command"

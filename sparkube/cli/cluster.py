@@ -11,26 +11,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from sparkube import phases
-from sparkube.aws.discovery import ClusterSummary
-from sparkube.aws.provider import AwsProvider, Plan
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
+from sparkube.cli.options import (
+    ClusterOption,
+    OutputOption,
+    RegionOption,
+    check_output,
+    load_spec,
+)
 from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import Interrupted, UsageError
 from sparkube.lock import cluster_lock
 from sparkube.model import ClusterInfo, Node
-from sparkube.nodes.kubeconfig import kubeconfig_path
-from sparkube.spec import ClusterSpec, format_duration, load_spec
+
+if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
+    from sparkube.aws.discovery import ClusterSummary
+    from sparkube.aws.provider import AwsProvider, Plan
+    from sparkube.spec import ClusterSpec
 
 PANEL = "Cluster"
 
@@ -99,6 +105,8 @@ _PARAM_TO_FIELD = {"cluster": "name", "allow_cidr": "allow_cidrs"}
 
 def _spec(ctx: typer.Context) -> ClusterSpec:
     """The spec from the command's own parameters (``plan`` and ``up`` share them)."""
+    from sparkube.spec import ClusterSpec
+
     flags = {
         _PARAM_TO_FIELD.get(param, param): value
         for param, value in ctx.params.items()
@@ -108,6 +116,8 @@ def _spec(ctx: typer.Context) -> ClusterSpec:
 
 
 def _provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
+    from sparkube.aws.provider import AwsProvider
+
     return AwsProvider.from_env(context(ctx).env, region=spec_region)
 
 
@@ -237,6 +247,8 @@ def plan(
         kind = "control plane" if i.role == "control-plane" else "workers"
         table.add_row("+" if new else "=", kind, text)
     ui.out.print(table)
+    from sparkube.spec import format_duration
+
     ttl_text = (
         f" · nodes terminate themselves after {format_duration(result.spec.ttl)}"
         if result.spec.ttl
@@ -286,6 +298,9 @@ def up(
     Examples: sparkube up --workers 3 --ttl 4h · sparkube up (resume) ·
     sparkube up --until infra · sparkube up --allow-cidr 203.0.113.0/24
     """
+    from sparkube import phases
+    from sparkube.nodes.kubeconfig import kubeconfig_path
+
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = _spec(ctx)
@@ -369,12 +384,14 @@ def down(
 
     Examples: sparkube down · sparkube down -c analytics --yes --keep-data
     """
+    from sparkube import phases
+    from sparkube.aws import discovery
+
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     provider = _provider(ctx, spec.region)
     info = provider.describe(spec.name)
-    from sparkube.aws import discovery
 
     if discovery.is_empty(info) and not env.cluster_dir(spec.name).exists():
         ui.out.print(
@@ -522,6 +539,8 @@ def status(
 
     Examples: sparkube status · sparkube status -c analytics -o json
     """
+    from sparkube.nodes.kubeconfig import kubeconfig_path
+
     output = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
@@ -607,6 +626,7 @@ def status(
 def _phases_done(info: ClusterInfo) -> tuple[list[str], list[str]]:
     """Phases of ``up`` done for the current nodes, and the rest: ``infra`` from what
     exists, the later ones as ``up`` recorded them."""
+    from sparkube import phases
     from sparkube.aws import discovery
 
     names = [p.name for p in phases.available()]

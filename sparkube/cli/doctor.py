@@ -9,14 +9,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sparkube import doctor as checks_
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
+from sparkube.cli.options import (
+    ClusterOption,
+    OutputOption,
+    RegionOption,
+    check_output,
+    load_spec,
+)
 from sparkube.cli.ui import context
 from sparkube.errors import ExitStatus
-from sparkube.spec import load_spec
 
-_STYLE = {checks_.OK: "green", checks_.WARN: "yellow", checks_.FAIL: "bold red"}
+#: Colours of the statuses of :mod:`sparkube.doctor` (imported when the command runs).
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 @app.command(rich_help_panel="Cluster")
@@ -33,6 +38,8 @@ def doctor(
 
     Examples: sparkube doctor · sparkube doctor --region eu-west-1 -o json
     """
+    from sparkube import doctor as checks_
+
     fmt = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui

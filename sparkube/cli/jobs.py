@@ -18,6 +18,7 @@ from sparkube.cli.options import (
     RegionOption,
     VerboseOption,
     check_output,
+    load_spec,
 )
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
@@ -25,7 +26,6 @@ from sparkube.errors import InputError, Interrupted, JobError, UsageError
 from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import jobs, local
 from sparkube.spark.java import find_java
-from sparkube.spec import load_spec
 
 
 def _human_size(size: float) -> str:

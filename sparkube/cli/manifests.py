@@ -5,11 +5,8 @@ from __future__ import annotations
 import typer
 
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, RegionOption
+from sparkube.cli.options import ClusterOption, RegionOption, load_spec
 from sparkube.cli.ui import context
-from sparkube.nodes.cni import FLANNEL_VERSION, render_cni_manifest
-from sparkube.spark.rbac import render_spark_rbac
-from sparkube.spec import load_spec
 
 
 @app.command(rich_help_panel="Cluster")
@@ -25,6 +22,9 @@ def manifests(
 
     Example: [bold]sparkube manifests > cluster.yaml[/bold]
     """
+    from sparkube.nodes.cni import FLANNEL_VERSION, render_cni_manifest
+    from sparkube.spark.rbac import render_spark_rbac
+
     app_ctx = context(ctx)
     spec = load_spec(env=app_ctx.env, flags={"name": cluster, "region": region})
     documents = [

@@ -11,10 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from sparkube.cli.app import app
-from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
+from sparkube.cli.options import (
+    ClusterOption,
+    OutputOption,
+    RegionOption,
+    check_output,
+    load_spec,
+)
 from sparkube.cli.ui import context
 from sparkube.errors import UsageError
-from sparkube.spec import load_spec
 
 if TYPE_CHECKING:
     from sparkube.monitoring.tunnel import Target

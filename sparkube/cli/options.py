@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sparkube.errors import UsageError
+
+if TYPE_CHECKING:
+    from sparkube.env import Environment
+    from sparkube.spec import ClusterSpec
 
 ClusterOption = Annotated[
     str | None,
@@ -33,6 +39,20 @@ VerboseOption = Annotated[
 OutputOption = Annotated[
     str, typer.Option("--output", "-o", help="text or json.", case_sensitive=False)
 ]
+
+
+def load_spec(
+    *,
+    env: Environment,
+    config: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    use_file: bool = True,
+) -> ClusterSpec:
+    """:func:`sparkube.spec.load_spec`, imported when a command runs: the spec model
+    (pydantic) is not loaded for ``--help`` or ``--version``."""
+    from sparkube import spec
+
+    return spec.load_spec(env=env, config=config, flags=flags, use_file=use_file)
 
 
 def check_output(output: str) -> str:

@@ -43,7 +43,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sparkube.aws.errors import is_code
 from sparkube.errors import ClusterError, InputError
 from sparkube.spark.diagnose import NodeCapacity, diagnose, schedulable_capacity, statuses
 from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
@@ -200,11 +199,17 @@ def sha256_file(path: Path) -> str:
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
 
+def _is_missing(exc: BaseException) -> bool:
+    from sparkube.aws.errors import is_code  # botocore, loaded when S3 is used
+
+    return is_code(exc, *_MISSING)
+
+
 def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        if is_code(exc, *_MISSING):
+        if _is_missing(exc):
             return False
         raise
     return True
@@ -239,7 +244,7 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
     try:
         obj = s3.get_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        if is_code(exc, *_MISSING):
+        if _is_missing(exc):
             return None
         raise
     return str(obj["Body"].read().decode("utf-8", errors="replace"))
