@@ -164,6 +164,9 @@ class LaunchRequest:
     tags: Mapping[str, str]
     #: vCPUs of one instance (for quota messages).
     vcpus: int = 0
+    #: The VPC, when no subnet was given: where to look for another Availability Zone
+    #: when EC2 has no capacity in the one it picked (see :func:`launch`).
+    vpc_id: str | None = None
 
 
 def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
@@ -241,15 +244,101 @@ def _profile_not_visible(exc: BaseException) -> bool:
 MAX_TOKEN_GENERATIONS = 20
 
 
-def launch(ec2: Any, req: LaunchRequest, *, sleep: Sleep) -> list[str]:
-    """Run one batch; retry while EC2 cannot see a new instance profile yet.
+def launch(
+    ec2: Any, req: LaunchRequest, *, sleep: Sleep, note: Callable[[str], None] | None = None
+) -> list[str]:
+    """Run one batch; when EC2 has no capacity for it in the Availability Zone it chose
+    and no subnet was given, try the VPC's other zones (those AWS names first).
+
+    Why: ``InsufficientInstanceCapacity`` is per type and zone, and AWS's own advice is
+    to ask another zone; a user who left the subnet to EC2 did not choose the zone, so
+    sparkube may. A subnet given with ``--subnet-id`` is kept: the error then says what
+    to change. One batch always lands in one zone (one RunInstances call); nodes of a
+    cluster may end up in two zones, which costs cross-zone traffic, not correctness.
+    Each zone's attempt has its own deterministic ClientToken.
+    """
+    params = launch_parameters(req)
+    try:
+        return _run(ec2, req, params, sleep=sleep)
+    except Exception as exc:
+        if not is_code(exc, *CAPACITY_CODES) or req.subnet_id or not req.vpc_id:
+            raise
+        failed_zone, suggested = capacity_zones(error_message(exc))
+        candidates = other_zone_subnets(ec2, req.vpc_id, failed_zone, suggested)
+        tried = [failed_zone or "the zone EC2 chose"]
+        for subnet_id, zone in candidates:
+            if note is not None:
+                note(f"no {req.instance_type} capacity in {tried[-1]}; trying {zone}")
+            zone_params = {
+                **params,
+                "SubnetId": subnet_id,
+                "ClientToken": f"{params['ClientToken'][:49]}-"
+                + hashlib.sha256(subnet_id.encode()).hexdigest()[:8],
+            }
+            try:
+                return _run(ec2, req, zone_params, sleep=sleep)
+            except Exception as again:
+                if not is_code(again, *CAPACITY_CODES):
+                    raise
+                tried.append(zone)
+        raise CloudError(
+            f"AWS has no spare {req.instance_type} capacity in {ec2.meta.region_name} right "
+            f"now (tried {', '.join(tried)}); try another --instance-type, fewer workers, or "
+            "later ('sparkube up' resumes)."
+        ) from exc
+
+
+#: EC2's answers when a zone has no room for the type (on-demand and spot alike).
+CAPACITY_CODES = ("InsufficientInstanceCapacity", "InsufficientCapacity")
+_ZONE = r"[a-z]{2}(?:-[a-z]+)+-\d+[a-z]"
+
+
+def capacity_zones(message: str) -> tuple[str | None, list[str]]:
+    """(the zone that had no capacity, the zones AWS suggests) from EC2's message, e.g.
+    "... in the Availability Zone you requested (us-east-1a). ... You can currently get
+    t3.medium capacity by not specifying an Availability Zone in your request or choosing
+    us-east-1b, us-east-1c." Either part may be missing."""
+    failed = re.search(rf"Availability Zone you requested \(({_ZONE})\)", message)
+    choosing = re.search(r"choosing (.+?)\.?\s*$", message)
+    suggested = re.findall(_ZONE, choosing.group(1)) if choosing else []
+    return (failed.group(1) if failed else None), suggested
+
+
+def other_zone_subnets(
+    ec2: Any, vpc_id: str, failed_zone: str | None, suggested: Sequence[str]
+) -> list[tuple[str, str]]:
+    """One public subnet (default-for-zone, or mapping public IPs) per other zone of the
+    VPC as (subnet, zone): the zones AWS suggested first, in its order, then the rest."""
+    response = ec2.describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "state", "Values": ["available"]},
+        ]
+    )
+    by_zone: dict[str, str] = {}
+    for subnet in sorted(
+        response.get("Subnets", []), key=lambda s: (not s.get("DefaultForAz"), s["SubnetId"])
+    ):
+        zone = str(subnet["AvailabilityZone"])
+        if zone == failed_zone or zone in by_zone:
+            continue
+        if subnet.get("DefaultForAz") or subnet.get("MapPublicIpOnLaunch"):
+            by_zone[zone] = str(subnet["SubnetId"])
+    order = [z for z in suggested if z in by_zone] + sorted(
+        z for z in by_zone if z not in suggested
+    )
+    return [(by_zone[z], z) for z in order]
+
+
+def _run(ec2: Any, req: LaunchRequest, params: dict[str, Any], *, sleep: Sleep) -> list[str]:
+    """One RunInstances of a batch; retry while EC2 cannot see a new instance profile yet.
 
     The ClientToken is deterministic, so a retried ``up`` never launches a batch twice;
     when the batch it names was launched before and is gone since (a spot worker
     reclaimed, a node terminated by hand), EC2 answers ``IdempotentInstanceTerminated``
     and the next generation of the token is used, still deterministic.
     """
-    params = launch_parameters(req)
+    params = dict(params)
     base_token = params["ClientToken"]
     generation = 0
     delays = list(PROFILE_PROPAGATION_DELAYS)

@@ -351,7 +351,9 @@ class AwsProvider:
             for req in launches:
                 what = "control plane" if req.role == CONTROL_PLANE else f"{req.count} workers"
                 reporter.step(PHASE, "instances", f"launching {what}")
-                new_ids += instances.launch(ec2, req, sleep=self.sleep)
+                new_ids += instances.launch(
+                    ec2, req, sleep=self.sleep, note=lambda t: reporter.step(PHASE, "instances", t)
+                )
             stopped = [n.instance_id for n in existing.nodes if n.state == "stopped"]
             if stopped:
                 reporter.step(PHASE, "instances", f"starting {len(stopped)} stopped")
@@ -406,6 +408,7 @@ class AwsProvider:
                 group_id=group_id,
                 instance_profile=profile,
                 subnet_id=checked.placement.subnet_id,
+                vpc_id=checked.placement.vpc_id,
                 user_data=script,
                 root_volume_gb=spec.root_volume_gb,
                 spot=spot,

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -218,7 +220,12 @@ def test_down_names_a_running_job_and_needs_yes(
 
     # On a terminal too: no question is asked while a job runs, only --yes deletes.
     asked: list[str] = []
-    monkeypatch.setattr("typer.confirm", lambda text, **_: asked.append(text) or True)
+
+    def confirm(text: str, **_: object) -> bool:
+        asked.append(text)
+        return True
+
+    monkeypatch.setattr("typer.confirm", confirm)
     on_tty = cli("down", env=dataclasses.replace(moto_aws.env, interactive=True))
     assert on_tty.exit_code == 2 and asked == []
     assert _count(moto_aws)["instances"] == 2
@@ -260,11 +267,11 @@ def test_down_goes_on_when_the_cluster_cannot_say_which_jobs_run(
 
 _EC2_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
-    "<Message>Request limit exceeded.</Message></Error></Errors>"
+    "<Message>{message}</Message></Error></Errors>"
     "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
 )
 _QUERY_ERROR = (
-    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded"
+    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}"
     "</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId>"
     "</ErrorResponse>"
 )
@@ -278,18 +285,23 @@ class _Raw:
         yield self.body
 
 
+#: Decides, per HTTP request (``service.Operation``, its n-th request, its form body),
+#: whether AWS answers with an error instead: (HTTP status, code, message) or None.
+Answer = Callable[[str, int, str], tuple[int, str, str] | None]
+
+
 @contextlib.contextmanager
-def throttling(
-    monkeypatch: pytest.MonkeyPatch, bursts: dict[str, tuple[str, int]]
-) -> Iterator[dict[str, int]]:
-    """AWS answers the first N HTTP requests of ``service.Operation`` with a throttling
-    error (``bursts``: operation -> (code, N)), as its endpoints do under load.
+def aws_answers(monkeypatch: pytest.MonkeyPatch, answer: Answer) -> Iterator[dict[str, int]]:
+    """AWS answers some requests with an error, as its endpoints do under load or when a
+    zone is full.
 
     Injected at our own boundary: every client sparkube's ``AwsClients`` makes gets a
     botocore ``before-send`` handler, which runs inside botocore's retry loop, so
-    sparkube's retry configuration meets the errors exactly as if AWS had sent them.
-    Yields the number of requests seen per operation (throttled ones included).
+    sparkube's retry configuration and error handling meet the errors exactly as if AWS
+    had sent them. Yields the number of requests seen per operation.
     """
+    from urllib.parse import unquote_plus
+
     from botocore.awsrequest import AWSResponse
 
     from sparkube.aws.session import AwsClients
@@ -297,18 +309,20 @@ def throttling(
     seen: dict[str, int] = {}
     lock = threading.Lock()
 
-    def before_send(request: Any, event_name: str, **_: object) -> AWSResponse | None:
+    def before_send(request: Any, event_name: str, **_: Any) -> AWSResponse | None:
         _, service, op = event_name.split(".", 2)
         key = f"{service}.{op}"
         with lock:
             seen[key] = seen.get(key, 0) + 1
             count = seen[key]
-        if key not in bursts or count > bursts[key][1]:
+        body = request.body if isinstance(request.body, bytes | str) else b""
+        text = unquote_plus(body.decode() if isinstance(body, bytes) else body)
+        error = answer(key, count, text)
+        if error is None:
             return None
-        code = bursts[key][0]
-        body = (_EC2_ERROR if service == "ec2" else _QUERY_ERROR).format(code=code)
-        status = 503 if service == "ec2" else 400
-        return AWSResponse(request.url, status, {}, _Raw(body.encode()))
+        status, code, message = error
+        xml = (_EC2_ERROR if service == "ec2" else _QUERY_ERROR).format(code=code, message=message)
+        return AWSResponse(request.url, status, {}, _Raw(xml.encode()))
 
     original = AwsClients.client
 
@@ -322,6 +336,19 @@ def throttling(
     monkeypatch.setattr(AwsClients, "client", client)
     yield seen
     monkeypatch.setattr(AwsClients, "client", original)
+
+
+def throttling(
+    monkeypatch: pytest.MonkeyPatch, bursts: dict[str, tuple[str, int]]
+) -> contextlib.AbstractContextManager[dict[str, int]]:
+    """The first N requests of an operation are throttled (operation -> (code, N))."""
+
+    def answer(key: str, count: int, _: str) -> tuple[int, str, str] | None:
+        if key not in bursts or count > bursts[key][1]:
+            return None
+        return (503 if key.startswith("ec2.") else 400), bursts[key][0], "Rate exceeded"
+
+    return aws_answers(monkeypatch, answer)
 
 
 def _with(env: Environment, **variables: str) -> Environment:
@@ -360,4 +387,104 @@ def test_a_throttling_burst_longer_than_the_retries_is_one_sentence_and_resumabl
     assert resumed.exit_code == 0, resumed.stderr
     assert _count(moto_aws)["instances"] == 2
     assert cli("down", "--yes", env=env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+
+
+# --- 3. no capacity in the first Availability Zone ----------------------------------------
+
+
+def _no_capacity_in(*full: str, suggest: str = "") -> Answer:
+    """RunInstances fails as EC2 does when a zone is full: without a SubnetId, EC2 picks
+    the first full zone (us-east-1a here); with one, it fails if that subnet's zone is
+    full. The message has AWS's shape, naming the zone and, with ``suggest``, others."""
+    subnets: dict[str, str] = {}
+
+    def answer(key: str, _: int, body: str) -> tuple[int, str, str] | None:
+        if key != "ec2.RunInstances":
+            return None
+        subnet = re.search(r"SubnetId=(subnet-[0-9a-f]+)", body)
+        zone = full[0] if subnet is None else subnets.get(subnet.group(1))
+        if zone not in full:
+            return None
+        message = (
+            "We currently do not have sufficient t3.medium capacity in the Availability Zone "
+            f"you requested ({zone}). Our system will be working on provisioning additional "
+            "capacity."
+        )
+        if suggest:
+            message += (
+                " You can currently get t3.medium capacity by not specifying an "
+                f"Availability Zone in your request or choosing {suggest}."
+            )
+        return 500, "InsufficientInstanceCapacity", message
+
+    answer.subnets = subnets  # type: ignore[attr-defined]
+    return answer
+
+
+def _zones(moto_aws: MotoAws) -> dict[str, str]:
+    ec2: Any = moto_aws.client("ec2")
+    return {s["SubnetId"]: s["AvailabilityZone"] for s in ec2.describe_subnets()["Subnets"]}
+
+
+def _node_zones(cli: Cli, env: Environment) -> dict[str, str]:
+    status = json.loads(cli("status", "-o", "json", env=env).stdout)
+    return {n["name"]: n["availability_zone"] for n in status["nodes"]}
+
+
+def test_no_capacity_in_the_first_zone_launches_in_the_one_aws_suggests(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = _no_capacity_in("us-east-1a", suggest="us-east-1c, us-east-1b")
+    answer.subnets.update(_zones(moto_aws))  # type: ignore[attr-defined]
+    with aws_answers(monkeypatch, answer) as seen:
+        up = _infra(cli, moto_aws.env, "--workers", "2")
+    assert up.exit_code == 0, up.stderr
+    assert "no t3.medium capacity in us-east-1a; trying us-east-1c" in up.stderr
+    # EC2 sends capacity errors as HTTP 500, which botocore retries within its attempts
+    # before sparkube sees them; then one call in us-east-1c, for each of the 2 batches.
+    tries = int(moto_aws.env.environ["AWS_MAX_ATTEMPTS"])
+    assert seen["ec2.RunInstances"] == 2 * (tries + 1)
+    assert set(_node_zones(cli, moto_aws.env).values()) == {"us-east-1c"}
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+
+
+def test_no_capacity_anywhere_is_one_sentence_then_up_resumes(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zones = _zones(moto_aws)
+    everywhere = sorted(set(zones.values()))
+    answer = _no_capacity_in(*everywhere)  # AWS suggests nothing
+    answer.subnets.update(zones)  # type: ignore[attr-defined]
+    with aws_answers(monkeypatch, answer) as seen:
+        up = _infra(cli, moto_aws.env, "--workers", "1")
+    assert up.exit_code == 1, up.stderr
+    tries = int(moto_aws.env.environ["AWS_MAX_ATTEMPTS"])  # botocore's, per call
+    assert seen["ec2.RunInstances"] == len(everywhere) * tries  # each zone once, no more
+    sentence = _one_error(up)
+    tried = ", ".join(everywhere)
+    assert f"no spare t3.medium capacity in us-east-1 right now (tried {tried})" in sentence
+    assert "another --instance-type" in sentence
+    assert _count(moto_aws)["instances"] == 0
+    resumed = cli("up", "--until", "infra", env=moto_aws.env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert _count(moto_aws)["instances"] == 2
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
+    assert _count(moto_aws) == NOTHING
+
+
+def test_a_given_subnet_is_kept_and_the_sentence_says_what_to_change(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zones = _zones(moto_aws)
+    subnet = next(s for s, z in zones.items() if z == "us-east-1a")
+    answer = _no_capacity_in("us-east-1a", suggest="us-east-1b")
+    answer.subnets.update(zones)  # type: ignore[attr-defined]
+    with aws_answers(monkeypatch, answer) as seen:
+        up = _infra(cli, moto_aws.env, "--workers", "1", "--subnet-id", subnet)
+    assert up.exit_code == 1
+    assert seen["ec2.RunInstances"] == int(moto_aws.env.environ["AWS_MAX_ATTEMPTS"])
+    assert "another subnet/AZ (--subnet-id)" in _one_error(up)
+    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
     assert _count(moto_aws) == NOTHING
