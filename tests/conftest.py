@@ -4,6 +4,9 @@ Tests whose stand-in is missing (no Go-built control plane, no root for network
 namespaces, no shellcheck) skip with the reason. In CI, where every stand-in must be
 there, ``SPARKUBE_REQUIRE_STANDINS=1`` turns such a skip into a failure, so a broken
 build or a missing package can never pass as green.
+
+The network safety net (tests/fixtures/netguard.py) refuses, in this process, any
+connection to an address that is neither loopback nor in a range a fixture created.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Generator
 import pytest
 
 pytest_plugins = [
+    "tests.fixtures.netguard",  # first: no fixture may connect before the net is up
     "tests.fixtures.common",
     "tests.fixtures.controlplane",
     "tests.fixtures.sshhosts",
