@@ -20,12 +20,14 @@ import typer
 from typer._click import exceptions as click_exceptions  # Typer vendors Click
 
 from sparkube import __version__
+from sparkube.cli.helptext import HelpGroup
 from sparkube.cli.ui import UI, AppContext
 from sparkube.env import Environment
 from sparkube.errors import ExitStatus, describe
 
 app = typer.Typer(
     name="sparkube",
+    cls=HelpGroup,
     help=(
         "A self-managed Kubernetes cluster on AWS EC2 for Apache Spark jobs: "
         "create it, run jobs, see what it costs, remove every trace.\n\n"

@@ -1,16 +1,96 @@
-"""Every cluster command's --help says what it does and shows examples."""
+"""Every command's --help says what it does, shows examples and reads cleanly: value
+names instead of Python types, no braces, paragraphs not broken mid-sentence, nothing
+cut off, at a normal and a narrow terminal width."""
 
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
+import typer.main
 
-from sparkube.cli.app import run
+from sparkube.cli.app import app, run
+from sparkube.cli.helptext import reflow
+
+COMMANDS = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+#: Typer's own labels: <str>, <bool>, <int>, <path>, <list[Path]>, <str|int>...
+TYPE_LABEL = re.compile(r"<[A-Za-z_][\w\[\]., |]*>")
+BRACED = re.compile(r"\{\w+\}")
+MARKUP = re.compile(r"\[/?[a-z ]+\]")
+
+
+def _help(
+    argv: list[str], width: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert run([*argv, "--help"], stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    return capsys.readouterr().out  # Typer's help goes to the real stdout
+
+
+def test_every_command_is_checked() -> None:
+    assert {"plan", "up", "down", "status", "ls", "wordcount", "submit", "usage"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", ["plan", "up", "down", "ls", "status", "ssh", "kubeconfig"])
-def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run([command, "--help"], stdout=io.StringIO(), stderr=io.StringIO()) == 0
-    text = " ".join(capsys.readouterr().out.split())  # Typer's help goes to the real stdout
-    assert "Examples:" in text and f"sparkube {command}" in text
+def test_help_has_examples(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _help([command], 100, monkeypatch, capsys)
+    assert re.search(r"Examples?: *\n", text), text
+    assert f"$ sparkube {command}" in text  # one example a line, ready to paste
+
+
+@pytest.mark.parametrize("width", [100, 60])
+@pytest.mark.parametrize("argv", [[], *([c] for c in COMMANDS)], ids=lambda a: " ".join(a) or "-")
+def test_help_has_no_type_labels_or_braces(
+    argv: list[str], width: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _help(argv, width, monkeypatch, capsys)
+    assert not TYPE_LABEL.findall(text), text
+    assert not BRACED.findall(text), text
+    assert "Usage: sparkube" in text
+
+
+@pytest.mark.parametrize("width", [120, 80])
+@pytest.mark.parametrize("argv", [[], *([c] for c in COMMANDS)], ids=lambda a: " ".join(a) or "-")
+def test_help_cuts_nothing_off(
+    argv: list[str], width: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _help(argv, width, monkeypatch, capsys)
+    assert "…" not in text, text
+    assert max(len(line) for line in text.splitlines()) <= width
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_paragraphs_are_not_broken_mid_sentence(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Wide enough that every paragraph fits on one line: each must then be one line,
+    # whatever line breaks its docstring has.
+    source = typer.main.get_command(app).commands[command].help  # type: ignore[attr-defined]
+    lines = [
+        " ".join(line.split()) for line in _help([command], 1000, monkeypatch, capsys).splitlines()
+    ]
+    for paragraph in source.split("\n\n"):
+        words = " ".join(MARKUP.sub("", paragraph).split())
+        if words.startswith("Example"):
+            continue
+        assert any(words in line for line in lines), f"{words!r} is not on one line"
+
+
+def test_reflow_joins_paragraphs_and_lists_examples() -> None:
+    text = reflow(
+        """First line
+        goes on.
+
+        Second
+        paragraph.
+
+        Examples: sparkube up --workers 3 · sparkube up (resume)
+        """
+    )
+    assert text == (
+        "First line goes on.\n\nSecond paragraph.\n\n"
+        "Examples:\n$ sparkube up --workers 3\n$ sparkube up  # resume"
+    )
