@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sparkube.env import Environment
-from tests.fixtures.common import CliResult
+from tests.fixtures.common import CliResult, subprocess_environ
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,7 @@ def test_stdin_closed_is_not_a_crash(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "sparkube", "wordcount", str(tmp_path / "none.txt")],
         stdin=None, capture_output=True, text=True, check=False,
-        env={**os.environ, "SPARKUBE_HOME": str(tmp_path)},
+        env=subprocess_environ(tmp_path), cwd=tmp_path,
         close_fds=True, preexec_fn=lambda: os.close(0),
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
@@ -139,33 +139,33 @@ def test_unknown_option_is_usage_error(cli: Callable[..., CliResult], text_file:
     assert "No such option" in result.stderr
 
 
-def sparkube_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "COLUMNS": "120", **env}
+def sparkube_process(base: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sparkube", *args],
         capture_output=True,
         text=True,
-        env=environ,
+        env=subprocess_environ(base, COLUMNS="120", **env),
+        cwd=base / "work",
         check=False,
     )
 
 
-def test_help_and_version() -> None:
-    help_text = sparkube_process("--help")
+def test_help_and_version(tmp_path: Path) -> None:
+    help_text = sparkube_process(tmp_path / "a", "--help")
     assert help_text.returncode == 0
     assert "wordcount" in help_text.stdout and "submit" in help_text.stdout
-    wc_help = sparkube_process("wordcount", "--help")
+    wc_help = sparkube_process(tmp_path / "b", "wordcount", "--help")
     assert "Example" in wc_help.stdout and "--top" in wc_help.stdout
-    version = sparkube_process("--version")
+    version = sparkube_process(tmp_path / "c", "--version")
     assert version.returncode == 0 and version.stdout.startswith("sparkube ")
 
 
 def test_process_exit_code_and_debug_traceback(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.txt")
-    proc = sparkube_process("wordcount", missing, SPARKUBE_HOME=str(tmp_path / "h"))
+    proc = sparkube_process(tmp_path / "a", "wordcount", missing)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    proc = sparkube_process("wordcount", missing, SPARKUBE_DEBUG="1")
+    proc = sparkube_process(tmp_path / "b", "wordcount", missing, SPARKUBE_DEBUG="1")
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
 
@@ -207,7 +207,7 @@ def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
         # The test's own interpreter (sys.executable), never whatever `python` is on PATH.
         ["bash", "-c", 'set -o pipefail; "$0" -m sparkube manifests | head -1', sys.executable],
         capture_output=True, text=True, check=False,
-        env={**os.environ, "SPARKUBE_HOME": str(tmp_path)}, cwd=tmp_path,
+        env=subprocess_environ(tmp_path), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# --- pod network")

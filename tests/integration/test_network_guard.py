@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from tests.fixtures import netguard
+from tests.fixtures.common import isolated_environment, subprocess_environ
 from tests.fixtures.sshhosts import SshLab
 
 pytestmark = pytest.mark.integration
@@ -154,3 +155,29 @@ def test_a_registered_namespace_address_works_until_the_fixture_ends(
     ssh_lab.close()  # the fixture's teardown: its range is no longer open
     with refusal_of(host.address):
         socket.create_connection((host.address, 22), timeout=10)
+
+
+def test_the_test_environments_cannot_detect_a_public_ip(tmp_path: Path) -> None:
+    from sparkube.aws import network
+    from sparkube.errors import ConfigError
+
+    def detector() -> str:
+        raise AssertionError("the public IP must not be looked up")
+
+    (tmp_path / "a").mkdir()
+    environ = isolated_environment(tmp_path / "a").environ
+    with pytest.raises(ConfigError, match="pass --allow-cidr"):
+        network.operator_cidrs((), detector, environ)
+
+    # a sparkube subprocess: outside the net's reach, so its HTTPS goes to a closed
+    # loopback port; even a direct call of the real detector cannot leave the machine
+    probe = "from sparkube.aws.network import checkip\ncheckip()\n"
+    base = tmp_path / "b"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=60, check=False,
+        env=subprocess_environ(base), cwd=base / "work",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Connection refused" in done.stderr, done.stderr[-2000:]
+    assert subprocess_environ(tmp_path / "c")["SPARKUBE_DETECT_IP"] == "off"
