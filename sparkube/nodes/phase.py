@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sparkube.env import Environment
-from sparkube.errors import NodeError
+from sparkube.errors import ConfigError, NodeError
 from sparkube.model import ClusterInfo, Node
 from sparkube.nodes import kubeadm
 from sparkube.nodes.cni import render_cni_manifest
@@ -43,15 +43,32 @@ NODES = "nodes"
 KUBERNETES = "kubernetes"
 
 
+#: Seconds to keep trying to reach a node over SSH (default: SshSettings.boot_timeout).
+BOOT_TIMEOUT_VAR = "SPARKUBE_SSH_BOOT_TIMEOUT"
+
+
 def ssh_settings(env: Environment, cluster: str, **overrides: object) -> SshSettings:
     """SSH settings for a cluster: its key and pinned host keys; user from
-    ``SPARKUBE_SSH_USER`` (default ``ubuntu``)."""
+    ``SPARKUBE_SSH_USER`` (default ``ubuntu``); how long to wait for a node that does not
+    answer from ``SPARKUBE_SSH_BOOT_TIMEOUT`` (seconds, default 600)."""
     cdir = env.cluster_dir(cluster)
     values: dict[str, object] = {
         "key_path": cdir / KEY_FILE,
         "host_keys": HostKeyStore.for_cluster(cdir),
         "user": env.environ.get("SPARKUBE_SSH_USER") or DEFAULT_USER,
     }
+    raw = env.environ.get(BOOT_TIMEOUT_VAR, "").strip()
+    if raw:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0:
+            raise ConfigError(
+                f"{BOOT_TIMEOUT_VAR}={raw!r} is not a number of seconds above 0; set it to "
+                "e.g. 600."
+            )
+        values["boot_timeout"] = seconds
     values.update(overrides)
     return SshSettings(**values)  # type: ignore[arg-type]
 

@@ -40,10 +40,14 @@ import yaml
 from sparkube.aws.session import CallCounter, is_read, observe_calls
 from sparkube.env import Environment
 from sparkube.lock import lock_path
+from sparkube.nodes.prepare import render_prepare_script
+from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.controlplane import KubeControlPlane
 from tests.fixtures.moto_server import MotoAws
+from tests.fixtures.sshhosts import SshLab
 from tests.integration.test_infra_failures import NOTHING, _count
+from tests.integration.test_up_nodes import coredns  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -488,3 +492,145 @@ def test_a_given_subnet_is_kept_and_the_sentence_says_what_to_change(
     assert "another subnet/AZ (--subnet-id)" in _one_error(up)
     assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
     assert _count(moto_aws) == NOTHING
+
+
+# --- the whole pipeline: moto + sshd hosts + the control plane ---------------------------
+
+
+@dataclasses.dataclass
+class Lab:
+    """A cluster whose infra is made (moto) and whose nodes are sshd hosts, booted."""
+
+    env: Environment
+    moto: MotoAws
+    ssh: SshLab
+    kube: KubeControlPlane
+    workers: int
+
+    def calls(self, host: str, prefix: str) -> list[str]:
+        return [c for c in self.ssh.hosts[host].calls() if c.startswith(prefix)]
+
+    def status(self, cli: Cli) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(cli("status", "-o", "json", env=self.env).stdout)
+        return result
+
+
+@pytest.fixture
+def lab(
+    cli: Cli,
+    moto_aws: MotoAws,
+    ssh_lab: SshLab,
+    kube: KubeControlPlane,
+    request: pytest.FixtureRequest,
+) -> Lab:
+    request.getfixturevalue("coredns")  # the kubernetes phase waits for CoreDNS
+    workers = len(kube.workers)
+    assert _infra(cli, moto_aws.env, "--workers", str(workers)).exit_code == 0
+    ssh_lab.authorize((moto_aws.env.cluster_dir("sparkube") / "id_ed25519.pub").read_text())
+    ssh_lab.cluster("sparkube", workers=workers)
+    admin = yaml.safe_dump(json.loads(kube.kubeconfig.read_text()))
+    (ssh_lab.hosts["control-plane"].dir / "admin.conf.src").write_text(admin)
+    for proc in ssh_lab.boot(render_prepare_script(ClusterSpec(workers=workers))):
+        assert proc.wait(60) == 0
+    env = _with(
+        moto_aws.env,
+        SPARKUBE_NODE_ADDRESSES=",".join(f"{k}={v}" for k, v in ssh_lab.overrides().items()),
+        SPARKUBE_SSH_USER=ssh_lab.user,
+        SPARKUBE_API_SERVER=kube.server,
+        SPARKUBE_SKIP_ADDONS="metrics-server",  # see test_up_nodes.py
+    )
+    return Lab(env, moto_aws, ssh_lab, kube, workers)
+
+
+def _complete(cli: Cli, lab: Lab) -> None:
+    """``up`` completes the cluster: every phase done, one init, one join per worker."""
+    up = cli("up", env=lab.env)
+    assert up.exit_code == 0, up.stderr
+    assert "Ready in" in up.stdout
+    assert lab.status(cli)["phases_pending"] == []
+    assert len(lab.calls("control-plane", "kubeadm init")) == 1
+    for i in range(1, lab.workers + 1):
+        assert len(lab.calls(f"worker-{i}", "kubeadm join")) == 1, f"worker-{i}"
+    assert lab.kube.exists("/apis/apps/v1/namespaces/monitoring/deployments/kube-opex-analytics")
+
+
+def _removed(cli: Cli, lab: Lab) -> None:
+    down = cli("down", "--yes", env=lab.env)
+    assert down.exit_code == 0, down.stderr
+    assert _count(lab.moto) == NOTHING
+    assert not lab.env.cluster_dir("sparkube").exists()
+
+
+# --- 1. Ctrl-C in nodes, kubernetes and addons ---------------------------------------------
+
+
+def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str) -> None:
+    """Press Ctrl-C (a real SIGINT to this process) when ``up`` reports that step.
+
+    Injected at our own boundary, the CLI's progress reporter: its ``step`` raises the
+    signal, which Python (or the phase's asyncio loop) turns into KeyboardInterrupt
+    wherever the main thread is, as for a user's Ctrl-C."""
+    from sparkube.cli.progress import RichReporter
+
+    original = RichReporter.step
+
+    def step(self: RichReporter, p: str, s: str, t: str) -> None:
+        original(self, p, s, t)
+        if (p, s) == (phase, subject) and t.startswith(text):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(RichReporter, "step", step)
+
+
+@pytest.mark.parametrize(
+    ("phase", "subject", "text", "done"),
+    [
+        ("nodes", "control-plane", "prepared", ["infra"]),
+        ("kubernetes", "worker-1", "kubeadm join", ["infra", "nodes"]),
+        ("addons", "spark", "job settings", ["infra", "nodes", "kubernetes"]),
+    ],
+)
+def test_ctrl_c_in_a_phase_then_up_resumes_and_down_removes_all(
+    cli: Cli,
+    lab: Lab,
+    monkeypatch: pytest.MonkeyPatch,
+    phase: str,
+    subject: str,
+    text: str,
+    done: list[str],
+) -> None:
+    if phase != "nodes":  # get to the phase first
+        previous = ["nodes", "kubernetes", "addons"][["kubernetes", "addons"].index(phase)]
+        assert cli("up", "--until", previous, env=lab.env).exit_code == 0
+    with monkeypatch.context() as patch:
+        _ctrl_c_at(patch, phase, subject, text)
+        interrupted = cli("up", env=lab.env)
+    assert interrupted.exit_code == 130, interrupted.stderr
+    assert f"✗ {phase}" in interrupted.stderr
+    assert _one_error(interrupted) == (
+        "Error: Interrupted; run 'sparkube up' again to resume, or 'sparkube down' to remove "
+        "what was made."
+    )
+    assert lab.status(cli)["phases_done"] == done
+    _complete(cli, lab)
+    _removed(cli, lab)
+
+
+# --- 4. a node never reachable over SSH -------------------------------------------------
+
+
+def test_a_node_never_reachable_is_named_and_up_resumes_once_it_is(cli: Cli, lab: Lab) -> None:
+    lab.ssh.set_reachable(lab.ssh.hosts["worker-2"], False)
+    env = _with(lab.env, SPARKUBE_SSH_BOOT_TIMEOUT="3")
+    up = cli("up", env=env)
+    assert up.exit_code == 1, up.stderr
+    sentence = _one_error(up)
+    address = lab.ssh.hosts["worker-2"].address
+    assert f"Cannot reach worker-2 at {address} over SSH after 3 s" in sentence
+    assert "port 22 is open to your address" in sentence
+    assert "run 'sparkube up' again" in sentence
+    assert "worker-1" not in sentence and "worker-3" not in sentence
+    assert lab.status(cli)["phases_done"] == ["infra"]
+    lab.ssh.set_reachable(lab.ssh.hosts["worker-2"], True)
+    _complete(cli, lab)
+    _removed(cli, lab)
