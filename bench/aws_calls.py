@@ -3,7 +3,10 @@
 Runs the real CLI in-process against a moto server on loopback and counts every call
 with a botocore hook. Target: calls(50)/calls(1) <= 1.1 — the number of calls does not
 grow with the number of workers (one RunInstances per role, one filtered
-DescribeInstances per poll, one TerminateInstances).
+DescribeInstances per poll, one TerminateInstances). The counts are deterministic
+against moto, so tests/integration/test_aws_calls.py asserts the same property (1 vs 5
+workers: equal calls, operation by operation); this script prints the table for larger
+clusters.
 
     python bench/aws_calls.py [N ...]      # default: 1 10 50
 """
