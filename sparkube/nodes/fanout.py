@@ -320,8 +320,21 @@ class SshFleet:
         except (OSError, asyncssh.Error) as exc:
             self._conns.pop(name, None)
             raise NodeCommandError(
-                f"{label} on {name} lost its SSH connection ({exc})", node=name
+                f"{label} on {name} lost its SSH connection ({exc}); run 'sparkube up' again "
+                "to resume",
+                node=name,
             ) from None
+        if proc.exit_status is None and proc.exit_signal is None:
+            # The channel closed with neither an exit status nor a signal: the connection
+            # (or the node's sshd) went away while the command ran. It may have finished
+            # on the node anyway; every step checks before it acts, so a rerun is safe.
+            self._conns.pop(name, None)
+            raise NodeCommandError(
+                f"{label} on {name} lost its SSH connection before it ended; run 'sparkube "
+                "up' again to resume (it first checks what the node completed)",
+                node=name,
+                detail=tail(str(proc.stdout or "") + str(proc.stderr or "")) or None,
+            )
         status = proc.exit_status if proc.exit_status is not None else -1
         result = CommandResult(
             name,

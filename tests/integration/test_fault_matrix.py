@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -633,4 +634,74 @@ def test_a_node_never_reachable_is_named_and_up_resumes_once_it_is(cli: Cli, lab
     assert lab.status(cli)["phases_done"] == ["infra"]
     lab.ssh.set_reachable(lab.ssh.hosts["worker-2"], True)
     _complete(cli, lab)
+    _removed(cli, lab)
+
+
+# --- 5. SSH dropped in the middle of kubeadm init -----------------------------------------
+
+
+def _procs() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, comm, command line) of every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        out[int(entry.name)] = (ppid, comm, cmdline)
+    return out
+
+
+def _drop_session_running(lab: Lab, host: str, command: str, timeout: float = 60) -> int:
+    """Once ``command`` runs on ``host`` (its shim logged it), kill the sshd session
+    process serving it (SIGKILL: the TCP connection drops, as when a network path dies);
+    return the command's pid, which goes on by itself as on a real node (no tty, so no
+    SIGHUP)."""
+    shim = str(lab.ssh.hosts[host].bin / command.split()[0])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs = _procs()
+        for pid, (_, _, cmdline) in procs.items():
+            if shim in cmdline and command.split()[1] in cmdline:
+                ancestor = procs[pid][0]
+                while ancestor in procs and not procs[ancestor][1].startswith("sshd"):
+                    ancestor = procs[ancestor][0]
+                assert ancestor in procs, "no sshd above the command"
+                os.kill(ancestor, signal.SIGKILL)
+                return pid
+        time.sleep(0.05)
+    raise AssertionError(f"{command} never ran on {host}")
+
+
+def test_ssh_dropped_during_kubeadm_init_then_up_resumes_without_a_second_init(
+    cli: Cli, lab: Lab
+) -> None:
+    assert cli("up", "--until", "nodes", env=lab.env).exit_code == 0
+    lab.ssh.hosts["control-plane"].set_delay("kubeadm", 3.0)  # init takes a while
+    dropped: list[int] = []
+    killer = threading.Thread(
+        target=lambda: dropped.append(_drop_session_running(lab, "control-plane", "kubeadm init"))
+    )
+    killer.start()
+    up = cli("up", env=lab.env)
+    killer.join(90)
+    assert dropped, "the SSH session was not dropped"
+    assert up.exit_code == 1, up.stderr
+    assert "✗ kubernetes" in up.stderr
+    sentence = _one_error(up)
+    assert "kubeadm init on control-plane lost its SSH connection" in sentence
+    assert "sparkube up" in sentence  # says what to do
+    # On the node, init carries on without its connection and finishes.
+    admin = lab.ssh.hosts["control-plane"].root / "etc/kubernetes/admin.conf"
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{dropped[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert admin.exists()
+    (lab.ssh.hosts["control-plane"].dir / "delay" / "kubeadm").unlink()
+    _complete(cli, lab)  # exactly one 'kubeadm init' ever ran
     _removed(cli, lab)
