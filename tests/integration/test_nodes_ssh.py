@@ -2,7 +2,9 @@
 
 The hosts run shims instead of kubeadm/apt-get/systemctl (tests/fixtures/sshshim.sh);
 what matters here is what sparkube sends, in which order, to which node, and how it
-copes with slow, failing, unreachable or impersonated nodes.
+copes with slow, failing, unreachable or impersonated nodes. The shim kubectl applies
+manifests to the real test API server where a test gives it one
+(``SshLab.serve_kube_api``); elsewhere it only checks that it was given manifests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase
 from sparkube.nodes.prepare import render_prepare_script
 from sparkube.progress import RecordingReporter
 from sparkube.spec import ClusterSpec
+from tests.fixtures.controlplane import KubeControlPlane
 from tests.fixtures.sshhosts import SshLab
 
 pytestmark = pytest.mark.integration
@@ -134,6 +137,43 @@ def test_a_failed_join_does_not_stop_the_others_and_rerun_retries_it(
     )
     assert len([c for c in _kubeadm_calls(ssh_lab, "worker-1") if "join" in c]) == 1
     assert len([c for c in _kubeadm_calls(ssh_lab, "worker-2") if "join" in c]) == 2
+
+
+def test_a_manifest_the_api_server_rejects_fails_the_kubernetes_phase(
+    ssh_lab: SshLab,
+    sparkube_env: Environment,
+    kube: KubeControlPlane,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CNI manifest goes through the real kubectl to the real API server, so a broken
+    one stops the phase with the server's reason. The manifest is broken by replacing
+    sparkube's own renderer (our boundary) with one whose DaemonSet selector does not
+    match its pod labels, which only the API server's validation catches."""
+    import sparkube.nodes.phase as phase
+    from sparkube.nodes.cni import render_cni_manifest
+
+    def broken(spec: ClusterSpec) -> str:
+        docs = list(yaml.safe_load_all(render_cni_manifest(spec)))
+        (ds,) = [d for d in docs if d and d["kind"] == "DaemonSet"]
+        ds["spec"]["selector"] = {"matchLabels": {"app": "not-flannel"}}
+        return yaml.safe_dump_all(docs)
+
+    monkeypatch.setattr(phase, "render_cni_manifest", broken)
+    spec, cluster = _setup(ssh_lab, sparkube_env, workers=1)
+    ssh_lab.serve_kube_api(ssh_lab.hosts["control-plane"], kube.kubeconfig, kube.kubectl_path)
+    with pytest.raises(NodeError) as err:
+        _up(ssh_lab, sparkube_env, spec, cluster)
+    assert "applying the flannel manifest" in err.value.message
+    assert "selector" in (err.value.detail or "") and "does not match" in (err.value.detail or "")
+    assert not kube.exists("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds")
+    joins = [c for c in _kubeadm_calls(ssh_lab, "worker-1") if c.startswith("kubeadm join")]
+    assert joins == []  # nothing joins a cluster without its network
+
+    monkeypatch.undo()  # the real manifest: applied for real, then the worker joins
+    assert _up(ssh_lab, sparkube_env, spec, cluster) == (
+        "control plane already up, 1/1 workers joined"
+    )
+    assert kube.exists("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds")
 
 
 def test_a_node_whose_preparation_failed_is_named_with_its_log_tail(

@@ -59,6 +59,8 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     ssh_lab.cluster("sparkube", workers=workers)  # creates the hosts
     admin = yaml.safe_dump(json.loads(kube.kubeconfig.read_text()))
     (ssh_lab.hosts["control-plane"].dir / "admin.conf.src").write_text(admin)
+    # the control plane's kubectl applies the CNI manifest to the real API server
+    ssh_lab.serve_kube_api(ssh_lab.hosts["control-plane"], kube.kubeconfig, kube.kubectl_path)
     for proc in ssh_lab.boot(render_prepare_script(ClusterSpec(workers=workers))):
         assert proc.wait(60) == 0
 
@@ -81,6 +83,11 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     # without a terminal: a plain line per node step
     assert re.search(r"^ +\d+:\d\d worker-1 +kubeadm join$", up.stderr, re.M), up.stderr
     assert "Ready in" in up.stdout and "(context sparkube)" in up.stdout
+    # the real kubectl on the control plane applied the CNI manifest to the API server
+    applied = [c for c in ssh_lab.hosts["control-plane"].calls() if c.startswith("kubectl ")]
+    assert len(applied) == 1 and "apply --server-side" in applied[0]
+    flannel = kube.get("/apis/apps/v1/namespaces/kube-flannel/daemonsets/kube-flannel-ds")
+    assert flannel["metadata"]["managedFields"][0]["manager"] == "sparkube"
     # the addons phase wrote the jobs' settings and the monitoring addons
     settings = kube.get("/api/v1/namespaces/spark/configmaps/sparkube-cluster")["data"]
     assert settings["bucket"].startswith("sparkube-sparkube-") and settings["workers"] == str(
