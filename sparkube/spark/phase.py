@@ -6,10 +6,11 @@ idempotent: re-running ``up`` re-applies the same objects and changes nothing.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sparkube.env import Environment
-from sparkube.errors import ClusterError
+from sparkube.errors import ClusterError, ConfigError
 from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.phases import Phase, PhaseContext, register
@@ -149,20 +150,63 @@ def _prices(ctx: PhaseContext) -> tuple[float, float]:
     return est.control_plane.usd_per_hour or 0.0, est.worker.usd_per_hour or 0.0
 
 
+#: Seconds ``up`` keeps retrying the addons while the API server cannot be reached
+#: (a control plane restarting, a network blip); ``SPARKUBE_API_WAIT`` overrides.
+API_WAIT = 180.0
+API_WAIT_VAR = "SPARKUBE_API_WAIT"
+
+
+def _api_wait(env: Environment) -> float:
+    raw = env.environ.get(API_WAIT_VAR, "").strip()
+    if not raw:
+        return API_WAIT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(f"{API_WAIT_VAR}={raw!r} is not a number of seconds; set it to e.g. 180.")
+    return seconds
+
+
 def _run(ctx: PhaseContext) -> str:
+    """The addons, applied again from the start while the API server cannot be reached
+    (every apply is server-side and idempotent), up to ``SPARKUBE_API_WAIT`` seconds."""
+    import httpx2
+
     info = ctx.cluster
-    return run_addons_phase(
-        env=ctx.env,
-        cluster=ctx.spec.name,
-        reporter=ctx.reporter,
-        bucket=info.bucket,
-        region=info.region,
-        worker_type=ctx.spec.instance_type,
-        control_plane_type=ctx.spec.control_plane_type,
-        prices=_prices(ctx),
-        spot=ctx.spec.spot,
-        image=ctx.spec.image,
-    )
+    prices = _prices(ctx)
+    wait = _api_wait(ctx.env)
+    deadline = time.monotonic() + wait
+    delay = 1.0
+    while True:
+        try:
+            return run_addons_phase(
+                env=ctx.env,
+                cluster=ctx.spec.name,
+                reporter=ctx.reporter,
+                bucket=info.bucket,
+                region=info.region,
+                worker_type=ctx.spec.instance_type,
+                control_plane_type=ctx.spec.control_plane_type,
+                prices=prices,
+                spot=ctx.spec.spot,
+                image=ctx.spec.image,
+            )
+        except httpx2.TransportError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClusterError(
+                    f"The API server of cluster {ctx.spec.name} could not be reached for "
+                    f"{wait:.0f} s ({type(exc).__name__}: {exc}); if its control plane is "
+                    "restarting, wait a minute and run 'sparkube up' again to finish the "
+                    "addons."
+                ) from None
+            ctx.reporter.step(
+                ADDONS, "api", f"API server unreachable ({type(exc).__name__}); retrying"
+            )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 10.0)
 
 
 register(Phase(ADDONS, "Spark namespace, service account and RBAC", _run))

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -247,8 +248,6 @@ def test_down_goes_on_when_the_cluster_cannot_say_which_jobs_run(
     cli: Cli, moto_aws: MotoAws
 ) -> None:
     assert _infra(cli, moto_aws.env, "--workers", "0").exit_code == 0
-    import socket
-
     with socket.socket() as sock:  # a loopback port nobody listens on: refused at once
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -565,22 +564,31 @@ def _removed(cli: Cli, lab: Lab) -> None:
 # --- 1. Ctrl-C in nodes, kubernetes and addons ---------------------------------------------
 
 
-def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str) -> None:
-    """Press Ctrl-C (a real SIGINT to this process) when ``up`` reports that step.
+def _at_step(
+    monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str, action: Callable[[], None]
+) -> None:
+    """Run ``action`` once, the first time ``up`` reports that step (text prefix).
 
-    Injected at our own boundary, the CLI's progress reporter: its ``step`` raises the
-    signal, which Python (or the phase's asyncio loop) turns into KeyboardInterrupt
-    wherever the main thread is, as for a user's Ctrl-C."""
+    Injected at our own boundary, the CLI's progress reporter."""
     from sparkube.cli.progress import RichReporter
 
     original = RichReporter.step
+    fired: list[bool] = []
 
     def step(self: RichReporter, p: str, s: str, t: str) -> None:
         original(self, p, s, t)
-        if (p, s) == (phase, subject) and t.startswith(text):
-            signal.raise_signal(signal.SIGINT)
+        if (p, s) == (phase, subject) and t.startswith(text) and not fired:
+            fired.append(True)
+            action()
 
     monkeypatch.setattr(RichReporter, "step", step)
+
+
+def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str) -> None:
+    """Press Ctrl-C when ``up`` reports that step: a real SIGINT to this process, which
+    Python (or the phase's asyncio loop) turns into KeyboardInterrupt wherever the main
+    thread is, as for a user's Ctrl-C."""
+    _at_step(monkeypatch, phase, subject, text, lambda: signal.raise_signal(signal.SIGINT))
 
 
 @pytest.mark.parametrize(
@@ -704,4 +712,130 @@ def test_ssh_dropped_during_kubeadm_init_then_up_resumes_without_a_second_init(
     assert admin.exists()
     (lab.ssh.hosts["control-plane"].dir / "delay" / "kubeadm").unlink()
     _complete(cli, lab)  # exactly one 'kubeadm init' ever ran
+    _removed(cli, lab)
+
+
+# --- 7. the control plane restarting during addons ----------------------------------------
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of the API server (TLS passes through; the
+    server's certificate names 127.0.0.1). ``close`` makes it look like a control plane
+    going down: open connections are cut, new ones refused; ``open`` brings it back on
+    the same port. The shared control-plane fixture itself is never touched."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (a, b):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+
+@pytest.fixture
+def api_proxy(kube: KubeControlPlane) -> Iterator[TcpProxy]:
+    host, port = kube.server.removeprefix("https://").rsplit(":", 1)
+    proxy = TcpProxy((host, int(port)))
+    proxy.open()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_api_server_down_for_a_while_during_addons_is_waited_for(
+    cli: Cli, lab: Lab, api_proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = dataclasses.replace(
+        lab, env=_with(lab.env, SPARKUBE_API_SERVER=f"https://127.0.0.1:{api_proxy.port}")
+    )
+    assert cli("up", "--until", "kubernetes", env=lab.env).exit_code == 0
+
+    def restart() -> None:  # down after the Spark RBAC, back 3 s later
+        api_proxy.close()
+        timer = threading.Timer(3.0, api_proxy.open)
+        timer.daemon = True
+        timer.start()
+
+    with monkeypatch.context() as patch:
+        _at_step(patch, "addons", "spark", "job settings", restart)
+        up = cli("up", env=lab.env)
+    assert up.exit_code == 0, up.stderr
+    assert "API server unreachable (ConnectError); retrying" in up.stderr
+    assert "✓ addons" in up.stderr
+    _complete(cli, lab)
+    _removed(cli, lab)
+
+
+def test_api_server_down_longer_than_up_waits_is_one_sentence_then_up_resumes(
+    cli: Cli, lab: Lab, api_proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = dataclasses.replace(
+        lab, env=_with(lab.env, SPARKUBE_API_SERVER=f"https://127.0.0.1:{api_proxy.port}")
+    )
+    assert cli("up", "--until", "kubernetes", env=lab.env).exit_code == 0
+    with monkeypatch.context() as patch:
+        _at_step(patch, "addons", "spark", "job settings", api_proxy.close)
+        up = cli("up", env=_with(lab.env, SPARKUBE_API_WAIT="2"))
+    assert up.exit_code == 1, up.stderr
+    assert "✗ addons" in up.stderr
+    sentence = _one_error(up)
+    assert "The API server of cluster sparkube could not be reached for 2 s (ConnectError" in (
+        sentence
+    )
+    assert "run 'sparkube up' again to finish the addons" in sentence
+    assert lab.status(cli)["phases_done"] == ["infra", "nodes", "kubernetes"]
+    api_proxy.open()  # the control plane is back
+    _complete(cli, lab)
     _removed(cli, lab)
