@@ -70,6 +70,12 @@ def _one_error(result: CliResult) -> str:
     return errors[0]
 
 
+def _down_leaves_nothing(cli: Cli, moto_aws: MotoAws, env: Environment) -> None:
+    down = cli("down", "--yes", env=env)
+    assert down.exit_code == 0, down.stderr
+    assert _count(moto_aws) == NOTHING
+
+
 # --- 9. two 'up' of the same cluster at once -------------------------------------------
 
 
@@ -119,8 +125,7 @@ def test_a_second_up_or_down_while_up_runs_refuses_and_writes_nothing(
     with observe_calls(counter):
         assert _infra(cli, moto_aws.env, "--workers", "1").exit_code == 0
     assert counter.writes() == {}
-    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, moto_aws.env)
     assert not lock_path(moto_aws.env, "sparkube").exists()  # down leaves no lock file
 
 
@@ -150,8 +155,7 @@ def test_a_lock_whose_holder_was_killed_is_free(cli: Cli, moto_aws: MotoAws) -> 
         os.kill(holder.pid, signal.SIGKILL)  # ...and dies without cleaning up
         holder.wait(10)
     assert _infra(cli, moto_aws.env, "--workers", "0").exit_code == 0
-    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, moto_aws.env)
 
 
 # --- 10. a job running when 'down' is asked ---------------------------------------------
@@ -370,8 +374,7 @@ def test_throttling_bursts_are_retried_through(
     assert seen["iam.CreateRole"] == 4  # 3 throttled, the 4th went through
     assert seen["ec2.RunInstances"] == 3 + 2  # the control plane's call retried, workers'
     assert _count(moto_aws)["instances"] == 2
-    assert cli("down", "--yes", env=env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, env)
 
 
 def test_a_throttling_burst_longer_than_the_retries_is_one_sentence_and_resumable(
@@ -390,18 +393,17 @@ def test_a_throttling_burst_longer_than_the_retries_is_one_sentence_and_resumabl
     resumed = cli("up", "--until", "infra", env=env)
     assert resumed.exit_code == 0, resumed.stderr
     assert _count(moto_aws)["instances"] == 2
-    assert cli("down", "--yes", env=env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, env)
 
 
 # --- 3. no capacity in the first Availability Zone ----------------------------------------
 
 
-def _no_capacity_in(*full: str, suggest: str = "") -> Answer:
+def _no_capacity_in(subnets: dict[str, str], *full: str, suggest: str = "") -> Answer:
     """RunInstances fails as EC2 does when a zone is full: without a SubnetId, EC2 picks
     the first full zone (us-east-1a here); with one, it fails if that subnet's zone is
-    full. The message has AWS's shape, naming the zone and, with ``suggest``, others."""
-    subnets: dict[str, str] = {}
+    full (``subnets``: subnet -> zone). The message has AWS's shape, naming the zone
+    and, with ``suggest``, others."""
 
     def answer(key: str, _: int, body: str) -> tuple[int, str, str] | None:
         if key != "ec2.RunInstances":
@@ -422,7 +424,6 @@ def _no_capacity_in(*full: str, suggest: str = "") -> Answer:
             )
         return 500, "InsufficientInstanceCapacity", message
 
-    answer.subnets = subnets  # type: ignore[attr-defined]
     return answer
 
 
@@ -439,8 +440,7 @@ def _node_zones(cli: Cli, env: Environment) -> dict[str, str]:
 def test_no_capacity_in_the_first_zone_launches_in_the_one_aws_suggests(
     cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answer = _no_capacity_in("us-east-1a", suggest="us-east-1c, us-east-1b")
-    answer.subnets.update(_zones(moto_aws))  # type: ignore[attr-defined]
+    answer = _no_capacity_in(_zones(moto_aws), "us-east-1a", suggest="us-east-1c, us-east-1b")
     with aws_answers(monkeypatch, answer) as seen:
         up = _infra(cli, moto_aws.env, "--workers", "2")
     assert up.exit_code == 0, up.stderr
@@ -450,8 +450,7 @@ def test_no_capacity_in_the_first_zone_launches_in_the_one_aws_suggests(
     tries = int(moto_aws.env.environ["AWS_MAX_ATTEMPTS"])
     assert seen["ec2.RunInstances"] == 2 * (tries + 1)
     assert set(_node_zones(cli, moto_aws.env).values()) == {"us-east-1c"}
-    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, moto_aws.env)
 
 
 def test_no_capacity_anywhere_is_one_sentence_then_up_resumes(
@@ -459,8 +458,7 @@ def test_no_capacity_anywhere_is_one_sentence_then_up_resumes(
 ) -> None:
     zones = _zones(moto_aws)
     everywhere = sorted(set(zones.values()))
-    answer = _no_capacity_in(*everywhere)  # AWS suggests nothing
-    answer.subnets.update(zones)  # type: ignore[attr-defined]
+    answer = _no_capacity_in(zones, *everywhere)  # AWS suggests nothing
     with aws_answers(monkeypatch, answer) as seen:
         up = _infra(cli, moto_aws.env, "--workers", "1")
     assert up.exit_code == 1, up.stderr
@@ -474,8 +472,7 @@ def test_no_capacity_anywhere_is_one_sentence_then_up_resumes(
     resumed = cli("up", "--until", "infra", env=moto_aws.env)
     assert resumed.exit_code == 0, resumed.stderr
     assert _count(moto_aws)["instances"] == 2
-    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, moto_aws.env)
 
 
 def test_a_given_subnet_is_kept_and_the_sentence_says_what_to_change(
@@ -483,15 +480,13 @@ def test_a_given_subnet_is_kept_and_the_sentence_says_what_to_change(
 ) -> None:
     zones = _zones(moto_aws)
     subnet = next(s for s, z in zones.items() if z == "us-east-1a")
-    answer = _no_capacity_in("us-east-1a", suggest="us-east-1b")
-    answer.subnets.update(zones)  # type: ignore[attr-defined]
+    answer = _no_capacity_in(zones, "us-east-1a", suggest="us-east-1b")
     with aws_answers(monkeypatch, answer) as seen:
         up = _infra(cli, moto_aws.env, "--workers", "1", "--subnet-id", subnet)
     assert up.exit_code == 1
     assert seen["ec2.RunInstances"] == int(moto_aws.env.environ["AWS_MAX_ATTEMPTS"])
     assert "another subnet/AZ (--subnet-id)" in _one_error(up)
-    assert cli("down", "--yes", env=moto_aws.env).exit_code == 0
-    assert _count(moto_aws) == NOTHING
+    _down_leaves_nothing(cli, moto_aws, moto_aws.env)
 
 
 # --- the whole pipeline: moto + sshd hosts + the control plane ---------------------------
@@ -555,9 +550,7 @@ def _complete(cli: Cli, lab: Lab) -> None:
 
 
 def _removed(cli: Cli, lab: Lab) -> None:
-    down = cli("down", "--yes", env=lab.env)
-    assert down.exit_code == 0, down.stderr
-    assert _count(lab.moto) == NOTHING
+    _down_leaves_nothing(cli, lab.moto, lab.env)
     assert not lab.env.cluster_dir("sparkube").exists()
 
 
