@@ -135,6 +135,20 @@ class CostEstimate:
         return self.worker.market if self.workers else self.control_plane.market
 
 
+def offline_estimate(
+    region: str, *, control_plane_type: str, worker_type: str, workers: int, spot: bool
+) -> CostEstimate:
+    """The estimate from the bundled table alone: no AWS call, no credentials needed.
+    Spot workers are priced at on-demand (spot prices come only from AWS); a type or
+    region the table lacks has no price (None)."""
+    worker_market = "spot (priced at on-demand)" if spot and workers else "on-demand"
+    return CostEstimate(
+        Price(control_plane_type, bundled_price(region, control_plane_type), BUNDLED),
+        Price(worker_type, bundled_price(region, worker_type), BUNDLED, worker_market),
+        workers,
+    )
+
+
 def estimate(
     clients: Any,
     region: str,

@@ -11,6 +11,11 @@ shared across threads (boto3 sessions are not thread-safe; clients are, once mad
 Throttling is retried by botocore's ``standard`` retry mode (``AWS_RETRY_MODE`` /
 ``AWS_MAX_ATTEMPTS`` override it, as the SDK documents).
 
+Before the first call of a command, :func:`check_reachable` resolves the endpoint's host
+and opens one TCP connection to it, each within a few seconds: offline, or with no route
+to AWS, the command says so at once instead of after botocore's retries of a dead
+connection (40-70 s of silence). When a proxy carries the traffic, the proxy is checked.
+
 Tests and ``bench/aws_calls.py`` observe every API call through :func:`observe_calls`,
 which registers a botocore ``before-call`` hook on each client made while it is active.
 """
@@ -18,17 +23,21 @@ which registers a botocore ``before-call`` hook on each client made while it is 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
 from botocore.config import Config
 
-from sparkube.errors import ConfigError
+from sparkube.errors import CloudError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +97,122 @@ def _retry_config(environ: Mapping[str, str], *, attempts: int | None = None) ->
     )
 
 
-def resolve_region(environ: Mapping[str, str], requested: str | None) -> str:
+#: Seconds the endpoint's name may take to resolve, and then to accept a connection.
+REACH_TIMEOUT = 4.0
+
+
+def check_reachable(
+    url: str, environ: Mapping[str, str], *, timeout: float = REACH_TIMEOUT
+) -> None:
+    """Raise :class:`CloudError` unless ``url``'s host (or the proxy that carries
+    requests to it) resolves and accepts a TCP connection within ``timeout`` seconds
+    each; nothing is sent over the connection."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return
+    custom = any(k.startswith("AWS_ENDPOINT_URL") and v for k, v in environ.items())
+    where = " and AWS_ENDPOINT_URL" if custom else ""
+    via = f"at {url}"
+    proxy = _proxy(environ, parts.scheme, parts.hostname)
+    if proxy:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        where = f" and the proxy settings{where}"
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if proxy:  # shown without any user:password of the proxy URL
+        via = f"through the proxy at {parts.scheme}://{host}:{port}"
+    try:
+        addresses = _resolve(host, port, timeout)
+    except OSError as exc:
+        what = "the proxy " if proxy else ""
+        raise CloudError(
+            f"Cannot reach AWS: {what}{host} does not resolve ({_reason(exc)}); check your "
+            f"network connection{where}, then try again."
+        ) from None
+    failure: OSError = OSError("no address")
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(timeout)
+                sock.connect(address)
+            return
+        except OSError as exc:
+            failure = exc
+    raise CloudError(
+        f"Cannot reach AWS {via} ({_reason(failure)}); check your network connection, "
+        f"firewall or proxy{where}, then try again."
+    )
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+    """``getaddrinfo`` with a deadline (it has none: a dead resolver takes 5 s a try)."""
+    answer: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            answer["ok"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            answer["error"] = exc
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if "error" in answer:
+        raise answer["error"]
+    if "ok" not in answer:
+        raise TimeoutError(f"no DNS answer in {timeout:g} s")
+    return list(answer["ok"])
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return str(exc) if str(exc) not in ("", "timed out") else "no answer in time"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _proxy(environ: Mapping[str, str], scheme: str, host: str) -> str | None:
+    """The proxy from the environment that carries requests to ``host``, if any (then
+    the proxy, not this machine, resolves the host and connects to it)."""
+    names = (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY")
+    proxy = next((environ[n] for n in names if environ.get(n)), None)
+    if proxy is None:
+        return None
+    no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY") or ""
+    entries = [e.strip().lower().lstrip(".") for e in no_proxy.split(",") if e.strip()]
+    host = host.lower()
+    if any(e == "*" or host == e or host.endswith("." + e) for e in entries):
+        return None
+    return proxy
+
+
+#: Where the list of an account's regions is asked for when no region is set
+#: (DescribeRegions answers the same from any region of the partition).
+LISTING_REGION = "us-east-1"
+
+
+def configured_region(environ: Mapping[str, str], requested: str | None) -> str | None:
     """The region: ``--region``/spec, else ``AWS_REGION``/``AWS_DEFAULT_REGION``, else the
-    profile's ``region``."""
+    profile's ``region``; None when none is set."""
     if requested:
         return requested
     for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if environ.get(var):
             return environ[var]
     region = _botocore_session(environ).get_config_variable("region")
+    return str(region) if region else None
+
+
+def resolve_region(environ: Mapping[str, str], requested: str | None) -> str:
+    """:func:`configured_region`, or a :class:`ConfigError` when none is set."""
+    region = configured_region(environ, requested)
     if not region:
         raise ConfigError(
             "No AWS region is set; pass --region, set AWS_REGION, or add 'region:' to "
             "sparkube.yaml."
         )
-    return str(region)
+    return region
 
 
 def _botocore_session(environ: Mapping[str, str]) -> botocore.session.Session:
@@ -134,6 +244,8 @@ class AwsClients:
         self._session: boto3.Session | None = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._account: str | None = None
+        #: Shared with :meth:`for_region` copies: one reachability check per command.
+        self._reach: dict[str, float] = {}
 
     @property
     def session(self) -> boto3.Session:
@@ -149,6 +261,11 @@ class AwsClients:
                 profile_name=None if has_keys else profile,
             )
         return self._session
+
+    def has_credentials(self) -> bool:
+        """Whether the SDK's chain finds credentials (local files, variables, SSO cache,
+        or the instance's role); nothing is sent to AWS."""
+        return self.session.get_credentials() is not None
 
     def endpoint_url(self, service: str) -> str | None:
         specific = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
@@ -169,8 +286,19 @@ class AwsClients:
             service, region_name=region, endpoint_url=endpoint, config=config
         )
         client.meta.events.register("before-call", _notify)
+        client.meta.events.register(
+            "before-call", functools.partial(self._first_call, client.meta.endpoint_url)
+        )
         self._clients[key] = client
         return client
+
+    def _first_call(self, endpoint_url: str, **_: Any) -> None:
+        """Before the first API call of this command: is AWS reachable at all?"""
+        if self._reach:
+            return
+        started = time.monotonic()
+        check_reachable(endpoint_url, self.environ)
+        self._reach[endpoint_url] = time.monotonic() - started
 
     @property
     def ec2(self) -> Any:
@@ -197,6 +325,7 @@ class AwsClients:
         other = AwsClients(self.environ, region)
         other._session = self._session
         other._account = self._account
+        other._reach = self._reach
         return other
 
 

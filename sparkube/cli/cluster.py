@@ -31,7 +31,7 @@ from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import Interrupted, UsageError
 from sparkube.lock import cluster_lock
-from sparkube.model import ClusterInfo, Node
+from sparkube.model import CONTROL_PLANE, ClusterInfo, Node
 
 if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
     from sparkube.aws.discovery import ClusterSummary
@@ -121,6 +121,22 @@ def _provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
     return AwsProvider.from_env(context(ctx).env, region=spec_region)
 
 
+def _need_region(
+    env: Environment, region: str | None, *, known: str, unknown: str, name: str
+) -> None:
+    """Exit 2 with what the command cannot do when no AWS region is set: ``known`` if
+    this machine has files of cluster ``name``, else ``unknown``."""
+    from sparkube.aws.session import configured_region
+
+    if configured_region(env.environ, region) is not None:
+        return
+    said = known if env.cluster_dir(name).exists() else unknown
+    raise UsageError(
+        f"{said}; pass --region REGION (or set AWS_REGION), or find your clusters with "
+        "'sparkube ls --all-regions'."
+    )
+
+
 def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.4f}/h" if value < 1 else f"${value:,.2f}/h"
 
@@ -203,20 +219,50 @@ def plan(
     root_volume_gb: VolumeOption = None,
     vpc_id: VpcOption = None,
     subnet_id: SubnetOption = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Only the price, from sparkube's bundled price table: no AWS call, no "
+            "credentials needed, nothing checked.",
+        ),
+    ] = False,
     output: OutputOption = "text",
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
     """Show what [bold]up[/bold] would create and what it would cost per hour. Writes nothing.
 
-    On an existing cluster, settings you leave out are the cluster's own.
+    On an existing cluster, settings you leave out are the cluster's own. Without AWS
+    credentials or a region (or with --offline) it shows an offline estimate instead:
+    the hourly price from the bundled price table, before any account setup.
 
     Examples: sparkube plan --workers 3 · sparkube plan --spot --instance-type m7g.large -o json
+    · sparkube plan --offline --region eu-west-1
     """
+    from sparkube.aws.session import AwsClients, configured_region
+
     output = check_output(output)
-    ui = context(ctx).ui
+    app_ctx = context(ctx)
+    ui = app_ctx.ui
     spec = _spec(ctx)
-    result = _provider(ctx, spec.region).plan(spec)
+    environ = app_ctx.env.environ
+    home = configured_region(environ, spec.region)
+    reason = (
+        "--offline was given"
+        if offline
+        else "no AWS region is set"
+        if home is None
+        else "no AWS credentials were found"
+        if not AwsClients(environ, home).has_credentials()
+        else None
+    )
+    if reason is not None:
+        _offline_plan(ui, spec, output, reason=reason, env=app_ctx.env, offline=offline)
+        return
+    provider = _provider(ctx, spec.region)
+    with ui.waiting(f"Asking AWS in {provider.region} what exists and what it costs"):
+        result = provider.plan(spec)
     if output == "json":
         ui.out.print_json(json.dumps(_plan_json(result)))
         return
@@ -257,6 +303,91 @@ def plan(
     ui.out.print(
         f"Total: {_money(result.cost.usd_per_hour)} ({result.cost.market}; prices from "
         f"{result.cost.sources}){ttl_text}. '+' = to create, '=' = exists.",
+        soft_wrap=not ui.out.is_terminal,
+    )
+
+
+def _offline_plan(
+    ui: UI, spec: ClusterSpec, output: str, *, reason: str, env: Environment, offline: bool
+) -> None:
+    """The price of ``spec`` from the bundled table, said to be an offline estimate."""
+    from sparkube.aws.pricing import BUNDLED, bundled_table, offline_estimate
+    from sparkube.aws.session import LISTING_REGION, configured_region
+    from sparkube.spec import format_duration
+
+    region = configured_region(env.environ, spec.region) or LISTING_REGION
+    cost = offline_estimate(
+        region,
+        control_plane_type=spec.control_plane_type,
+        worker_type=spec.instance_type,
+        workers=spec.workers,
+        spot=spec.spot,
+    )
+    missing = sorted(
+        {p.instance_type for p in (cost.control_plane, cost.worker) if p.usd_per_hour is None}
+    )
+    ui.note(
+        f"Offline estimate ({reason}): {region} prices from sparkube's {BUNDLED}; nothing "
+        "in an AWS account was checked."
+        + (" Pass --region for another region." if spec.region is None else "")
+        + ("" if offline else " With AWS credentials and a region, 'sparkube plan' shows all.")
+    )
+    if missing:
+        known = sorted(bundled_table())
+        ui.note(
+            f"The table has no price for {', '.join(missing)} in {region} (it covers the "
+            f"t3, t3a, m5, m6i, m7i, c6i, r6i, t4g, m6g and m7g families in {len(known)} "
+            "regions)."
+        )
+    ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None
+    if output == "json":
+        each = [(CONTROL_PLANE, 1, cost.control_plane), ("worker", spec.workers, cost.worker)]
+        ui.out.print_json(
+            json.dumps(
+                {
+                    "offline": True,
+                    "reason": reason,
+                    "cluster": spec.name,
+                    "region": region,
+                    "instances": [
+                        {
+                            "role": role,
+                            "count": count,
+                            "instance_type": price.instance_type,
+                            "spot": role == "worker" and spec.spot,
+                            "usd_per_hour_each": price.usd_per_hour,
+                        }
+                        for role, count, price in each
+                    ],
+                    "cost": {
+                        "usd_per_hour": cost.usd_per_hour,
+                        "market": cost.market,
+                        "source": f"{BUNDLED} ({region}, estimate)",
+                    },
+                    "ttl_minutes": ttl,
+                }
+            )
+        )
+        return
+    table = Table.grid(padding=(0, 2))
+    table.add_row(
+        "control plane", f"1 × {spec.control_plane_type}", _money(cost.control_plane.usd_per_hour)
+    )
+    table.add_row(
+        "workers",
+        f"{spec.workers} × {spec.instance_type}" + (" spot" if spec.spot else ""),
+        f"{_money(cost.worker.usd_per_hour)} each"
+        + (" (spot priced at on-demand)" if spec.spot and spec.workers else ""),
+    )
+    ui.out.print(f"Cluster {spec.name} · {region} · offline estimate", markup=False)
+    ui.out.print(table)
+    ttl_text = (
+        f" · nodes terminate themselves after {format_duration(spec.ttl)}" if spec.ttl else ""
+    )
+    ui.out.print(
+        f"Total: {_money(cost.usd_per_hour)} ({cost.market}; estimated from the {BUNDLED} "
+        f"for {region}, not checked with AWS){ttl_text}.",
+        markup=False,
         soft_wrap=not ui.out.is_terminal,
     )
 
@@ -306,7 +437,8 @@ def up(
     spec = _spec(ctx)
     selected = phases.select(until)
     provider = _provider(ctx, spec.region)
-    the_plan = provider.plan(spec)  # validates everything before any write
+    with ui.waiting(f"Checking the settings against AWS in {provider.region}"):
+        the_plan = provider.plan(spec)  # validates everything before any write
     _header(ui, the_plan)
     if env.interactive and not yes and the_plan.to_create:
         what = ", ".join(sorted({r.kind for r in the_plan.to_create}))
@@ -390,8 +522,17 @@ def down(
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    _need_region(
+        env,
+        spec.region,
+        known=f"Cannot delete cluster {spec.name}: no AWS region is set to find its resources in",
+        unknown=f"Nothing is known on this machine about cluster {spec.name}, and no AWS "
+        "region is set to look for it in AWS",
+        name=spec.name,
+    )
     provider = _provider(ctx, spec.region)
-    info = provider.describe(spec.name)
+    with ui.waiting(f"Looking for cluster {spec.name} in {provider.region}"):
+        info = provider.describe(spec.name)
 
     if discovery.is_empty(info) and not env.cluster_dir(spec.name).exists():
         ui.out.print(
@@ -545,12 +686,21 @@ def status(
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    _need_region(
+        env,
+        spec.region,
+        known=f"Cannot look up cluster {spec.name}: no AWS region is set",
+        unknown=f"No cluster {spec.name} is known on this machine, and no AWS region is "
+        "set to look for it in AWS",
+        name=spec.name,
+    )
     provider = _provider(ctx, spec.region)
-    info = provider.describe(spec.name)
+    with ui.waiting(f"Looking for cluster {spec.name} in {provider.region}"):
+        info = provider.describe(spec.name)
+        prices = _prices(provider, info.nodes, provider.region)
     from sparkube.aws import discovery
 
     now = datetime.now(UTC)
-    prices = _prices(provider, info.nodes, provider.region)
     per_hour = _sum([_node_cost(n, prices) for n in info.nodes])
     so_far = _sum(
         [
@@ -653,14 +803,25 @@ def ls_(
     output = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
+    from sparkube.aws.session import LISTING_REGION, configured_region
+
     spec = load_spec(env=env, flags={"region": region}, use_file=False)
-    provider = _provider(ctx, spec.region)
-    clusters = provider.list_clusters(all_regions=all_regions)
+    home = configured_region(env.environ, spec.region)
+    if home is None and not all_regions:
+        raise UsageError(
+            "No AWS region is set, so there is no region to list clusters in; pass "
+            "--region REGION (or set AWS_REGION), or --all-regions to look in every region."
+        )
+    # --all-regions needs no region of its own: the account's regions are asked for in
+    # LISTING_REGION when none is set.
+    provider = _provider(ctx, home or LISTING_REGION)
+    where = "every region" if all_regions else provider.region
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for c in clusters:
-        prices = _prices(provider, c.nodes, c.region)
-        rows.append(_summary(c, prices, now))
+    with ui.waiting(f"Looking for sparkube clusters in {where}"):
+        for c in provider.list_clusters(all_regions=all_regions):
+            prices = _prices(provider, c.nodes, c.region)
+            rows.append(_summary(c, prices, now))
     if output == "json":
         ui.out.print_json(json.dumps(rows))
         return

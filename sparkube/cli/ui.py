@@ -7,6 +7,8 @@ to stderr. Rich turns colours and spinners off by itself when the stream is not 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
@@ -27,6 +29,16 @@ class UI:
 
     def ok(self, message: str) -> None:
         self.err.print(f"[green]✓[/green] {escape(message)}")
+
+    @contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        """A spinner on stderr saying what is being waited for (an AWS call that may
+        take seconds); on a terminal only, and gone when the block ends."""
+        if not self.err.is_terminal:
+            yield
+            return
+        with self.err.status(f"{escape(what)}…", spinner="dots"):
+            yield
 
     def error(self, message: str, *, detail: str | None = None) -> None:
         self.err.print(f"[bold red]Error:[/bold red] {escape(message)}")

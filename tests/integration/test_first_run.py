@@ -1,0 +1,287 @@
+"""A first run as a new user meets it (issue 11): offline or with no route to AWS the
+cloud commands fail within seconds and say why; with no region, status/ls/down answer
+what was asked; ``ls --all-regions`` needs no region.
+
+Offline is real here: the CLI runs in a subprocess inside a network namespace of its
+own (``unshare --net``: no interface but a down loopback, so nothing can leave and any
+DNS lookup fails at once), or inside one whose resolver never answers. The moto server
+stands in for AWS elsewhere; a closed loopback port stands in for "no route".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sparkube.aws.session import CallCounter, observe_calls
+from tests.fixtures.common import CliResult, subprocess_environ
+from tests.fixtures.moto_server import MotoAws
+
+pytestmark = pytest.mark.integration
+
+Cli = Callable[..., CliResult]
+ROOT = Path(__file__).resolve().parents[2]
+#: The old behaviour (botocore retrying a dead connection) took 39-66 s; the check
+#: takes at most 4 s to resolve plus 4 s to connect. The bound leaves room for a busy
+#: machine's interpreter start-up and still fails on any retry loop.
+FAST = 20.0
+
+_SILENT_DNS = """
+import socket, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 53))
+time.sleep(120)
+"""
+
+
+def _netns_available() -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    probe = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace: {probe.stderr.decode().strip()}")
+
+
+def _offline(
+    tmp_path: Path, *args: str, silent_dns: bool = False, **extra: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``sparkube ARGS`` in an empty network namespace; with ``silent_dns`` its resolver
+    is a loopback port that takes queries and never answers."""
+    environ = subprocess_environ(
+        tmp_path / "run", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", **extra
+    )
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        environ.pop(name, None)  # the namespace itself keeps everything in
+    command = [sys.executable, "-m", "sparkube", *args]
+    script = 'exec "$@"'
+    if silent_dns:
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
+        script = (
+            f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf || exit 99; "
+            f"{sys.executable} -c '{_SILENT_DNS}' >/dev/null 2>&1 & dns=$!; sleep 0.5; "
+            '"$@"; rc=$?; kill $dns; exit $rc'
+        )
+    started = time.monotonic()
+    done = subprocess.run(
+        ["unshare", "--net", "--mount", "sh", "-c", script, "sh", *command],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("extra", "host"),
+    [
+        ({}, "ec2.us-east-1.amazonaws.com"),  # the SDK's own endpoint, offline
+        ({"AWS_ENDPOINT_URL": "http://nonexistent.invalid"}, "nonexistent.invalid"),
+    ],
+)
+def test_offline_cloud_commands_fail_within_seconds(
+    tmp_path: Path, extra: dict[str, str], host: str
+) -> None:
+    _netns_available()
+    for args in (["status"], ["ls"], ["up", "--allow-cidr", "203.0.113.7/32"]):
+        done, seconds = _offline(tmp_path / args[0], *args, "--region", "us-east-1", **extra)
+        assert done.returncode == 1, done.stderr
+        assert f"Cannot reach AWS: {host} does not resolve" in done.stderr
+        assert done.stderr.count("Error:") == 1 and "Traceback" not in done.stderr
+        assert seconds < FAST, f"{args}: {seconds:.1f} s"
+
+
+def test_a_resolver_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
+    _netns_available()
+    if shutil.which("ip") is None:
+        pytest.skip("ip (iproute2) is not installed")
+    done, seconds = _offline(tmp_path, "status", "--region", "us-east-1", silent_dns=True)
+    assert done.returncode == 1, done.stderr
+    assert "ec2.us-east-1.amazonaws.com does not resolve (no DNS answer in 4 s)" in done.stderr
+    assert seconds < FAST  # the resolver alone would take 2 x 5 s per address family
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_route_to_the_endpoint_fails_within_seconds(cli: Cli, moto_aws: MotoAws) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    environ = {**moto_aws.env.environ, "AWS_ENDPOINT_URL": url, "AWS_MAX_ATTEMPTS": "8"}
+    env = dataclasses.replace(moto_aws.env, environ=environ)
+    for args in (("status",), ("ls",), ("down", "--yes"), ("plan", "--allow-cidr", "1.2.3.4/32")):
+        started = time.monotonic()
+        result = cli(*args, env=env)
+        seconds = time.monotonic() - started
+        assert result.exit_code == 1, result.stderr
+        assert f"Cannot reach AWS at {url} (Connection refused)" in result.stderr
+        assert "AWS_ENDPOINT_URL" in result.stderr
+        assert seconds < FAST, f"{args}: {seconds:.1f} s"
+
+
+def test_a_dead_proxy_is_named_not_aws(cli: Cli, moto_aws: MotoAws) -> None:
+    port = _closed_port()
+    environ = {k: v for k, v in moto_aws.env.environ.items() if k != "AWS_ENDPOINT_URL"}
+    environ["HTTPS_PROXY"] = f"http://user:secret@127.0.0.1:{port}"
+    result = cli("status", env=dataclasses.replace(moto_aws.env, environ=environ))
+    assert result.exit_code == 1
+    assert f"Cannot reach AWS through the proxy at http://127.0.0.1:{port}" in result.stderr
+    assert "secret" not in result.stderr
+
+
+# --- no region ----------------------------------------------------------------------
+
+
+def _no_region(moto_aws: MotoAws) -> MotoAws:
+    environ = {
+        k: v
+        for k, v in moto_aws.env.environ.items()
+        if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")
+    }
+    return dataclasses.replace(moto_aws, env=dataclasses.replace(moto_aws.env, environ=environ))
+
+
+def test_without_a_region_status_ls_and_down_answer_what_was_asked(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    aws = _no_region(moto_aws)
+    status = cli("status", "-c", "analytics", env=aws.env)
+    assert status.exit_code == 2
+    assert "No cluster analytics is known on this machine" in status.stderr
+    assert "--region" in status.stderr and "sparkube ls --all-regions" in status.stderr
+
+    down = cli("down", "--yes", env=aws.env)
+    assert down.exit_code == 2
+    assert "Nothing is known on this machine about cluster sparkube" in down.stderr
+
+    ls = cli("ls", env=aws.env)
+    assert ls.exit_code == 2
+    assert "no region to list clusters in" in ls.stderr and "--all-regions" in ls.stderr
+
+    # The cluster's files are here (a kubeconfig, a key): say what cannot be done to it.
+    aws.env.cluster_dir("analytics", create=True)
+    status = cli("status", "-c", "analytics", env=aws.env)
+    assert status.exit_code == 2
+    assert status.stderr.startswith("Error: Cannot look up cluster analytics: no AWS region")
+
+
+def test_ls_all_regions_needs_no_region(cli: Cli, moto_aws: MotoAws) -> None:
+    ec2 = moto_aws.client("ec2", region="eu-west-1")
+    ec2.create_security_group(
+        GroupName="sparkube-west",
+        Description="sparkube cluster west",
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": "sparkube:cluster", "Value": "west"}],
+            }
+        ],
+    )
+    aws = _no_region(moto_aws)
+    listed = cli("ls", "--all-regions", env=aws.env)
+    assert listed.exit_code == 0, listed.stderr
+    assert "west" in listed.stdout and "eu-west-1" in listed.stdout
+
+
+# --- what is being waited for --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("status",), "Looking for cluster sparkube in us-east-1…"),
+        (("ls",), "Looking for sparkube clusters in us-east-1…"),
+        (("plan", "--allow-cidr", "1.2.3.4/32"), "Asking AWS in us-east-1"),
+    ],
+)
+def test_a_terminal_sees_what_is_being_waited_for(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], shown: str
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # Rich treats stderr as a terminal
+    result = cli(*args, env=moto_aws.env)
+    assert result.exit_code == 0, result.stderr
+    assert shown in result.stderr
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+    plain = cli(*args, env=moto_aws.env)  # not a terminal: no spinner, nothing extra
+    assert shown not in plain.stderr
+
+
+# --- plan before any account setup ---------------------------------------------------
+
+TABLE = json.loads((ROOT / "sparkube" / "aws" / "prices.json").read_text())["regions"]
+
+
+def _without_credentials(moto_aws: MotoAws, *drop: str) -> MotoAws:
+    environ = {
+        k: v
+        for k, v in moto_aws.env.environ.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", *drop)
+    }
+    return dataclasses.replace(moto_aws, env=dataclasses.replace(moto_aws.env, environ=environ))
+
+
+def test_plan_without_credentials_is_an_offline_estimate(cli: Cli, moto_aws: MotoAws) -> None:
+    aws = _without_credentials(moto_aws)
+    with _counting() as calls:
+        result = cli("plan", "--workers", "3", "--instance-type", "m7i.large", env=aws.env)
+    assert result.exit_code == 0, result.stderr
+    assert calls.total == 0  # nothing asked of AWS
+    price = TABLE["us-east-1"]["m7i.large"]
+    control = TABLE["us-east-1"]["t3.medium"]
+    assert "offline estimate" in result.stdout
+    assert f"${control + 3 * price:,.4f}/h" in result.stdout
+    assert "not checked with AWS" in result.stdout
+    assert "Offline estimate (no AWS credentials were found)" in result.stderr
+    assert "us-east-1 prices from sparkube's bundled price table" in result.stderr
+    assert "Error" not in result.stderr
+
+
+def test_plan_without_a_region_prices_us_east_1_and_says_so(cli: Cli, moto_aws: MotoAws) -> None:
+    aws = _without_credentials(moto_aws, "AWS_REGION", "AWS_DEFAULT_REGION")
+    result = cli("plan", "-o", "json", env=aws.env)
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["offline"] is True and plan["region"] == "us-east-1"
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(3 * TABLE["us-east-1"]["t3.medium"])
+    assert "no AWS region is set" in result.stderr and "Pass --region" in result.stderr
+
+
+def test_plan_offline_asks_nothing_even_with_credentials(cli: Cli, moto_aws: MotoAws) -> None:
+    with _counting() as calls:
+        result = cli(
+            "plan", "--offline", "--region", "eu-west-1", "--spot", "-w", "1", "-o", "json",
+            env=moto_aws.env,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert calls.total == 0
+    plan = json.loads(result.stdout)
+    assert plan["cost"]["market"] == "spot (priced at on-demand)"
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(2 * TABLE["eu-west-1"]["t3.medium"])
+    unknown = cli("plan", "--offline", "--instance-type", "x9.huge", env=moto_aws.env)
+    assert unknown.exit_code == 0
+    assert "Total: unknown" in unknown.stdout and "no price for x9.huge" in unknown.stderr
+    bad = cli("plan", "--offline", "--workers", "500", env=moto_aws.env)
+    assert bad.exit_code == 2 and "--workers" in bad.stderr and "200" in bad.stderr
+
+
+@contextmanager
+def _counting() -> Iterator[CallCounter]:
+    counter = CallCounter()
+    with observe_calls(counter):
+        yield counter
