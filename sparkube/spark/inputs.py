@@ -101,20 +101,47 @@ def _check_utf8(path: Path) -> None:
         raise InputError(f"{path} cannot be read (permission denied); fix its mode.") from None
 
 
+#: Problems listed under the one error sentence; more are counted, not listed.
+MAX_LISTED = 20
+
+
 def resolve_inputs(paths: Iterable[Path], *, check_text: bool = True) -> list[InputFile]:
-    """Expand directories and check every file. Raises :class:`InputError`."""
+    """Expand directories and check every file. Raises one :class:`InputError` naming
+    every input that cannot be used (a missing path, a file that is not UTF-8 text...),
+    so they can all be fixed before the next try."""
     seen: dict[Path, InputFile] = {}
+    problems: list[InputError] = []
     given = list(paths)
     if not given:
         raise InputError("No input given; pass one or more text files or directories.")
     for path in given:
-        for file in _expand(path):
+        try:
+            files = _expand(path)
+        except InputError as exc:
+            problems.append(exc)
+            continue
+        for file in files:
             resolved = file.resolve()
             if resolved in seen:
                 continue
-            if check_text:
-                _check_utf8(file)
+            try:
+                if check_text:
+                    _check_utf8(file)
+            except InputError as exc:
+                problems.append(exc)
+                continue
             seen[resolved] = InputFile(resolved, file.stat().st_size)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        listed = [p.message for p in problems[:MAX_LISTED]]
+        if len(problems) > MAX_LISTED:
+            listed.append(f"... and {len(problems) - MAX_LISTED} more")
+        raise InputError(
+            f"{len(problems)} of the inputs cannot be used (listed below); fix or leave "
+            "them out, then run again.",
+            detail="\n".join(listed),
+        )
     return list(seen.values())
 
 

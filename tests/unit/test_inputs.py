@@ -79,3 +79,31 @@ def test_utf16_gets_its_own_advice(tmp_path: Path) -> None:
     f.write_bytes("hello".encode("utf-16"))
     with pytest.raises(InputError, match="is UTF-16 text; convert it with iconv -f UTF-16"):
         resolve_inputs([f])
+
+
+def test_every_unusable_input_is_listed_at_once(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "good.txt").write_text("fine words\n")
+    (tmp_path / "d" / "latin.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "d" / "utf16.txt").write_bytes("hello".encode("utf-16"))
+    (tmp_path / "d" / "zz.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(InputError) as info:
+        resolve_inputs([tmp_path / "d", tmp_path / "missing.txt"])
+    assert info.value.message.startswith("4 of the inputs cannot be used")
+    lines = (info.value.detail or "").splitlines()
+    assert len(lines) == 4
+    assert "latin.txt is not UTF-8 text (bad byte at offset 3)" in lines[0]
+    assert "utf16.txt is UTF-16 text" in lines[1]
+    assert "zz.bin looks binary" in lines[2]
+    assert "missing.txt does not exist" in lines[3]
+    assert not any("good.txt" in line for line in lines)
+
+
+def test_a_long_list_of_bad_files_is_cut_and_counted(tmp_path: Path) -> None:
+    for i in range(25):
+        (tmp_path / f"bad{i:02d}.txt").write_bytes(b"\xff")
+    with pytest.raises(InputError) as info:
+        resolve_inputs([tmp_path])
+    lines = (info.value.detail or "").splitlines()
+    assert info.value.message.startswith("25 of the inputs")
+    assert len(lines) == 21 and lines[-1] == "... and 5 more"
