@@ -20,6 +20,7 @@ from sparkube.cli.options import (
     check_output,
     load_spec,
 )
+from sparkube.cli.stages import LocalProgress
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import InputError, Interrupted, JobError, UsageError
@@ -41,14 +42,6 @@ def _display_path(path: Path, cwd: Path) -> str:
         return "./" + str(path.relative_to(cwd))
     except ValueError:
         return str(path)
-
-
-def _spark_lines(ui: UI, verbose: bool) -> local.LineHandler:
-    def handle(stream: str, line: str) -> None:
-        if verbose:
-            ui.err.print(line, markup=False, highlight=False)
-
-    return handle
 
 
 @app.command(rich_help_panel="Jobs")
@@ -87,6 +80,10 @@ def wordcount(
     bucket and the result is byte for byte what a local run writes. The full result is written to
     wordcount.csv (word,count; most frequent first) and the top words are printed.
 
+    Locally, after a first run at a terminal, sparkube builds in the background a Java
+    class-data archive (~170 MB in ~/.cache/sparkube/cds) that makes Spark start faster;
+    SPARKUBE_CDS=off turns it off.
+
     Example: [bold]sparkube wordcount examples/genesis-kjv.txt --top 10[/bold]
     """
     app_ctx = context(ctx)
@@ -121,9 +118,12 @@ def wordcount(
                 on_log=(lambda line: ui.err.print(line, markup=False)) if verbose else None,
                 created=created,
             )
+        ui.ok(f"counted {what} in {result.seconds:.1f} s")
     else:
         java = find_java(env.environ)
-        settings = local.LocalSettings.from_environ(env.environ, verbose=verbose)
+        settings = local.LocalSettings.from_environ(
+            env.environ, verbose=verbose, interactive=env.interactive
+        )
         files, out_dir, created = jobs.prepare_wordcount(
             inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
         )
@@ -132,7 +132,8 @@ def wordcount(
         total = sum(f.size for f in files)
         ui.note(f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}")
         what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
-        with ui.err.status(f"Counting words in {what}…", spinner="dots"):
+        # Elapsed time and the stage the job reports (issue 11), live or as plain lines.
+        with LocalProgress(ui.err, what, verbose=verbose) as progress:
             result = jobs.run_wordcount_local(
                 files,
                 output_dir=out_dir,
@@ -140,10 +141,9 @@ def wordcount(
                 job_id=job_id,
                 environ=env.environ,
                 settings=settings,
-                on_line=_spark_lines(ui, verbose),
+                on_line=progress.on_line,
                 created=created,
             )
-    ui.ok(f"counted {what} in {result.seconds:.1f} s")
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("word", style="bold")
     table.add_column("count", justify="right")
@@ -277,7 +277,9 @@ def submit(
         app_path,
         [*app_args, *(str(p) for p in input_paths)],
         environ=env.environ,
-        settings=local.LocalSettings.from_environ(env.environ, verbose=verbose),
+        settings=local.LocalSettings.from_environ(
+            env.environ, verbose=verbose, interactive=env.interactive
+        ),
         on_line=stream,
         main_class=main_class,
         cwd=env.cwd,

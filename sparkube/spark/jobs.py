@@ -177,6 +177,7 @@ def run_wordcount_local(
                 environ=environ,
                 settings=settings,
                 on_line=on_line,
+                rerun_safe=True,
             )  # fmt: skip
     except BaseException:
         _clean_after_failure(output_dir, parts_name, created)
