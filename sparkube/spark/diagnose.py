@@ -116,10 +116,19 @@ def _memory_limit(pod: Json, container: str) -> str | None:
 
 def rbac_problem(log_tail: Sequence[str]) -> str | None:
     text = "\n".join(log_tail)
-    if "External scheduler cannot be instantiated" not in text and " is forbidden" not in text:
+    # a refused watch (fabric8 watches over a websocket) names neither user nor verb
+    watch = re.search(r"Received 403 on websocket\. Failure executing: GET at: \S*?"
+                      r"/namespaces/[^/]+/([\w.-]+)\?\S*watch=true", text)  # fmt: skip
+    if (
+        "External scheduler cannot be instantiated" not in text
+        and " is forbidden" not in text
+        and not watch
+    ):
         return None
     m = re.search(r'User "([^"]+)" cannot (\w+) resource "([^"]+)"', text)
     who = f" ({m.group(1)} cannot {m.group(2)} {m.group(3)})" if m else ""
+    if not m and watch:
+        who = f" (it cannot watch {watch.group(1)})"
     return (
         "The Spark driver is not allowed to create its executors" + who + "; the Spark "
         "Role or RoleBinding is missing: run sparkube up to re-apply them."

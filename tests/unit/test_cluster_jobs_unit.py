@@ -181,6 +181,20 @@ def test_rbac_from_the_recorded_driver_log() -> None:
     assert "system:serviceaccount:spark:spark cannot" in msg
 
 
+def test_rbac_when_the_watch_is_refused() -> None:
+    # as the driver logged it with `watch` on pods taken out of its Role
+    log = ["io.fabric8.kubernetes.client.KubernetesClientException: Received 403 on websocket. "
+           "Failure executing: GET at: https://kubernetes.default.svc:443/api/v1/namespaces/"
+           "spark/pods?allowWatchBookmarks=true&labelSelector=spark-role%3Dexecutor&watch=true. "
+           "Message: Forbidden."]  # fmt: skip
+    msg = dg.diagnose(driver={}, log_tail=log, exit_code=1)
+    assert msg.startswith("The Spark driver is not allowed to create its executors (it cannot "
+                          "watch pods)")  # fmt: skip
+    assert dg.diagnose(driver={}, log_tail=[log[0].replace("403", "500")]).startswith(
+        "The application failed"
+    )
+
+
 def test_missing_s3_input() -> None:
     log = ["pyspark.errors.exceptions.captured.AnalysisException: [PATH_NOT_FOUND] "
            "Path does not exist: s3a://bkt/nowhere/data.txt. SQLSTATE: 42K03"]  # fmt: skip
