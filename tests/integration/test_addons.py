@@ -57,16 +57,18 @@ def test_addons_phase_applies_spark_rbac_idempotently(
     again = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/spark/roles/spark-driver")
     assert again["metadata"]["resourceVersion"] == version  # re-applying changes nothing
 
-    # What the submitter and the driver need, in their namespace:
+    # What the driver uses, in its namespace (test_rbac_least_privilege.py proves each):
     for verb, resource in [
-        ("create", "pods"), ("watch", "pods"), ("delete", "pods"), ("create", "services"),
-        ("create", "configmaps"), ("create", "persistentvolumeclaims"),
-        ("patch", "networkpolicies.networking.k8s.io"),
+        ("get", "pods"), ("create", "pods"), ("watch", "pods"), ("deletecollection", "pods"),
+        ("create", "configmaps"), ("deletecollection", "services"),
     ]:  # fmt: skip
         assert can(kube, verb, resource, "-n", "spark"), (verb, resource)
-    # (kubectl reads "pods/log" as a pod named "log": subresources need --subresource)
-    assert can(kube, "get", "pods", "--subresource=log", "-n", "spark")
     # ... and nothing beyond it:
+    assert not can(kube, "delete", "pods", "-n", "spark")
+    assert not can(kube, "create", "services", "-n", "spark")
+    assert not can(kube, "patch", "networkpolicies.networking.k8s.io", "-n", "spark")
+    # (kubectl reads "pods/log" as a pod named "log": subresources need --subresource)
+    assert not can(kube, "get", "pods", "--subresource=log", "-n", "spark")
     assert not can(kube, "create", "pods", "-n", "default")
     assert not can(kube, "get", "secrets", "-n", "spark")
     assert not can(kube, "list", "nodes")
