@@ -129,7 +129,12 @@ def test_help_has_an_example(
     result = cli("doctor", "--help")
     assert result.exit_code == 0
     shown = result.stdout + capsys.readouterr().out  # Click prints help to sys.stdout
-    assert "Examples: sparkube doctor" in shown
+    lines = [line.strip() for line in shown.splitlines()]
+    at = lines.index("Examples:")
+    assert lines[at + 1 : at + 3] == [
+        "$ sparkube doctor",
+        "$ sparkube doctor --region eu-west-1 -o json",
+    ]
 
 
 def test_ip_detection_off_is_never_attempted(moto_aws: MotoAws) -> None:
