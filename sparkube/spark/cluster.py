@@ -299,6 +299,12 @@ def s3a(bucket: str, key: str) -> str:
 # --------------------------------------------------------------------------- the job
 
 
+INSTANCE_PROFILE_PROVIDER = "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider"
+# The AWS SDK gives instance metadata 1 s per call by default; a node busy starting JVMs
+# can be slower than that, and a missed answer fails the job's first S3 call.
+IMDS_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "5"}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     job_id: str
@@ -400,6 +406,10 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.jars": ",".join(f"{JARS_MOUNT}/{jar_file(u)}" for u in jar_urls(endpoints.jars)),
         "spark.jars.ivy": "/tmp/.ivy2",
         "spark.hadoop.fs.s3a.endpoint.region": config.region,
+        # Credentials only from the nodes' instance profile (instance metadata): no
+        # environment, system property or profile file can give a pod other keys.
+        "spark.hadoop.fs.s3a.aws.credentials.provider": INSTANCE_PROFILE_PROVIDER,
+        **{f"spark.executorEnv.{k}": v for k, v in IMDS_ENV.items()},
         "spark.eventLog.enabled": "true",
         "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),
         "spark.ui.showConsoleProgress": "false",
@@ -502,6 +512,7 @@ def job_manifests(
                     {"name": "SPARKUBE_OUTPUT", "value": spec.output_uri},
                     {"name": "PYSPARK_PYTHON", "value": "python3"},
                     {"name": "HOME", "value": "/tmp"},
+                    *({"name": k, "value": v} for k, v in IMDS_ENV.items()),
                 ],
                 "resources": {
                     "requests": {"cpu": DRIVER_CPU, "memory": f"{driver_mib}Mi"},

@@ -212,9 +212,16 @@ def s3_problem(log_tail: Sequence[str]) -> str | None:
     )
     if m:
         return f"The input {m.group(1)} does not exist; check the path (s3a://BUCKET/KEY)."
+    if re.search(r"NoAuthWithAWSException|No AWS Credentials provided|Unable to load credentials",
+                 text):  # fmt: skip
+        return (
+            "The job's pods got no AWS credentials from the instance metadata; check that "
+            "the nodes carry the cluster's instance profile (sparkube status), or run "
+            "sparkube up again to repair it."
+        )
     m = re.search(r"AccessDenied.*?(s3a://\S+)|(s3a://\S+).*?AccessDenied", text)
     if m or "AccessDeniedException" in text:
-        where = next((g for g in (m.groups() if m else ()) if g), "S3")
+        where = next((g for g in (m.groups() if m else ()) if g), "S3").rstrip(":.,;")
         return (
             f"S3 denied access to {where}; the nodes' instance role reaches only the "
             "cluster's bucket: copy the data there or grant the role access."

@@ -97,6 +97,15 @@ def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
     text = json.dumps(cm) + json.dumps(job)
     for secret in ("access.key", "secret.key", "AWS_ACCESS_KEY_ID", "session.token"):
         assert secret not in text
+    # credentials only from the instance profile, with time for a busy node's metadata
+    assert props["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith(
+        ".IAMInstanceCredentialsProvider"
+    )
+    assert props["spark.executorEnv.AWS_METADATA_SERVICE_TIMEOUT"] == "5"
+    driver_env = {
+        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert driver_env["AWS_METADATA_SERVICE_TIMEOUT"] == "5"
 
 
 def test_pod_endpoints_for_unusual_networks() -> None:
@@ -200,4 +209,22 @@ def test_missing_s3_input() -> None:
            "Path does not exist: s3a://bkt/nowhere/data.txt. SQLSTATE: 42K03"]  # fmt: skip
     assert dg.diagnose(driver={}, log_tail=log) == (
         "The input s3a://bkt/nowhere/data.txt does not exist; check the path (s3a://BUCKET/KEY)."
+    )
+
+
+def test_no_credentials_is_not_called_access_denied() -> None:
+    # what S3A logs when the instance metadata gave nothing (seen on a busy test node)
+    log = [
+        "java.nio.file.AccessDeniedException: s3a://bkt/spark-events: "
+        "org.apache.hadoop.fs.s3a.auth.NoAuthWithAWSException: No AWS Credentials provided "
+        "by IAMInstanceCredentialsProvider : software.amazon.awssdk.core.exception."
+        "SdkClientException: Unable to load credentials from any of the providers",
+    ]
+    sentence = dg.diagnose(driver={}, log_tail=log)
+    assert sentence is not None and "no AWS credentials from the instance metadata" in sentence
+    denied = ["java.nio.file.AccessDeniedException: s3a://other/x.txt: getFileStatus on "
+              "s3a://other/x.txt: AccessDenied (Service: S3, Status Code: 403)"]  # fmt: skip
+    assert dg.diagnose(driver={}, log_tail=denied) == (
+        "S3 denied access to s3a://other/x.txt; the nodes' instance role reaches only the "
+        "cluster's bucket: copy the data there or grant the role access."
     )
