@@ -2,7 +2,7 @@
 spark-submit of the same driver Job and against ``sparkube wordcount --local``.
 
 Starts a moto server on 127.0.0.1 and a process cluster (tests/fixtures/procnodes.py:
-test control plane + the process-node agent playing ``proc-1``/``proc-2``, needs root),
+test control plane + the process-node agent playing ``worker-1``/``worker-2``, needs root),
 prepares it as the ``lab`` fixture of tests/integration/test_cluster_jobs.py does (the
 cluster's kubeconfig in SPARKUBE_HOME/sparkube/, the bucket in moto, the spark RBAC and
 the ``sparkube-cluster`` ConfigMap, pods pointed at moto and the local jars repository),

@@ -2,7 +2,7 @@
 cost a real Spark job?
 
 Starts a moto server on 127.0.0.1 and a process cluster (tests/fixtures/procnodes.py:
-test control plane + the process-node agent playing ``proc-1``/``proc-2``, needs root),
+test control plane + the process-node agent playing ``worker-1``/``worker-2``, needs root),
 then measures in the same run:
 
 1. Pod start-up: N pods (default 20) of ``python:3.11-slim`` running ``time.sleep(600)``,
