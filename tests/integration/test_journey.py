@@ -47,7 +47,7 @@ import pytest
 
 from sparkube.monitoring import addons
 from sparkube.spark.rbac import SPARK_NAMESPACE
-from tests.fixtures.common import CliResult
+from tests.fixtures.common import CliResult, coredns_deployment
 from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
 from tests.fixtures.sshhosts import IP, SshLab
@@ -74,23 +74,7 @@ result = spark.createDataFrame([(lines,)], "lines long").coalesce(1)
 result.write.mode("overwrite").csv(os.environ["SPARKUBE_OUTPUT"] + "/lines")
 spark.stop()
 """
-COREDNS = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-    "spec": {
-        "replicas": 1,
-        "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        "template": {
-            "metadata": {"labels": {"k8s-app": "kube-dns"}},
-            "spec": {
-                "containers": [
-                    {"name": "coredns", "image": "busybox:1.37", "command": ["sleep", "3600"]}
-                ]
-            },
-        },
-    },
-}
+COREDNS = coredns_deployment({"image": "busybox:1.37", "command": ["sleep", "3600"]})
 
 
 @dataclasses.dataclass

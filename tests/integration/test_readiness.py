@@ -29,26 +29,13 @@ from sparkube.nodes.phase import (
 from sparkube.nodes.prepare import render_prepare_script
 from sparkube.progress import RecordingReporter
 from sparkube.spec import ClusterSpec
+from tests.fixtures.common import coredns_deployment
 from tests.fixtures.controlplane import KubeControlPlane
 from tests.fixtures.sshhosts import SshLab
 
 pytestmark = pytest.mark.integration
 
-COREDNS: dict[str, Any] = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-    "spec": {
-        "replicas": 1,
-        "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        "template": {
-            "metadata": {"labels": {"k8s-app": "kube-dns"}},
-            "spec": {
-                "containers": [{"name": "coredns", "image": "registry.k8s.io/coredns:v1.12.1"}]
-            },
-        },
-    },
-}
+COREDNS = coredns_deployment({"image": "registry.k8s.io/coredns:v1.12.1"})
 
 
 @pytest.fixture
