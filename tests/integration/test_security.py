@@ -306,7 +306,6 @@ DOCUMENTED_READS = {
     "kube-opex-analytics": {
         ("", "namespaces"), ("", "nodes"), ("", "pods"),
         ("metrics.k8s.io", "nodes"), ("metrics.k8s.io", "pods"),
-        ("metrics.k8s.io", "nodes/stats"),  # in upstream's ClusterRole; not polled
     },
     "metrics-server": {("", "nodes/metrics"), ("", "pods"), ("", "nodes")},
 }  # fmt: skip

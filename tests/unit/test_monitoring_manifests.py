@@ -67,10 +67,8 @@ def test_monitoring_rbac_is_read_only() -> None:
                 assert set(rule["verbs"]) <= read, (doc["metadata"]["name"], rule)
     opex = next(d for d in docs() if d["metadata"]["name"] == "sparkube:kube-opex-analytics")
     assert opex["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods"],
-         "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes", "nodes/stats", "pods"],
-         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods"], "verbs": ["list"]},
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["nodes", "pods"], "verbs": ["list"]},
     ]  # fmt: skip
 
 
