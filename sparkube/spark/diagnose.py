@@ -215,9 +215,8 @@ def s3_problem(log_tail: Sequence[str]) -> str | None:
     if re.search(r"NoAuthWithAWSException|No AWS Credentials provided|Unable to load credentials",
                  text):  # fmt: skip
         return (
-            "The job's pods got no AWS credentials from the instance metadata; check that "
-            "the nodes carry the cluster's instance profile (sparkube status), or run "
-            "sparkube up again to repair it."
+            "The job's pods got no AWS credentials from the instance metadata; run "
+            "sparkube up again, which restores the nodes' role and instance profile."
         )
     m = re.search(r"AccessDenied.*?(s3a://\S+)|(s3a://\S+).*?AccessDenied", text)
     if m or "AccessDeniedException" in text:
