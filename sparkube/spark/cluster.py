@@ -299,6 +299,7 @@ def s3a(bucket: str, key: str) -> str:
 # --------------------------------------------------------------------------- the job
 
 
+API_TIMEOUT_MS = 30_000
 INSTANCE_PROFILE_PROVIDER = "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider"
 # The AWS SDK gives instance metadata 1 s per call by default; a node busy starting JVMs
 # can be slower than that, and a missed answer fails the job's first S3 call.
@@ -400,6 +401,11 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.kubernetes.executor.podTemplateFile": f"{JOB_MOUNT}/executor-template.json",
         "spark.kubernetes.executor.podTemplateContainerName": "executor",
         "spark.kubernetes.executor.deleteOnTermination": "true",
+        # The driver's API client gives each call 10 s by default; a burstable control
+        # plane out of CPU credits (or a busy node) can take longer, and a refused call
+        # at the end of a job fails a job that did its work.
+        "spark.kubernetes.driver.requestTimeout": str(API_TIMEOUT_MS),
+        "spark.kubernetes.driver.connectionTimeout": str(API_TIMEOUT_MS),
         "spark.kubernetes.allocation.batch.size": str(max(5, r.executors)),
         # fetched once per job by the driver pod's init container; the driver serves
         # them to its executors (local files on spark.jars), so executors never download

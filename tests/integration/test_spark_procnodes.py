@@ -95,6 +95,9 @@ def spark_submit(
         "spark.executor.memory": "512m",
         "spark.kubernetes.driver.request.cores": "500m",
         "spark.kubernetes.executor.request.cores": "500m",
+        # as sparkube's own jobs: the driver's API calls get 30 s on a busy machine
+        "spark.kubernetes.driver.requestTimeout": "30000",
+        "spark.kubernetes.driver.connectionTimeout": "30000",
         **(conf or {}),
     }
     # The spark namespace enforces PodSecurity "restricted": both pods get sparkube's

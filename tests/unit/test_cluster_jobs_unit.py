@@ -102,6 +102,8 @@ def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
         ".IAMInstanceCredentialsProvider"
     )
     assert props["spark.executorEnv.AWS_METADATA_SERVICE_TIMEOUT"] == "5"
+    assert props["spark.kubernetes.driver.requestTimeout"] == "30000"
+    assert props["spark.kubernetes.driver.connectionTimeout"] == "30000"
     driver_env = {
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
     }
