@@ -243,7 +243,7 @@ def run_variants(
         return {name: f.result() for name, f in futures.items()}
 
 
-PARALLEL = 4  # jobs at once: more makes the API client time out on 2 shared cores
+PARALLEL = 3  # jobs at once: more makes the API client time out on 2 shared cores
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +265,13 @@ def outcomes(process_cluster: ProcessCluster) -> Iterator[dict[str, Outcome]]:
         if not first.clean_success and not first.refused:  # a load hiccup, not RBAC: once more
             results["full"] = run_variants(pc, {"full": (full, None)}, 1)["full"]
             results["full"].variant = f"full (second run; first: {first.diagnosis})"
+        for key, (rules, removed) in variants.items():
+            o = results[key]
+            if removed is not None and removed not in o.refused and _connection_hiccup(o):
+                # the driver never reached the API server's answer (a loaded test machine),
+                # so the variant proved nothing either way: once more, alone
+                results[key] = run_variants(pc, {key: (rules, removed)}, 1)[key]
+                results[key].variant = f"{key} (second run; first: {o.diagnosis})"
         elapsed = time.monotonic() - started
         print(f"\nRBAC variants: {len(variants)} jobs, {PARALLEL} at a time, {elapsed:.0f} s")
         for o in results.values():
@@ -277,6 +284,14 @@ def outcomes(process_cluster: ProcessCluster) -> Iterator[dict[str, Outcome]]:
         for line in out.split():
             if line.startswith("namespace/rb-"):
                 pc.delete_namespace(line.split("/", 1)[1])
+
+
+CONNECTION_HICCUPS = ("when getting a connection to", "Connection was closed",
+                      "has been exceeded while executing")  # fmt: skip
+
+
+def _connection_hiccup(o: Outcome) -> bool:
+    return any(h in line for line in o.log_tail for h in CONNECTION_HICCUPS)
 
 
 def name(rule: Rule) -> str:
