@@ -25,8 +25,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -37,7 +35,7 @@ from typing import Any
 import pytest
 
 from sparkube.env import Environment
-from tests.fixtures.common import CliResult
+from tests.fixtures.common import CliResult, start_dashboard
 from tests.wordref import generate_text, reference_count
 
 pytestmark = [
@@ -67,17 +65,8 @@ def _counts(csv_text: str) -> dict[str, int]:
 
 def _dashboard_page(environ: dict[str, str], cwd: Path, args: tuple[str, ...]) -> str:
     """``sparkube dashboard --no-browser`` in its own process, one page through it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkube", "dashboard", *args, "--no-browser"],
-        env={**environ, "PYTHONPATH": str(REPO)},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = start_dashboard({**environ, "PYTHONPATH": str(REPO)}, cwd, *args)
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), (url, proc.poll())
         deadline = time.monotonic() + 300  # the image may still be pulling
         while True:

@@ -35,7 +35,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -47,7 +46,7 @@ import pytest
 
 from sparkube.monitoring import addons
 from sparkube.spark.rbac import SPARK_NAMESPACE
-from tests.fixtures.common import CliResult, coredns_deployment
+from tests.fixtures.common import CliResult, coredns_deployment, start_dashboard
 from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
 from tests.fixtures.sshhosts import IP, SshLab
@@ -144,17 +143,8 @@ def _boot_when_keyed(
 def _dashboard_page(env_vars: dict[str, str], cwd: Path, transcript: Transcript) -> str:
     """``sparkube dashboard --no-browser`` as a user runs it (its own process, until
     Ctrl-C); returns the page fetched through its tunnel."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkube", "dashboard", "--no-browser"],
-        env=env_vars,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = start_dashboard(env_vars, cwd)
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()  # printed once the tunnel listens
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), (url, proc.poll())
         page = ""
         deadline = time.monotonic() + 90
