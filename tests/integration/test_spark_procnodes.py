@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sparkube.spark.cluster import RESTRICTED_CONTAINER, RESTRICTED_POD
+from sparkube.spark.cluster import API_TIMEOUT_MS, RESTRICTED_CONTAINER, RESTRICTED_POD
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
@@ -96,8 +96,8 @@ def spark_submit(
         "spark.kubernetes.driver.request.cores": "500m",
         "spark.kubernetes.executor.request.cores": "500m",
         # as sparkube's own jobs: the driver's API calls get 30 s on a busy machine
-        "spark.kubernetes.driver.requestTimeout": "30000",
-        "spark.kubernetes.driver.connectionTimeout": "30000",
+        "spark.kubernetes.driver.requestTimeout": str(API_TIMEOUT_MS),
+        "spark.kubernetes.driver.connectionTimeout": str(API_TIMEOUT_MS),
         **(conf or {}),
     }
     # The spark namespace enforces PodSecurity "restricted": both pods get sparkube's
