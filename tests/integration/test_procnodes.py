@@ -246,6 +246,46 @@ def test_deleting_a_running_pod_leaves_nothing(process_cluster: ProcessCluster, 
     assert not (pc.state_dir / "pods" / uid).exists()
 
 
+def test_pods_keep_reaching_the_host_when_bridge_ports_change(
+    process_cluster: ProcessCluster, ns: str
+) -> None:
+    """A Linux bridge without its own address takes the lowest of its ports' and changes it
+    as veths come and go; pods that cached the old one lost the host (API server, DNS) for
+    up to ~40 s. The process nodes' bridge has its own address: a port with the lowest
+    possible address joining must change nothing for a running pod."""
+    pc = process_cluster
+    script = """
+        import os, socket, time
+        host = os.environ["KUBERNETES_SERVICE_HOST"]
+        port = int(os.environ["KUBERNETES_SERVICE_PORT"])
+        while True:
+            started = time.monotonic()
+            try:
+                socket.create_connection((host, port), timeout=2).close()
+                print(f"ok {time.monotonic() - started:.2f}", flush=True)
+            except OSError as exc:
+                print(f"failed {exc!r}", flush=True)
+            time.sleep(0.3)
+    """
+    pc.create(ns, pod("prober", script, terminationGracePeriodSeconds=1))
+    p = pc.wait_phase(ns, "prober", ("Running",))
+    pc.kube.wait_for("a first connection", lambda: "ok " in pc.logs(ns, "prober"))
+    address = Path(f"/sys/class/net/{pc.bridge}/address")
+    before = address.read_text().strip()
+    port = f"spklow{p['metadata']['uid'][:6]}"
+    subprocess.run(["ip", "link", "add", port, "address", "00:00:00:00:00:01", "type", "veth",
+                    "peer", "name", port + "p"], check=True)  # fmt: skip
+    try:
+        subprocess.run(["ip", "link", "set", port, "master", pc.bridge, "up"], check=True)
+        assert address.read_text().strip() == before
+        seen = len(pc.logs(ns, "prober").splitlines())
+        time.sleep(3)
+        after = pc.logs(ns, "prober").splitlines()[seen:]
+        assert after and all(line.startswith("ok ") for line in after), after
+    finally:
+        subprocess.run(["ip", "link", "del", port], check=False)
+
+
 # --------------------------------------------------------------------------- kubelet API
 
 

@@ -170,7 +170,14 @@ def test_spark_pi_cluster_mode_with_two_executors(spark_ns: ProcessCluster, tmp_
             f"local://{SPARK_IMAGE.examples_jar}",
             "20",
         ],
-        {"spark.executor.instances": "2"},
+        {
+            "spark.executor.instances": "2",
+            # Both executors must be there before the job starts: by default the driver
+            # waits 30 s for them, then runs on those it has (a job this small may finish
+            # on one, and a slow second JVM on a loaded machine would make it look lost).
+            "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+            "spark.scheduler.maxRegisteredResourcesWaitingTime": "240s",
+        },
     )
     output = submitted.stdout + submitted.stderr
     driver = driver_pod(pc, "spark-pi", submitted)
@@ -181,7 +188,8 @@ def test_spark_pi_cluster_mode_with_two_executors(spark_ns: ProcessCluster, tmp_
     assert "Pi is roughly 3.1" in log
     # two executors registered with the driver through its service name
     registered = re.findall(r"Registered executor .*? with ID (\d+)", log)
-    assert sorted(set(registered)) == ["1", "2"], log[-5000:]
+    about_executors = [line for line in log.splitlines() if "xecutor" in line]
+    assert sorted(set(registered)) == ["1", "2"], "\n".join(about_executors[-60:])
     assert driver["spec"]["nodeName"] in pc.workers
     # the executors were created by the driver (with its own token) and are gone now
     pc.kube.wait_for("executor pods gone", lambda: not executor_pods(pc), timeout=60)
