@@ -243,7 +243,7 @@ def run_variants(
         return {name: f.result() for name, f in futures.items()}
 
 
-PARALLEL = 3  # jobs at once: more makes the API client time out on 2 shared cores
+PARALLEL = 3  # jobs at once (a driver and an executor JVM each) on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +286,9 @@ CONNECTION_HICCUPS = ("when getting a connection to", "Connection was closed",
 
 def _proved_nothing(o: Outcome, removed: Rule | None) -> bool:
     """The full Role failed with nothing refused, or a variant's driver never got the API
-    server's answer (a connection timeout on a loaded test machine, not a refusal)."""
+    server's answer (a connection timeout, not a refusal). The pod-to-API timeouts once
+    seen here came from the test bridge changing its address (tests/fixtures/bridges.py);
+    a second run, reported as such, keeps any other hiccup from passing as RBAC."""
     if removed is None:
         return not o.clean_success and not o.refused
     hiccup = any(h in line for line in o.log_tail for h in CONNECTION_HICCUPS)
