@@ -34,6 +34,13 @@ JOIN_CONFIG_PATH = "/etc/sparkube/kubeadm-join.yaml"
 #: Files whose presence means "already done" (kubeadm's own preflight refuses re-runs).
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+#: Written by sparkube once ``kubeadm init`` returned 0: the control plane is complete.
+INIT_DONE = "/etc/sparkube/kubeadm-init.done"
+#: What an init leaves from its first phases on (certificates, static pod manifests).
+INIT_TRACES = ("/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+
+#: The control plane's state, as init_state_command() prints it.
+INITIALISED, INIT_RUNNING, INIT_PARTIAL, FRESH = "initialised", "running", "partial", "fresh"
 
 TOKEN_RE = re.compile(r"\A[a-z0-9]{6}\.[a-z0-9]{16}\Z")
 CA_HASH_RE = re.compile(r"\Asha256:[a-f0-9]{64}\Z")
@@ -198,8 +205,36 @@ def render_join_config(join: JoinCommand, node: Node) -> str:
 R = '"${SPARKUBE_NODE_ROOT:-}"'
 
 
-def is_initialised_command() -> str:
-    return f"sudo test -f {R}{ADMIN_CONF} && echo initialised || echo fresh"
+def init_state_command() -> str:
+    """Prints one word on the control plane:
+
+    - ``initialised``: sparkube saw ``kubeadm init`` finish, or (a connection lost before
+      it could note that) admin.conf exists and the API server answers with it;
+    - ``running``: a ``kubeadm init`` of ours is still at work (its SSH session was lost,
+      it goes on: no tty, no SIGHUP);
+    - ``partial``: an init stopped midway (its files are there, the API server does not
+      answer), which a second init refuses in preflight until ``kubeadm reset``;
+    - ``fresh``: nothing yet.
+    """
+    init = f'"[k]ubeadm init --config "{R}"{INIT_CONFIG_PATH}"'  # [k]: not this shell
+    readyz = f"sudo kubectl --kubeconfig {R}{ADMIN_CONF} --request-timeout=10s get --raw=/readyz"
+    traces = " -o ".join(f"-e {R}{path}" for path in (ADMIN_CONF, *INIT_TRACES))
+    return (
+        f"if sudo test -f {R}{INIT_DONE}; then echo {INITIALISED}; "
+        f"elif pgrep -f {init} >/dev/null; then echo {INIT_RUNNING}; "
+        f"elif sudo test -f {R}{ADMIN_CONF} && {readyz} >/dev/null 2>&1; then echo {INITIALISED}; "
+        f"elif sudo test {traces}; then echo {INIT_PARTIAL}; "
+        f"else echo {FRESH}; fi"
+    )
+
+
+def init_done_command() -> str:
+    return f"sudo mkdir -p {R}/etc/sparkube && sudo touch {R}{INIT_DONE}"
+
+
+def reset_command() -> str:
+    """Undo a half-finished init so the next one passes preflight."""
+    return f"sudo kubeadm reset --force --cri-socket {CRI_SOCKET}"
 
 
 def is_joined_command() -> str:

@@ -5,7 +5,9 @@ host keys), wait for the boot-time preparation's done-marker, and check what it 
 (binaries, kernel modules, sysctls, swap). A node whose preparation failed is named with
 the tail of its preparation log.
 
-``kubernetes``: ``kubeadm init`` on the control plane unless already initialised, the
+``kubernetes``: ``kubeadm init`` on the control plane unless already initialised
+(after ``kubeadm reset`` when an earlier init stopped midway; see
+:func:`kubeadm.init_state_command`), the
 bundled Flannel manifest applied server-side with the node's admin kubeconfig, the admin
 kubeconfig fetched, rewritten and saved locally, then every worker not yet joined joins
 in parallel (one failing worker does not stop the others; re-running retries it), and
@@ -300,6 +302,29 @@ class KubernetesOutcome:
         return ", ".join(parts)
 
 
+INIT_WAIT = 900.0  # s: how long a resumed up waits for a kubeadm init still at work
+
+
+async def _init_state(fleet: SshFleet, node: str, reporter: Reporter) -> str:
+    """The control plane's kubeadm state (kubeadm.init_state_command), once no init of an
+    earlier, interrupted ``up`` is still running there."""
+    deadline = time.monotonic() + INIT_WAIT
+    waited = False
+    while True:
+        state = (await fleet.run(node, kubeadm.init_state_command())).stdout.strip()
+        if state != kubeadm.INIT_RUNNING:
+            return state
+        if time.monotonic() > deadline:
+            raise NodeError(
+                f"A kubeadm init started by an earlier 'sparkube up' is still running on "
+                f"{node} after {INIT_WAIT:.0f} s; wait for it to end, then run 'sparkube up' again."
+            )
+        if not waited:
+            reporter.step(KUBERNETES, node, "waiting for the kubeadm init of an earlier up")
+            waited = True
+        await asyncio.sleep(5)
+
+
 async def bootstrap_kubernetes(
     fleet: SshFleet,
     spec: ClusterSpec,
@@ -315,8 +340,11 @@ async def bootstrap_kubernetes(
         raise NodeError(f"Cluster {cluster.name} has no control-plane node; run `sparkube up`.")
     outcome = KubernetesOutcome()
 
-    state = (await fleet.run(cp.name, kubeadm.is_initialised_command())).stdout.strip()
-    if state != "initialised":
+    state = await _init_state(fleet, cp.name, reporter)
+    if state != kubeadm.INITIALISED:
+        if state == kubeadm.INIT_PARTIAL:
+            reporter.step(KUBERNETES, cp.name, "an earlier kubeadm init stopped midway: reset")
+            await fleet.run(cp.name, kubeadm.reset_command(), timeout=300, what="kubeadm reset")
         reporter.step(KUBERNETES, cp.name, "kubeadm init")
         version = (await fleet.run(cp.name, "kubeadm version -o short")).stdout.strip()
         config = kubeadm.render_init_config(spec, cp, kubernetes_version=version)
@@ -325,6 +353,7 @@ async def bootstrap_kubernetes(
         outcome.initialised = True
     else:
         reporter.step(KUBERNETES, cp.name, "control plane already initialised")
+    await fleet.run(cp.name, kubeadm.init_done_command(), what="noting kubeadm init done")
 
     reporter.step(KUBERNETES, cp.name, f"applying {spec.cni}")
     await fleet.run(

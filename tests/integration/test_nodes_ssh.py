@@ -119,6 +119,51 @@ def test_happy_path_one_control_plane_three_workers(
     assert len([c for c in _kubeadm_calls(ssh_lab, "worker-1") if "join" in c]) == 1
 
 
+@pytest.mark.parametrize(
+    "left",
+    [
+        ("etc/kubernetes/pki/ca.crt", "etc/kubernetes/manifests/kube-apiserver.yaml"),
+        ("etc/kubernetes/pki/ca.crt", "etc/kubernetes/admin.conf"),  # API never came up
+    ],
+    ids=["before-kubeconfig", "api-server-never-up"],
+)
+def test_a_kubeadm_init_that_stopped_midway_is_reset_then_run_again(
+    ssh_lab: SshLab, sparkube_env: Environment, left: tuple[str, ...]
+) -> None:
+    """What a real init leaves when it dies midway (e.g. the API server never became
+    healthy): kubeadm's preflight refuses a second init until ``kubeadm reset``."""
+    spec, cluster = _setup(ssh_lab, sparkube_env, workers=1)
+    settings = _settings(ssh_lab, sparkube_env)
+    run_nodes_phase(env=sparkube_env, cluster=cluster, settings=settings, interval=0.2)
+    host = ssh_lab.hosts["control-plane"]
+    for path in left:  # owned by the hosts' user, as root's files are to sudo on a node
+        (host.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (host.root / path).write_text("left by an interrupted init\n")
+        for made in (host.root / path, *(host.root / path).parents):
+            if made == host.root:
+                break
+            os.chown(made, ssh_lab.uid, ssh_lab.gid)
+    (host.dir / "apiserver.down").touch()  # whatever admin.conf says, nothing answers
+    reporter = RecordingReporter()
+    summary = run_kubernetes_phase(
+        spec=spec, env=sparkube_env, cluster=cluster, settings=settings,
+        reporter=reporter, readiness=None,
+    )  # fmt: skip
+    assert summary == "control plane initialised, 1/1 workers joined"
+    verbs = [c.split()[1] for c in _kubeadm_calls(ssh_lab, "control-plane")]
+    assert [v for v in verbs if v in ("reset", "init")] == ["reset", "init"]
+    assert ("step", "kubernetes", "control-plane",
+            "an earlier kubeadm init stopped midway: reset") in reporter.events  # fmt: skip
+    # sparkube noted the init as done: resuming does not reset or init again, even
+    # while the API server is down (that is the addons phase's wait, not a reason to reset)
+    assert (host.root / "etc/sparkube/kubeadm-init.done").exists()
+    assert _up(ssh_lab, sparkube_env, spec, cluster) == (
+        "control plane already up, 1/1 workers joined"
+    )
+    verbs = [c.split()[1] for c in _kubeadm_calls(ssh_lab, "control-plane")]
+    assert [v for v in verbs if v in ("reset", "init")] == ["reset", "init"]
+
+
 def test_a_failed_join_does_not_stop_the_others_and_rerun_retries_it(
     ssh_lab: SshLab, sparkube_env: Environment
 ) -> None:
