@@ -44,7 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from sparkube.errors import ClusterError, InputError
-from sparkube.spark.diagnose import NodeCapacity, diagnose, schedulable_capacity, statuses
+from sparkube.spark.diagnose import (
+    NodeCapacity,
+    diagnose,
+    executor_refusal,
+    schedulable_capacity,
+    statuses,
+)
 from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
@@ -65,6 +71,16 @@ ENDED_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
 EVENTS_PREFIX = "spark-events/"
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
 PENDING_LIMIT = 600.0  # seconds a driver may stay Pending for a reason not diagnosed
+#: Seconds a running driver may have no executor pod before its log is read for the API
+#: server's refusals (RBAC, quota, PodSecurity), then every EXECUTOR_CHECK_INTERVAL.
+EXECUTOR_GRACE = 10.0
+EXECUTOR_CHECK_INTERVAL = 5.0
+#: While a job is watched its driver log is copied to the bucket this often, so a driver
+#: deleted from outside (or its node lost) still leaves what it printed.
+LOG_SNAPSHOT_INTERVAL = 20.0
+#: Seconds a vanished driver's Job may take to be marked cancelled by the sparkube that
+#: deleted it before the watcher calls the deletion someone else's.
+VANISHED_GRACE = 10.0
 
 Json = dict[str, Any]
 
@@ -452,6 +468,39 @@ def executor_template() -> Json:
     }
 
 
+def effective_resources(spec: JobSpec, props: Mapping[str, str]) -> Resources:
+    """The job's size as Spark will see it: ``--conf spark.executor.*`` and
+    ``spark.driver.memory`` given by the user win over sparkube's defaults, so the pod
+    sizes, the records and the progress line follow what the driver really asks for."""
+    r = spec.resources
+    try:
+        executors = int(props.get("spark.executor.instances", r.executors))
+        cores = int(props.get("spark.executor.cores", r.executor_cores))
+    except ValueError:
+        raise InputError(
+            "spark.executor.instances and spark.executor.cores must be whole numbers; fix the "
+            "--conf value."
+        ) from None
+    resources = Resources(
+        executors,
+        cores,
+        props.get("spark.executor.memory", r.executor_memory),
+        props.get("spark.driver.memory", r.driver_memory),
+    )
+    resources.memory_mib(resources.executor_memory)  # validates (exit 2)
+    resources.memory_mib(resources.driver_memory)
+    return resources
+
+
+def driver_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int:
+    """The driver pod's memory: its heap plus Spark's overhead (or the user's
+    ``spark.driver.memoryOverhead``), as Spark itself sizes its pods."""
+    overhead = props.get("spark.driver.memoryOverhead")
+    if overhead:
+        return resources.memory_mib(resources.driver_memory) + resources.memory_mib(overhead)
+    return resources.pod_memory_mib(resources.driver_memory)
+
+
 def job_manifests(
     spec: JobSpec, config: ClusterConfig, endpoints: Endpoints, *, submitted: str
 ) -> tuple[Json, Json]:
@@ -459,13 +508,14 @@ def job_manifests(
     props = spark_properties(spec, config, endpoints)
     properties = "".join(f"{k}={_escape_property(v)}\n" for k, v in sorted(props.items()))
     labels = {**MANAGED_BY, JOB_LABEL: spec.job_id}
+    size = effective_resources(spec, props)
     annotations = {
         ANNOTATION_PREFIX + "app": spec.app_name,
         ANNOTATION_PREFIX + "kind": spec.kind,
         ANNOTATION_PREFIX + "args": json.dumps(list(spec.args)),
-        ANNOTATION_PREFIX + "executors": str(spec.resources.executors),
-        ANNOTATION_PREFIX + "executor-cores": str(spec.resources.executor_cores),
-        ANNOTATION_PREFIX + "executor-memory": spec.resources.executor_memory,
+        ANNOTATION_PREFIX + "executors": str(size.executors),
+        ANNOTATION_PREFIX + "executor-cores": str(size.executor_cores),
+        ANNOTATION_PREFIX + "executor-memory": size.executor_memory,
         ANNOTATION_PREFIX + "submitted": submitted,
         ANNOTATION_PREFIX + "output": spec.output_uri,
     }
@@ -494,7 +544,8 @@ def job_manifests(
     if spec.main_class:
         command += ["--class", spec.main_class]
     command += [f"{JOB_MOUNT}/{spec.app_file}", *spec.args]
-    driver_mib = spec.resources.pod_memory_mib(spec.resources.driver_memory)
+    driver_mib = driver_pod_memory_mib(size, props)
+    driver_cpu = props.get("spark.driver.cores")
     pod_spec: Json = {
         "restartPolicy": "Never",
         "serviceAccountName": SPARK_SERVICE_ACCOUNT,
@@ -521,7 +572,7 @@ def job_manifests(
                     *({"name": k, "value": v} for k, v in IMDS_ENV.items()),
                 ],
                 "resources": {
-                    "requests": {"cpu": DRIVER_CPU, "memory": f"{driver_mib}Mi"},
+                    "requests": {"cpu": driver_cpu or DRIVER_CPU, "memory": f"{driver_mib}Mi"},
                     "limits": {"memory": f"{driver_mib}Mi"},
                 },
                 "ports": [
@@ -555,7 +606,12 @@ def job_manifests(
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             "template": {
-                "metadata": {"labels": {**labels, ROLE_LABEL: "driver"}},
+                # the pod carries the job's annotations too: the watcher reads how many
+                # executors the driver should get from the pod it lists anyway
+                "metadata": {
+                    "labels": {**labels, ROLE_LABEL: "driver"},
+                    "annotations": dict(annotations),
+                },
                 "spec": pod_spec,
             },
         },
@@ -579,7 +635,7 @@ class JobRecord:
     kind: str
     state: str  # Pending, Running, Succeeded, Failed, Cancelled, Unknown
     submitted: str
-    finished: str | None = None
+    finished: str | None = None  # when the driver ended (its container's finishedAt)
     exit_code: int | None = None
     executors: int = 0
     executor_cores: int = 0
@@ -587,6 +643,7 @@ class JobRecord:
     args: list[str] = field(default_factory=list)
     output: str = ""
     message: str = ""
+    started: str | None = None  # when the driver container started
 
     @property
     def duration(self) -> float | None:
@@ -780,15 +837,16 @@ class ClusterJobs:
         ]  # fmt: skip
         self._api("Creating the job's ConfigMap",
                   lambda: self.client.create(codecs.from_dict(configmap)))  # fmt: skip
+        size = effective_resources(spec, spark_properties(spec, cfg, self.endpoints))
         record = JobRecord(
             job_id=spec.job_id,
             app=spec.app_name,
             kind=spec.kind,
             state="Pending",
             submitted=submitted,
-            executors=spec.resources.executors,
-            executor_cores=spec.resources.executor_cores,
-            executor_memory=spec.resources.executor_memory,
+            executors=size.executors,
+            executor_cores=size.executor_cores,
+            executor_memory=size.executor_memory,
             args=list(spec.args),
             output=spec.output_uri,
         )
@@ -860,51 +918,125 @@ class ClusterJobs:
         on_log: Callable[[str], None] | None = None,
         interval: float = 1.0,
     ) -> Outcome:
-        """Watch until the driver ended (or the job cannot run); archive its log."""
+        """Watch until the driver ended (or the job cannot run, or it was cancelled or
+        deleted by someone else); archive its log."""
         started = time.monotonic()
         since: dict[str, float] = {}
         follower: _LogFollower | None = None
+        watch = _Watch()
         try:
             while True:
                 prog, driver, executors = self.progress(job_id, started)
                 if on_progress:
                     on_progress(prog)
-                if on_log and driver and follower is None and prog.driver_phase != "Pending":
-                    follower = _LogFollower(self, driver["metadata"]["name"], on_log)
+                now = time.monotonic()
+                if driver is None or _deleting(driver):
+                    if driver is not None and watch.driver is None:
+                        watch.driver = driver["metadata"]["name"]
+                    if driver is not None and not watch.captured:
+                        # deleted while it runs: keep what it printed before it goes
+                        self.snapshot_log(job_id, driver["metadata"]["name"])
+                        watch.captured = True
+                    vanished = self._vanished(job_id, watch, now)
+                    if vanished is not None:
+                        return vanished
+                    if watch.driver is None and now - started > 60:
+                        raise ClusterError(
+                            f"No driver pod appeared for job {job_id} within 60 s; check the "
+                            f"Job with kubectl -n {SPARK_NAMESPACE} describe job {job_id}."
+                        )
+                    time.sleep(interval)
+                    continue
+                watch.driver = driver["metadata"]["name"]
+                watch.vanished_at = None
+                if on_log and follower is None and prog.driver_phase != "Pending":
+                    follower = _LogFollower(self, watch.driver, on_log)
                     follower.start()
                 if prog.driver_phase in ("Succeeded", "Failed"):
                     break
-                if prog.driver_phase == "Submitted" and time.monotonic() - started > 60:
-                    raise ClusterError(
-                        f"No driver pod appeared for job {job_id} within 60 s; check the Job "
-                        f"with kubectl -n {SPARK_NAMESPACE} describe job {job_id}."
-                    )
-                if prog.driver_phase == "Pending" and time.monotonic() - started > PENDING_LIMIT:
+                if prog.driver_phase == "Pending" and now - started > PENDING_LIMIT:
                     pending = (
                         f"The driver of {job_id} has been Pending for "
                         f"{PENDING_LIMIT / 60:.0f} minutes ({prog.detail or 'no reason given'}); "
                         f"check kubectl -n {SPARK_NAMESPACE} describe pod -l {JOB_LABEL}={job_id}."
                     )
-                    self.cancel(job_id, reason=pending)
+                    self.cancel(job_id, reason=pending, state="Failed")
                     return Outcome(1, "Failed", driver, [], pending)
                 problem = self.stuck(driver, executors, since)
+                if problem is None and prog.driver_phase == "Running":
+                    problem, tail = self._executors_refused(driver, prog, executors, watch, now)
+                else:
+                    tail = []
                 if problem:
-                    self.cancel(job_id, reason=problem)
-                    return Outcome(1, "Failed", driver, [], problem)
+                    self.cancel(job_id, reason=problem, state="Failed")
+                    return Outcome(1, "Failed", driver, tail, problem)
+                if prog.driver_phase == "Running" and now - watch.snapshot >= LOG_SNAPSHOT_INTERVAL:
+                    watch.snapshot = now
+                    self.snapshot_log(job_id, watch.driver)
                 time.sleep(interval)
         finally:
             if follower is not None:
                 follower.stop()
         return self.finish(job_id, driver)
 
+    def _executors_refused(
+        self, driver: Json, prog: Progress, executors: Sequence[Json], watch: _Watch, now: float
+    ) -> tuple[str | None, list[str]]:
+        """A running driver with no executor pod at all: its log says whether the API
+        server refuses them (RBAC, quota, PodSecurity). The driver retries those 403s for
+        ever, so without this a job would wait without end."""
+        if executors or prog.executors_wanted == 0:
+            watch.running_since = None
+            return None, []
+        if watch.running_since is None:
+            watch.running_since = now
+        if now - watch.running_since < EXECUTOR_GRACE:
+            return None, []
+        if now - watch.executor_check < EXECUTOR_CHECK_INTERVAL:
+            return None, []
+        watch.executor_check = now
+        tail = self.driver_log_tail(driver["metadata"]["name"])
+        return executor_refusal(tail), tail
+
+    def _vanished(self, job_id: str, watch: _Watch, now: float) -> Outcome | None:
+        """The job's driver pod is gone or going: cancelled (by sparkube, here or on
+        another machine), deleted by someone else, or not created yet (None)."""
+        record = self._record(job_id) or {}
+        if record.get("state") == "Cancelled":
+            reason = str(record.get("message") or "cancelled")
+            said = reason if reason.startswith("cancelled") else f"cancelled: {reason}"
+            return Outcome(1, "Cancelled", None, [], f"Job {job_id} was {said.rstrip('.')}.")
+        job = self._job(job_id)
+        failed = _condition(job, "Failed") if job else None
+        if job is not None and failed is None and not _deleting(job) and watch.driver is None:
+            return None  # the Job exists and its driver pod is yet to come
+        if job is not None and failed is None and not _deleting(job):
+            return None  # its pod is going; the Job controller will say what it makes of it
+        if watch.vanished_at is None:
+            watch.vanished_at = now
+        if failed is None and now - watch.vanished_at < VANISHED_GRACE:
+            return None  # a cancel in progress marks the record after deleting the pods
+        if watch.driver is None and job is None:
+            message = (
+                f"Job {job_id} was deleted from the cluster before its driver started "
+                "(not by sparkube cancel)."
+            )
+        else:
+            message = _gone_message(job_id, watch.driver, failed, has_log=self._has_log(job_id))
+        finished = (failed or {}).get("lastTransitionTime") or now_iso()
+        self._update_record(job_id, state="Failed", finished=finished, message=message)
+        return Outcome(1, "Failed", None, [], message)
+
     def finish(self, job_id: str, driver: Json | None) -> Outcome:
         cfg = self.config()
         code = 1
+        started = finished = None
         if driver:
             for st in (driver.get("status") or {}).get("containerStatuses") or []:
                 term = (st.get("state") or {}).get("terminated")
-                if term is not None:
+                if term is not None and st.get("name") == "driver":
                     code = int(term.get("exitCode", 1))
+                    started, finished = term.get("startedAt"), term.get("finishedAt")
         log = self.driver_log(driver["metadata"]["name"]) if driver else ""
         if log:
             self.s3.put_object(Bucket=cfg.bucket, Key=log_key(job_id), Body=log.encode())
@@ -922,8 +1054,15 @@ class ClusterJobs:
                 nodes=self.node_capacity(),
                 exit_code=code,
             )
-        self._update_record(job_id, state=state, exit_code=code, finished=now_iso(),
-                            message=diagnosis or "")  # fmt: skip
+        changes: dict[str, Any] = {
+            "state": state,
+            "exit_code": code,
+            "finished": finished or now_iso(),
+            "message": diagnosis or "",
+        }
+        if started:
+            changes["started"] = started
+        self._update_record(job_id, **changes)
         return Outcome(code, state, driver, tail, diagnosis)
 
     def driver_log(self, pod: str) -> str:
@@ -934,23 +1073,75 @@ class ClusterJobs:
         except ApiError:
             return ""
 
+    def driver_log_tail(self, pod: str, lines: int = 300) -> list[str]:
+        from lightkube.core.exceptions import ApiError
+
+        try:
+            return [
+                line.rstrip("\n")
+                for line in self.client.log(
+                    pod, namespace=SPARK_NAMESPACE, container="driver", tail_lines=lines
+                )
+            ]
+        except ApiError:
+            return []
+
+    def snapshot_log(self, job_id: str, pod: str) -> None:
+        """Copy what the driver printed so far to the bucket (``logs`` shows it once the
+        pod is gone, however it went)."""
+        log = self.driver_log(pod)
+        if log:
+            self.s3.put_object(Bucket=self.config().bucket, Key=log_key(job_id),
+                               Body=log.encode())  # fmt: skip
+
+    def _record(self, job_id: str) -> dict[str, Any] | None:
+        text = get_text(self.s3, self.config().bucket, record_key(job_id))
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _has_log(self, job_id: str) -> bool:
+        return _exists(self.s3, self.config().bucket, log_key(job_id))
+
+    def _job(self, job_id: str) -> Json | None:
+        """The job's Kubernetes Job, or None when the cluster has none by that name."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.batch_v1 import Job
+
+        try:
+            job = self.client.get(Job, job_id, namespace=SPARK_NAMESPACE)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise ClusterError(f"Reading job {job_id} failed: {exc.status.message}.") from None
+        return dict(job.to_dict())
+
     def _update_record(self, job_id: str, **changes: Any) -> None:
         cfg = self.config()
-        text = get_text(self.s3, cfg.bucket, record_key(job_id))
-        data = json.loads(text) if text else {"job_id": job_id}
+        data = self._record(job_id) or {"job_id": job_id}
         data.update(changes)
         put_json(self.s3, cfg.bucket, record_key(job_id), data)
 
     # ------------------------------------------------------------------ commands
 
-    def cancel(self, job_id: str, *, reason: str = "cancelled by the user") -> bool:
+    def cancel(
+        self, job_id: str, *, reason: str = "cancelled by the user", state: str = "Cancelled"
+    ) -> bool:
         """Delete the job's driver Job (its pod, and with it the executors and the
-        ConfigMap, go too). False if no such job exists in the cluster."""
+        ConfigMap, go too) and record it ``state`` (Failed when sparkube stops a job that
+        cannot run) with ``reason``. False if no such job exists in the cluster."""
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.batch_v1 import Job
         from lightkube.resources.core_v1 import Pod
         from lightkube.types import CascadeType
 
+        driver = self.driver(job_id)
+        if driver is not None and (driver.get("status") or {}).get("phase") != "Pending":
+            self.snapshot_log(job_id, driver["metadata"]["name"])
         found = True
         try:
             self.client.delete(
@@ -960,12 +1151,14 @@ class ClusterJobs:
             if exc.status.code != 404:
                 raise ClusterError(f"Cancelling {job_id} failed: {exc.status.message}.") from None
             found = False
+        record = self._record(job_id)
+        if found or (record is not None and record.get("state") not in ENDED_STATES):
+            # marked before the pods go, so a watcher never sees them vanish unexplained
+            self._update_record(job_id, state=state, finished=now_iso(), message=reason)
         for pod in self._pods(job_id):
             with contextlib.suppress(ApiError):
                 self.client.delete(Pod, pod["metadata"]["name"], namespace=SPARK_NAMESPACE,
                                    grace_period=5)  # fmt: skip
-        if found or get_text(self.s3, self.config().bucket, record_key(job_id)):
-            self._update_record(job_id, state="Cancelled", finished=now_iso(), message=reason)
         return found
 
     def wait_gone(self, job_id: str, timeout: float = 60) -> bool:
@@ -1045,16 +1238,40 @@ class ClusterJobs:
                     executors=int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0),
                 )
                 records[job_id] = rec
-            if rec.state in ("Pending", "Running", "Unknown"):
-                driver = self.driver(job_id)
-                phase = (driver.get("status") or {}).get("phase") if driver else None
-                if phase in ("Succeeded", "Failed") and driver:
-                    outcome = self.finish(job_id, driver)  # archive what nobody watched
-                    rec.state, rec.exit_code = outcome.state, outcome.exit_code
-                    rec.finished = now_iso()
-                elif phase:
-                    rec.state = phase
+            if rec.state not in ENDED_STATES:
+                self._refresh(rec, dict(job.to_dict()))
+        in_cluster = {job.metadata.name for job in jobs}
+        for rec in records.values():
+            if rec.state not in ENDED_STATES and rec.job_id not in in_cluster:
+                # its Job is gone (removed an hour after it ended, or deleted) and no
+                # watcher recorded the end: say so rather than show it running for ever
+                rec.state = "Unknown"
+                rec.message = "the cluster no longer has this job and its end was not recorded"
         return sorted(records.values(), key=lambda r: r.submitted, reverse=True)
+
+    def _refresh(self, rec: JobRecord, job: Json) -> None:
+        """A job the bucket does not show as ended: its state from the Job and its pods,
+        and its end recorded when it ended with nobody watching."""
+        driver = self.driver(rec.job_id)
+        phase = (driver.get("status") or {}).get("phase") if driver else None
+        failed = _condition(job, "Failed")
+        if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
+            outcome = self.finish(rec.job_id, driver)  # archive what nobody watched
+            fresh = self._record(rec.job_id) or {}
+            rec.state, rec.exit_code = outcome.state, outcome.exit_code
+            rec.finished, rec.started = fresh.get("finished"), fresh.get("started")
+            rec.message = outcome.diagnosis or ""
+        elif failed is not None and (driver is None or _deleting(driver)):
+            rec.state = "Failed"
+            rec.finished = failed.get("lastTransitionTime") or now_iso()
+            name = driver["metadata"]["name"] if driver is not None else None
+            rec.message = _gone_message(rec.job_id, name, failed, has_log=self._has_log(rec.job_id))
+            self._update_record(rec.job_id, state=rec.state, finished=rec.finished,
+                                message=rec.message)  # fmt: skip
+        elif phase:
+            rec.state = phase
+        elif driver is None:
+            rec.state = "Pending"
 
     def logs(self, job_id: str, *, follow: bool = False) -> Iterator[str]:
         """The driver log: live from the pod while it exists, else the bucket's copy."""
@@ -1074,10 +1291,18 @@ class ClusterJobs:
                     pass
         text = get_text(self.s3, self.config().bucket, log_key(job_id))
         if text is None:
-            exists = get_text(self.s3, self.config().bucket, record_key(job_id))
-            if exists is None and driver is None:
+            record = self._record(job_id)
+            if record is None and driver is None:
                 raise InputError(f"No job {job_id} in this cluster; list them with sparkube jobs.")
-            raise ClusterError(f"Job {job_id} has no driver log yet; it has not started.")
+            state = str((record or {}).get("state") or "Pending")
+            if driver is not None or state not in ENDED_STATES:
+                raise ClusterError(f"Job {job_id} has no driver log yet; its driver has not "
+                                   "started.")  # fmt: skip
+            why = str((record or {}).get("message") or "").rstrip(".")
+            raise ClusterError(
+                f"Job {job_id} {state.lower()} and no driver log was captured"
+                + (f": {why}." if why else ".")
+            )
         yield from text.splitlines(keepends=True)
 
 
@@ -1089,6 +1314,46 @@ def _waiting(pod: Json) -> list[tuple[str | None, str]]:
         if waiting:
             out.append((waiting.get("reason"), str(waiting.get("message") or "")))
     return out
+
+
+@dataclass
+class _Watch:
+    """What one watcher of a job has seen so far (monotonic seconds)."""
+
+    driver: str | None = None  # the driver pod's name, once seen
+    running_since: float | None = None  # running with no executor pod since
+    executor_check: float = 0.0  # last read of the log for refusals
+    snapshot: float = 0.0  # last copy of the log to the bucket
+    captured: bool = False  # the log was copied as the pod was being deleted
+    vanished_at: float | None = None  # the pod was first seen gone
+
+
+def _deleting(obj: Json) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _condition(job: Json, kind: str) -> Json | None:
+    """The Job's condition of that type (Complete, Failed) when it is true."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _gone_message(job_id: str, driver: str | None, failed: Json | None, *, has_log: bool) -> str:
+    pod = f"driver pod {driver}" if driver else "driver pod"
+    why = ""
+    if failed is not None:
+        detail = ": ".join(str(x) for x in (failed.get("reason"), failed.get("message")) if x)
+        why = f" (the Job failed: {detail.rstrip('.')})" if detail else " (the Job failed)"
+    kept = (
+        f"what it printed until then is in sparkube logs {job_id}"
+        if has_log
+        else "nothing it printed was captured"
+    )
+    return (
+        f"The {pod} of {job_id} was deleted before it ended, not by sparkube cancel{why}; {kept}."
+    )
 
 
 class _LogFollower:

@@ -135,6 +135,29 @@ def rbac_problem(log_tail: Sequence[str]) -> str | None:
     )
 
 
+def admission_problem(log_tail: Sequence[str]) -> str | None:
+    """The API server refused the executor pods for a reason other than RBAC: a
+    ResourceQuota, a LimitRange, PodSecurity admission or a webhook (the refusal is a 403
+    too, but names the pod rather than the user)."""
+    text = "\n".join(log_tail)
+    m = re.search(r'pods? "([^"]+)" is forbidden: (.+?)(?:\.?\s*$|\. )', text, re.MULTILINE)
+    if not m or m.group(2).startswith("User "):
+        return None
+    reason = m.group(2).strip()
+    if reason.startswith("exceeded quota"):
+        fix = "lower --executors or --executor-memory, or raise the spark namespace's ResourceQuota"
+    elif "PodSecurity" in reason:
+        fix = "the spark namespace's PodSecurity level must admit them (run sparkube up)"
+    else:
+        fix = "change the pod's size or the admission rule that refused it"
+    return f"The cluster refused the executor pods ({reason}); {fix}."
+
+
+def executor_refusal(log_tail: Sequence[str]) -> str | None:
+    """Why the API server refuses the driver its executors, if its log says so."""
+    return admission_problem(log_tail) or rbac_problem(log_tail)
+
+
 def image_problem(pods: Iterable[Json]) -> str | None:
     for pod in pods:
         for st in statuses(pod):
@@ -172,7 +195,7 @@ def scheduling_problem(
         flags = (
             "--executor-cores / --executor-memory"
             if role == "executor"
-            else "the driver's size (SPARKUBE_DRIVER_MEMORY) or the instance type"
+            else "--driver-memory or the instance type"
         )
         if nodes:
             big_cpu = max(n.cpu for n in nodes)
@@ -196,7 +219,7 @@ def oom_problem(pods: Iterable[Json]) -> str | None:
                     name = (pod.get("metadata") or {}).get("name")
                     limit = _memory_limit(pod, str(st.get("name")))
                     role = _role(pod)
-                    flag = "--executor-memory" if role == "executor" else "SPARKUBE_DRIVER_MEMORY"
+                    flag = "--executor-memory" if role == "executor" else "--driver-memory"
                     at = f" of {limit}" if limit else ""
                     return (
                         f"The {role} pod {name} was killed for exceeding its memory limit{at}; "
@@ -255,7 +278,7 @@ def diagnose(
     """The one sentence saying why the job failed or does not start, and what to do."""
     pods = [p for p in ([driver] if driver else []) + list(executors)]
     checks: list[Callable[[], str | None]] = [
-        lambda: rbac_problem(log_tail),
+        lambda: executor_refusal(log_tail),
         lambda: image_problem(pods),
         lambda: scheduling_problem(pods, events, nodes),
         lambda: oom_problem(pods),

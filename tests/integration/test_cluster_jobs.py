@@ -14,7 +14,10 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -385,3 +388,152 @@ def test_history_server_lists_a_finished_job(lab: ClusterLab) -> None:
         log = lab.pc.logs(SPARK_NAMESPACE, pod["metadata"]["name"], "history")
         raise AssertionError(f"{exc}\n{log[-3000:]}") from None
     assert apps[0]["attempts"][0]["completed"] is True
+
+
+# --------------------------------------------------------------------------- jobs tell the truth
+
+SLOW_APP = textwrap.dedent(
+    """
+    import time
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.getOrCreate()
+    print("STARTED", flush=True)
+    spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(600)).count()
+    """
+)
+
+
+def submit_process(lab: ClusterLab, *args: str) -> subprocess.Popen[str]:
+    """``sparkube submit ARGS`` in its own process, as a user runs it in a terminal while
+    another command (or someone with kubectl) acts on the job."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sparkube", "submit", *args],
+        env=lab.env.environ, cwd=lab.env.cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def ended(proc: subprocess.Popen[str], timeout: float) -> CliResult:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"submit still waiting after {timeout:.0f} s:\n{err[-3000:]}")
+    return CliResult(proc.returncode, out, err)
+
+
+def job_of(lab: ClusterLab, job_id: str) -> dict[str, Any]:
+    listed = lab.run("jobs", "--output", "json")
+    assert listed.exit_code == 0, listed.stderr
+    return next(r for r in json.loads(listed.stdout) if r["job_id"] == job_id)
+
+
+def only_driver_running(lab: ClusterLab) -> str:
+    """The one driver pod of the namespace, once it runs; its job id."""
+    pod = lab.pc.kube.wait_for(
+        "the driver running",
+        lambda: next(
+            (p for p in spark_pods(lab, "sparkube.io/role%3Ddriver")
+             if p["status"].get("phase") == "Running"),
+            None,
+        ),
+        timeout=240,
+    )  # fmt: skip
+    return str(pod["metadata"]["labels"]["sparkube.io/job"])
+
+
+def test_a_driver_refused_its_executors_is_stopped_while_waiting(lab: ClusterLab) -> None:
+    """Without `create` on pods the driver retries its 403s for ever: submit used to wait
+    without end and `jobs` said Running with 0 executors. Now the watcher reads the
+    driver's log while no executor exists and stops the job with the refusal."""
+    role = json.loads(lab.pc.kube.kubectl(
+        "get", "role", "spark-driver", "-n", SPARK_NAMESPACE, "-o", "json").stdout)  # fmt: skip
+    for rule in role["rules"]:
+        if "pods" in rule["resources"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != "create"]
+    lab.pc.kube.kubectl("replace", "-f", "-", input=json.dumps(role))
+    (lab.env.cwd / "tiny.py").write_text(
+        "from pyspark.sql import SparkSession\n"
+        "print(SparkSession.builder.getOrCreate().range(3).count())\n"
+    )
+    proc = submit_process(lab, "tiny.py", "--executors", "1")
+    res = ended(proc, timeout=300)
+    assert res.exit_code == 1, res.stderr[-3000:]
+    line = _error_line(res)
+    assert "not allowed to create its executors" in line, res.stderr[-3000:]
+    assert "system:serviceaccount:spark:spark cannot create pods" in line
+    assert spark_pods(lab, "sparkube.io/role%3Ddriver") == []  # stopped, nothing left
+    job_id = next(r["job_id"] for r in json.loads(lab.run("jobs", "--output", "json").stdout))
+    record = job_of(lab, job_id)
+    assert record["state"] == "Failed"
+    assert "not allowed to create its executors" in record["message"]
+
+
+def test_a_job_cancelled_elsewhere_ends_the_waiting_submit(lab: ClusterLab) -> None:
+    (lab.env.cwd / "slow.py").write_text(SLOW_APP)
+    proc = submit_process(lab, "slow.py", "--executors", "1")
+    try:
+        job_id = only_driver_running(lab)
+        cancelled = lab.run("cancel", job_id)  # another terminal, the same user
+        assert cancelled.exit_code == 0, cancelled.stderr
+        res = ended(proc, timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert res.exit_code == 1, res.stderr[-3000:]
+    assert f"Job {job_id} was cancelled by the user." in _error_line(res), res.stderr[-2000:]
+    assert "No driver pod appeared" not in res.stderr
+    assert job_of(lab, job_id)["state"] == "Cancelled"
+
+
+def test_a_driver_deleted_from_outside_shows_failed_and_keeps_its_log(lab: ClusterLab) -> None:
+    """A driver pod deleted with kubectl (or lost with its node) used to leave `jobs` at
+    Pending for ever and `logs` saying the job had not started."""
+    (lab.env.cwd / "slow.py").write_text(SLOW_APP)
+    proc = submit_process(lab, "slow.py", "--executors", "1")
+    try:
+        job_id = only_driver_running(lab)
+        lab.pc.kube.wait_for(
+            "an executor running",
+            lambda: any(p["status"].get("phase") == "Running"
+                        for p in spark_pods(lab, "spark-role%3Dexecutor")),
+            timeout=240,
+        )  # fmt: skip
+        selector = f"sparkube.io/job={job_id},sparkube.io/role=driver"
+        lab.pc.kube.kubectl("delete", "pod", "-n", SPARK_NAMESPACE, "-l", selector, "--wait=false")
+        res = ended(proc, timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert res.exit_code == 1, res.stderr[-3000:]
+    line = _error_line(res)
+    assert f"of {job_id} was deleted before it ended, not by sparkube cancel" in line, line
+    record = job_of(lab, job_id)
+    assert record["state"] == "Failed"
+    assert "was deleted before it ended" in record["message"]
+    logs = lab.run("logs", job_id)
+    assert logs.exit_code == 0, logs.stderr
+    assert "STARTED" in logs.stdout  # what it printed before it was deleted
+
+
+def test_a_job_nobody_watched_gets_the_driver_end_time(lab: ClusterLab) -> None:
+    (lab.env.cwd / "tiny.py").write_text(
+        "from pyspark.sql import SparkSession\n"
+        "print(SparkSession.builder.getOrCreate().range(3).count())\n"
+    )
+    res = lab.run("submit", "tiny.py", "--executors", "1", "--no-wait")
+    assert res.exit_code == 0, res.stderr
+    job_id = res.stdout.strip()
+    pod = lab.pc.kube.wait_for(
+        "the driver ended",
+        lambda: next((p for p in spark_pods(lab, f"sparkube.io/job%3D{job_id}")
+                      if p["status"].get("phase") in ("Succeeded", "Failed")), None),
+        timeout=300,
+    )  # fmt: skip
+    (term,) = [s["state"]["terminated"] for s in pod["status"]["containerStatuses"]]
+    time.sleep(3)  # a watcher's clock would now be later than the driver's end
+    record = job_of(lab, job_id)
+    assert record["state"] == "Succeeded"
+    assert record["finished"] == term["finishedAt"]
+    assert record["started"] == term["startedAt"]

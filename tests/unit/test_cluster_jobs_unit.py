@@ -230,3 +230,73 @@ def test_no_credentials_is_not_called_access_denied() -> None:
         "S3 denied access to s3a://other/x.txt; the nodes' instance role reaches only the "
         "cluster's bucket: copy the data there or grant the role access."
     )
+
+
+def test_driver_memory_conf_sizes_the_driver_pod() -> None:
+    """--conf spark.driver.memory raised the heap but the pod kept 1408Mi (issue 16)."""
+    spec = cj.JobSpec(
+        job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
+        resources=cj.Resources(2, 1, "1g"),
+        conf={"spark.driver.memory": "3g", "spark.executor.instances": "4",
+              "spark.driver.cores": "2"},
+    )  # fmt: skip
+    job, _ = cj.job_manifests(spec, config(), cj.Endpoints(), submitted="2026-12-06T12:00:00Z")
+    driver = job["spec"]["template"]["spec"]["containers"][0]
+    assert driver["resources"]["limits"]["memory"] == f"{3072 + 384}Mi"
+    assert driver["resources"]["requests"] == {"cpu": "2", "memory": f"{3072 + 384}Mi"}
+    # the pod tells the watcher how many executors the driver will ask for
+    pod_annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert pod_annotations["sparkube.io/executors"] == "4"
+    overhead = dataclasses_replace_conf(spec, {"spark.driver.memoryOverhead": "1g"})
+    job, _ = cj.job_manifests(overhead, config(), cj.Endpoints(), submitted="x")
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "memory": f"{3072 + 1024}Mi"
+    }
+    with pytest.raises(InputError, match="whole numbers"):
+        cj.job_manifests(
+            dataclasses_replace_conf(spec, {"spark.executor.instances": "many"}),
+            config(), cj.Endpoints(), submitted="x",
+        )  # fmt: skip
+
+
+def dataclasses_replace_conf(spec: cj.JobSpec, extra: dict[str, str]) -> cj.JobSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, conf={**spec.conf, **extra})
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'Message: pods "job-1-exec-1" is forbidden: exceeded quota: small, requested: '
+            "limits.memory=1408Mi, used: limits.memory=1408Mi, limited: limits.memory=2Gi.",
+            "The cluster refused the executor pods (exceeded quota: small, requested: "
+            "limits.memory=1408Mi, used: limits.memory=1408Mi, limited: limits.memory=2Gi); "
+            "lower --executors or --executor-memory, or raise the spark namespace's "
+            "ResourceQuota.",
+        ),
+        (
+            'Message: pods "job-1-exec-1" is forbidden: violates PodSecurity '
+            '"restricted:latest": runAsNonRoot != true.',
+            "PodSecurity level must admit them",
+        ),
+        (
+            'Message: pods is forbidden: User "system:serviceaccount:spark:spark" cannot '
+            'create resource "pods" in API group "" in the namespace "spark".',
+            "not allowed to create its executors (system:serviceaccount:spark:spark cannot "
+            "create pods)",
+        ),
+    ],
+)
+def test_executor_refusals_say_who_refused_and_what(line: str, expected: str) -> None:
+    tail = [
+        "26/12/06 12:00:01 WARN ExecutorPodsSnapshotsStoreImpl: Exception when notifying "
+        "snapshot subscriber.",
+        "io.fabric8.kubernetes.client.KubernetesClientException: Failure executing: POST at: "
+        "https://kubernetes.default.svc/api/v1/namespaces/spark/pods. " + line,
+        "\tat io.fabric8.kubernetes.client.dsl.internal.OperationSupport.requestFailure",
+    ]
+    found = dg.executor_refusal(tail)
+    assert found is not None and expected in found
+    assert dg.executor_refusal(["26/12/06 INFO SparkContext: Running Spark version 4.1.2"]) is None
