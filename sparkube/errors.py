@@ -44,7 +44,16 @@ class UsageError(SparkubeError):
 
 
 class ConfigError(UsageError):
-    """A sparkube.yaml / --config file, environment variable or flag is invalid."""
+    """A sparkube.yaml / --config file, environment variable or flag is invalid.
+
+    ``problems`` holds one line per problem (file and line, variable or option, key,
+    what is wrong) when several were found at once; they are also the ``detail``."""
+
+    def __init__(
+        self, message: str, *, detail: str | None = None, problems: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.problems = problems or (message,)
 
 
 class InputError(UsageError):

@@ -167,7 +167,7 @@ class ClusterSpec(BaseModel):
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError("expected a whole number, not true/false")
+            raise ValueError(f"{str(value).lower()} is not a whole number")
         return value
 
     @field_validator("pod_cidr")
@@ -215,6 +215,8 @@ FLAG_NAMES: dict[str, str] = {
 class _Source:
     kind: Literal["flag", "env", "file", "default"]
     where: str
+    #: The line in the file (0 for other sources): problems are listed in file order.
+    line: int = 0
 
 
 def find_config_file(env: Environment, config: Path | None) -> Path | None:
@@ -272,7 +274,9 @@ def load_spec(
 ) -> ClusterSpec:
     """Build the spec from flags > environment > file > defaults.
 
-    ``flags`` holds only the options the user gave (``None`` values are ignored).
+    ``flags`` holds only the options the user gave (``None`` values are ignored). Every
+    problem (unknown keys and bad values, from every source) is reported at once, in
+    one :class:`ConfigError`.
     """
     values: dict[str, Any] = {}
     sources: dict[str, _Source] = {}
@@ -282,8 +286,9 @@ def load_spec(
         data, lines = _read_file(path)
         for key, value in data.items():
             key = str(key)
+            line = lines.get(key, 0)
             values[key] = value
-            sources[key] = _Source("file", f"{path.name} line {lines.get(key, '?')}")
+            sources[key] = _Source("file", f"{path.name} line {line or '?'}", line)
 
     for field_name, var in ENV_VARS.items():
         raw = env.environ.get(var)
@@ -297,10 +302,15 @@ def load_spec(
         values[field_name] = value
         sources[field_name] = _Source("flag", FLAG_NAMES.get(field_name, field_name))
 
+    unknown = [key for key in values if key not in ClusterSpec.model_fields]
+    known = {key: value for key, value in values.items() if key not in unknown}
     try:
-        return ClusterSpec(**values)
+        spec = ClusterSpec(**known)
     except ValidationError as exc:
-        raise _config_error(exc, sources) from None
+        raise _config_error(_problems(exc.errors(), unknown, sources)) from None
+    if unknown:
+        raise _config_error(_problems([], unknown, sources))
+    return spec
 
 
 def _env_value(field_name: str, raw: str) -> Any:
@@ -310,18 +320,104 @@ def _env_value(field_name: str, raw: str) -> Any:
     return raw
 
 
-def _config_error(exc: ValidationError, sources: Mapping[str, _Source]) -> ConfigError:
-    error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
-    key = loc[0] if loc else "?"
-    source = sources.get(key, _Source("default", key))
-    where = _describe_source(source, ".".join(loc))
-    if error["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(key, list(ClusterSpec.model_fields), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "remove it"
-        known = ", ".join(ClusterSpec.model_fields)
-        return ConfigError(f"{where}: unknown key '{key}'; {hint} (known keys: {known}).")
-    message = str(error["msg"]).removeprefix("Value error, ")
+@dataclass(frozen=True)
+class _Problem:
+    source: _Source
+    key: str
+    text: str
+    #: What to do, for a message with this one problem.
+    fix: str
+
+    @property
+    def line(self) -> str:
+        return f"{_describe_source(self.source, self.key)}: {self.text}"
+
+    @property
+    def order(self) -> tuple[int, int]:
+        rank = {"file": 0, "env": 1, "flag": 2, "default": 3}[self.source.kind]
+        return rank, self.source.line
+
+
+def _shown(value: Any) -> str:
+    """A value the user gave, as they would write it (text in single quotes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)
+
+
+#: What the value should have been, in sparkube's words, for pydantic's type errors.
+_EXPECTED: dict[str, str] = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "dict_type": "a mapping like {team: data}",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "time_delta_type": "a duration like 4h",
+    "time_delta_parsing": "a duration like 4h",
+}
+
+
+def _value_problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error in sparkube's words: the value given and what is expected."""
+    kind = str(error["type"])
     got = error.get("input")
-    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
-    return ConfigError(f"{where}: {message}{shown}; fix this value.")
+    limits = error.get("ctx") or {}
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if got is None:
+        return "has no value"
+    if kind in _EXPECTED:
+        return f"{_shown(got)} is not {_EXPECTED[kind]}"
+    if kind == "greater_than_equal":
+        return f"{_shown(got)} is less than {limits.get('ge')}, the least allowed"
+    if kind == "less_than_equal":
+        return f"{_shown(got)} is more than {limits.get('le')}, the most allowed"
+    if kind == "literal_error":
+        expected = str(limits.get("expected", "")).replace("'", "")
+        return f"{_shown(got)} is not one of: {expected}"
+    return f"{_shown(got)} is not valid here"
+
+
+def _problems(
+    errors: list[Any], unknown: list[str], sources: Mapping[str, _Source]
+) -> list[_Problem]:
+    found = []
+    known = list(ClusterSpec.model_fields)
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        text = (
+            f"unknown key (did you mean {close[0]}?)"
+            if close
+            else f"unknown key (known keys: {', '.join(known)})"
+        )
+        found.append(_Problem(sources[key], key, text, "rename or remove it"))
+    for error in errors:
+        loc = [str(part) for part in error["loc"]]
+        key = loc[0] if loc else "?"
+        source = sources.get(key, _Source("default", key))
+        found.append(_Problem(source, ".".join(loc), _value_problem(error), "fix this value"))
+    return sorted(found, key=lambda problem: problem.order)
+
+
+def _config_error(problems: list[_Problem]) -> ConfigError:
+    """One problem: its sentence. Several: one sentence saying how many and where, then
+    one line per problem (in file order, then variables, then options)."""
+    lines = tuple(problem.line for problem in problems)
+    if len(problems) == 1:
+        return ConfigError(f"{lines[0]}; {problems[0].fix}.", problems=lines)
+    files = {p.source.where.split(" line ")[0] for p in problems if p.source.kind == "file"}
+    only_file = len(files) == 1 and all(p.source.kind == "file" for p in problems)
+    where = f"{files.pop()} has" if only_file else "The cluster settings have"
+    return ConfigError(
+        f"{where} {len(problems)} problems; fix each one and run again.",
+        detail="\n".join(lines),
+        problems=lines,
+    )
