@@ -23,6 +23,7 @@ from sparkube.aws.session import AwsClients, resolve_region
 from sparkube.env import Environment
 from sparkube.errors import SparkubeError
 from sparkube.spark.java import INSTALL_HINT, MINIMUM_JAVA, find_java
+from sparkube.spark.versions import SparkVersions, spark_versions
 from sparkube.spec import ClusterSpec
 
 Status = Literal["ok", "warn", "fail"]
@@ -76,7 +77,9 @@ def check_java(env: Environment) -> Check:
     return Check("Java", OK, f"Java {java.version} at {java.path} (Spark needs {MINIMUM_JAVA}+).")
 
 
-def check_pyspark() -> Check:
+def check_pyspark(versions: SparkVersions | None = None) -> Check:
+    """The embedded Spark: importable, and the version sparkube pins (the cluster's)."""
+    versions = versions or spark_versions()
     try:
         module = importlib.import_module("pyspark")
     except Exception as exc:  # ImportError, or a broken install
@@ -87,7 +90,36 @@ def check_pyspark() -> Check:
             "Reinstall sparkube in its environment (pip install --force-reinstall sparkube).",
         )
     version = getattr(module, "__version__", "unknown")
-    return Check("PySpark", OK, f"pyspark {version} is importable.")
+    where = f"pyspark {version} on Python {versions.local_python} runs local jobs"
+    if versions.mismatch():
+        return Check(
+            "PySpark",
+            WARN,
+            f"{where}; sparkube pins pyspark {versions.pinned}, the Spark of the cluster "
+            "image, so a job tried locally is not the job the cluster runs.",
+            f"pip install pyspark=={versions.pinned} (or reinstall sparkube) in sparkube's "
+            "environment.",
+        )
+    return Check("PySpark", OK, f"{where}. {versions.difference()}")
+
+
+def check_cluster_spark(versions: SparkVersions) -> Check:
+    """What cluster jobs run on: the image's Spark and Python (no cluster is contacted)."""
+    image = versions.image
+    if not versions.known_image:
+        return Check(
+            "Cluster Spark",
+            WARN,
+            versions.difference(),
+            f"Leave spark_image and spark_version unset to run {image.ref}, or use an "
+            f"image with Spark {versions.pinned}.",
+        )
+    return Check(
+        "Cluster Spark",
+        OK,
+        f"Spark {image.spark_version} on Python {image.python_version} and Java "
+        f"{image.java_version} in {image.ref}.",
+    )
 
 
 def check_ssh(env: Environment) -> Check:
@@ -218,7 +250,13 @@ def run_checks(
 ) -> list[Check]:
     """Every preflight check, in order; never raises for what it checks."""
     make: Callable[[str], Any] = clients_for or (lambda region: AwsClients(env.environ, region))
-    checks = [check_java(env), check_pyspark(), check_ssh(env)]
+    versions = spark_versions(spec.image)
+    checks = [
+        check_java(env),
+        check_pyspark(versions),
+        check_cluster_spark(versions),
+        check_ssh(env),
+    ]
     region_check, region = check_region_of(env, spec)
     clients = make(region or _FALLBACK_REGION)
     credentials = check_credentials(clients)

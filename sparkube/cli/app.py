@@ -42,10 +42,31 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"sparkube {__version__}")
-        raise typer.Exit()
+def _print_version(ctx: typer.Context, name: str, value: bool) -> None:
+    # --version and -v are both eager, so both callbacks run before anything else (and
+    # before Typer loads pydantic for --help); the second one to run prints.
+    seen = ctx.meta.setdefault("sparkube.version", {})
+    seen[name] = value
+    if len(seen) < 2 or not seen["version"]:
+        return
+    typer.echo(f"sparkube {__version__}")
+    if seen["verbose"]:
+        from sparkube.spark.versions import spark_versions
+
+        versions = spark_versions()
+        typer.echo(versions.local_line())
+        typer.echo(versions.cluster_line())
+        typer.echo(versions.difference())
+    raise typer.Exit()
+
+
+def _version(ctx: typer.Context, value: bool) -> None:
+    _print_version(ctx, "version", value)
+
+
+def _verbose(ctx: typer.Context, value: bool) -> bool:
+    _print_version(ctx, "verbose", value)
+    return value
 
 
 @app.callback()
@@ -53,11 +74,30 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+            "--version",
+            help="Print the version and exit; with -v also the Spark and Python of local "
+            "and cluster runs.",
+            callback=_version,
+            is_eager=True,
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="With --version: more detail.",
+            callback=_verbose,
+            is_eager=True,
         ),
     ] = False,
 ) -> None:
     """sparkube: Spark on your own Kubernetes cluster on EC2."""
+    if verbose:
+        raise click_exceptions.UsageError(
+            "-v/--verbose before the command goes only with --version "
+            "(for a command's own -v, put it after the command)."
+        )
 
 
 def _register() -> None:

@@ -31,8 +31,9 @@ def doctor(
     region: RegionOption = None,
     output: OutputOption = "text",
 ) -> None:
-    """Check that this machine and your AWS account are ready: Java, PySpark, ssh,
-    credentials, region, instance types, vCPU quota, public IP. Writes nothing.
+    """Check that this machine and your AWS account are ready: Java, PySpark (and the
+    cluster's Spark beside it), ssh, credentials, region, instance types, vCPU quota,
+    public IP. Writes nothing.
 
     Exits 1 if a check failed; warnings do not fail. Each problem comes with a fix.
 
@@ -47,12 +48,19 @@ def doctor(
     results = checks_.run_checks(env, spec)
     failed = checks_.failed(results)
     if fmt == "json":
-        ui.out.print_json(json.dumps({"ok": not failed, "checks": [asdict(c) for c in results]}))
+        from sparkube.spark.versions import spark_versions
+
+        report = {
+            "ok": not failed,
+            "checks": [asdict(c) for c in results],
+            "versions": spark_versions(spec.image).as_dict(),
+        }
+        ui.out.print_json(json.dumps(report))
     else:
         table = Table(box=None, pad_edge=False, show_edge=False)
         table.add_column("check", style="bold")
         table.add_column("status")
-        table.add_column("finding / fix")
+        table.add_column("finding / fix", overflow="fold")  # image refs, paths: whole
         for c in results:
             text = escape(c.finding)
             if c.status != checks_.OK and c.fix:

@@ -50,6 +50,7 @@ def _loaded(argv: list[str], base: Path) -> tuple[int, set[str]]:
     "argv",
     [
         ["--version"],
+        ["--version", "-v"],  # both Sparks' versions, read without importing pyspark
         ["--help"],
         ["plan", "--help"],
         ["status", "--help"],
