@@ -56,6 +56,27 @@ class ConfigError(UsageError):
         self.problems = problems or (message,)
 
 
+class NoSuchCluster(UsageError):
+    """The named cluster does not exist, or nothing on this machine reaches it: every
+    command exits 2 for it (nothing was created), with the same one sentence."""
+
+    @classmethod
+    def not_here(cls, cluster: str, folder: object) -> NoSuchCluster:
+        """For commands that need the cluster's kubeconfig in ``folder`` on this machine."""
+        return cls(
+            f"No cluster {cluster} is up on this machine (no kubeconfig in {folder}); "
+            f"create it with sparkube up, or pass --cluster NAME for another one."
+        )
+
+    @classmethod
+    def in_region(cls, cluster: str, region: str) -> NoSuchCluster:
+        """For commands that look the cluster up in AWS and find nothing tagged with it."""
+        return cls(
+            f"No cluster {cluster} in {region} (nothing tagged sparkube:cluster={cluster}); "
+            f"create it with sparkube up, or find yours with sparkube ls --all-regions."
+        )
+
+
 class InputError(UsageError):
     """An input file or directory cannot be used."""
 

@@ -11,7 +11,7 @@ from typer.core import TyperCommand
 from sparkube.cli.app import app
 from sparkube.cli.options import ClusterOption, RegionOption, load_spec
 from sparkube.cli.ui import context
-from sparkube.errors import ClusterError
+from sparkube.errors import NoSuchCluster
 
 PANEL = "Cluster"
 _REMOTE = "sparkube.remote_command"
@@ -46,6 +46,7 @@ def ssh(
     Examples: sparkube ssh · sparkube ssh worker-1 · sparkube ssh worker-2 -- df -h
     """
     from sparkube import phases
+    from sparkube.aws import discovery
     from sparkube.aws.provider import AwsProvider
     from sparkube.nodes.access import prepare_ssh
 
@@ -53,6 +54,8 @@ def ssh(
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     provider = AwsProvider.from_env(env, region=spec.region)
     info = provider.describe(spec.name).with_address_overrides(phases.default_overrides(env))
+    if discovery.is_empty(info):
+        raise NoSuchCluster.in_region(spec.name, provider.region)
     argv = prepare_ssh(env, info, node, ctx.meta.get(_REMOTE, []))
     code = subprocess.call(argv)
     if code != 0:
@@ -84,9 +87,7 @@ def kubeconfig(
     spec = load_spec(env=env, flags={"name": cluster})
     path = kubeconfig_path(env, spec.name)
     if not path.is_file():
-        raise ClusterError(
-            f"No kubeconfig for cluster {spec.name} yet ({path}); run `sparkube up` first."
-        )
+        raise NoSuchCluster.not_here(spec.name, path.parent)
     if not merge:
         ui.out.print(str(path), markup=False, highlight=False)
         return

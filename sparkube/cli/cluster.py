@@ -29,7 +29,7 @@ from sparkube.cli.options import (
 from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
-from sparkube.errors import Interrupted, UsageError
+from sparkube.errors import Interrupted, NoSuchCluster, UsageError
 from sparkube.lock import cluster_lock
 from sparkube.model import CONTROL_PLANE, ClusterInfo, Node
 
@@ -733,12 +733,9 @@ def status(
                 }
             )
         )
-        return
-    if not exists:
-        ui.out.print(
-            f"No cluster {info.name} in {info.region} (nothing tagged "
-            f"sparkube:cluster={info.name}); create it with 'sparkube up'."
-        )
+    if not exists:  # the JSON above says so too ("exists": false); the exit code is 2
+        raise NoSuchCluster.in_region(info.name, info.region)
+    if output == "json":
         return
     left = _left(info.expires_at, now)
     ui.out.print(

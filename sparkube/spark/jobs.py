@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sparkube.env import Environment
-from sparkube.errors import ClusterError, InputError, JobError
+from sparkube.errors import InputError, JobError, NoSuchCluster
 from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import local
 from sparkube.spark.apps import wordcount as wordcount_app
@@ -234,10 +234,7 @@ def open_cluster(env: Environment, cluster: str) -> cluster_jobs.ClusterJobs:
 
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
-        raise ClusterError(
-            f"No cluster '{cluster}' is up here (no kubeconfig in {kubeconfig.parent}); run "
-            f"sparkube up, or sparkube kubeconfig on the machine that made it."
-        )
+        raise NoSuchCluster.not_here(cluster, kubeconfig.parent)
     client = client_from_kubeconfig(kubeconfig, timeout=30.0)
     return cluster_jobs.ClusterJobs(
         client,

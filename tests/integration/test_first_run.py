@@ -201,19 +201,25 @@ def test_ls_all_regions_needs_no_region(cli: Cli, moto_aws: MotoAws) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "shown"),
+    ("args", "shown", "code"),
     [
-        (("status",), "Looking for cluster sparkube in us-east-1…"),
-        (("ls",), "Looking for sparkube clusters in us-east-1…"),
-        (("plan", "--allow-cidr", "1.2.3.4/32"), "Asking AWS in us-east-1"),
+        # No cluster sparkube exists in moto: status says so and exits 2 (bad input).
+        (("status",), "Looking for cluster sparkube in us-east-1…", 2),
+        (("ls",), "Looking for sparkube clusters in us-east-1…", 0),
+        (("plan", "--allow-cidr", "1.2.3.4/32"), "Asking AWS in us-east-1", 0),
     ],
 )
 def test_a_terminal_sees_what_is_being_waited_for(
-    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], shown: str
+    cli: Cli,
+    moto_aws: MotoAws,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    shown: str,
+    code: int,
 ) -> None:
     monkeypatch.setenv("FORCE_COLOR", "1")  # Rich treats stderr as a terminal
     result = cli(*args, env=moto_aws.env)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == code, result.stderr
     assert shown in result.stderr
     monkeypatch.delenv("FORCE_COLOR")
     monkeypatch.setenv("NO_COLOR", "1")
