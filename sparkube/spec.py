@@ -22,11 +22,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sparkube.defaults import (
+    DEFAULT_CLUSTER,
+    DEFAULT_CONTROL_PLANE_TYPE,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_ROOT_VOLUME_GB,
+    DEFAULT_WORKERS,
+    MAX_ROOT_VOLUME_GB,
+    MAX_WORKERS,
+    MIN_ROOT_VOLUME_GB,
+)
 from sparkube.env import Environment
 from sparkube.errors import ConfigError
 from sparkube.spark.image import SPARK_IMAGE
 
-DEFAULT_CLUSTER = "sparkube"
 DEFAULT_FILE = "sparkube.yaml"
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 #: Supported Kubernetes minors (FACTS-KUBEADM.md: 1.35-1.37 in support late 2026).
@@ -76,9 +85,11 @@ class ClusterSpec(BaseModel):
 
     name: str = Field(DEFAULT_CLUSTER, description="Cluster name; tags and local files use it.")
     region: str | None = Field(None, description="AWS region; default: the AWS SDK's own.")
-    workers: int = Field(2, ge=0, le=200, description="Number of worker nodes.")
-    instance_type: str = Field("t3.medium", description="EC2 type of the workers.")
-    control_plane_type: str = Field("t3.medium", description="EC2 type of the control plane.")
+    workers: int = Field(DEFAULT_WORKERS, ge=0, le=MAX_WORKERS, description="Worker nodes.")
+    instance_type: str = Field(DEFAULT_INSTANCE_TYPE, description="EC2 type of the workers.")
+    control_plane_type: str = Field(
+        DEFAULT_CONTROL_PLANE_TYPE, description="EC2 type of the control plane."
+    )
     spot: bool = Field(False, description="Run workers on spot capacity.")
     allow_cidrs: tuple[str, ...] = Field(
         (), description="CIDRs allowed to reach SSH and the API; default: your public IP/32."
@@ -88,7 +99,12 @@ class ClusterSpec(BaseModel):
     spark_version: str = Field(DEFAULT_SPARK, description="Spark version of the cluster image.")
     spark_image: str | None = Field(None, description="Spark container image override.")
     ttl: timedelta | None = Field(None, description="Nodes terminate themselves after this.")
-    root_volume_gb: int = Field(40, ge=20, le=2000, description="Root volume size (GiB).")
+    root_volume_gb: int = Field(
+        DEFAULT_ROOT_VOLUME_GB,
+        ge=MIN_ROOT_VOLUME_GB,
+        le=MAX_ROOT_VOLUME_GB,
+        description="Root volume size (GiB).",
+    )
     vpc_id: str | None = Field(None, description="VPC; default: the default VPC.")
     subnet_id: str | None = Field(None, description="Subnet; default: one of the VPC's.")
     cni: Literal["flannel"] = Field("flannel", description="Pod network add-on.")

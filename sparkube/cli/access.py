@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperCommand
@@ -11,7 +12,10 @@ from typer.core import TyperCommand
 from sparkube.cli.app import app
 from sparkube.cli.options import ClusterOption, RegionOption, load_spec
 from sparkube.cli.ui import context
-from sparkube.errors import NoSuchCluster
+from sparkube.errors import NoSuchCluster, SparkubeError
+
+if TYPE_CHECKING:
+    from sparkube.env import Environment
 
 PANEL = "Cluster"
 _REMOTE = "sparkube.remote_command"
@@ -74,6 +78,15 @@ def kubeconfig(
         ),
     ] = False,
     cluster: ClusterOption = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Where to look for the cluster in AWS when this machine has no kubeconfig "
+            "for it, to say whether it exists. Default: the AWS SDK's own region.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print the path of the cluster's kubeconfig, or merge it into your own.
 
@@ -84,10 +97,10 @@ def kubeconfig(
 
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
-    spec = load_spec(env=env, flags={"name": cluster})
+    spec = load_spec(env=env, flags={"name": cluster, "region": region})
     path = kubeconfig_path(env, spec.name)
     if not path.is_file():
-        raise NoSuchCluster.not_here(spec.name, path.parent)
+        raise _missing_kubeconfig(env, spec.name, spec.region, path)
     if not merge:
         ui.out.print(str(path), markup=False, highlight=False)
         return
@@ -96,4 +109,27 @@ def kubeconfig(
     ui.ok(
         f"Merged context {spec.name} into {target}; use it with: "
         f"kubectl --context {spec.name} get nodes"
+    )
+
+
+def _missing_kubeconfig(
+    env: Environment, name: str, region: str | None, path: Path
+) -> SparkubeError:
+    """No kubeconfig here: with a region (given or the SDK's), ask AWS whether the
+    cluster exists, to tell "it runs, but was made on another machine" from "no such
+    cluster"; without one, say what this machine knows."""
+    from sparkube.aws.session import configured_region
+
+    home = configured_region(env.environ, region)
+    if home is None:
+        return NoSuchCluster.not_here(name, path.parent)
+    from sparkube.aws import discovery
+    from sparkube.aws.provider import AwsProvider
+
+    provider = AwsProvider.from_env(env, region=home)
+    if discovery.is_empty(provider.describe(name)):
+        return NoSuchCluster.in_region(name, provider.region)
+    return NoSuchCluster(
+        f"Cluster {name} exists in {provider.region} but was made on another machine (no "
+        f"kubeconfig in {path.parent}); copy that machine's {path} here."
     )

@@ -28,6 +28,15 @@ from sparkube.cli.options import (
 )
 from sparkube.cli.progress import RichReporter, clock
 from sparkube.cli.ui import UI, context
+from sparkube.defaults import (
+    DEFAULT_CONTROL_PLANE_TYPE,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_ROOT_VOLUME_GB,
+    DEFAULT_WORKERS,
+    MAX_ROOT_VOLUME_GB,
+    MAX_WORKERS,
+    MIN_ROOT_VOLUME_GB,
+)
 from sparkube.env import Environment
 from sparkube.errors import Interrupted, NoSuchCluster, UsageError
 from sparkube.lock import cluster_lock
@@ -43,7 +52,7 @@ PANEL = "Cluster"
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="Cluster file (default: ./sparkube.yaml if present).", show_default=False
+        "--config", help="Cluster file. Default: ./sparkube.yaml if present.", show_default=False
     ),
 ]
 WorkersOption = Annotated[
@@ -51,21 +60,34 @@ WorkersOption = Annotated[
     typer.Option(
         "--workers",
         "-w",
-        help="Number of worker nodes (0-200; default 2). On an existing cluster, more adds "
-        "workers.",
+        help=f"Number of worker nodes (0-{MAX_WORKERS}). On an existing cluster, more adds "
+        f"workers. Default: {DEFAULT_WORKERS}.",
         show_default=False,
     ),
 ]
 TypeOption = Annotated[
-    str | None, typer.Option("--instance-type", help="EC2 type of the workers.", show_default=False)
+    str | None,
+    typer.Option(
+        "--instance-type",
+        help=f"EC2 type of the workers. Default: {DEFAULT_INSTANCE_TYPE}.",
+        show_default=False,
+    ),
 ]
 CpTypeOption = Annotated[
     str | None,
-    typer.Option("--control-plane-type", help="EC2 type of the control plane.", show_default=False),
+    typer.Option(
+        "--control-plane-type",
+        help=f"EC2 type of the control plane. Default: {DEFAULT_CONTROL_PLANE_TYPE}.",
+        show_default=False,
+    ),
 ]
 SpotOption = Annotated[
     bool | None,
-    typer.Option("--spot/--no-spot", help="Run workers on spot capacity.", show_default=False),
+    typer.Option(
+        "--spot/--no-spot",
+        help="Run workers on spot capacity. Default: on-demand (--no-spot).",
+        show_default=False,
+    ),
 ]
 CidrOption = Annotated[
     list[str] | None,
@@ -82,12 +104,19 @@ AmiOption = Annotated[
 TtlOption = Annotated[
     str | None,
     typer.Option(
-        "--ttl", help="Nodes terminate themselves after this (4h, 90m).", show_default=False
+        "--ttl",
+        help="Nodes terminate themselves after this (4h, 90m). Default: none, they run until down.",
+        show_default=False,
     ),
 ]
 VolumeOption = Annotated[
     int | None,
-    typer.Option("--root-volume-gb", help="Root volume size in GiB.", show_default=False),
+    typer.Option(
+        "--root-volume-gb",
+        help=f"Root volume size in GiB ({MIN_ROOT_VOLUME_GB}-{MAX_ROOT_VOLUME_GB}). "
+        f"Default: {DEFAULT_ROOT_VOLUME_GB}.",
+        show_default=False,
+    ),
 ]
 VpcOption = Annotated[
     str | None, typer.Option("--vpc-id", help="VPC. Default: the default VPC.", show_default=False)
@@ -413,7 +442,8 @@ def up(
         str | None,
         typer.Option(
             "--until",
-            help="Stop after this phase (infra, nodes, kubernetes, addons: as available).",
+            help="Stop after this phase (infra, nodes, kubernetes, addons: as available). "
+            "Default: run every phase.",
             show_default=False,
         ),
     ] = None,
@@ -791,18 +821,32 @@ def ls_(
         bool, typer.Option("--all-regions", help="Look in every enabled region.")
     ] = False,
     output: OutputOption = "text",
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            "-c",
+            help="Only this cluster (with --all-regions: find which regions it is in). "
+            "Default: every cluster.",
+            show_default=False,
+        ),
+    ] = None,
     region: RegionOption = None,
 ) -> None:
     """Every sparkube cluster found by tag, with cost per hour and time left.
 
-    Examples: sparkube ls · sparkube ls --all-regions -o json
+    Examples: sparkube ls · sparkube ls --all-regions -o json · sparkube ls -c analytics
+    --all-regions
     """
     output = check_output(output)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     from sparkube.aws.session import LISTING_REGION, configured_region
 
-    spec = load_spec(env=env, flags={"region": region}, use_file=False)
+    # Only the flags: ls lists every cluster unless --cluster names one (the name of
+    # $SPARKUBE_CLUSTER or sparkube.yaml is not a filter).
+    spec = load_spec(env=env, flags={"name": cluster, "region": region}, use_file=False)
+    only = spec.name if cluster is not None else None
     home = configured_region(env.environ, spec.region)
     if home is None and not all_regions:
         raise UsageError(
@@ -817,6 +861,8 @@ def ls_(
     rows: list[dict[str, Any]] = []
     with ui.waiting(f"Looking for sparkube clusters in {where}"):
         for c in provider.list_clusters(all_regions=all_regions):
+            if only is not None and c.name != only:
+                continue
             prices = _prices(provider, c.nodes, c.region)
             rows.append(_summary(c, prices, now))
     if output == "json":
@@ -824,7 +870,8 @@ def ls_(
         return
     if not rows:
         where = "any region" if all_regions else provider.region
-        ui.out.print(f"No sparkube cluster in {where}.")
+        what = f"cluster {only}" if only else "sparkube cluster"
+        ui.out.print(f"No {what} in {where}.")
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("cluster", "region", "nodes", "running", "$/h", "$ so far", "time left"):

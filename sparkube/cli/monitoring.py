@@ -33,7 +33,7 @@ NoBrowserOption = Annotated[
 
 def _port_option(default: int) -> object:
     return typer.Option(
-        "--port", help=f"Local port (default {default}, or a free one if taken).",
+        "--port", help=f"Local port. Default: {default}, or a free one if taken.",
         show_default=False,
     )  # fmt: skip
 
@@ -57,7 +57,8 @@ def usage(
         Path | None,
         typer.Option(
             "--chart",
-            help="Also write a PNG: CPU requested and used per namespace, cost per job.",
+            help="Also write a PNG: CPU requested and used per namespace, cost per job. "
+            "Default: no chart.",
             show_default=False,
         ),
     ] = None,

@@ -1,0 +1,13 @@
+"""The defaults of the cluster spec as plain values: :mod:`sparkube.spec` builds its
+model from them, and ``--help`` shows them without loading the model (pydantic)."""
+
+from __future__ import annotations
+
+DEFAULT_CLUSTER = "sparkube"
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 200
+DEFAULT_INSTANCE_TYPE = "t3.medium"
+DEFAULT_CONTROL_PLANE_TYPE = "t3.medium"
+DEFAULT_ROOT_VOLUME_GB = 40
+MIN_ROOT_VOLUME_GB = 20
+MAX_ROOT_VOLUME_GB = 2000
