@@ -1,7 +1,10 @@
 """One exception tree for sparkube, and the one place that maps it to exit codes.
 
 Every error a user can cause or meet is raised as a :class:`SparkubeError` subclass
-whose message is one plain sentence saying what is wrong and what to do. The CLI calls
+whose message is one plain sentence saying what is wrong and what to do. One quoting
+style: names (cluster demo, node worker-1, job wc-1, key workers, phase infra, files)
+are never quoted; a command to run, and a value the user gave that is refused, are in
+single quotes ('sparkube up', workers: 'three' is not a whole number). The CLI calls
 :func:`describe` once, at the top, to turn any exception into an exit code and that
 sentence; nothing else in the package decides exit codes or prints errors.
 
@@ -65,7 +68,7 @@ class NoSuchCluster(UsageError):
         """For commands that need the cluster's kubeconfig in ``folder`` on this machine."""
         return cls(
             f"No cluster {cluster} is up on this machine (no kubeconfig in {folder}); "
-            f"create it with sparkube up, or pass --cluster NAME for another one."
+            f"create it with 'sparkube up', or pass --cluster NAME for another one."
         )
 
     @classmethod
@@ -73,7 +76,7 @@ class NoSuchCluster(UsageError):
         """For commands that look the cluster up in AWS and find nothing tagged with it."""
         return cls(
             f"No cluster {cluster} in {region} (nothing tagged sparkube:cluster={cluster}); "
-            f"create it with sparkube up, or find yours with sparkube ls --all-regions."
+            f"create it with 'sparkube up', or find yours with 'sparkube ls --all-regions'."
         )
 
 

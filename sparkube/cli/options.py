@@ -19,8 +19,8 @@ ClusterOption = Annotated[
     typer.Option(
         "--cluster",
         "-c",
-        help="Cluster name. Default: $SPARKUBE_CLUSTER, else 'name:' in ./sparkube.yaml, "
-        "else 'sparkube'.",
+        help="Cluster name. Default: $SPARKUBE_CLUSTER, else name: in ./sparkube.yaml, "
+        "else sparkube.",
         show_default=False,
     ),
 ]

@@ -15,7 +15,7 @@ Cli = Callable[..., CliResult]
 
 _SENTENCE = (
     f"Error: No cluster demo in {REGION} (nothing tagged sparkube:cluster=demo); create it "
-    "with sparkube up, or find yours with sparkube ls --all-regions."
+    "with 'sparkube up', or find yours with 'sparkube ls --all-regions'."
 )
 
 

@@ -114,7 +114,7 @@ def test_every_option_shows_its_default(
 ) -> None:
     text = " ".join(_help([command], 1000, monkeypatch, capsys).split())
     for option in _options(command):
-        if (command, option.opts[0]) in _DEFAULT_PENDING:
+        if (command, option.opts[0]) in _DEFAULT_PENDING or option.hidden:
             continue
         if option.is_flag and option.default is False and not option.secondary_opts:
             continue  # a plain on/off flag: off unless given

@@ -39,7 +39,7 @@ def test_no_such_cluster_exits_2_with_one_sentence(cli: Cli, args: tuple[str, ..
     message = result.stderr.strip()
     assert message.startswith("Error: No cluster demo is up on this machine (no kubeconfig in ")
     assert message.endswith(
-        "); create it with sparkube up, or pass --cluster NAME for another one."
+        "); create it with 'sparkube up', or pass --cluster NAME for another one."
     )
     assert "'demo'" not in message and '"demo"' not in message
 
