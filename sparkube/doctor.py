@@ -11,7 +11,12 @@ other command. Only reads are made. The public IP is looked up only when
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import shutil
+import socket
+import ssl
+import urllib.error
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -224,7 +229,7 @@ def check_public_ip(
     if spec.allow_cidrs:
         return Check(name, OK, f"SSH and the API will allow {', '.join(spec.allow_cidrs)}.")
     try:
-        cidrs = network.operator_cidrs((), detect_ip, env.environ)
+        cidrs = network.operator_cidrs((), _in_words(detect_ip), env.environ)
     except SparkubeError as exc:
         finding, _ = _split(exc.message, "")
         return Check(
@@ -235,6 +240,52 @@ def check_public_ip(
             "(e.g. --allow-cidr 203.0.113.7/32).",
         )
     return Check(name, OK, f"Detected {', '.join(cidrs)}; up will allow SSH and the API from it.")
+
+
+def network_failure(exc: BaseException, host: str) -> str:
+    """What failed when asking ``host`` over HTTPS, in words (never ``<urlopen error
+    [Errno -3] ...>``): name resolution, refusal, timeout, TLS, a proxy, an HTTP status."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"{host} answered HTTP {exc.code}"
+    reason: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return f"the name {host} could not be resolved (no network or no DNS)"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"the connection to {host} was refused"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return f"{host} did not answer in time"
+    if isinstance(reason, ssl.SSLError):
+        what = getattr(reason, "reason", None) or reason.strerror or "handshake"
+        return f"the TLS connection to {host} failed ({str(what).lower().replace('_', ' ')})"
+    if isinstance(reason, ConnectionError):
+        return f"the connection to {host} was cut"
+    text = str(reason)
+    if "Tunnel connection failed" in text:
+        return f"the HTTPS proxy refused to connect to {host} ({text.split(':', 1)[-1].strip()})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"{host} could not be reached ({reason.strerror.lower()})"
+    return f"{host} could not be reached ({text or type(reason).__name__})"
+
+
+def _in_words(detector: network.IpDetector | None) -> network.IpDetector | None:
+    """``detector`` whose failures say in words what failed (an OSError, so the network
+    layer treats it as before)."""
+    if detector is None:
+        return None
+    host = urllib.parse.urlsplit(network.CHECKIP_URL).hostname or "checkip.amazonaws.com"
+
+    def detect() -> str:
+        try:
+            answer = detector()
+        except OSError as exc:
+            raise OSError(network_failure(exc, host)) from None
+        try:
+            ipaddress.ip_address(answer.strip())
+        except ValueError:
+            raise OSError(f"{host} answered something that is not an IP address") from None
+        return answer
+
+    return detect
 
 
 def _skipped(name: str, why: str) -> Check:
