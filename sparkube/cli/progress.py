@@ -107,18 +107,19 @@ class RichReporter:
         grid.add_row(Text("✓", style="green"), phase, summary, Text(clock(seconds), style="dim"))
         self.console.print(grid)
 
-    def phase_failed(self, phase: str, message: str) -> None:
-        """The phase line in red; the CLI prints ``message`` (the error) right below."""
+    def phase_failed(self, phase: str, message: str, *, outcome: str = "failed") -> None:
+        """The phase line in red; the CLI prints ``message`` (the error) right below.
+        ``outcome`` is the word shown (``interrupted`` after Ctrl-C)."""
         self._stop()
         seconds = self.now() - self.started if self.started else 0.0
         if not self.live_mode:
-            self._plain(f"✗ {phase:<{NAME_WIDTH}} failed  {clock(seconds)}")
+            self._plain(f"✗ {phase:<{NAME_WIDTH}} {outcome}  {clock(seconds)}")
             return
         grid = self._grid()
         grid.add_row(
             Text("✗", style="bold red"),
             Text(phase, style="bold red"),
-            Text("failed", style="red"),
+            Text(outcome, style="red"),
             Text(clock(seconds), style="dim"),
         )
         self._add_rows(grid, limit=None)  # where every node was when it stopped

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
+from rich.status import Status
 
 from sparkube.cli.progress import RichReporter
+from sparkube.errors import Interrupted
 from sparkube.spark import local
 
 PHASE = "wordcount"
@@ -83,5 +85,40 @@ class LocalProgress:
                 self.reporter.phase_done(
                     PHASE, f"counted {self.description}", self.now() - self.started
                 )
+            elif issubclass(exc_type, (Interrupted, KeyboardInterrupt)):
+                self.reporter.phase_failed(PHASE, str(exc or ""), outcome="interrupted")
             else:
                 self.reporter.phase_failed(PHASE, str(exc or ""))
+
+
+class StartingSpark:
+    """``starting Spark…`` with a spinner on a terminal, from the start of a local job
+    until its application shows its first line (or ends): Spark takes seconds to start
+    and a user's script may print nothing before. Nothing without a terminal."""
+
+    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+        self.live = console.is_terminal and not console.is_dumb_terminal if live is None else live
+        self.status: Status | None = (
+            Status("starting Spark…", console=console, spinner="dots") if self.live else None
+        )
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> StartingSpark:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def stop(self) -> None:
+        """Called before the application's first line is shown (from any thread)."""
+        with self._lock:
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sparkube.cli.stages import LocalProgress, stage_text
+from sparkube.cli.stages import LocalProgress, StartingSpark, stage_text
+from sparkube.errors import Interrupted
 from sparkube.spark import cds, local
 from sparkube.spark.apps import wordcount as app
 
@@ -161,3 +162,31 @@ def test_only_one_build_at_a_time_and_a_stale_lock_is_taken_over(tmp_path: Path)
     old = lock.stat().st_mtime - cds.STALE_LOCK_SECONDS - 60
     os.utime(lock, (old, old))
     assert cds._lock(archive) == lock
+
+
+def test_ctrl_c_ends_the_display_as_interrupted_not_failed() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=100)
+    try:
+        with LocalProgress(console, "1 file", clock_fn=Clock()):
+            raise Interrupted("Interrupted; the Spark job was stopped.")
+    except Interrupted:
+        pass
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("✗ wordcount") and "interrupted" in last and "failed" not in last
+
+
+def test_starting_spark_shows_until_the_apps_first_line() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system=None)
+    with StartingSpark(console) as starting:
+        assert starting.status is not None
+        starting.status._live.refresh()
+        starting.stop()  # the application's first line
+        assert starting.status is None
+        starting.stop()  # every later line: nothing to do
+    assert "starting Spark…" in out.getvalue()
+    quiet = io.StringIO()
+    with StartingSpark(Console(file=quiet, force_terminal=False)) as starting:
+        assert starting.status is None
+    assert quiet.getvalue() == ""
