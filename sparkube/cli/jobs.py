@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +22,7 @@ from sparkube.cli.options import (
     check_output,
     load_spec,
 )
-from sparkube.cli.stages import LocalProgress
+from sparkube.cli.stages import LocalProgress, StartingSpark
 from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import InputError, Interrupted, JobError, UsageError
@@ -44,6 +46,41 @@ def _display_path(path: Path, cwd: Path) -> str:
         return str(path)
 
 
+DriverMemoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--driver-memory",
+        help="Heap of the Spark driver, e.g. 4g. Locally the embedded Spark's one JVM, "
+        "whose heap its executor threads share (default: $SPARKUBE_DRIVER_MEMORY, else "
+        "2g); on the cluster the driver pod's (default: 1g).",
+        show_default=False,
+    ),
+]
+
+
+#: ``-o`` was the output folder of wordcount and submit; it means ``--output`` (the
+#: format) on other commands, so here it is refused rather than taken for an argument.
+OldOutputOption = Annotated[str | None, typer.Option("-o", hidden=True, show_default=False)]
+
+
+def _refuse_dash_o(value: str | None) -> None:
+    if value is not None:
+        raise UsageError(
+            f"-o is not the output folder any more (elsewhere it is --output, the format); "
+            f"pass --output-dir {value}."
+        )
+
+
+def _local_banner(
+    lead: str, settings: local.LocalSettings, java_major: int, job_id: str, how: str = ""
+) -> str:
+    """The one line saying a job runs on embedded Spark: where, with what, its id."""
+    return (
+        f"{lead} on embedded Spark ({settings.master}{how}, driver memory "
+        f"{settings.driver_memory}, Java {java_major})  job {job_id}"
+    )
+
+
 @app.command(rich_help_panel="Jobs")
 def wordcount(
     ctx: typer.Context,
@@ -63,11 +100,12 @@ def wordcount(
         Path | None,
         typer.Option(
             "--output-dir",
-            "-o",
             help="Where wordcount.csv goes. Default: ./sparkube-runs/JOB-ID/",
             show_default=False,
         ),
     ] = None,
+    driver_memory: DriverMemoryOption = None,
+    dash_o: OldOutputOption = None,
     cluster: ClusterOption = None,
     region: RegionOption = None,
     verbose: VerboseOption = False,
@@ -86,20 +124,31 @@ def wordcount(
 
     Example: [bold]sparkube wordcount examples/genesis-kjv.txt --top 10[/bold]
     """
+    _refuse_dash_o(dash_o)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     job_id = jobs.new_job_id("wc")
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
-    if not placement.local:
-        files, out_dir, created = jobs.prepare_wordcount(
-            inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
+    if placement.local:
+        java = find_java(env.environ)
+        settings = local.LocalSettings.from_environ(
+            env.environ, verbose=verbose, interactive=env.interactive, driver_memory=driver_memory
         )
+    files, out_dir, created = jobs.prepare_wordcount(
+        inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
+    )
+    total = sum(f.size for f in files)
+    what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
+    result = jobs.wordcount_of_nothing(files, output_dir=out_dir, job_id=job_id)
+    if result is not None:
+        ui.note(
+            f"The input{'s are' if len(files) != 1 else ' is'} empty: 0 words, no Spark job run."
+        )
+    elif not placement.local:
         api = jobs.open_cluster(env, spec.name)
         config = api.config()
-        res = jobs.resources_for(config)
-        total = sum(f.size for f in files)
-        what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
+        res = jobs.resources_for(config, driver_memory=driver_memory)
         ui.note(
             f"Running on cluster {spec.name} ({res.executors} executors × "
             f"{res.executor_cores} core{'s' if res.executor_cores != 1 else ''}, "
@@ -120,18 +169,8 @@ def wordcount(
             )
         ui.ok(f"counted {what} in {result.seconds:.1f} s")
     else:
-        java = find_java(env.environ)
-        settings = local.LocalSettings.from_environ(
-            env.environ, verbose=verbose, interactive=env.interactive
-        )
-        files, out_dir, created = jobs.prepare_wordcount(
-            inputs, top=top, output_dir=output_dir, env=env, job_id=job_id
-        )
-        if not local_:
-            ui.note(placement.reason)
-        total = sum(f.size for f in files)
-        ui.note(f"Running on embedded Spark ({settings.master}, Java {java.major})  job {job_id}")
-        what = f"{len(files)} file{'s' if len(files) != 1 else ''} ({_human_size(total)})"
+        lead = "Running" if local_ else f"No cluster '{spec.name}' is up; running"
+        ui.note(_local_banner(lead, settings, java.major, job_id))
         # Elapsed time and the stage the job reports (issue 11), live or as plain lines.
         with LocalProgress(ui.err, what, verbose=verbose) as progress:
             result = jobs.run_wordcount_local(
@@ -190,7 +229,8 @@ def submit(
         int | None,
         typer.Option(
             "--executors",
-            help="Executors on the cluster. Default: one per worker.",
+            help="Executors on the cluster. Default: one per worker. Locally Spark runs "
+            "--executors × --executor-cores threads in one JVM (local[N]).",
             show_default=False,
         ),
     ] = None,
@@ -198,7 +238,8 @@ def submit(
         int | None,
         typer.Option(
             "--executor-cores",
-            help="Cores per executor. Default: the worker's vCPUs minus one (at least 1).",
+            help="Cores per executor. Default: the worker's vCPUs minus one (at least 1); "
+            "locally see --executors.",
             show_default=False,
         ),
     ] = None,
@@ -206,32 +247,45 @@ def submit(
         str | None,
         typer.Option(
             "--executor-memory",
-            help="Heap per executor (e.g. 2g). Default: 40% of a worker's memory, less "
-            "Spark's 384 MiB overhead, so a default job fits next to its driver.",
+            help="Heap per executor on the cluster (e.g. 2g). Default: 40% of a worker's "
+            "memory, less Spark's 384 MiB overhead, so a default job fits next to its "
+            "driver. Locally refused: use --driver-memory.",
             show_default=False,
         ),
     ] = None,
+    driver_memory: DriverMemoryOption = None,
     conf: Annotated[
         list[str] | None,
-        typer.Option("--conf", help="A Spark property KEY=VALUE (repeatable).", show_default=False),
+        typer.Option(
+            "--conf",
+            help="A Spark property KEY=VALUE (repeatable), on the cluster and locally.",
+            show_default=False,
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None,
         typer.Option(
             "--output-dir",
-            "-o",
-            help="Where the files the application writes under $SPARKUBE_OUTPUT are "
-            "downloaded. Default: ./sparkube-runs/JOB-ID/ when it wrote any.",
+            help="Where the files the application writes under $SPARKUBE_OUTPUT end up "
+            "(downloaded from the cluster; locally $SPARKUBE_OUTPUT is this folder). "
+            "Default: ./sparkube-runs/JOB-ID/ when it wrote any.",
             show_default=False,
         ),
     ] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Stream the driver's log while it runs.")
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Stream the driver's log while it runs (always, locally)."
+        ),
     ] = False,
     no_wait: Annotated[
         bool,
-        typer.Option("--no-wait", help="Print the job id and return once it is submitted."),
+        typer.Option(
+            "--no-wait",
+            help="Print the job id and return once it is submitted (cluster only).",
+        ),
     ] = False,
+    dash_o: OldOutputOption = None,
     cluster: ClusterOption = None,
     region: RegionOption = None,
     verbose: VerboseOption = False,
@@ -240,13 +294,23 @@ def submit(
 
     On the cluster the driver runs inside it (no Java needed here); the application
     finds an s3a:// folder for its results in $SPARKUBE_OUTPUT. Locally its output
-    streams to the terminal. Put options meant for the application after [bold]--[/bold].
+    streams to the terminal and $SPARKUBE_OUTPUT is a local folder, so the same script
+    runs unchanged. A failure ends with the exception in one line; Spark's own log is
+    in the job's folder. Put options meant for the application after [bold]--[/bold].
 
     Example: [bold]sparkube submit etl.py --input data/ --executors 3 -- --day 2026-11-25[/bold]
     """
+    _refuse_dash_o(dash_o)
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    conf_map = jobs.parse_conf(conf or [])  # exit 2 wherever the job would run
+    conf_memory = conf_map.get("spark.driver.memory")
+    if driver_memory is not None and conf_memory is not None and conf_memory != driver_memory:
+        raise UsageError(
+            f"--driver-memory {driver_memory} and --conf spark.driver.memory={conf_memory} "
+            "disagree; pass only one of them."
+        )
     app_path = application if application.is_absolute() else env.cwd / application
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
     app_args = [*(args or []), *ctx.args]
@@ -256,36 +320,127 @@ def submit(
             env, ui, spec.name, app_path, app_args,
             inputs=input_paths, main_class=main_class, executors=executors,
             executor_cores=executor_cores, executor_memory=executor_memory,
-            conf=jobs.parse_conf(conf or []), output_dir=output_dir, follow=follow,
-            no_wait=no_wait, verbose=verbose,
+            driver_memory=driver_memory, conf=conf_map, output_dir=output_dir,
+            follow=follow, no_wait=no_wait, verbose=verbose,
         )  # fmt: skip
         return
-    find_java(env.environ)
-    if not local_:
-        ui.note(placement.reason)
-
-    def stream(name: str, line: str) -> None:
-        if not verbose and local.is_noise(line):
-            return
-        console = ui.out if name == "stdout" else ui.err
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-
+    if executor_memory is not None:
+        raise UsageError(
+            "--executor-memory sizes the cluster's executors; locally they are threads "
+            "of one JVM, so give it more with --driver-memory instead."
+        )
+    if no_wait:
+        raise UsageError(
+            "--no-wait needs a cluster (a local job lives in this process); drop it, or "
+            "run sparkube up first and submit there."
+        )
+    for flag, value in (("--executors", executors), ("--executor-cores", executor_cores)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be at least 1 (got {value}).")
+    java = find_java(env.environ)
+    jobs.check_application(app_path, main_class)
     for path in input_paths:
         if not path.exists():
             raise InputError(f"Input {path} does not exist; check the path.")
-    code = jobs.run_submit_local(
-        app_path,
-        [*app_args, *(str(p) for p in input_paths)],
-        environ=env.environ,
-        settings=local.LocalSettings.from_environ(
-            env.environ, verbose=verbose, interactive=env.interactive
-        ),
-        on_line=stream,
-        main_class=main_class,
-        cwd=env.cwd,
+    settings = local.LocalSettings.from_environ(
+        env.environ,
+        verbose=verbose,
+        interactive=env.interactive,
+        driver_memory=driver_memory or conf_memory,
     )
-    if code != 0:
-        raise JobError(f"{application.name} exited with code {code}.", exit_code=code)
+    settings = replace(settings, extra_conf=conf_map)
+    how = ""
+    if executors is not None or executor_cores is not None:
+        settings = replace(settings, cores=(executors or 1) * (executor_cores or 1))
+        how = f" = --executors {executors or 1} × --executor-cores {executor_cores or 1}"
+    job_id = jobs.new_job_id("job")
+    lead = "Running" if local_ else f"No cluster '{spec.name}' is up; running"
+    ui.note(_local_banner(lead, settings, java.major, job_id, how))
+    _run_local_submit(
+        env, ui, app_path, [*app_args, *(str(p) for p in input_paths)],
+        settings=settings, job_id=job_id, main_class=main_class, output_dir=output_dir,
+        verbose=verbose,
+    )  # fmt: skip
+
+
+def _run_local_submit(
+    env: Environment,
+    ui: UI,
+    app_path: Path,
+    app_args: list[str],
+    *,
+    settings: local.LocalSettings,
+    job_id: str,
+    main_class: str | None,
+    output_dir: Path | None,
+    verbose: bool,
+) -> None:
+    """Run the application on embedded Spark: its stdout and its own stderr lines as
+    they come, Spark's records only in the job's log (all of it with --verbose), and a
+    failure as the application's traceback and one line naming the exception."""
+    sorter = local.StderrSorter()
+    lock = threading.Lock()
+
+    with StartingSpark(ui.err) as starting:
+
+        def show(name: str, line: str) -> None:
+            starting.stop()
+            console = ui.out if name == "stdout" else ui.err
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        def stream(name: str, line: str) -> None:
+            with lock:
+                if name == "stdout":
+                    if verbose or not local.is_noise(line):
+                        show(name, line)
+                    return
+                released = sorter.feed(line)
+                if verbose:
+                    show(name, line)
+                    return
+                for each in released:
+                    show(name, each)
+
+        result = jobs.run_submit_local(
+            app_path,
+            app_args,
+            environ=env.environ,
+            settings=settings,
+            job_id=job_id,
+            cwd=env.cwd,
+            output_dir=output_dir,
+            on_line=stream,
+            main_class=main_class,
+            keep_log=lambda: sorter.hidden > 0,
+        )
+    block = sorter.release() if sorter.holding else []
+    failure = None
+    if result.exit_code != 0:
+        failure = local.parse_failure(sorter.last_traceback if block else result.stderr_tail)
+    if result.outputs:
+        n = len(result.outputs)
+        where = _display_path(result.output_dir, env.cwd)
+        ui.note(f"{n} output file{'s' if n != 1 else ''} in {where}")
+    if result.log is not None:
+        shown = "" if verbose else " (--verbose shows it here)"
+        ui.note(f"Spark's log: {_display_path(result.log, env.cwd)}{shown}")
+    if not verbose:  # the traceback held back, condensed when it ended the job
+        lines = list(failure.traceback) if failure is not None and block else block
+        for line in lines:
+            ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+    name = app_path.name
+    if result.exit_code == 0:
+        ui.ok(f"{name} succeeded on embedded Spark (job {job_id})")
+        return
+    if result.out_of_memory:
+        raise JobError(
+            f"{name} ran out of memory (driver memory {settings.driver_memory}); pass "
+            f"--driver-memory {local.larger_memory(settings.driver_memory)}.",
+            exit_code=result.exit_code,
+        )
+    if failure is not None:
+        raise JobError(f"{name} failed: {failure.summary}", exit_code=result.exit_code)
+    raise JobError(f"{name} exited with code {result.exit_code}.", exit_code=result.exit_code)
 
 
 def _progress_line(p: cluster_jobs.Progress) -> str:
@@ -335,6 +490,7 @@ def _submit_cluster(
     executors: int | None,
     executor_cores: int | None,
     executor_memory: str | None,
+    driver_memory: str | None,
     conf: dict[str, str],
     output_dir: Path | None,
     follow: bool,
@@ -350,7 +506,7 @@ def _submit_cluster(
     config = api.config()
     res = jobs.resources_for(
         config, executors=executors, executor_cores=executor_cores,
-        executor_memory=executor_memory,
+        executor_memory=executor_memory, driver_memory=driver_memory,
     )  # fmt: skip
     job_id = jobs.new_job_id("job")
     ui.note(

@@ -107,12 +107,18 @@ def _clean_after_failure(output_dir: Path, parts_name: str, created: Path | None
     """Leave nothing behind a job that failed or was interrupted: its part files, and the
     folders sparkube created for it if they are empty (never a folder of the user's)."""
     shutil.rmtree(output_dir / parts_name, ignore_errors=True)
+    _remove_empty(output_dir, created)
+
+
+def _remove_empty(folder: Path, created: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``created`` (what sparkube made), each
+    only if empty; nothing when sparkube created none of them."""
     if created is None:
         return
-    for folder in (output_dir, *output_dir.parents):
+    for each in (folder, *folder.parents):
         with contextlib.suppress(OSError):
-            folder.rmdir()  # only succeeds when empty
-        if folder == created:
+            each.rmdir()  # only succeeds when empty
+        if each == created:
             break
 
 
@@ -144,6 +150,19 @@ def stage_inputs(files: Sequence[InputFile], folder: Path) -> str:
         link = folder / f"input-{index:06d}{'.gz' if file.compressed else '.txt'}"
         link.symlink_to(file.path)
     return str(folder)
+
+
+def wordcount_of_nothing(
+    files: Sequence[InputFile], *, output_dir: Path, job_id: str
+) -> WordCountResult | None:
+    """The result for inputs that are all empty files, without Spark (None otherwise):
+    a header-only wordcount.csv, as a Spark run would write."""
+    if any(f.size for f in files):
+        return None
+    started = time.monotonic()
+    make_output_dir(output_dir)
+    (output_dir / wordcount_app.RESULT_FILE).write_bytes(wordcount_app.HEADER.encode())
+    return _result({"words": 0, "distinct": 0, "top": []}, job_id, started, output_dir, files)
 
 
 def run_wordcount_local(
@@ -187,8 +206,9 @@ def run_wordcount_local(
         _clean_after_failure(output_dir, parts_name, created)
     if result.exit_code != 0 and result.out_of_memory:
         raise JobError(
-            f"Spark ran out of memory (driver memory {settings.driver_memory}); set "
-            "SPARKUBE_DRIVER_MEMORY (e.g. 6g) or split very long lines.",
+            f"Spark ran out of memory (driver memory {settings.driver_memory}); pass "
+            f"--driver-memory {local.larger_memory(settings.driver_memory)} or split very "
+            "long lines.",
             detail="\n".join(result.stderr_tail[-10:]) or None,
         )
     if result.exit_code != 0 or summary is None:
@@ -200,28 +220,93 @@ def run_wordcount_local(
     return _result(summary, job_id, started, output_dir, files)
 
 
+#: The local job's log (every line of its stdout and stderr) in its folder.
+LOCAL_LOG = "driver.log"
+
+
+@dataclass(frozen=True)
+class LocalSubmitResult:
+    exit_code: int
+    out_of_memory: bool
+    #: Files the application wrote (or changed) under ``$SPARKUBE_OUTPUT``.
+    outputs: list[Path]
+    output_dir: Path
+    #: The job's log, kept when the job failed or ``keep_log`` said so; else None.
+    log: Path | None
+    stderr_tail: list[str]
+
+
+def _snapshot(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def _remove_checksums(folder: Path, before: Mapping[Path, int]) -> None:
+    """Hadoop's local file system writes a ``.NAME.crc`` beside every file Spark writes;
+    S3 gets none, so a local run's output folder should not either."""
+    for crc in folder.rglob(".*.crc"):
+        if crc not in before and (crc.parent / crc.name[1:-4]).exists():
+            crc.unlink(missing_ok=True)
+
+
 def run_submit_local(
     app: Path,
     args: Sequence[str],
     *,
     environ: Mapping[str, str],
     settings: local.LocalSettings,
+    job_id: str,
+    cwd: Path,
+    output_dir: Path | None = None,
     on_line: local.LineHandler | None = None,
     main_class: str | None = None,
-    cwd: Path | None = None,
-) -> int:
-    """Run a user's application; return its exit code (the CLI exits with it)."""
+    keep_log: Callable[[], bool] = lambda: False,
+) -> LocalSubmitResult:
+    """Run a user's application on embedded Spark as it would run on the cluster.
+
+    ``$SPARKUBE_OUTPUT`` is a local folder: ``output_dir`` (``--output-dir``), else the
+    job's folder ``./sparkube-runs/JOB-ID/``, which is removed again if nothing was
+    written there. Every output line goes to the job's log, ``driver.log`` in the job's
+    folder, kept when the job failed or ``keep_log()`` (the CLI hid lines) is true."""
     check_application(app, main_class)
-    result = local.run_local_app(
-        app.resolve(),
-        list(args),
-        environ=environ,
-        settings=settings,
-        on_line=on_line,
-        main_class=main_class,
-        cwd=cwd,
+    job_dir = cwd / RUNS_DIR / job_id
+    out = output_dir if output_dir is not None else job_dir
+    out = out if out.is_absolute() else cwd / out
+    check_output_dir(out)
+    created_out = make_output_dir(out)
+    created_job = make_output_dir(job_dir)
+    log_path = job_dir / LOCAL_LOG
+    before = _snapshot(out)
+    result: local.LocalResult | None = None
+    try:
+        result = local.run_local_app(
+            app.resolve(),
+            list(args),
+            environ=environ,
+            settings=settings,
+            on_line=on_line,
+            main_class=main_class,
+            cwd=cwd,
+            extra_env={"SPARKUBE_OUTPUT": f"{out}/"},
+            log_file=log_path,
+        )
+    finally:
+        _remove_checksums(out, before)
+        keep = result is not None and (result.exit_code != 0 or keep_log())
+        if not keep:
+            log_path.unlink(missing_ok=True)
+        _remove_empty(job_dir, created_job)
+        _remove_empty(out, created_out)
+    written = sorted(
+        p for p, mtime in _snapshot(out).items() if p != log_path and before.get(p) != mtime
+    ) if out.exists() else []  # fmt: skip
+    return LocalSubmitResult(
+        exit_code=result.exit_code,
+        out_of_memory=result.out_of_memory,
+        outputs=written,
+        output_dir=out,
+        log=log_path if keep else None,
+        stderr_tail=result.stderr_tail,
     )
-    return result.exit_code
 
 
 # --------------------------------------------------------------------------- on the cluster

@@ -65,17 +65,43 @@ class LocalSettings:
 
     @classmethod
     def from_environ(
-        cls, environ: Mapping[str, str], *, verbose: bool = False, interactive: bool = False
+        cls,
+        environ: Mapping[str, str],
+        *,
+        verbose: bool = False,
+        interactive: bool = False,
+        driver_memory: str | None = None,
     ) -> LocalSettings:
-        """Defaults, with ``SPARKUBE_DRIVER_MEMORY`` (e.g. ``6g``) when set."""
+        """Defaults; the driver's memory from ``driver_memory`` (``--driver-memory``),
+        else ``SPARKUBE_DRIVER_MEMORY`` (e.g. ``6g``) when set, else 2g."""
+        if driver_memory is not None:
+            memory = memory_size(driver_memory, f"--driver-memory {driver_memory!r}")
+            return cls(verbose=verbose, driver_memory=memory, interactive=interactive)
         memory = environ.get("SPARKUBE_DRIVER_MEMORY", "").strip().lower()
         if not memory:
             return cls(verbose=verbose, interactive=interactive)
-        if not re.fullmatch(r"[1-9][0-9]*[kmgt]?", memory):
-            raise ConfigError(
-                f"SPARKUBE_DRIVER_MEMORY={memory!r} is not a size like 4g or 2048m; fix it."
-            )
+        memory = memory_size(memory, f"SPARKUBE_DRIVER_MEMORY={memory!r}")
         return cls(verbose=verbose, driver_memory=memory, interactive=interactive)
+
+
+def memory_size(text: str, what: str) -> str:
+    """``text`` as a JVM size (``4g``, ``2048m``), lower-cased; exit 2 naming ``what``."""
+    memory = text.strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmgt]?", memory):
+        raise ConfigError(f"{what} is not a size like 4g or 2048m; fix it.")
+    return memory
+
+
+def larger_memory(size: str) -> str:
+    """A size to suggest after an out-of-memory error: three times ``size``, in g when
+    that is whole (``2g`` -> ``6g``, ``1536m`` -> ``4608m``)."""
+    m = re.fullmatch(r"([0-9]+)([kmgt]?)", size.strip().lower())
+    if not m:
+        return "6g"
+    number, unit = int(m.group(1)) * 3, m.group(2)
+    if unit == "m" and number % 1024 == 0:
+        return f"{number // 1024}g"
+    return f"{number}{unit}"
 
 
 @dataclass
@@ -120,6 +146,12 @@ def _submit_options(settings: LocalSettings, main_class: str | None) -> list[str
     if not settings.verbose:
         java_opts.append(f"-Dlog4j2.configurationFile=file:{quiet_log_config()}")
     java_opts += settings.java_options
+    user_conf = dict(settings.extra_conf)
+    # The user's own JVM options go after sparkube's (quiet logging, CDS), not instead.
+    if user_java := user_conf.pop("spark.driver.extraJavaOptions", "").strip():
+        java_opts.append(user_java)
+    # --driver-memory below is the one driver size (spark-submit ignores the property).
+    user_conf.pop("spark.driver.memory", None)
     conf = {
         "spark.ui.showConsoleProgress": "false" if not settings.verbose else "true",
         "spark.ui.enabled": "false",
@@ -130,7 +162,7 @@ def _submit_options(settings: LocalSettings, main_class: str | None) -> list[str
         # single large file (2 cores and a 200 MB file would otherwise get 128 + 72).
         "spark.sql.files.maxPartitionBytes": "32m",
         "spark.driver.extraJavaOptions": " ".join(java_opts),
-        **settings.extra_conf,
+        **user_conf,
     }
     options = ["--master", settings.master, "--driver-memory", settings.driver_memory]
     if main_class:
@@ -188,15 +220,36 @@ def is_noise(line: str) -> bool:
     return line.startswith(_NOISE_PREFIXES)
 
 
+class _Log:
+    """The job's log file: every line of both streams, in the order they came."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.file = path.open("a", encoding="utf-8") if path is not None else None
+        self.lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self.lock:
+            if self.file is not None:
+                self.file.write(line + "\n")
+
+    def close(self) -> None:
+        with self.lock:
+            if self.file is not None:
+                self.file.close()
+                self.file = None
+
+
 def _pump(
     stream: IO[str],
     name: str,
     tail: deque[str],
     handler: LineHandler | None,
     signals: set[str],
+    log_file: _Log,
 ) -> None:
     for raw in stream:
         line = raw.rstrip("\n")
+        log_file.write(line)
         if "java.lang.OutOfMemoryError" in line:
             signals.add("oom")
         elif line.startswith(cds.CRASH_MARKER, 2):  # "# A fatal error ..."
@@ -223,6 +276,8 @@ def run_local_app(
     main_class: str | None = None,
     cwd: Path | None = None,
     rerun_safe: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> LocalResult:
     """Run one application (``.py`` or ``.jar``) on embedded Spark and wait for it.
 
@@ -230,8 +285,12 @@ def run_local_app(
     crashes with it, the archive is removed. After a crash, an application that may run
     twice (``rerun_safe``: the built-in WordCount) starts again without it; a user's
     application is not run a second time. After a successful run without an archive, a
-    build may start (:mod:`sparkube.spark.cds`)."""
+    build may start (:mod:`sparkube.spark.cds`).
+
+    ``extra_env`` is added to the child's environment (``SPARKUBE_OUTPUT``); every line
+    of its output is appended to ``log_file`` when given."""
     java = find_java(environ)
+    environ = {**environ, **(extra_env or {})}
     cds_mode = cds.mode(environ)
     archive = _archive(environ, java, settings) if cds_mode != "off" else None
     if archive is not None and cds.usable(archive):
@@ -240,14 +299,16 @@ def run_local_app(
             options = (*settings.java_options, *cds.java_options(archive, cds_log))
             result, signals = _run_once(
                 app, args, environ, java, replace(settings, java_options=options),
-                on_line, main_class, cwd,
+                on_line, main_class, cwd, log_file,
             )  # fmt: skip
             if signals & {"cds-refused", "crash"} or cds.refused(cds_log):
                 log.debug("the JVM refused or crashed on %s; removed", archive)
                 cds.discard(archive)
         if "crash" not in signals or not rerun_safe:
             return result
-    result, signals = _run_once(app, args, environ, java, settings, on_line, main_class, cwd)
+    result, signals = _run_once(
+        app, args, environ, java, settings, on_line, main_class, cwd, log_file
+    )
     if (
         archive is not None
         and result.exit_code == 0
@@ -267,6 +328,7 @@ def _run_once(
     on_line: LineHandler | None,
     main_class: str | None,
     cwd: Path | None,
+    log_file: Path | None = None,
 ) -> tuple[LocalResult, set[str]]:
     command = build_command(app, args, settings=settings, main_class=main_class)
     child_env = {**child_environment(environ, java), **command.env}
@@ -286,9 +348,14 @@ def _run_once(
         cwd=cwd,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    job_log = _Log(log_file)
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "stdout", out_tail, on_line, signals)),
-        threading.Thread(target=_pump, args=(proc.stderr, "stderr", err_tail, on_line, signals)),
+        threading.Thread(
+            target=_pump, args=(proc.stdout, "stdout", out_tail, on_line, signals, job_log)
+        ),
+        threading.Thread(
+            target=_pump, args=(proc.stderr, "stderr", err_tail, on_line, signals, job_log)
+        ),
     ]
     for pump in pumps:
         pump.daemon = True
@@ -302,8 +369,11 @@ def _run_once(
         except subprocess.TimeoutExpired:
             proc.kill()
         raise Interrupted("Interrupted; the Spark job was stopped.") from None
-    for pump in pumps:
-        pump.join(timeout=5)
+    finally:
+        if proc.returncode is not None:
+            for pump in pumps:
+                pump.join(timeout=5)
+        job_log.close()
     oom = "oom" in signals or code == JVM_OUT_OF_MEMORY
     return LocalResult(code, list(out_tail), list(err_tail), out_of_memory=oom), signals
 
@@ -341,3 +411,238 @@ def parse_summary(lines: Sequence[str]) -> dict[str, object] | None:
             value = json.loads(line[len(wordcount_app.SUMMARY_MARKER) :])
             return value if isinstance(value, dict) else None
     return None
+
+
+# --------------------------------------------------------------------------- failures
+
+#: The header of a Python traceback.
+TRACEBACK = "Traceback (most recent call last):"
+#: What Python prints between chained tracebacks.
+_CHAINED = (
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)
+#: A log4j record: the quiet configuration's pattern (``12:03:08 ERROR Executor: ...``)
+#: or Spark's default one (``26/12/06 12:03:08 WARN ...``).
+_JVM_RECORD = re.compile(
+    r"^(\d{2}/\d{2}/\d{2} )?\d{2}:\d{2}:\d{2}(\.\d+)? (FATAL|ERROR|WARN|INFO|DEBUG|TRACE) "
+)
+#: Lines of a Java stack: frames, causes, elisions.
+_JAVA_STACK = re.compile(r"^(\s+at |\s*\.\.\. \d+ (more|common frames)|Caused by: |Suppressed: )")
+#: A line starting with a fully qualified Java class: ``org.apache.spark.SparkException: ...``.
+_JAVA_CLASS = re.compile(r"^[a-z][\w$]*(\.[\w$]+)+(:|$)")
+#: Files of pyspark and Py4J in a traceback (not the application's own).
+_LIBRARY_PATHS = ("/pyspark/", "/py4j/", "pyspark.zip", "/py4j-", "<frozen ")
+
+
+def _is_json_record(line: str) -> bool:
+    if not (line.startswith("{") and line.endswith("}")):
+        return False
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and bool({"ts", "level", "msg", "timestamp"} & set(value))
+
+
+def is_jvm_record(line: str) -> bool:
+    """A line the JVM logged (a log4j record, a structured JSON record, an uncaught
+    Java exception), as opposed to one the application printed."""
+    return bool(
+        _JVM_RECORD.match(line) or line.startswith('Exception in thread "') or _is_json_record(line)
+    )
+
+
+class StderrSorter:
+    """Sorts a local job's stderr into what a person reads now and what only its log
+    keeps.
+
+    Every line is fed in order. Lines the application prints are shown as they come;
+    JVM records with their stacks and continuation lines are hidden (counted in
+    :attr:`hidden`). A Python traceback is held back while it is printed: if it ends
+    the job, the CLI shows it condensed (:func:`parse_failure`) under the error; if the
+    job goes on printing, it is released as it was, without its Java stack lines.
+    """
+
+    def __init__(self) -> None:
+        self.hidden = 0
+        self._in_jvm = False
+        self._block: list[str] = []
+        self._block_state = ""  # "frames" | "message" | "java" while a traceback is held
+        self._exception = ""  # the held traceback's exception line
+        self._java = False  # a Java exception is part of it (Py4J)
+        #: The last traceback seen (held or released), for :func:`parse_failure`.
+        self.last_traceback: list[str] = []
+
+    def feed(self, line: str) -> list[str]:
+        """The lines to show now (``line`` itself, earlier held lines, or none)."""
+        shown: list[str] = []
+        if self._block:
+            if self._continues_block(line):
+                return []
+            shown = self.release()
+        if line == TRACEBACK:
+            self._block, self._block_state, self._in_jvm = [line], "frames", False
+            self._exception, self._java = "", False
+            self.last_traceback = self._block
+            return shown
+        if is_noise(line):
+            return shown
+        if is_jvm_record(line) or (self._in_jvm and self._continues_jvm(line)):
+            self._in_jvm = True
+            self.hidden += not is_noise(line)
+            return shown
+        self._in_jvm = False
+        return [*shown, line]
+
+    def release(self) -> list[str]:
+        """The held traceback (if any) as printed, less its Java stack lines."""
+        block, self._block = self._block, []
+        return [line for line in block if not _JAVA_STACK.match(line)]
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._block)
+
+    @staticmethod
+    def _continues_jvm(line: str) -> bool:
+        return (
+            not line.strip()
+            or line[0].isspace()
+            or bool(_JAVA_STACK.match(line) or _JAVA_CLASS.match(line))
+            or line.endswith(TRACEBACK)
+            or bool(re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line))
+        )
+
+    def _continues_block(self, line: str) -> bool:
+        if is_jvm_record(line):  # the JVM logging while the traceback is printed
+            self._in_jvm = True
+            self.hidden += 1
+            return True
+        if self._block_state == "frames":
+            if line.startswith(" ") or not line:
+                self._block.append(line)
+                return True
+            self._block_state = "message"  # the exception line
+            self._exception = line
+            self._block.append(line)
+            return True
+        if line.startswith(": ") or _JAVA_CLASS.match(line) or _JAVA_STACK.match(line):
+            # A Java exception in the message (Py4J): its text runs on, with lines of
+            # any shape ("Driver stacktrace:"), to the end of the block.
+            self._java = True
+            self._block_state = "frames" if line.endswith(TRACEBACK) else "message"
+        elif line == TRACEBACK or line.endswith(TRACEBACK):
+            # A Python worker's traceback inside a PythonException (or a Java message)
+            # belongs to this one; after any other exception it is a new traceback.
+            if not self._java and "PythonException" not in self._exception:
+                return False
+            self._block_state = "frames"
+        elif not (self._java or not line.strip() or line[0].isspace() or line.startswith(_CHAINED)):
+            return False
+        self._block.append(line)
+        return True
+
+
+@dataclass(frozen=True)
+class AppFailure:
+    """The exception that ended an application, read from its stderr."""
+
+    exception: str  # "ZeroDivisionError", "AnalysisException", "java.io.FileNotFoundException"
+    message: str
+    #: The traceback to show: the application's own frames, then the exception.
+    traceback: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """``ZeroDivisionError: division by zero``: one line."""
+        return f"{self.exception}: {self.message}" if self.message else self.exception
+
+
+#: The longest exception message shown in the one line (the log has all of it).
+MESSAGE_LIMIT = 400
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _split_exception(line: str) -> tuple[str, str]:
+    name, sep, message = line.partition(": ")
+    if not sep:
+        name, message = line.rstrip(":"), ""
+    if name.startswith(("pyspark.", "py4j.")):
+        name = name.rsplit(".", 1)[-1]
+    return name.strip(), message.strip()
+
+
+def _java_failure(lines: Sequence[str]) -> tuple[str, str] | None:
+    """The first Java exception in ``lines``: ``: java.io.X: msg`` (Py4J) or
+    ``Exception in thread "main" java.lang.X: msg`` (an uncaught one in a JAR)."""
+    for line in lines:
+        if line.startswith(": "):
+            name, _, message = line[2:].partition(": ")
+            return name.strip(), message.strip()
+        m = re.match(r'^Exception in thread "[^"]*" (\S+?)(?:: (.*))?$', line)
+        if m:
+            return m.group(1), (m.group(2) or "").strip()
+    return None
+
+
+def parse_failure(lines: Sequence[str]) -> AppFailure | None:
+    """The exception a failed application died of, from its stderr (or the traceback
+    :class:`StderrSorter` kept): its name and message, and a traceback with only the
+    application's own frames (pyspark's and Py4J's dropped; a Python worker's frames
+    after the driver's), ending with the exception; None when there is no traceback.
+    For a Py4J error the Java exception's class and message are the one line."""
+    # The outermost traceback that runs to the end (one the application printed and went
+    # on is not why it failed): a nested one (a Python worker's, inside a
+    # PythonException) belongs to it; a chained one replaces it.
+    sorter = StderrSorter()
+    for line in lines:
+        sorter.feed(line)
+    if not sorter.holding:
+        java = _java_failure(lines)
+        return AppFailure(java[0], _one_line(java[1])) if java else None
+    block = sorter.last_traceback
+    frames: list[list[str]] = []
+    exception: list[str] = []
+    state = "frames"
+    for line in block[1:]:
+        if state == "frames":
+            if line.startswith('  File "'):
+                frames.append([line])
+            elif line.startswith(" ") and frames:
+                frames[-1].append(line)
+            elif line.strip():
+                exception, state = [line], "message"
+            continue
+        if line.startswith(_CHAINED):
+            frames, exception, state = [], [], "chained"
+        elif line == TRACEBACK or line.endswith(TRACEBACK):
+            exception, state = [], "frames"
+        elif state == "message":
+            exception.append(line)
+    if not exception:
+        return None
+    name, message = _split_exception(exception[0])
+    java = _java_failure(exception) if name == "Py4JJavaError" else None
+    if java is not None:
+        name, message = java
+    elif not message:
+        message = next((x.strip() for x in exception[1:] if x.strip()), "")
+    own = [f for f in frames if not any(part in f[0] for part in _LIBRARY_PATHS)]
+    # A worker's frame shows twice (in the driver's traceback, then the worker's own
+    # with its exact position): the last one stays.
+    last = {frame[0]: i for i, frame in enumerate(own)}
+    kept = [frame for i, frame in enumerate(own) if last[frame[0]] == i] or frames[-1:]
+    message_lines: list[str] = []
+    for line in exception:
+        if _JAVA_STACK.match(line) or len(message_lines) >= 10:
+            break
+        message_lines.append(line)
+    while message_lines and not message_lines[-1].strip():
+        message_lines.pop()
+    shown = (TRACEBACK, *(line for frame in kept for line in frame), *message_lines)
+    return AppFailure(name, _one_line(message), shown)

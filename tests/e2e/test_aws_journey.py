@@ -135,7 +135,7 @@ def test_the_journey_on_aws(
 
         # the bundled sample, uploaded by sparkube
         with step("wordcount.sample"):
-            wc = sparkube("wordcount", str(SAMPLE), "-o", str(tmp_path / "sample"))
+            wc = sparkube("wordcount", str(SAMPLE), "--output-dir", str(tmp_path / "sample"))
         assert wc.exit_code == 0, wc.stderr
         counted = _counts((tmp_path / "sample" / "wordcount.csv").read_text(encoding="utf-8"))
         assert counted == dict(reference_count([SAMPLE.read_text(encoding="utf-8")]))
@@ -150,7 +150,9 @@ def test_the_journey_on_aws(
             Bucket=bucket, Key=key, Body=text.encode()
         )
         with step(f"wordcount.s3.{megabytes}mb"):
-            big = sparkube("wordcount", f"s3a://{bucket}/{key}", "-o", str(tmp_path / "big"))
+            big = sparkube(
+                "wordcount", f"s3a://{bucket}/{key}", "--output-dir", str(tmp_path / "big")
+            )
         assert big.exit_code == 0, big.stderr
         counted = _counts((tmp_path / "big" / "wordcount.csv").read_text(encoding="utf-8"))
         assert counted == dict(reference_count([text]))

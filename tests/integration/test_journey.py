@@ -237,7 +237,7 @@ def test_the_whole_journey(
 
         # ---- wordcount on the cluster: the same bytes as the local run and the reference
         (env.cwd / "book.txt").write_text(TEXT, encoding="utf-8")
-        wc = run("wordcount", "book.txt", "--top", "3", "-o", "remote")
+        wc = run("wordcount", "book.txt", "--top", "3", "--output-dir", "remote")
         assert wc.exit_code == 0, wc.stderr[-4000:]
         assert f"Running on cluster {CLUSTER}" in wc.stderr
         counted = (env.cwd / "remote" / "wordcount.csv").read_text(encoding="utf-8")
@@ -248,7 +248,9 @@ def test_the_whole_journey(
 
         # ---- submit: a user's script with an input, its result downloaded
         (env.cwd / "lines.py").write_text(APP)
-        sub = run("submit", "lines.py", "--input", "book.txt", "--executors", "1", "-o", "out")
+        sub = run(
+            "submit", "lines.py", "--input", "book.txt", "--executors", "1", "--output-dir", "out"
+        )
         assert sub.exit_code == 0, sub.stderr[-4000:]
         parts = sorted((env.cwd / "out" / "lines").glob("part-*.csv"))
         assert [p.read_text() for p in parts] == [f"{TEXT.count(chr(10))}\n"], parts

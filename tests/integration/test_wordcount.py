@@ -56,7 +56,7 @@ def test_directory_gzip_and_files_match_reference(
 
     result = cli(
         "wordcount", "corpus", str(extra), "windows.txt", "_underscore.txt", "a:b.txt",
-        "--top", "7", "-o", "out",
+        "--top", "7", "--output-dir", "out",
     )  # fmt: skip
 
     assert result.exit_code == 0, result.stderr
@@ -107,7 +107,7 @@ def expected_csv(counts: Counter[str]) -> bytes:
 
 def test_tricky_cases_exact_bytes(cli: Callable[..., CliResult], sparkube_env: Environment) -> None:
     (sparkube_env.cwd / "tricky.txt").write_text(TRICKY, encoding="utf-8")
-    result = cli("wordcount", "tricky.txt", "--local", "-o", "out", "--top", "3")
+    result = cli("wordcount", "tricky.txt", "--local", "--output-dir", "out", "--top", "3")
     assert result.exit_code == 0, result.stderr
     expected = reference_count([TRICKY])
     assert (sparkube_env.cwd / "out" / "wordcount.csv").read_bytes() == expected_csv(expected)

@@ -23,7 +23,7 @@ def test_cli_without_a_terminal_prints_each_stage_once_with_its_time(
     cli: Callable[..., CliResult], sparkube_env: Environment
 ) -> None:
     (sparkube_env.cwd / "book.txt").write_text(generate_text(3000, seed=5), encoding="utf-8")
-    result = cli("wordcount", "book.txt", "--local", "-o", "out", "--top", "2")
+    result = cli("wordcount", "book.txt", "--local", "--output-dir", "out", "--top", "2")
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     stages = [

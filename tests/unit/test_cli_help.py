@@ -155,3 +155,15 @@ def test_spec_defaults_are_the_ones_shown(
 def test_every_command_takes_cluster_and_region(command: str) -> None:
     names = {opt for option in _options(command) for opt in option.opts}
     assert {"--cluster", "-c", "--region"} <= names, command
+
+
+def test_job_help_says_what_each_flag_does_locally(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submit = " ".join(_help(["submit"], 1000, monkeypatch, capsys).split())
+    assert "--executors × --executor-cores threads in one JVM (local[N])" in submit
+    assert "Locally refused: use --driver-memory." in submit
+    assert "(cluster only)" in submit and "locally $SPARKUBE_OUTPUT is this folder" in submit
+    for command in ("submit", "wordcount"):
+        text = _help([command], 1000, monkeypatch, capsys)
+        assert "--driver-memory" in text and "-o," not in text
