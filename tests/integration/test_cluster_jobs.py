@@ -87,12 +87,12 @@ def test_wordcount_on_the_cluster_equals_local_and_reference(
     text = TRICKY * 40
     book = lab.env.cwd / "book.txt"
     book.write_text(text, encoding="utf-8")
-    res = lab.run("wordcount", "book.txt", "--top", "5", "-o", "remote")
+    res = lab.run("wordcount", "book.txt", "--top", "5", "--output-dir", "remote")
     assert res.exit_code == 0, res.stderr[-4000:]
     assert "Running on cluster sparkube (2 executors" in res.stderr
     remote = (lab.env.cwd / "remote" / "wordcount.csv").read_bytes()
 
-    local = lab.run("wordcount", "book.txt", "--local", "--top", "5", "-o", "local")
+    local = lab.run("wordcount", "book.txt", "--local", "--top", "5", "--output-dir", "local")
     assert local.exit_code == 0, local.stderr[-3000:]
     assert remote == (lab.env.cwd / "local" / "wordcount.csv").read_bytes()
     assert (
@@ -173,7 +173,9 @@ def test_submit_with_input_output_and_jobs_logs_from_the_bucket(lab: ClusterLab)
         print("LINES", df.count())
         """
     ))  # fmt: skip
-    res = lab.run("submit", "lines.py", "--input", "data", "-o", "out", "--executors", "1")
+    res = lab.run(
+        "submit", "lines.py", "--input", "data", "--output-dir", "out", "--executors", "1"
+    )
     assert res.exit_code == 0, res.stderr[-3000:]
     parts = sorted((lab.env.cwd / "out" / "lines").glob("part-*"))
     assert parts and sorted(parts[0].read_text().split("\n")[:-1]) == ["x y", "y z"]
