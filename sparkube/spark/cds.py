@@ -20,7 +20,11 @@ into place with a record of its size and time. A run uses the archive only if th
 record still matches, so a truncated or replaced file is never mapped (the JVM would
 crash on it); a run whose JVM reports it cannot use the archive, or crashes with it,
 removes it, and :func:`sparkube.spark.local.run_local_app` then runs again without it.
-Nothing here ever fails a run: any problem means no archive.
+Nothing here ever fails a run: any problem means no archive, and the build's reasons are
+kept in ``build.log`` in the cache folder.
+
+The build itself is :mod:`sparkube.spark.cds_build` (it runs the embedded Spark of
+:mod:`sparkube.spark.local`, which imports this module: no import circle).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -173,8 +176,34 @@ def _lock(archive: Path) -> Path | None:
     return lock
 
 
+#: The build's own log (its errors and the JVM's last lines when it fails), next to
+#: the archives; cut when it grows past this.
+BUILD_LOG = "build.log"
+MAX_LOG_BYTES = 1 << 20
+#: Run by the detached build: the sparkube package this process runs (``sys.argv[1]``
+#: is put on the path only if it is not there), never one of the user's folder, since
+#: ``-P`` keeps the working directory off ``sys.path`` (and it is the cache folder).
+_BOOT = (
+    "import sys; root = sys.argv[1]; "
+    "root in sys.path or sys.path.insert(0, root); "
+    "from sparkube.spark.cds_build import main; sys.exit(main(sys.argv[2:]))"
+)
+
+
+def build_log(archive: Path) -> Path:
+    return archive.parent / BUILD_LOG
+
+
+def build_argv(archive: Path, driver_memory: str) -> list[str]:
+    """The detached build's command line (see :data:`_BOOT`)."""
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding sparkube/
+    return [sys.executable, "-P", "-c", _BOOT, root, str(archive), driver_memory]
+
+
 def start_build(archive: Path, environ: Mapping[str, str], driver_memory: str) -> bool:
-    """Start a detached, low-priority process that builds ``archive``; False if one is
+    """Start a detached, low-priority process that builds ``archive`` (in
+    :mod:`sparkube.spark.cds_build`), isolated from the user's folder: it runs in the
+    cache folder and writes what goes wrong to :func:`build_log` there. False if one is
     running already or there is no room."""
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
@@ -182,107 +211,22 @@ def start_build(archive: Path, environ: Mapping[str, str], driver_memory: str) -
         if free.f_bavail * free.f_frsize < MIN_FREE_BYTES:
             log.debug("no room for a CDS archive in %s", archive.parent)
             return False
-        argv = [
-            sys.executable, "-m", "sparkube.spark.cds", str(archive), driver_memory,
-        ]  # fmt: skip
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=dict(environ),
-            start_new_session=True,
-            preexec_fn=lambda: os.nice(10),
-        )
+        log_path = build_log(archive)
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size > MAX_LOG_BYTES:
+                log_path.unlink()
+        with log_path.open("ab") as log_file:
+            subprocess.Popen(
+                build_argv(archive, driver_memory),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                cwd=archive.parent,
+                env=dict(environ),
+                start_new_session=True,
+                preexec_fn=lambda: os.nice(10),
+            )
     except OSError as exc:
         log.debug("CDS archive build not started: %s", exc)
         return False
     return True
-
-
-#: A sample for the build: every script and rule the app's regex meets, a few hundred
-#: lines, counted with the range-partitioned plan so its classes are archived too.
-_SAMPLE = (
-    "The quick brown fox doesn't jump over the lazy dog. L’homme naïve école STRASSE\n"
-    "Ωμέγα Москва 東京 日本語 שָׁלוֹם ที่นี่ नमस्ते 42 Ⅻ rock'n'roll C++ İstanbul\n"
-)
-
-
-def build(archive: Path, driver_memory: str, environ: Mapping[str, str]) -> bool:
-    """Build the archive (the detached process's work); True if it is now in place."""
-    from sparkube.spark import local
-    from sparkube.spark.java import find_java
-
-    lock = _lock(archive)
-    if lock is None:
-        return False
-    partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
-    try:
-        java = find_java(environ)
-        with tempfile.TemporaryDirectory(prefix="sparkube-cds-") as tmp_name:
-            tmp = Path(tmp_name)
-            sample = tmp / "sample.txt"
-            sample.write_text(_SAMPLE * 200, encoding="utf-8")
-            settings = local.LocalSettings(
-                driver_memory=driver_memory, java_options=tuple(dump_options(partial))
-            )
-            command = local.build_command(
-                local.app_path("wordcount"),
-                ["--output", str(tmp / "out"), "--top", "0", "--small-input-bytes", "0",
-                 str(sample)],
-                settings=settings,
-            )  # fmt: skip
-            env = {
-                **local.child_environment(environ, java),
-                **command.env,
-                "SPARK_PRINT_LAUNCH_COMMAND": "1",
-            }
-            # The pipes close when the JVM exits, after it has written the archive.
-            proc = subprocess.run(
-                command.argv, env=env, capture_output=True, text=True, errors="replace",
-                cwd=tmp, check=False,
-            )  # fmt: skip
-            if proc.returncode != 0 or not partial.is_file():
-                log.debug("CDS build run failed (%s): %s", proc.returncode, proc.stderr[-2000:])
-                return False
-            if not _check(partial, proc.stderr):
-                return False
-        os.replace(partial, archive)
-        _record_path(archive).write_text(json.dumps(_record_of(archive)), encoding="utf-8")
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        with contextlib.suppress(OSError):
-            lock.unlink()
-
-
-def _check(partial: Path, launch_output: str) -> bool:
-    """Map the new archive in a JVM with the same class path and options as Spark's,
-    with ``-Xshare:on`` (fails rather than ignoring an archive it cannot use)."""
-    line = next((ln for ln in launch_output.splitlines() if ln.startswith("Spark Command: ")), None)
-    if line is None:
-        return False
-    argv = shlex.split(line[len("Spark Command: ") :])
-    try:
-        main = argv.index("org.apache.spark.deploy.SparkSubmit")
-    except ValueError:
-        return False
-    options = [
-        a for a in argv[1:main] if not a.startswith(("-XX:ArchiveClassesAtExit", "-Xlog:cds"))
-    ]
-    check = [argv[0], *options, f"-XX:SharedArchiveFile={partial}", "-Xshare:on", "-version"]
-    try:
-        proc = subprocess.run(check, capture_output=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
-
-
-def main(argv: list[str]) -> int:
-    archive, driver_memory = Path(argv[0]), argv[1]
-    return 0 if build(archive, driver_memory, os.environ) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

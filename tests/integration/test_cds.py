@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkube.spark import cds, local
+from sparkube.spark import cds, cds_build, local
 from sparkube.spark.java import find_java
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def _run(tmp_path: Path, environ: dict[str, str], name: str, *java_options: str)
 def test_a_built_archive_is_mapped_by_later_runs(tmp_path: Path) -> None:
     environ = _environ(tmp_path)
     archive = local._archive(environ, find_java(environ), local.LocalSettings())
-    assert cds.build(archive, "2g", environ)  # what the detached process does
+    assert cds_build.build(archive, "2g", environ)  # what the detached process does
     assert cds.usable(archive)
     assert archive.stat().st_size > 20 << 20
     assert not list(archive.parent.glob("*.partial")) and not list(archive.parent.glob("*.lock"))
