@@ -71,6 +71,11 @@ def _refuse_dash_o(value: str | None) -> None:
         )
 
 
+def _driver_memory(value: str | None) -> str | None:
+    """--driver-memory checked once, wherever the job runs (exit 2 naming the flag)."""
+    return None if value is None else local.memory_size(value, f"--driver-memory {value!r}")
+
+
 def _local_banner(
     lead: str, settings: local.LocalSettings, java_major: int, job_id: str, how: str = ""
 ) -> str:
@@ -128,6 +133,7 @@ def wordcount(
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    driver_memory = _driver_memory(driver_memory)
     job_id = jobs.new_job_id("wc")
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
     if placement.local:
@@ -169,7 +175,7 @@ def wordcount(
             )
         ui.ok(f"counted {what} in {result.seconds:.1f} s")
     else:
-        lead = "Running" if local_ else f"No cluster '{spec.name}' is up; running"
+        lead = "Running" if local_ else f"No cluster {spec.name} is up; running"
         ui.note(_local_banner(lead, settings, java.major, job_id))
         # Elapsed time and the stage the job reports (issue 11), live or as plain lines.
         with LocalProgress(ui.err, what, verbose=verbose) as progress:
@@ -305,6 +311,7 @@ def submit(
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     conf_map = jobs.parse_conf(conf or [])  # exit 2 wherever the job would run
+    driver_memory = _driver_memory(driver_memory)
     conf_memory = conf_map.get("spark.driver.memory")
     if driver_memory is not None and conf_memory is not None and conf_memory != driver_memory:
         raise UsageError(
@@ -332,7 +339,7 @@ def submit(
     if no_wait:
         raise UsageError(
             "--no-wait needs a cluster (a local job lives in this process); drop it, or "
-            "run sparkube up first and submit there."
+            "run 'sparkube up' first and submit there."
         )
     for flag, value in (("--executors", executors), ("--executor-cores", executor_cores)):
         if value is not None and value < 1:
@@ -354,7 +361,7 @@ def submit(
         settings = replace(settings, cores=(executors or 1) * (executor_cores or 1))
         how = f" = --executors {executors or 1} × --executor-cores {executor_cores or 1}"
     job_id = jobs.new_job_id("job")
-    lead = "Running" if local_ else f"No cluster '{spec.name}' is up; running"
+    lead = "Running" if local_ else f"No cluster {spec.name} is up; running"
     ui.note(_local_banner(lead, settings, java.major, job_id, how))
     _run_local_submit(
         env, ui, app_path, [*app_args, *(str(p) for p in input_paths)],

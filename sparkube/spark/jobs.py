@@ -45,8 +45,8 @@ def choose_placement(env: Environment, cluster: str, *, local_flag: bool) -> Pla
         return Placement(True, "--local")
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.exists():
-        return Placement(True, f"No cluster '{cluster}' is up; running on embedded Spark instead.")
-    return Placement(False, f"Running on cluster '{cluster}'.")
+        return Placement(True, f"No cluster {cluster} is up; running on embedded Spark instead.")
+    return Placement(False, f"Running on cluster {cluster}.")
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def test_submit_streams_output_and_exit_codes(
     # The script's stderr stays on stderr, apart from its stdout.
     assert "ValueError: boom from the user script" in failed.stderr
     assert "Traceback" not in failed.stdout and "rows 10" in failed.stdout
-    assert "No cluster 'sparkube' is up" in failed.stderr
+    assert "No cluster sparkube is up" in failed.stderr
 
 
 def test_broken_pipe_is_quiet(tmp_path: Path) -> None:

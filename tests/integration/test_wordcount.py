@@ -62,7 +62,7 @@ def test_directory_gzip_and_files_match_reference(
     assert result.exit_code == 0, result.stderr
     expected = sorted_rows(reference_count(texts))
     assert read_csv(work / "out" / "wordcount.csv") == expected
-    assert "No cluster 'sparkube' is up; running on embedded Spark" in result.stderr
+    assert "No cluster sparkube is up; running on embedded Spark" in result.stderr
     assert result.stderr.count("embedded Spark") == 1  # one line says where it runs
     total = sum(c for _, c in expected)
     assert f"{total:,} words · {len(expected):,} distinct" in result.stdout

@@ -124,6 +124,9 @@ def test_sorter_shows_the_apps_lines_and_holds_spark_and_the_traceback() -> None
     ]
     second = [i for i, line in enumerate(lines) if " ERROR Executor:" in line][1]
     lines.insert(second, "still going")  # the app printing between two JVM records
+    # Spark's structured (JSON) log records are Spark's too.
+    record = '{"ts":"2026-12-06T12:03:08.123Z","level":"ERROR","msg":"Exception in task"}'
+    lines.insert(second, record)
     sorter = local.StderrSorter()
     shown = [out for line in lines for out in sorter.feed(line)]
     assert shown == ["loading 3 files", "still going"], shown
