@@ -522,7 +522,7 @@ def test_pod_logs_are_served_through_the_api_server(kube: KubeControlPlane) -> N
 
 
 def _spark_submit_cmd() -> Path:
-    pyspark = pytest.importorskip("pyspark", reason="pyspark==4.3.0 not installed")
+    pyspark = pytest.importorskip("pyspark", reason="pyspark not installed")
     if shutil.which("java") is None:
         pytest.skip("java not on PATH (spark-submit needs Java 17)")
     return Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
@@ -658,7 +658,7 @@ def test_spark_submit_cluster_mode_runs_driver_to_success(
 def test_spark_submit_reports_failed_driver_but_exits_zero(
     kube: KubeControlPlane, tmp_path: Path
 ) -> None:
-    """Spark 4.3.0 fact: spark-submit exits 0 even when the driver pod Failed, so
+    """Spark 4.1.2 fact: spark-submit exits 0 even when the driver pod Failed, so
     whoever submits must read the driver's final phase / exit code itself."""
     _apply_spark_manifests(kube)
     res = _spark_submit(
