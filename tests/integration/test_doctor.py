@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from sparkube import doctor
 from sparkube.env import Environment
+from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, MotoAws
@@ -195,3 +197,43 @@ def test_vcpu_quota_is_not_held_against_spot_workers(
     quota = _json(result)["vCPU quota"]
     assert quota["status"] == "ok", quota
     assert "spot workers count against L-34B43A08" in quota["finding"]
+
+
+def test_both_sparks_are_shown(cli: Callable[..., CliResult], moto_aws: MotoAws) -> None:
+    result = cli("doctor", "-o", "json", env=moto_aws.env)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    data = json.loads(result.stdout)
+    checks = {c["name"]: c for c in data["checks"]}
+    minor = ".".join(map(str, sys.version_info[:2]))
+    assert checks["PySpark"]["status"] == "ok"
+    assert checks["PySpark"]["finding"].startswith(
+        f"pyspark {SPARK_IMAGE.spark_version} on Python {minor}."
+    )
+    assert f"only Python differs: {minor} here, 3.10 in the image" in checks["PySpark"]["finding"]
+    assert checks["Cluster Spark"] == {
+        "name": "Cluster Spark",
+        "status": "ok",
+        "finding": f"Spark 4.1.2 on Python 3.10 and Java 17 in {SPARK_IMAGE.ref}.",
+        "fix": "",
+    }
+    versions = data["versions"]
+    assert versions["local"]["spark"] == versions["cluster"]["spark"] == "4.1.2"
+    assert versions["pinned_pyspark"] == "4.1.2"
+    assert versions["cluster"]["python"] == "3.10"
+    assert versions["local"]["python"].startswith(minor + ".")
+    text = cli("doctor", env=moto_aws.env)
+    assert "Cluster Spark" in text.stdout and SPARK_IMAGE.ref in text.stdout
+
+
+def test_another_cluster_image_is_a_warning(
+    cli: Callable[..., CliResult], moto_aws: MotoAws
+) -> None:
+    (moto_aws.env.cwd / "sparkube.yaml").write_text("spark_version: 4.0.1\n")
+    result = cli("doctor", "-o", "json", env=moto_aws.env)
+    assert result.exit_code == 0, (result.stdout, result.stderr)  # a warning, not a failure
+    data = json.loads(result.stdout)
+    cluster = {c["name"]: c for c in data["checks"]}["Cluster Spark"]
+    assert cluster["status"] == "warn"
+    assert "apache/spark:4.0.1-scala2.13-java17-python3-ubuntu" in cluster["finding"]
+    assert "is not known" in cluster["finding"]
+    assert data["versions"]["cluster"]["spark"] is None
