@@ -47,6 +47,7 @@ from sparkube.errors import ClusterError, InputError
 from sparkube.spark.diagnose import (
     NodeCapacity,
     diagnose,
+    exception_line,
     executor_refusal,
     schedulable_capacity,
     statuses,
@@ -1038,12 +1039,24 @@ class ClusterJobs:
                     code = int(term.get("exitCode", 1))
                     started, finished = term.get("startedAt"), term.get("finishedAt")
         log = self.driver_log(driver["metadata"]["name"]) if driver else ""
+        init = _failed_init(driver) if driver is not None and started is None else None
+        if driver is not None and init is not None:  # the driver never ran: its init said why
+            code = int(init.get("exitCode") or 1)
+            started, finished = init.get("startedAt"), init.get("finishedAt")
+            log = self.driver_log(driver["metadata"]["name"], container=init["container"])
         if log:
             self.s3.put_object(Bucket=cfg.bucket, Key=log_key(job_id), Body=log.encode())
         tail = log.splitlines()[-200:]
         state = "Succeeded" if code == 0 else "Failed"
         diagnosis = None
-        if code != 0:
+        if init is not None:
+            said = exception_line(tail) or (tail[-1].strip() if tail else "no output")
+            diagnosis = (
+                f"The driver pod's init container {init['container']} failed (exit code "
+                f"{code}): {said}; it fetches the S3 jars from Maven Central (or "
+                "SPARKUBE_JARS_REPOSITORY): check that the nodes reach it."
+            )
+        elif code != 0:
             executors = self.executors(job_id)
             names = [driver["metadata"]["name"]] if driver else []
             diagnosis = diagnose(
@@ -1065,11 +1078,11 @@ class ClusterJobs:
         self._update_record(job_id, **changes)
         return Outcome(code, state, driver, tail, diagnosis)
 
-    def driver_log(self, pod: str) -> str:
+    def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
 
         try:
-            return "".join(self.client.log(pod, namespace=SPARK_NAMESPACE, container="driver"))
+            return "".join(self.client.log(pod, namespace=SPARK_NAMESPACE, container=container))
         except ApiError:
             return ""
 
@@ -1326,6 +1339,16 @@ class _Watch:
     snapshot: float = 0.0  # last copy of the log to the bucket
     captured: bool = False  # the log was copied as the pod was being deleted
     vanished_at: float | None = None  # the pod was first seen gone
+
+
+def _failed_init(pod: Json) -> dict[str, Any] | None:
+    """The terminated state of the pod's first init container that failed, with its
+    name under ``container``."""
+    for st in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        term = (st.get("state") or {}).get("terminated") or {}
+        if term and term.get("exitCode") not in (None, 0):
+            return {**term, "container": st.get("name")}
+    return None
 
 
 def _deleting(obj: Json) -> bool:

@@ -465,7 +465,10 @@ def test_a_driver_refused_its_executors_is_stopped_while_waiting(lab: ClusterLab
     line = _error_line(res)
     assert "not allowed to create its executors" in line, res.stderr[-3000:]
     assert "system:serviceaccount:spark:spark cannot create pods" in line
-    assert spark_pods(lab, "sparkube.io/role%3Ddriver") == []  # stopped, nothing left
+    lab.pc.kube.wait_for(  # stopped: its pods go
+        "the driver pod gone", lambda: spark_pods(lab, "sparkube.io/role%3Ddriver") == [],
+        timeout=60,
+    )  # fmt: skip
     job_id = next(r["job_id"] for r in json.loads(lab.run("jobs", "--output", "json").stdout))
     record = job_of(lab, job_id)
     assert record["state"] == "Failed"
@@ -503,6 +506,13 @@ def test_a_driver_deleted_from_outside_shows_failed_and_keeps_its_log(lab: Clust
             timeout=240,
         )  # fmt: skip
         selector = f"sparkube.io/job={job_id},sparkube.io/role=driver"
+        lab.pc.kube.wait_for(
+            "the app's first line",
+            lambda: "STARTED" in lab.pc.kube.kubectl(
+                "logs", "-n", SPARK_NAMESPACE, "-l", selector, "-c", "driver", check=False
+            ).stdout,
+            timeout=120, interval=1,
+        )  # fmt: skip
         lab.pc.kube.kubectl("delete", "pod", "-n", SPARK_NAMESPACE, "-l", selector, "--wait=false")
         res = ended(proc, timeout=180)
     finally:
