@@ -48,6 +48,19 @@ Sizes and SHA-1s are those of the files on Maven Central (each matched its ``.sh
 Known gap of the lean set: hadoop-aws 3.4.2 uses the bundle's shaded ``URIBuilder`` in
 ``STSClientFactory`` when an explicit STS endpoint is configured (assumed roles), and
 ``fs.s3a.ssl.channel.mode`` silently falls back (``ConfigureShadedAWSSocketFactory``).
+
+Plus ``org.apache.spark:spark-hadoop-cloud_2.13:4.1.2`` (33 KB, not in the image's
+``jars/``): Spark's binding of its SQL writes to Hadoop's ``PathOutputCommitter``
+factories (``PathOutputCommitProtocol``, ``BindingParquetOutputCommitter``), through
+which cluster jobs commit their S3 output with the S3A magic committer (hadoop-aws's
+``org.apache.hadoop.fs.s3a.commit``; see ``spark_properties`` in
+:mod:`sparkube.spark.cluster`). Its POM declares Spark, Hadoop's client jars and the
+cloud connectors (hadoop-aws with the SDK bundle, Azure, GCS, ...); none of those is
+needed beyond this table: the classes it references outside itself (``javap``) are all
+in Spark 4.1.2's ``jars/`` (``hadoop-client-api``: ``PathOutputCommitterFactory``,
+``BindingPathOutputCommitter``, ``Abortable``; ``parquet-hadoop``:
+``ParquetOutputCommitter``; ``spark-core``/``spark-sql``/``spark-common-utils``), and the
+S3A committers themselves are in hadoop-aws.
 """
 
 from __future__ import annotations
@@ -137,6 +150,11 @@ SPARK_IMAGE = SparkImage(
     s3_jars=(
         MavenJar(
             "org.apache.hadoop:hadoop-aws:3.4.2", 936997, "16f9de6da5c7862241d55a13d34843404d0cbb88"
+        ),
+        MavenJar(
+            "org.apache.spark:spark-hadoop-cloud_2.13:4.1.2",
+            33248,
+            "4aa61bdd33f4e2b1fe348840559e4a0d8567bc33",
         ),
         MavenJar(
             "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.2.1",

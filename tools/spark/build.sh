@@ -7,7 +7,8 @@
 #     layer/opt/entrypoint.sh  our own test entrypoint with the image's contract
 #     layer/etc/passwd, layer/etc/group  root, nobody and spark (185), as in the image
 #     maven/                Maven-layout repository holding exactly SPARK_IMAGE.s3_jars
-#     .stamp                identifies the inputs the folder was built from
+#     .stamp                identifies the inputs layer/ was built from
+#     .maven-stamp          identifies the jar list maven/ holds
 #
 # The test "process node" overlays layer/ (as an overlayfs lower layer) on the host's
 # top-level directories, so layer/opt/spark appears as /opt/spark in the pod. Pods run as
@@ -18,8 +19,10 @@
 # absolute: ?/.ivy2.5.2/local"). The image has spark:x:185:185 with home /nonexistent.
 #
 # Idempotent: returns at once when the folder was built from the current image.py and
-# RECIPE. Needs python3 with pip, a JDK 17+ (javac, jar), curl, and PyPI plus Maven
-# Central (or the mirrors pip and SPARKUBE_MAVEN_BASE name).
+# RECIPE. Only SPARK_IMAGE's values count, not image.py's text; a change to its s3_jars
+# alone refreshes maven/ in place (seconds) and leaves layer/, which running test pods
+# overlay, as it is. Needs python3 with pip, a JDK 17+ (javac, jar), curl, and PyPI plus
+# Maven Central (or the mirrors pip and SPARKUBE_MAVEN_BASE name).
 #
 # Environment:
 #   SPARKUBE_IMAGE_CACHE   cache root (default ~/.cache/sparkube/images)
@@ -37,7 +40,7 @@ image_py="$repo/sparkube/spark/image.py"
 die() { echo "tools/spark/build.sh: error: $*" >&2; exit 1; }
 
 # Bump RECIPE when a change to this script changes what it builds.
-RECIPE=1
+RECIPE=2
 py="${SPARKUBE_PYTHON:-python3}"
 maven_base="${SPARKUBE_MAVEN_BASE:-https://repo1.maven.org/maven2}"
 cache_root="${SPARKUBE_IMAGE_CACHE:-$HOME/.cache/sparkube/images}"
@@ -255,24 +258,95 @@ GROUP="root:x:0:
 nogroup:x:65534:
 spark:x:${v[uid]}:"
 
-# The stamp identifies the inputs; a change to any of them triggers a rebuild.
-stamp="$({ echo "recipe $RECIPE"; cat "$image_py"; echo "$ENTRYPOINT"; echo "$SPARK_PI"
-  echo "$PASSWD"; echo "$GROUP"; } \
+# The stamps identify the inputs: the layer's (the image's values, not image.py's text,
+# and our own files) and the jar list's; a change to either rebuilds that part only.
+stamp="$({ echo "recipe $RECIPE"; for k in ref key spark scala hadoop java py4j uid; do
+    echo "$k ${v[$k]}"; done
+  echo "$ENTRYPOINT"; echo "$SPARK_PI"; echo "$PASSWD"; echo "$GROUP"; } \
   | sha256sum | cut -c1-16)"
+maven_stamp="$(for i in "${!jar_coords[@]}"; do
+    echo "${jar_paths[$i]} ${jar_sizes[$i]} ${jar_sha1s[$i]}"; done | sha256sum | cut -c1-16)"
 
 layer="$dest/layer"
-current() {
+layer_current() {
   [[ -f "$dest/.stamp" && "$(cat "$dest/.stamp")" == "$stamp" ]] || return 1
   local f
   for f in etc/passwd etc/group opt/entrypoint.sh opt/spark/bin/spark-submit opt/spark/examples/jars/spark-examples.jar \
            "opt/spark/python/lib/py4j-${v[py4j]}-src.zip" opt/spark/python/lib/pyspark.zip; do
     [[ -f "$layer/$f" ]] || return 1
   done
+}
+maven_current() {
+  [[ -f "$dest/.maven-stamp" && "$(cat "$dest/.maven-stamp")" == "$maven_stamp" ]] || return 1
+  local f
   for f in "${jar_paths[@]}"; do [[ -f "$dest/maven/$f" ]] || return 1; done
+}
+current() { layer_current && maven_current; }
+
+# fetch_jars DIR: the S3 jars into the Maven-layout repository DIR, checked against
+# image.py (from ~/.m2 when it holds the same bytes, else from $maven_base).
+fetch_jars() {
+  local i p out m2 got_sha1 got_size
+  for i in "${!jar_coords[@]}"; do
+    p="${jar_paths[$i]}"; out="$1/$p"
+    mkdir -p "$(dirname "$out")"
+    m2="$HOME/.m2/repository/$p"
+    if [[ -f $m2 && "$(sha1sum <"$m2" | cut -c1-40)" == "${jar_sha1s[$i]}" ]]; then
+      cp "$m2" "$out"
+    else
+      curl -fsSL --retry 3 -o "$out" "$maven_base/$p" || die "download failed: $maven_base/$p"
+    fi
+    got_sha1="$(sha1sum <"$out" | cut -c1-40)"; got_size="$(stat -c %s "$out")"
+    [[ $got_sha1 == "${jar_sha1s[$i]}" && $got_size == "${jar_sizes[$i]}" ]] \
+      || die "${jar_coords[$i]}: sha1 $got_sha1 size $got_size, image.py says ${jar_sha1s[$i]} ${jar_sizes[$i]}"
+  done
+  chmod -R a+rX "$1"
+}
+
+# refresh_maven: the layer is current, only the jar list changed. Update maven/ in place,
+# one rename per jar, so tests serving it while this runs never see it missing.
+refresh_maven() {
+  local stage_m t0=$SECONDS p f
+  command -v curl >/dev/null 2>&1 || die "'curl' not found"
+  stage_m="$(mktemp -d "$cache_root/.maven.${v[key]}.XXXXXX")"
+  trap 'rm -rf "$stage_m"' EXIT
+  echo "Refreshing the S3 jars of ${v[ref]} (${#jar_coords[@]} jars; the Spark layer is current)"
+  fetch_jars "$stage_m"
+  for p in "${jar_paths[@]}"; do
+    mkdir -p "$(dirname "$dest/maven/$p")"
+    mv -f "$stage_m/$p" "$dest/maven/$p"
+  done
+  declare -A wanted=()
+  for p in "${jar_paths[@]}"; do wanted[$p]=1; done
+  while IFS= read -r -d '' f; do
+    p="${f#"$dest/maven/"}"
+    [[ -n ${wanted[$p]:-} ]] || rm -f "$f"
+  done < <(find "$dest/maven" -type f -print0)
+  find "$dest/maven" -mindepth 1 -type d -empty -delete
+  chmod -R a+rX "$dest/maven"
+  rm -rf "$stage_m"
+  trap - EXIT
+  echo "$maven_stamp" >"$dest/.maven-stamp"
+  echo "  maven/  $(du -sb "$dest/maven" | awk '{printf "%.1f MB", $1 / 1e6}')  (${#jar_coords[@]} S3 jars) in $((SECONDS - t0)) s"
 }
 
 if [[ "${SPARKUBE_IMAGE_FORCE:-0}" != 1 ]] && current; then
   echo "Spark image layer ${v[ref]} present in $dest"
+  exit 0
+fi
+
+mkdir -p "$cache_root"
+# One build at a time per image (test runners may call us concurrently).
+exec 9>"$cache_root/.${v[key]}.lock"
+if command -v flock >/dev/null 2>&1; then
+  flock 9
+  if [[ "${SPARKUBE_IMAGE_FORCE:-0}" != 1 ]] && current; then
+    echo "Spark image layer ${v[ref]} present in $dest (built by another process)"
+    exit 0
+  fi
+fi
+if [[ "${SPARKUBE_IMAGE_FORCE:-0}" != 1 ]] && layer_current; then
+  refresh_maven
   exit 0
 fi
 
@@ -287,17 +361,6 @@ else
   die "no javac (set JAVA_HOME to a JDK ${v[java]}+): needed to compile the examples jar"
 fi
 [[ -x "$jdk_bin/jar" ]] || die "no 'jar' tool next to $jdk_bin/javac"
-
-mkdir -p "$cache_root"
-# One build at a time per image (test runners may call us concurrently).
-exec 9>"$cache_root/.${v[key]}.lock"
-if command -v flock >/dev/null 2>&1; then
-  flock 9
-  if [[ "${SPARKUBE_IMAGE_FORCE:-0}" != 1 ]] && current; then
-    echo "Spark image layer ${v[ref]} present in $dest (built by another process)"
-    exit 0
-  fi
-fi
 
 stage="$(mktemp -d "$cache_root/.build.${v[key]}.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
@@ -358,19 +421,7 @@ printf '%s\n' "$GROUP" >"$stage/layer/etc/group"
 # 4. The S3 jars, in a Maven-layout repository, checked against image.py.
 t0=$SECONDS
 echo "  [maven] ${#jar_coords[@]} S3 jars from ${HOME}/.m2 or $maven_base"
-for i in "${!jar_coords[@]}"; do
-  p="${jar_paths[$i]}"; out="$stage/maven/$p"
-  mkdir -p "$(dirname "$out")"
-  m2="$HOME/.m2/repository/$p"
-  if [[ -f $m2 && "$(sha1sum <"$m2" | cut -c1-40)" == "${jar_sha1s[$i]}" ]]; then
-    cp "$m2" "$out"
-  else
-    curl -fsSL --retry 3 -o "$out" "$maven_base/$p" || die "download failed: $maven_base/$p"
-  fi
-  got_sha1="$(sha1sum <"$out" | cut -c1-40)"; got_size="$(stat -c %s "$out")"
-  [[ $got_sha1 == "${jar_sha1s[$i]}" && $got_size == "${jar_sizes[$i]}" ]] \
-    || die "${jar_coords[$i]}: sha1 $got_sha1 size $got_size, image.py says ${jar_sha1s[$i]} ${jar_sizes[$i]}"
-done
+fetch_jars "$stage/maven"
 echo "  [maven] done in $((SECONDS - t0)) s"
 
 # 5. Modes: world-readable files, world-searchable directories, no symlinks.
@@ -380,6 +431,7 @@ links="$(find "$stage/layer" "$stage/maven" -type l | head -5)"
 
 rm -rf "$stage/pip" "$stage/ex"
 echo "$stamp" >"$stage/.stamp"
+echo "$maven_stamp" >"$stage/.maven-stamp"
 chmod 0755 "$stage"
 rm -rf "$dest.old"
 if [[ -e $dest ]]; then mv "$dest" "$dest.old"; fi
