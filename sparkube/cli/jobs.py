@@ -27,7 +27,7 @@ from sparkube.cli.ui import UI, context
 from sparkube.env import Environment
 from sparkube.errors import InputError, Interrupted, JobError, UsageError
 from sparkube.spark import cluster as cluster_jobs
-from sparkube.spark import jobs, local
+from sparkube.spark import failures, jobs, local
 from sparkube.spark.java import find_java
 
 
@@ -385,7 +385,7 @@ def _run_local_submit(
     """Run the application on embedded Spark: its stdout and its own stderr lines as
     they come, Spark's records only in the job's log (all of it with --verbose), and a
     failure as the application's traceback and one line naming the exception."""
-    sorter = local.StderrSorter()
+    sorter = failures.StderrSorter()
     lock = threading.Lock()
 
     with StartingSpark(ui.err) as starting:
@@ -398,7 +398,7 @@ def _run_local_submit(
         def stream(name: str, line: str) -> None:
             with lock:
                 if name == "stdout":
-                    if verbose or not local.is_noise(line):
+                    if verbose or not failures.is_noise(line):
                         show(name, line)
                     return
                 released = sorter.feed(line)
@@ -423,7 +423,7 @@ def _run_local_submit(
     block = sorter.release() if sorter.holding else []
     failure = None
     if result.exit_code != 0:
-        failure = local.parse_failure(sorter.last_traceback if block else result.stderr_tail)
+        failure = failures.parse_failure(sorter.last_traceback if block else result.stderr_tail)
     if result.outputs:
         n = len(result.outputs)
         where = _display_path(result.output_dir, env.cwd)
@@ -538,15 +538,17 @@ def _submit_cluster(
         ui.note(f"Submitted; follow it with sparkube logs {job_id} --follow.")
         return
 
-    def log_line(line: str) -> None:
-        ui.out.print(line, markup=False, highlight=False, soft_wrap=True)
-
+    view = DriverLog(ui, verbose=verbose)
     with _job_interrupts(ui, env, api, job_id), ui.err.status("driver Pending") as status:
         outcome = api.wait(
             job_id,
             on_progress=lambda p: status.update(_progress_line(p)),
-            on_log=log_line if (follow or verbose) else None,
+            on_log=view.line if (follow or verbose) else None,
         )
+    if not (follow or verbose):  # the program's own output, as a local run shows it
+        for line in outcome.log:
+            view.line(line)
+    view.end(outcome.failure if outcome.exit_code != 0 else None)
     if outcome.exit_code == 0:
         ui.ok(f"{app_path.name} succeeded on the cluster (job {job_id})")
     wanted = output_dir is not None
@@ -556,11 +558,55 @@ def _submit_cluster(
     if written:
         ui.note(f"{len(written)} output file{'s' if len(written) != 1 else ''} in {out}")
     if outcome.exit_code != 0:
+        if view.hidden and not verbose:
+            ui.note(f"Spark's log: sparkube logs {job_id} --verbose")
         raise JobError(
             outcome.diagnosis or f"{app_path.name} exited with code {outcome.exit_code}.",
             exit_code=outcome.exit_code,
-            detail=None if follow else ("\n".join(outcome.log_tail[-10:]) or None),
         )
+
+
+class DriverLog:
+    """A cluster driver's log as a person reads it: the program's own lines on stdout,
+    Spark's records and Java stacks hidden (all of it with ``verbose``), and a failure as
+    the application's traceback on stderr (the driver's stdout and stderr arrive merged
+    in its container log)."""
+
+    def __init__(self, ui: UI, *, verbose: bool) -> None:
+        import threading
+
+        self.ui, self.verbose = ui, verbose
+        self.sorter = failures.StderrSorter()
+        self._lock = threading.Lock()
+
+    @property
+    def hidden(self) -> int:
+        return self.sorter.hidden
+
+    def _print(self, line: str) -> None:
+        self.ui.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def line(self, line: str) -> None:
+        line = line.rstrip("\n")
+        with self._lock:
+            if self.verbose:
+                self._print(line)
+                return
+            for shown in self.sorter.feed(line):
+                self._print(shown)
+
+    def end(self, failure: failures.AppFailure | None) -> None:
+        """After the last line: a held traceback, condensed when it ended the job."""
+        with self._lock:
+            held = self.sorter.release() if self.sorter.holding else []
+            if self.verbose:
+                return
+            if failure is not None and held:
+                for line in failure.traceback:
+                    self.ui.err.print(line, markup=False, highlight=False, soft_wrap=True)
+                return
+            for line in held:
+                self._print(line)
 
 
 # --------------------------------------------------------------------------- jobs, logs, cancel
@@ -612,16 +658,25 @@ def logs(
     ] = False,
     cluster: ClusterOption = None,
     region: RegionOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Print a job's driver log: live while it runs, from the bucket once it ended.
+    """Print what a job's driver printed: live while it runs, from the bucket once it
+    ended. The program's own lines and its traceback are shown; Spark's log records and
+    Java stacks only with --verbose.
 
     Example: [bold]sparkube logs wc-20261125-1203-4f2a --follow[/bold]
     """
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
+    view = DriverLog(ui, verbose=verbose)
+    lines: list[str] = []
     for line in jobs.open_cluster(env, spec.name).logs(job, follow=follow):
-        ui.out.print(line.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+        lines.append(line.rstrip("\n"))
+        view.line(line)
+    view.end(failures.parse_failure(lines) if view.sorter.holding else None)
+    if view.hidden and not verbose:
+        ui.note(f"{view.hidden} lines of Spark's log hidden; --verbose shows them.")
 
 
 @app.command(rich_help_panel="Jobs")

@@ -49,9 +49,11 @@ from sparkube.spark.diagnose import (
     diagnose,
     exception_line,
     executor_refusal,
+    known_problem,
     schedulable_capacity,
     statuses,
 )
+from sparkube.spark.failures import AppFailure, parse_failure
 from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
@@ -703,6 +705,10 @@ class Outcome:
     driver: Json | None
     log_tail: list[str]
     diagnosis: str | None = None
+    #: The driver's whole log (its program's lines and Spark's), once it ended.
+    log: list[str] = field(default_factory=list)
+    #: The exception the application died of, read from that log.
+    failure: AppFailure | None = None
 
 
 class ClusterJobs:
@@ -1049,6 +1055,7 @@ class ClusterJobs:
         tail = log.splitlines()[-200:]
         state = "Succeeded" if code == 0 else "Failed"
         diagnosis = None
+        failure = None
         if init is not None:
             said = exception_line(tail) or (tail[-1].strip() if tail else "no output")
             diagnosis = (
@@ -1059,14 +1066,19 @@ class ClusterJobs:
         elif code != 0:
             executors = self.executors(job_id)
             names = [driver["metadata"]["name"]] if driver else []
-            diagnosis = diagnose(
+            diagnosis = known_problem(
                 driver=driver,
                 executors=executors,
                 events=self.events(names + [e["metadata"]["name"] for e in executors]),
                 log_tail=tail,
                 nodes=self.node_capacity(),
-                exit_code=code,
             )
+            failure = parse_failure(log.splitlines())
+            if diagnosis is None and failure is not None:
+                app = _annotation(driver, "app") or "The application"
+                diagnosis = f"{app} failed: {failure.summary}"
+            elif diagnosis is None:
+                diagnosis = diagnose(driver=driver, log_tail=tail, exit_code=code)
         changes: dict[str, Any] = {
             "state": state,
             "exit_code": code,
@@ -1076,7 +1088,7 @@ class ClusterJobs:
         if started:
             changes["started"] = started
         self._update_record(job_id, **changes)
-        return Outcome(code, state, driver, tail, diagnosis)
+        return Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure)
 
     def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
@@ -1339,6 +1351,12 @@ class _Watch:
     snapshot: float = 0.0  # last copy of the log to the bucket
     captured: bool = False  # the log was copied as the pod was being deleted
     vanished_at: float | None = None  # the pod was first seen gone
+
+
+def _annotation(pod: Json | None, name: str) -> str | None:
+    annotations = ((pod or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(ANNOTATION_PREFIX + name)
+    return str(value) if value else None
 
 
 def _failed_init(pod: Json) -> dict[str, Any] | None:

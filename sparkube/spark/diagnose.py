@@ -266,16 +266,16 @@ def exception_line(log_tail: Sequence[str]) -> str | None:
     return None
 
 
-def diagnose(
+def known_problem(
     *,
     driver: Json | None,
     executors: Sequence[Json] = (),
     events: Sequence[Json] = (),
     log_tail: Sequence[str] = (),
     nodes: Sequence[NodeCapacity] = (),
-    exit_code: int | None = None,
-) -> str:
-    """The one sentence saying why the job failed or does not start, and what to do."""
+) -> str | None:
+    """The one sentence for a failure sparkube recognises (refused executors, image,
+    scheduling, memory, S3), or None when only the application's own error explains it."""
     pods = [p for p in ([driver] if driver else []) + list(executors)]
     checks: list[Callable[[], str | None]] = [
         lambda: executor_refusal(log_tail),
@@ -288,6 +288,24 @@ def diagnose(
         found = check()
         if found:
             return found
+    return None
+
+
+def diagnose(
+    *,
+    driver: Json | None,
+    executors: Sequence[Json] = (),
+    events: Sequence[Json] = (),
+    log_tail: Sequence[str] = (),
+    nodes: Sequence[NodeCapacity] = (),
+    exit_code: int | None = None,
+) -> str:
+    """The one sentence saying why the job failed or does not start, and what to do."""
+    found = known_problem(
+        driver=driver, executors=executors, events=events, log_tail=log_tail, nodes=nodes
+    )
+    if found:
+        return found
     line = exception_line(log_tail)
     code = f" (exit code {exit_code})" if exit_code is not None else ""
     if line:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -152,9 +153,22 @@ def test_submit_passes_the_exit_code_and_the_exception(lab: ClusterLab) -> None:
     assert three.exit_code == 3, three.stderr[-3000:]
     raised = lab.run("submit", "app.py", "raise", "--executors", "1")
     assert raised.exit_code == 1, raised.stderr[-3000:]
-    assert "ValueError: boom from the user script" in raised.stderr.splitlines()[0] + "".join(
-        line for line in raised.stderr.splitlines() if line.startswith("Error:")
-    )
+    # failures read in one glance: the program's own output, its traceback, one line
+    assert raised.stdout.splitlines() == ["rows 100"], raised.stdout[-3000:]
+    assert _error_line(raised) == "Error: app.py failed: ValueError: boom from the user script"
+    err = raised.stderr.splitlines()
+    start = err.index("Traceback (most recent call last):")
+    assert err[start + 1].startswith('  File "/opt/sparkube/job/app.py", line 10'), err
+    assert err[start + 3] == "ValueError: boom from the user script"
+    assert not [line for line in err if " INFO " in line or line.startswith("\tat ")]
+    job_id = re.search(r"job (job-[\w-]+)", raised.stderr).group(1)  # type: ignore[union-attr]
+    shown = lab.run("logs", job_id)
+    assert shown.exit_code == 0, shown.stderr
+    assert "rows 100" in shown.stdout.splitlines()
+    assert " INFO " not in shown.stdout
+    assert "ValueError: boom from the user script" in shown.stderr
+    everything = lab.run("logs", job_id, "--verbose")
+    assert "INFO SparkContext: Running Spark version" in everything.stdout
 
 
 def test_submit_with_input_output_and_jobs_logs_from_the_bucket(lab: ClusterLab) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sparkube.errors import ConfigError
-from sparkube.spark import local
+from sparkube.spark import failures, local
 
 
 def test_python_app_runs_under_python_with_submit_args() -> None:
@@ -45,7 +45,7 @@ def test_summary_parsing_takes_last_marker() -> None:
     lines = ["noise", 'SPARKUBE_SUMMARY {"words": 1}', 'SPARKUBE_SUMMARY {"words": 2}', "tail"]
     assert local.parse_summary(lines) == {"words": 2}
     assert local.parse_summary(["nothing"]) is None
-    assert local.is_noise("WARNING: Using incubator modules: jdk.incubator.vector")
+    assert failures.is_noise("WARNING: Using incubator modules: jdk.incubator.vector")
 
 
 def test_conf_reaches_spark_and_keeps_sparkube_java_options() -> None:
@@ -104,11 +104,11 @@ def stderr_of(name: str) -> list[str]:
 def test_failure_is_the_exception_and_the_apps_own_frames(
     sample: str, summary: str, frames: list[str]
 ) -> None:
-    failure = local.parse_failure(stderr_of(sample))
+    failure = failures.parse_failure(stderr_of(sample))
     assert failure is not None
     assert failure.summary == summary
     shown = failure.traceback
-    assert shown[0] == local.TRACEBACK
+    assert shown[0] == failures.TRACEBACK
     assert [line.split(", ", 1)[1] for line in shown if line.startswith('  File "')] == frames
     assert all("/home/ana/" in line for line in shown if line.startswith('  File "'))
     text = "\n".join(shown)
@@ -127,7 +127,7 @@ def test_sorter_shows_the_apps_lines_and_holds_spark_and_the_traceback() -> None
     # Spark's structured (JSON) log records are Spark's too.
     record = '{"ts":"2026-12-06T12:03:08.123Z","level":"ERROR","msg":"Exception in task"}'
     lines.insert(second, record)
-    sorter = local.StderrSorter()
+    sorter = failures.StderrSorter()
     shown = [out for line in lines for out in sorter.feed(line)]
     assert shown == ["loading 3 files", "still going"], shown
     assert sorter.holding and sorter.hidden > 50
@@ -136,17 +136,17 @@ def test_sorter_shows_the_apps_lines_and_holds_spark_and_the_traceback() -> None
 
 def test_a_traceback_the_app_went_on_from_is_released_and_is_not_the_failure() -> None:
     handled = [
-        local.TRACEBACK,
+        failures.TRACEBACK,
         '  File "/home/ana/job.py", line 9, in <module>',
         "    int('x')",
         "ValueError: invalid literal for int() with base 10: 'x'",
     ]
-    sorter = local.StderrSorter()
+    sorter = failures.StderrSorter()
     shown = [out for line in [*handled, "skipping that row"] for out in sorter.feed(line)]
     assert shown == [*handled, "skipping that row"]
-    assert local.parse_failure([*handled, "skipping that row"]) is None
+    assert failures.parse_failure([*handled, "skipping that row"]) is None
     # A JAR's uncaught exception: the JVM's own line.
     jar = ['Exception in thread "main" java.lang.IllegalStateException: no input', "\tat A.main"]
-    failure = local.parse_failure(jar)
+    failure = failures.parse_failure(jar)
     assert failure is not None
     assert failure.summary == "java.lang.IllegalStateException: no input"
