@@ -627,7 +627,13 @@ def jobs_command(
     env, ui = app_ctx.env, app_ctx.ui
     output = check_output(output)
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
-    records = jobs.open_cluster(env, spec.name).records()
+    api = jobs.open_jobs(env, spec.name, spec.region)
+    records = api.records()
+    if api.bucket_only:
+        ui.note(
+            f"Read from the bucket of cluster {spec.name} (no kubeconfig for it on this "
+            "machine): jobs not ended show their last recorded state."
+        )
     if output == "json":
         ui.out.print_json(data=[r.to_json() for r in records])
         return
@@ -671,7 +677,13 @@ def logs(
     spec = load_spec(env=env, flags={"name": cluster, "region": region})
     view = DriverLog(ui, verbose=verbose)
     lines: list[str] = []
-    for line in jobs.open_cluster(env, spec.name).logs(job, follow=follow):
+    api = jobs.open_jobs(env, spec.name, spec.region)
+    if api.bucket_only and follow:
+        raise UsageError(
+            f"--follow needs the cluster's API (no kubeconfig for cluster {spec.name} on this "
+            "machine); drop it to read the log kept in the cluster's bucket."
+        )
+    for line in api.logs(job, follow=follow):
         lines.append(line.rstrip("\n"))
         view.line(line)
     view.end(failures.parse_failure(lines) if view.sorter.holding else None)

@@ -727,6 +727,18 @@ class ClusterJobs:
         self.endpoints = endpoints or Endpoints()
         self._config: ClusterConfig | None = None
 
+    @classmethod
+    def from_bucket(cls, s3: Any, config: ClusterConfig) -> ClusterJobs:
+        """Jobs read from the cluster's bucket alone (no API server): the records and
+        driver logs that ``jobs`` and ``logs`` show on a machine without the kubeconfig."""
+        jobs = cls(None, lambda _region: s3)
+        jobs._s3, jobs._config = s3, config
+        return jobs
+
+    @property
+    def bucket_only(self) -> bool:
+        return self.client is None
+
     @property
     def s3(self) -> Any:
         """The user's S3 client in the cluster's region (from the cluster's config)."""
@@ -1243,6 +1255,8 @@ class ClusterJobs:
         from lightkube.resources.batch_v1 import Job
 
         records = self._bucket_records()
+        if self.client is None:  # as last recorded: nothing here reaches the cluster
+            return sorted(records.values(), key=lambda r: r.submitted, reverse=True)
         jobs = self._api(
             "Listing jobs",
             lambda: list(self.client.list(Job, namespace=SPARK_NAMESPACE, labels=MANAGED_BY)),
@@ -1302,7 +1316,7 @@ class ClusterJobs:
         """The driver log: live from the pod while it exists, else the bucket's copy."""
         from lightkube.core.exceptions import ApiError
 
-        driver = self.driver(job_id)
+        driver = self.driver(job_id) if self.client is not None else None
         if driver is not None:
             phase = (driver.get("status") or {}).get("phase")
             if phase != "Pending":
@@ -1320,6 +1334,12 @@ class ClusterJobs:
             if record is None and driver is None:
                 raise InputError(f"No job {job_id} in this cluster; list them with sparkube jobs.")
             state = str((record or {}).get("state") or "Pending")
+            if self.client is None and state not in ENDED_STATES:
+                raise ClusterError(
+                    f"Job {job_id} has no driver log in the cluster's bucket yet (a sparkube "
+                    "watching it copies it there); on the machine with the cluster's "
+                    f"kubeconfig, sparkube logs {job_id} streams it live."
+                )
             if driver is not None or state not in ENDED_STATES:
                 raise ClusterError(f"Job {job_id} has no driver log yet; its driver has not "
                                    "started.")  # fmt: skip

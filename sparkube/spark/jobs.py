@@ -328,6 +328,30 @@ def open_cluster(env: Environment, cluster: str) -> cluster_jobs.ClusterJobs:
     )
 
 
+def open_jobs(env: Environment, cluster: str, region: str | None) -> cluster_jobs.ClusterJobs:
+    """For reading a cluster's jobs (``jobs``, ``logs``) from any machine: its API through
+    this machine's kubeconfig when there is one, else its bucket alone, found from the
+    cluster's name, the region and the account of the user's own AWS credentials (job
+    records and driver logs live there; no cluster credential leaves the machine that
+    ran ``up``). Jobs not ended then show their last recorded state."""
+    kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
+    if kubeconfig.is_file():
+        return open_cluster(env, cluster)
+    from sparkube.aws import storage
+    from sparkube.aws.session import AwsClients, configured_region
+
+    where = configured_region(env.environ, region)
+    if where is None:
+        raise NoSuchCluster.not_here(cluster, kubeconfig.parent)
+    clients = AwsClients(env.environ, where)
+    bucket = storage.bucket_name(cluster, where, clients.account_id())
+    if not storage.exists(clients.s3, bucket):
+        raise NoSuchCluster.in_region(cluster, where)
+    return cluster_jobs.ClusterJobs.from_bucket(
+        clients.s3, cluster_jobs.ClusterConfig(cluster=cluster, bucket=bucket, region=where)
+    )
+
+
 ProgressHandler = Callable[[str], None]
 
 
