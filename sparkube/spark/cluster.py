@@ -399,6 +399,29 @@ def fetch_jars_container(image: str, repository: str) -> dict[str, Any]:
     }
 
 
+#: DataFrame/SQL writes to s3a:// commit with the S3A magic committer (Hadoop's
+#: committers.md, Spark's cloud-integration.md): tasks upload straight to the destination
+#: as multipart uploads left open, the driver completes them at job commit and writes a
+#: JSON ``_SUCCESS`` naming the committer. No copy-and-delete "rename", and nothing of a
+#: failed job becomes visible. The two Spark classes come from spark-hadoop-cloud (one of
+#: SPARK_IMAGE.s3_jars); other schemes, and RDD saveAsTextFile (Hadoop's old mapred API),
+#: keep Hadoop's FileOutputCommitter. A user's --conf wins: fs.s3a.committer.name=file
+#: goes back to it, as dynamic partition overwrite needs (the magic committer refuses it).
+S3A_MAGIC_COMMITTER = {
+    "spark.sql.sources.commitProtocolClass": (
+        "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol"
+    ),
+    "spark.sql.parquet.output.committer.class": (
+        "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter"
+    ),
+    "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a": (
+        "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
+    ),
+    "spark.hadoop.fs.s3a.committer.name": "magic",
+    "spark.hadoop.fs.s3a.committer.magic.enabled": "true",
+}
+
+
 def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints) -> dict[str, str]:
     r = spec.resources
     props = {
@@ -434,6 +457,7 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         # Credentials only from the nodes' instance profile (instance metadata): no
         # environment, system property or profile file can give a pod other keys.
         "spark.hadoop.fs.s3a.aws.credentials.provider": INSTANCE_PROFILE_PROVIDER,
+        **S3A_MAGIC_COMMITTER,
         **{f"spark.executorEnv.{k}": v for k, v in IMDS_ENV.items()},
         "spark.eventLog.enabled": "true",
         "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),

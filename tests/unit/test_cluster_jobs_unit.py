@@ -9,7 +9,7 @@ import pytest
 from sparkube.errors import InputError
 from sparkube.spark import cluster as cj
 from sparkube.spark import diagnose as dg
-from sparkube.spark.image import SPARK_IMAGE, maven_path
+from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 
 GIB = 2**30
 
@@ -300,3 +300,35 @@ def test_executor_refusals_say_who_refused_and_what(line: str, expected: str) ->
     found = dg.executor_refusal(tail)
     assert found is not None and expected in found
     assert dg.executor_refusal(["26/12/06 INFO SparkContext: Running Spark version 4.1.2"]) is None
+
+
+def test_s3_output_commits_with_the_magic_committer() -> None:
+    """DataFrame writes to s3a:// go through spark-hadoop-cloud's commit protocol to the
+    S3A magic committer (no copy-and-delete rename); the jar with those classes ships
+    with the S3 jars, and a user's --conf still wins."""
+    _, cm = manifests()
+    props = dict(line.split("=", 1) for line in cm["data"]["spark.properties"].splitlines() if line)
+    assert props["spark.sql.sources.commitProtocolClass"] == (
+        "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol"
+    )
+    assert props["spark.sql.parquet.output.committer.class"] == (
+        "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter"
+    )
+    assert props["spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a"] == (
+        "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
+    )
+    assert props["spark.hadoop.fs.s3a.committer.name"] == "magic"
+    assert props["spark.hadoop.fs.s3a.committer.magic.enabled"] == "true"
+    cloud = f"org.apache.spark:spark-hadoop-cloud_{SPARK_IMAGE.scala_binary_version}:"
+    (jar,) = [j for j in SPARK_IMAGE.s3_jars if j.coord.startswith(cloud)]
+    assert jar.coord == cloud + SPARK_IMAGE.spark_version
+    assert props["spark.jars"].split(",").count(f"{cj.JARS_MOUNT}/{jar_file_name(jar.coord)}") == 1
+
+    spec = cj.JobSpec(
+        job_id="j", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
+        resources=cj.Resources(1, 1, "1g"), conf={"spark.hadoop.fs.s3a.committer.name": "file"},
+    )  # fmt: skip
+    assert (
+        cj.spark_properties(spec, config(), cj.Endpoints())["spark.hadoop.fs.s3a.committer.name"]
+        == "file"
+    )
