@@ -121,7 +121,7 @@ class SparkVersions:
         have = (
             f"pyspark {self.local.version} is installed"
             if self.local.version
-            else self.local.problem.capitalize()
+            else f"No usable pyspark ({self.local.problem})"
         )
         return (
             f"{have}, but sparkube pins pyspark {self.pinned}, the Spark of the cluster "
@@ -133,8 +133,8 @@ class SparkVersions:
         if not self.known_image:
             return (
                 f"Cluster jobs run {self.image_ref}, not sparkube's {self.image.ref}: "
-                f"whether its Spark and Python match local runs (Spark {self.local.version}) "
-                "is not known."
+                f"whether its Spark and Python match local runs (Spark "
+                f"{self.local.version or 'missing'}) is not known."
             )
         if self.mismatch():
             return self.mismatch() + "."

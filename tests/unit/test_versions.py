@@ -109,6 +109,7 @@ def test_no_pyspark_at_all(fake_pyspark: Callable[[str], Path]) -> None:
     assert local.version is None and "no readable version" in local.problem
     versions = spark_versions()
     assert versions.local_line().startswith("local:   no Spark (pyspark at ")
+    assert versions.mismatch().startswith(f"No usable pyspark (pyspark at {package} has no")
     assert "but sparkube pins pyspark 4.1.2" in versions.mismatch()
 
 
