@@ -12,12 +12,12 @@ Shape (DESIGN.md "Data plane on the cluster"), and why:
 - The app, the Spark properties and the executors' pod template travel in a ConfigMap
   owned by the Job (so no S3 read happens before hadoop-aws is loaded). Apps larger
   than a ConfigMap holds are refused with that reason.
-- hadoop-aws and the lean AWS SDK v2 set (sparkube.spark.image: 36 jars, 12 MiB, not the
-  686 MB bundle) are downloaded once per job by the driver pod's init container (from
-  Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY`` elsewhere, e.g. the tests' local
-  repository) into an emptyDir; ``spark.jars`` names those local files, so the driver
-  has them on its class path and serves them to its executors (given as URLs instead,
-  every executor would download all 36 itself).
+- hadoop-aws, the lean AWS SDK v2 set and spark-hadoop-cloud (sparkube.spark.image:
+  37 jars, 12 MiB, not the 686 MB bundle) are downloaded once per job by the driver
+  pod's init container (from Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY``
+  elsewhere, e.g. the tests' local repository) into an emptyDir; ``spark.jars`` names
+  those local files, so the driver has them on its class path and serves them to its
+  executors (given as URLs instead, every executor would download all 37 itself).
 - Inputs are uploaded to the cluster bucket content-addressed (``inputs/SHA256/NAME``:
   a second run of the same file uploads nothing); ``s3a://`` inputs pass through.
   Credentials in pods come only from the nodes' instance profile (the S3A default
@@ -469,6 +469,10 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.executor.extraJavaOptions": "-Duser.language=en -Duser.country=US",
     }
     props.update(endpoints.s3a_properties())
+    if spec.conf.get("spark.sql.sources.partitionOverwriteMode", "").lower() == "dynamic":
+        # the magic committer refuses dynamic partition overwrite: Hadoop's own committer
+        for key in S3A_MAGIC_COMMITTER:
+            props.pop(key)
     props.update(spec.conf)
     return props
 

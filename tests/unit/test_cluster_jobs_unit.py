@@ -332,3 +332,17 @@ def test_s3_output_commits_with_the_magic_committer() -> None:
         cj.spark_properties(spec, config(), cj.Endpoints())["spark.hadoop.fs.s3a.committer.name"]
         == "file"
     )
+
+
+def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
+    """The magic committer refuses dynamic partition overwrite: such a job gets Hadoop's
+    own committer instead of failing at its first write."""
+    spec = cj.JobSpec(
+        job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
+        resources=cj.Resources(2, 1, "1g"),
+    )  # fmt: skip
+    props = cj.spark_properties(spec, config(), cj.Endpoints())
+    assert props["spark.hadoop.fs.s3a.committer.name"] == "magic"
+    overwrite = {"spark.sql.sources.partitionOverwriteMode": "DYNAMIC"}
+    props = cj.spark_properties(dataclasses_replace_conf(spec, overwrite), config(), cj.Endpoints())
+    assert not set(cj.S3A_MAGIC_COMMITTER) & set(props)
