@@ -360,7 +360,7 @@ def run_sparkube(
     others = others_running()
     with instrumented(marks):
         t0 = time.monotonic()
-        total, _, _ = cli(env, "wordcount", str(corpus), "--top", TOP, "-o", str(out))
+        total, _, _ = cli(env, "wordcount", str(corpus), "--top", TOP, "--output-dir", str(out))
         t_end = t0 + total
     m, job = marks.times, marks.job_id
     running, ended = watch.get(job, "driver running"), watch.get(job, "driver ended")
@@ -622,7 +622,7 @@ def main() -> int:
                 clear_jobs(pc)
                 others = others_running()
                 secs, _, _ = cli(env, "wordcount", "--local", str(corpus), "--top", TOP,
-                                 "-o", str(tmp / f"out-l{i}"))  # fmt: skip
+                                 "--output-dir", str(tmp / f"out-l{i}"))  # fmt: skip
                 local_s.append(secs)
                 others += others_running()
                 busy = f" (WARNING: pytest running: {others})" if others else ""

@@ -169,7 +169,7 @@ def run_sparkube(corpus: Path, out: Path, cds_dir: Path) -> float:
     """The CLI with its CDS archive in ``cds_dir`` (built after a run if missing)."""
     sparkube = str(Path(sys.executable).with_name("sparkube"))
     env = {**os.environ, "SPARKUBE_CDS": "on", "SPARKUBE_CDS_DIR": str(cds_dir)}
-    argv = [sparkube, "wordcount", "--local", str(corpus), "-o", str(out), "--top", "20"]
+    argv = [sparkube, "wordcount", "--local", str(corpus), "--output-dir", str(out), "--top", "20"]
     return timed(argv, env)
 
 
