@@ -56,13 +56,20 @@ def operator_cidrs(
                 "with the address you connect from."
             ) from None
         cidrs = (f"{address}/{address.max_prefixlen}",)
+    refuse_open(cidrs)
+    return cidrs
+
+
+def refuse_open(cidrs: Sequence[str]) -> None:
+    """:class:`ConfigError` (exit 2) for a CIDR that is the whole internet (0.0.0.0/0,
+    ::/0 or any other /0). Needs no AWS call: ``plan`` runs it on every path, offline
+    included, and ``up`` before asking AWS anything."""
     for cidr in cidrs:
         if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
             raise ConfigError(
-                f"--allow-cidr {cidr} would open SSH and the Kubernetes API to the whole "
+                f"--allow-cidr '{cidr}' would open SSH and the Kubernetes API to the whole "
                 "internet; pass your own address or network instead."
             )
-    return cidrs
 
 
 def group_name(cluster: str) -> str:

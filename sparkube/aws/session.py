@@ -15,6 +15,7 @@ Before the first call of a command, :func:`check_reachable` resolves the endpoin
 and opens one TCP connection to it, each within a few seconds: offline, or with no route
 to AWS, the command says so at once instead of after botocore's retries of a dead
 connection (40-70 s of silence). When a proxy carries the traffic, the proxy is checked.
+Without credentials either, the same sentence says so and how to fix both.
 
 Tests and ``bench/aws_calls.py`` observe every API call through :func:`observe_calls`,
 which registers a botocore ``before-call`` hook on each client made while it is active.
@@ -101,6 +102,31 @@ def _retry_config(environ: Mapping[str, str], *, attempts: int | None = None) ->
 REACH_TIMEOUT = 4.0
 
 
+class AwsUnreachable(CloudError):
+    """AWS (or the proxy carrying requests to it) cannot be reached from this machine.
+
+    ``problem`` says what failed ("Cannot reach AWS: HOST does not resolve (...)"),
+    ``fix`` what to check; the message is both. ``short`` is the failure in a few
+    words without the cause ("HOST does not resolve"), for ``plan``'s offline note.
+    """
+
+    def __init__(self, problem: str, fix: str, *, short: str) -> None:
+        super().__init__(f"{problem}; {fix}, then try again.")
+        self.problem = problem
+        self.fix = fix
+        self.short = short
+
+    def without_credentials(self) -> AwsUnreachable:
+        """The same failure, saying in the same sentence that no credentials were found
+        either, and how to fix both."""
+        return AwsUnreachable(
+            f"{self.problem}, and no AWS credentials were found",
+            f"{self.fix}, and run 'aws configure' (or 'aws sso login') or set AWS_PROFILE "
+            "or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            short=self.short,
+        )
+
+
 def check_reachable(
     url: str, environ: Mapping[str, str], *, timeout: float = REACH_TIMEOUT
 ) -> None:
@@ -125,9 +151,10 @@ def check_reachable(
         addresses = _resolve(host, port, timeout)
     except OSError as exc:
         what = "the proxy " if proxy else ""
-        raise CloudError(
-            f"Cannot reach AWS: {what}{host} does not resolve ({_reason(exc)}); check your "
-            f"network connection{where}, then try again."
+        raise AwsUnreachable(
+            f"Cannot reach AWS: {what}{host} does not resolve ({_reason(exc)})",
+            f"check your network connection{where}",
+            short=f"{what}{host} does not resolve",
         ) from None
     failure: OSError = OSError("no address")
     for family, kind, proto, _, address in addresses:
@@ -138,9 +165,10 @@ def check_reachable(
             return
         except OSError as exc:
             failure = exc
-    raise CloudError(
-        f"Cannot reach AWS {via} ({_reason(failure)}); check your network connection, "
-        f"firewall or proxy{where}, then try again."
+    raise AwsUnreachable(
+        f"Cannot reach AWS {via} ({_reason(failure)})",
+        f"check your network connection, firewall or proxy{where}",
+        short=f"no connection {via}",
     )
 
 
@@ -297,8 +325,22 @@ class AwsClients:
         if self._reach:
             return
         started = time.monotonic()
-        check_reachable(endpoint_url, self.environ)
+        try:
+            check_reachable(endpoint_url, self.environ)
+        except AwsUnreachable as exc:
+            # Offline and without credentials: say both at once, not one per run.
+            if not self._credentials_found():
+                raise exc.without_credentials() from None
+            raise
         self._reach[endpoint_url] = time.monotonic() - started
+
+    def _credentials_found(self) -> bool:
+        """:meth:`has_credentials`, True when the chain itself fails (a broken profile
+        is reported by the call that needs it)."""
+        try:
+            return self.has_credentials()
+        except Exception:
+            return True
 
     @property
     def ec2(self) -> Any:

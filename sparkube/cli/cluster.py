@@ -133,7 +133,10 @@ _PARAM_TO_FIELD = {"cluster": "name", "allow_cidr": "allow_cidrs"}
 
 
 def _spec(ctx: typer.Context) -> ClusterSpec:
-    """The spec from the command's own parameters (``plan`` and ``up`` share them)."""
+    """The spec from the command's own parameters (``plan`` and ``up`` share them),
+    with the checks that need no AWS call done: ``plan`` (offline too) and ``up``
+    refuse the same input before asking AWS anything."""
+    from sparkube.aws.network import refuse_open
     from sparkube.spec import ClusterSpec
 
     flags = {
@@ -141,7 +144,9 @@ def _spec(ctx: typer.Context) -> ClusterSpec:
         for param, value in ctx.params.items()
         if _PARAM_TO_FIELD.get(param, param) in ClusterSpec.model_fields
     }
-    return load_spec(env=context(ctx).env, config=ctx.params.get("config"), flags=flags)
+    spec = load_spec(env=context(ctx).env, config=ctx.params.get("config"), flags=flags)
+    refuse_open(spec.allow_cidrs)
+    return spec
 
 
 def _provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
@@ -263,13 +268,15 @@ def plan(
     """Show what [bold]up[/bold] would create and what it would cost per hour. Writes nothing.
 
     On an existing cluster, settings you leave out are the cluster's own. Without AWS
-    credentials or a region (or with --offline) it shows an offline estimate instead:
-    the hourly price from the bundled price table, before any account setup.
+    credentials or a region, when AWS cannot be reached, or with --offline, it shows an
+    offline estimate instead: the hourly price from the bundled price table, before any
+    account setup.
 
     Examples: sparkube plan --workers 3 · sparkube plan --spot --instance-type m7g.large -o json
     · sparkube plan --offline --region eu-west-1
     """
-    from sparkube.aws.session import AwsClients, configured_region
+    from sparkube.aws.provider import check_region
+    from sparkube.aws.session import AwsClients, AwsUnreachable, configured_region
 
     output = check_output(output)
     app_ctx = context(ctx)
@@ -277,6 +284,8 @@ def plan(
     spec = _spec(ctx)
     environ = app_ctx.env.environ
     home = configured_region(environ, spec.region)
+    if home is not None:
+        check_region(home)  # as 'up' does, on every path
     reason = (
         "--offline was given"
         if offline
@@ -290,8 +299,15 @@ def plan(
         _offline_plan(ui, spec, output, reason=reason, env=app_ctx.env, offline=offline)
         return
     provider = _provider(ctx, spec.region)
-    with ui.waiting(f"Asking AWS in {provider.region} what exists and what it costs"):
-        result = provider.plan(spec)
+    try:
+        with ui.waiting(f"Asking AWS in {provider.region} what exists and what it costs"):
+            result = provider.plan(spec)
+    except AwsUnreachable as exc:  # offline with credentials: estimate all the same
+        _offline_plan(
+            ui, spec, output, reason=f"AWS cannot be reached: {exc.short}", env=app_ctx.env,
+            offline=offline, unreachable=True,
+        )  # fmt: skip
+        return
     if output == "json":
         ui.out.print_json(json.dumps(_plan_json(result)))
         return
@@ -337,7 +353,14 @@ def plan(
 
 
 def _offline_plan(
-    ui: UI, spec: ClusterSpec, output: str, *, reason: str, env: Environment, offline: bool
+    ui: UI,
+    spec: ClusterSpec,
+    output: str,
+    *,
+    reason: str,
+    env: Environment,
+    offline: bool,
+    unreachable: bool = False,
 ) -> None:
     """The price of ``spec`` from the bundled table, said to be an offline estimate."""
     from sparkube.aws.pricing import BUNDLED, bundled_table, offline_estimate
@@ -359,7 +382,13 @@ def _offline_plan(
         f"Offline estimate ({reason}): {region} prices from sparkube's {BUNDLED}; nothing "
         "in an AWS account was checked."
         + (" Pass --region for another region." if spec.region is None else "")
-        + ("" if offline else " With AWS credentials and a region, 'sparkube plan' shows all.")
+        + (
+            ""
+            if offline
+            else " Once AWS can be reached, 'sparkube plan' shows all."
+            if unreachable
+            else " With AWS credentials and a region, 'sparkube plan' shows all."
+        )
     )
     if missing:
         known = sorted(bundled_table())

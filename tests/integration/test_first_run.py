@@ -53,13 +53,12 @@ def _netns_available() -> None:
 
 
 def _offline(
-    tmp_path: Path, *args: str, silent_dns: bool = False, **extra: str
+    tmp_path: Path, *args: str, silent_dns: bool = False, credentials: bool = True, **extra: str
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     """``sparkube ARGS`` in an empty network namespace; with ``silent_dns`` its resolver
     is a loopback port that takes queries and never answers."""
-    environ = subprocess_environ(
-        tmp_path / "run", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", **extra
-    )
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    environ = subprocess_environ(tmp_path / "run", **(keys if credentials else {}), **extra)
     for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
         environ.pop(name, None)  # the namespace itself keeps everything in
     command = [sys.executable, "-m", "sparkube", *args]
@@ -123,13 +122,73 @@ def test_no_route_to_the_endpoint_fails_within_seconds(cli: Cli, moto_aws: MotoA
     url = f"http://127.0.0.1:{_closed_port()}"
     environ = {**moto_aws.env.environ, "AWS_ENDPOINT_URL": url, "AWS_MAX_ATTEMPTS": "8"}
     env = dataclasses.replace(moto_aws.env, environ=environ)
-    for args in (("status",), ("ls",), ("down", "--yes"), ("plan", "--allow-cidr", "1.2.3.4/32")):
+    for args in (("status",), ("ls",), ("down", "--yes")):
         started = time.monotonic()
         result = cli(*args, env=env)
         seconds = time.monotonic() - started
         assert result.exit_code == 1, result.stderr
         assert f"Cannot reach AWS at {url} (Connection refused)" in result.stderr
         assert "AWS_ENDPOINT_URL" in result.stderr
+        assert "credentials" not in result.stderr  # they were found
+        assert seconds < FAST, f"{args}: {seconds:.1f} s"
+    # plan estimates all the same (below), as fast
+    started = time.monotonic()
+    result = cli("plan", "--allow-cidr", "1.2.3.4/32", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert f"Offline estimate (AWS cannot be reached: no connection at {url})" in result.stderr
+    assert time.monotonic() - started < FAST
+
+
+def _unreachable(moto_aws: MotoAws, *, credentials: bool = True) -> MotoAws:
+    """``moto_aws`` with its endpoint a closed loopback port (AWS cannot be reached)."""
+    aws = moto_aws if credentials else _without_credentials(moto_aws)
+    environ = {**aws.env.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}"}
+    return dataclasses.replace(aws, env=dataclasses.replace(aws.env, environ=environ))
+
+
+# --- offline and without credentials: both said at once ------------------------------
+
+NO_CREDENTIALS_TOO = "and no AWS credentials were found; check your network connection"
+CONFIGURE = "and run 'aws configure' (or 'aws sso login') or set AWS_PROFILE"
+
+
+def _one_sentence_with_both(stderr: str) -> None:
+    assert stderr.count("Error:") == 1 and "Traceback" not in stderr
+    message = " ".join(stderr.split())
+    assert NO_CREDENTIALS_TOO in message and CONFIGURE in message
+    assert message.endswith("then try again.")
+
+
+def test_unreachable_without_credentials_says_both(cli: Cli, moto_aws: MotoAws) -> None:
+    aws = _unreachable(moto_aws, credentials=False)
+    url = aws.env.environ["AWS_ENDPOINT_URL"]
+    for args in (("status",), ("up", "--allow-cidr", "203.0.113.7/32"), ("ls",)):
+        result = cli(*args, env=aws.env)
+        assert result.exit_code == 1, result.stderr
+        assert f"Cannot reach AWS at {url} (Connection refused), and no AWS" in result.stderr
+        _one_sentence_with_both(result.stderr)
+    doctor = cli("doctor", "-o", "json", env=aws.env)
+    assert doctor.exit_code == 1
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "AWS credentials")
+    assert check["status"] == "fail"
+    assert check["finding"].endswith("and no AWS credentials were found.")
+    assert "Cannot reach AWS at" in check["finding"] and "'aws configure'" in check["fix"]
+
+
+def test_offline_without_credentials_says_both(tmp_path: Path) -> None:
+    _netns_available()
+    for args in (["status"], ["up", "--allow-cidr", "203.0.113.7/32"], ["doctor"]):
+        done, seconds = _offline(
+            tmp_path / args[0], *args, "--region", "us-east-1", credentials=False
+        )
+        assert done.returncode == 1, done.stderr
+        if args[0] == "doctor":  # the finding and its fix, in the table
+            text = " ".join(done.stdout.split())
+            assert "does not resolve" in text and "and no AWS credentials were found." in text
+            assert "'aws configure'" in text
+            continue
+        assert "Cannot reach AWS: ec2.us-east-1.amazonaws.com does not resolve" in done.stderr
+        _one_sentence_with_both(done.stderr)
         assert seconds < FAST, f"{args}: {seconds:.1f} s"
 
 
@@ -291,3 +350,68 @@ def _counting() -> Iterator[CallCounter]:
     counter = CallCounter()
     with observe_calls(counter):
         yield counter
+
+
+# --- plan offline with credentials, and the same input checks on every path ---------
+
+
+def test_plan_offline_with_credentials_is_an_offline_estimate(tmp_path: Path) -> None:
+    _netns_available()
+    done, seconds = _offline(tmp_path / "text", "plan", "--region", "eu-west-1", "-w", "1")
+    assert done.returncode == 0, done.stderr
+    note = " ".join(done.stderr.split())
+    assert "Offline estimate (AWS cannot be reached: " in note and "does not resolve)" in note
+    assert "eu-west-1 prices from sparkube's bundled price table" in note
+    assert "Once AWS can be reached, 'sparkube plan' shows all." in note
+    assert "Error" not in done.stderr
+    assert f"${2 * TABLE['eu-west-1']['t3.medium']:,.4f}/h" in done.stdout
+    assert "not checked with AWS" in done.stdout
+    assert seconds < FAST
+    done, _ = _offline(tmp_path / "json", "plan", "--region", "eu-west-1", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["offline"] is True and plan["region"] == "eu-west-1"
+    assert plan["reason"].startswith("AWS cannot be reached: ")
+    assert plan["cost"]["source"] == "bundled price table (eu-west-1, estimate)"
+
+
+def test_plan_unreachable_with_credentials_is_an_offline_estimate(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    aws = _unreachable(moto_aws)
+    result = cli("plan", "--workers", "3", "--instance-type", "m7i.large", env=aws.env)
+    assert result.exit_code == 0, result.stderr
+    assert "Offline estimate (AWS cannot be reached: no connection at" in result.stderr
+    assert "us-east-1 prices from sparkube's bundled price table" in result.stderr
+    price = TABLE["us-east-1"]["m7i.large"] * 3 + TABLE["us-east-1"]["t3.medium"]
+    assert f"${price:,.4f}/h" in result.stdout and "offline estimate" in result.stdout
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_every_plan_refuses_the_whole_internet_as_up_does(
+    cli: Cli, moto_aws: MotoAws, cidr: str
+) -> None:
+    paths = {
+        "online": (moto_aws.env, ()),
+        "--offline": (moto_aws.env, ("--offline",)),
+        "no credentials": (_without_credentials(moto_aws).env, ()),
+        "no region": (_without_credentials(moto_aws, "AWS_REGION", "AWS_DEFAULT_REGION").env, ()),
+        "unreachable": (_unreachable(moto_aws).env, ()),
+    }
+    for path, (env, extra) in paths.items():
+        with _counting() as calls:
+            result = cli("plan", "--allow-cidr", "203.0.113.7/32", "--allow-cidr", cidr, *extra,
+                         env=env)  # fmt: skip
+        assert result.exit_code == 2, f"{path}: {result.stderr}"
+        assert result.stderr.startswith(f"Error: --allow-cidr '{cidr}' would open SSH and the")
+        assert result.stderr.count("\n") == 1 and "whole internet" in result.stderr
+        assert result.stdout == "" and calls.total == 0, path
+    up = cli("up", "--allow-cidr", cidr, env=_unreachable(moto_aws).env)  # before asking AWS
+    assert up.exit_code == 2 and "whole internet" in up.stderr, up.stderr
+
+
+def test_every_plan_refuses_an_unknown_region_as_up_does(cli: Cli, moto_aws: MotoAws) -> None:
+    for env, extra in ((moto_aws.env, ("--offline",)), (_without_credentials(moto_aws).env, ())):
+        result = cli("plan", "--region", "mars-east-1", *extra, env=env)
+        assert result.exit_code == 2, result.stderr
+        assert "Unknown AWS region 'mars-east-1'" in result.stderr and result.stdout == ""
