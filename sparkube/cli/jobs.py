@@ -291,6 +291,46 @@ def submit(
             help="Print the job id and return once it is submitted (cluster only).",
         ),
     ] = False,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--files",
+            help="A file or folder inside the current folder that the application opens "
+            "by its relative path (repeatable): on the cluster the driver and every "
+            "executor find it at the same path in their working directory.",
+            show_default=False,
+        ),
+    ] = None,
+    py_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--py-files",
+            help="A module (.py), package folder or .zip the application imports "
+            "(repeatable), inside the current folder; importable on the driver and "
+            "every executor.",
+            show_default=False,
+        ),
+    ] = None,
+    requirements: Annotated[
+        Path | None,
+        typer.Option(
+            "--requirements",
+            "-r",
+            help="A pip requirements file: the packages are installed for the cluster "
+            "image's Python and platform (wheels only; kept in the cluster's bucket, so "
+            "the same requirements are built once), or locally into a cached folder.",
+            show_default=False,
+        ),
+    ] = None,
+    pip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pip",
+            help="A package to install for the job, as pip takes it (repeatable), e.g. "
+            "--pip numpy==2.2.6.",
+            show_default=False,
+        ),
+    ] = None,
     dash_o: OldOutputOption = None,
     cluster: ClusterOption = None,
     region: RegionOption = None,
@@ -319,6 +359,11 @@ def submit(
             "disagree; pass only one of them."
         )
     app_path = application if application.is_absolute() else env.cwd / application
+    extras = jobs.JobExtras(
+        files=tuple(files or ()), py_files=tuple(py_files or ()),
+        requirements=(env.cwd / requirements) if requirements else None,
+        pip=tuple(pip or ()), cwd=env.cwd, environ=env.environ,
+    ).checked()  # fmt: skip
     placement = jobs.choose_placement(env, spec.name, local_flag=local_)
     app_args = [*(args or []), *ctx.args]
     input_paths = [p if p.is_absolute() else env.cwd / p for p in inputs or []]
@@ -328,7 +373,7 @@ def submit(
             inputs=input_paths, main_class=main_class, executors=executors,
             executor_cores=executor_cores, executor_memory=executor_memory,
             driver_memory=driver_memory, conf=conf_map, output_dir=output_dir,
-            follow=follow, no_wait=no_wait, verbose=verbose,
+            follow=follow, no_wait=no_wait, verbose=verbose, extras=extras,
         )  # fmt: skip
         return
     if executor_memory is not None:
@@ -366,7 +411,7 @@ def submit(
     _run_local_submit(
         env, ui, app_path, [*app_args, *(str(p) for p in input_paths)],
         settings=settings, job_id=job_id, main_class=main_class, output_dir=output_dir,
-        verbose=verbose,
+        verbose=verbose, python_path=extras.local_python_path(),
     )  # fmt: skip
 
 
@@ -381,6 +426,7 @@ def _run_local_submit(
     main_class: str | None,
     output_dir: Path | None,
     verbose: bool,
+    python_path: list[str],
 ) -> None:
     """Run the application on embedded Spark: its stdout and its own stderr lines as
     they come, Spark's records only in the job's log (all of it with --verbose), and a
@@ -419,6 +465,7 @@ def _run_local_submit(
             on_line=stream,
             main_class=main_class,
             keep_log=lambda: sorter.hidden > 0,
+            python_path=python_path,
         )
     block = sorter.release() if sorter.holding else []
     failure = None
@@ -503,6 +550,7 @@ def _submit_cluster(
     follow: bool,
     no_wait: bool,
     verbose: bool,
+    extras: jobs.JobExtras,
 ) -> None:
     jobs.check_application(app_path, main_class)
     if output_dir is not None:
@@ -524,6 +572,7 @@ def _submit_cluster(
         submission = jobs.prepare_submit_cluster(
             api, app_path, app_args, job_id=job_id, inputs=inputs, main_class=main_class,
             resources=res, conf=conf, on_status=lambda text: status.update(text),
+            extras=extras,
         )  # fmt: skip
         uploaded = sum(u.size for u in submission.uploads if u.uploaded)
         if submission.uploads:

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from sparkube.errors import ClusterError, InputError
+from sparkube.spark import bundles
+from sparkube.spark.bundles import Bundle
 from sparkube.spark.diagnose import (
     NodeCapacity,
     diagnose,
@@ -337,6 +339,8 @@ class JobSpec:
     conf: Mapping[str, str] = field(default_factory=dict)
     kind: str = "submit"  # or "wordcount"
     output_uri: str = ""  # s3a:// folder the job writes results to
+    #: Files, modules and packages for its working directory, each with its bucket key.
+    bundles: tuple[Bundle, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -473,7 +477,10 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         # the magic committer refuses dynamic partition overwrite: Hadoop's own committer
         for key in S3A_MAGIC_COMMITTER:
             props.pop(key)
-    props.update(spec.conf)
+    props.update(bundles.spark_properties(spec.bundles))
+    for key, value in spec.conf.items():
+        joined = key in ("spark.files", "spark.archives", "spark.submit.pyFiles")
+        props[key] = f"{props[key]},{value}" if joined and props.get(key) else value
     return props
 
 
@@ -533,9 +540,15 @@ def driver_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int
 
 
 def job_manifests(
-    spec: JobSpec, config: ClusterConfig, endpoints: Endpoints, *, submitted: str
+    spec: JobSpec,
+    config: ClusterConfig,
+    endpoints: Endpoints,
+    *,
+    submitted: str,
+    fetch: Sequence[str] = (),
 ) -> tuple[Json, Json]:
-    """The driver's Job and the ConfigMap with its app, properties and executor template."""
+    """The driver's Job and the ConfigMap with its app, properties and executor template.
+    ``fetch``: a "URL NAME KIND" line per bundle of the job, for its init container."""
     props = spark_properties(spec, config, endpoints)
     properties = "".join(f"{k}={_escape_property(v)}\n" for k, v in sorted(props.items()))
     labels = {**MANAGED_BY, JOB_LABEL: spec.job_id}
@@ -624,6 +637,8 @@ def job_manifests(
             {"name": "jars", "emptyDir": {}},
         ],
     }
+    if spec.bundles:
+        _add_bundles(pod_spec, spec, config.image, fetch)
     job: Json = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -648,6 +663,36 @@ def job_manifests(
         },
     }
     return job, configmap
+
+
+def _add_bundles(pod_spec: Json, spec: JobSpec, image: str, fetch: Sequence[str]) -> None:
+    """The job's files and packages in the driver's working directory: an init container
+    fetches them (presigned URLs) into it, and keeps the objects Spark serves to the
+    executors."""
+    if len(fetch) != len(spec.bundles):
+        raise ValueError("one fetch line per bundle")
+    mounts = [
+        {"name": "work", "mountPath": bundles.WORK_DIR},
+        {"name": "fetched", "mountPath": bundles.FETCHED},
+    ]
+    pod_spec["initContainers"].append(
+        {
+            "name": "fetch-files",
+            "image": image,
+            "command": ["python3", "-c", bundles.FETCH_SCRIPT],
+            "env": [{"name": "SPARKUBE_BUNDLES", "value": "\n".join(fetch)}],
+            "securityContext": dict(RESTRICTED_CONTAINER),
+            "volumeMounts": mounts,
+        }
+    )
+    driver = pod_spec["containers"][0]
+    driver["workingDir"] = bundles.WORK_DIR
+    driver["env"].append({"name": "PYTHONPATH", "value": bundles.python_path(spec.bundles)})
+    driver["volumeMounts"] += mounts
+    pod_spec["volumes"] += [
+        {"name": "work", "emptyDir": {}},
+        {"name": "fetched", "emptyDir": {}},
+    ]
 
 
 def _escape_property(value: str) -> str:
@@ -748,9 +793,13 @@ class ClusterJobs:
         s3_for_region: Callable[[str], Any],
         *,
         endpoints: Endpoints | None = None,
+        pod_s3_for_region: Callable[[str], Any] | None = None,
     ) -> None:
         self.client = client
         self._s3_for_region = s3_for_region
+        #: The user's credentials signing for the address pods reach S3 at (presigned
+        #: URLs of the job's files); the user's own client when that is AWS's.
+        self._pod_s3_for_region = pod_s3_for_region
         self._s3: Any = None
         self.endpoints = endpoints or Endpoints()
         self._config: ClusterConfig | None = None
@@ -863,6 +912,48 @@ class ClusterJobs:
         if not _exists(self.s3, cfg.bucket, EVENTS_PREFIX):
             self.s3.put_object(Bucket=cfg.bucket, Key=EVENTS_PREFIX, Body=b"")
 
+    def upload_bundles(self, found: Sequence[Bundle]) -> list[Bundle]:
+        """Each bundle in the bucket (content-addressed: kept objects are not sent
+        again), with its key."""
+        import dataclasses
+
+        cfg = self.config()
+        out = []
+        for bundle in found:
+            key = bundle.key or f"inputs/{bundle.digest}/{bundle.object_name}"
+            if not bundle.key and not _exists(self.s3, cfg.bucket, key):
+                self.s3.put_object(Bucket=cfg.bucket, Key=key, Body=bundle.data)
+            out.append(dataclasses.replace(bundle, key=key, data=b""))
+        return out
+
+    def env_in_bucket(self, key: str) -> str | None:
+        """The bucket key of an environment built earlier under ``key``, if kept."""
+        found = f"envs/{key}/{bundles.PACKAGES}.zip"
+        return found if _exists(self.s3, self.config().bucket, found) else None
+
+    def keep_env(self, key: str, bundle: Bundle) -> Bundle:
+        """Store a freshly built environment under its requirements' key."""
+        import dataclasses
+
+        where = f"envs/{key}/{bundles.PACKAGES}.zip"
+        self.s3.put_object(Bucket=self.config().bucket, Key=where, Body=bundle.data)
+        return dataclasses.replace(bundle, key=where, data=b"")
+
+    def _fetch_lines(self, spec: JobSpec) -> list[str]:
+        cfg = self.config()
+        presigner = self.s3
+        if self.endpoints.s3 and self._pod_s3_for_region is not None:
+            presigner = self._pod_s3_for_region(cfg.region)
+        lines = []
+        for bundle in spec.bundles:
+            url = presigner.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": cfg.bucket, "Key": bundle.key},
+                ExpiresIn=bundles.URL_SECONDS,
+            )
+            lines.append(f"{url} {bundle.object_name} {'zip' if bundle.archive else 'file'}")
+        return lines
+
     def submit(self, spec: JobSpec) -> JobRecord:
         from lightkube import codecs
 
@@ -874,7 +965,9 @@ class ClusterJobs:
         cfg = self.config()
         self.ensure_events_dir()
         submitted = now_iso()
-        job, configmap = job_manifests(spec, cfg, self.endpoints, submitted=submitted)
+        job, configmap = job_manifests(
+            spec, cfg, self.endpoints, submitted=submitted, fetch=self._fetch_lines(spec)
+        )
         created = self._api(
             "Creating the driver Job", lambda: self.client.create(codecs.from_dict(job))
         )

@@ -14,14 +14,15 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sparkube.env import Environment
 from sparkube.errors import InputError, JobError, NoSuchCluster
+from sparkube.spark import bundles, local, packages
 from sparkube.spark import cluster as cluster_jobs
-from sparkube.spark import local
 from sparkube.spark.apps import wordcount as wordcount_app
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
 
@@ -260,6 +261,7 @@ def run_submit_local(
     on_line: local.LineHandler | None = None,
     main_class: str | None = None,
     keep_log: Callable[[], bool] = lambda: False,
+    python_path: Sequence[str] = (),
 ) -> LocalSubmitResult:
     """Run a user's application on embedded Spark as it would run on the cluster.
 
@@ -286,7 +288,14 @@ def run_submit_local(
             on_line=on_line,
             main_class=main_class,
             cwd=cwd,
-            extra_env={"SPARKUBE_OUTPUT": f"{out}/"},
+            extra_env={
+                "SPARKUBE_OUTPUT": f"{out}/",
+                **(
+                    {"PYTHONPATH": ":".join([*python_path, environ.get("PYTHONPATH", "")])}
+                    if python_path
+                    else {}
+                ),
+            },
             log_file=log_path,
         )
     finally:
@@ -321,10 +330,23 @@ def open_cluster(env: Environment, cluster: str) -> cluster_jobs.ClusterJobs:
     if not kubeconfig.is_file():
         raise NoSuchCluster.not_here(cluster, kubeconfig.parent)
     client = client_from_kubeconfig(kubeconfig, timeout=30.0)
+    endpoints = cluster_jobs.Endpoints.from_environ(env.environ)
+
+    def pod_s3(region: str) -> Any:
+        from botocore.config import Config
+
+        return AwsClients(env.environ, region).session.client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoints.s3,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
     return cluster_jobs.ClusterJobs(
         client,
         lambda region: AwsClients(env.environ, region).s3,
-        endpoints=cluster_jobs.Endpoints.from_environ(env.environ),
+        endpoints=endpoints,
+        pod_s3_for_region=pod_s3,
     )
 
 
@@ -496,11 +518,14 @@ def prepare_submit_cluster(
     resources: cluster_jobs.Resources | None = None,
     conf: Mapping[str, str] | None = None,
     on_status: ProgressHandler | None = None,
+    extras: JobExtras | None = None,
 ) -> ClusterSubmission:
     """Upload the inputs and build the job; each --input becomes an s3a:// argument
-    appended after the application's own arguments, in order."""
+    appended after the application's own arguments, in order. ``extras``: the job's
+    files, modules and packages (:mod:`sparkube.spark.bundles`)."""
     check_application(app, main_class)
     config = api.config()
+    found = extras.cluster_bundles(api, on_status) if extras is not None else []
     pairs: list[tuple[Path, str]] = []
     layout: list[tuple[Path, list[int]]] = []
     for given in inputs:
@@ -545,8 +570,66 @@ def prepare_submit_cluster(
         conf=dict(conf or {}),
         kind="submit",
         output_uri=out_uri,
+        bundles=tuple(found),
     )
     return ClusterSubmission(spec, uploads)
+
+
+@dataclass(frozen=True)
+class JobExtras:
+    """``--files``, ``--py-files``, ``--requirements`` and ``--pip`` of one submit."""
+
+    files: tuple[Path, ...] = ()
+    py_files: tuple[Path, ...] = ()
+    requirements: Path | None = None
+    pip: tuple[str, ...] = ()
+    cwd: Path = Path()
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    def checked(self) -> JobExtras:
+        """Refuses bad paths and requirements before anything runs (exit 2)."""
+        bundles.collect(self.files, self.py_files, self.cwd)
+        packages.requirement_lines(self.requirements, self.pip)
+        return self
+
+    @property
+    def cache(self) -> Path:
+        home = Path(self.environ.get("HOME") or Path.home())
+        return home / ".cache" / "sparkube" / "envs"
+
+    def cluster_bundles(
+        self, api: cluster_jobs.ClusterJobs, on_status: ProgressHandler | None = None
+    ) -> list[bundles.Bundle]:
+        found = bundles.collect(self.files, self.py_files, self.cwd)
+        lines = packages.requirement_lines(self.requirements, self.pip)
+        kept = api.upload_bundles(found)
+        if not lines:
+            return kept
+        config = api.config()
+        target = packages.Target(config.python_version, packages.machine_of(config.worker_type))
+        key = packages.env_key(lines, target)
+        earlier = api.env_in_bucket(key)
+        if earlier is None and on_status is not None:
+            on_status(f"installing {len(lines)} requirement(s) for {target.describe()}")
+        env = packages.cluster_bundle(
+            lines, target, cache=self.cache, environ=self.environ, in_bucket=earlier
+        )
+        return [*kept, env if earlier is not None else api.keep_env(key, env)]
+
+    def local_python_path(self) -> list[str]:
+        """Folders and archives a local run puts on PYTHONPATH: the installed
+        requirements, module archives of --py-files, and the current folder."""
+        entries: list[str] = []
+        lines = packages.requirement_lines(self.requirements, self.pip)
+        if lines:
+            entries.append(str(packages.local_folder(lines, cache=self.cache,
+                                                     environ=self.environ)))  # fmt: skip
+        for bundle in bundles.collect(self.files, self.py_files, self.cwd):
+            if bundle.on_path:
+                entries.append(str(self.cwd / bundle.name))
+        if self.py_files:
+            entries.append(str(self.cwd))
+        return entries
 
 
 def check_application(app: Path, main_class: str | None) -> None:
