@@ -219,7 +219,10 @@ def submit(
         bool, typer.Option("--local", help="Run on embedded Spark even if a cluster is up.")
     ] = False,
     main_class: Annotated[
-        str | None, typer.Option("--class", help="Main class of a JAR application.")
+        str | None,
+        typer.Option(
+            "--class", help="Main class of a JAR application. Default: none (a .py script)."
+        ),
     ] = None,
     inputs: Annotated[
         list[Path] | None,
@@ -227,7 +230,8 @@ def submit(
             "--input",
             help="A file or folder the application reads (repeatable). On the cluster it is "
             "uploaded to the cluster's bucket (once per content) and passed as an s3a:// "
-            "path; locally as its path. Inputs are appended to the application's arguments.",
+            "path; locally as its path. Inputs are appended to the application's arguments. "
+            "Default: none.",
             show_default=False,
         ),
     ] = None,
@@ -264,7 +268,8 @@ def submit(
         list[str] | None,
         typer.Option(
             "--conf",
-            help="A Spark property KEY=VALUE (repeatable), on the cluster and locally.",
+            help="A Spark property KEY=VALUE (repeatable), on the cluster and locally. "
+            "Default: none.",
             show_default=False,
         ),
     ] = None,
@@ -297,7 +302,7 @@ def submit(
             "--files",
             help="A file or folder inside the current folder that the application opens "
             "by its relative path (repeatable): on the cluster the driver and every "
-            "executor find it at the same path in their working directory.",
+            "executor find it at the same path in their working directory. Default: none.",
             show_default=False,
         ),
     ] = None,
@@ -307,7 +312,7 @@ def submit(
             "--py-files",
             help="A module (.py), package folder or .zip the application imports "
             "(repeatable), inside the current folder; importable on the driver and "
-            "every executor.",
+            "every executor. Default: none.",
             show_default=False,
         ),
     ] = None,
@@ -318,7 +323,8 @@ def submit(
             "-r",
             help="A pip requirements file: the packages are installed for the cluster "
             "image's Python and platform (wheels only; kept in the cluster's bucket, so "
-            "the same requirements are built once), or locally into a cached folder.",
+            "the same requirements are built once), or locally into a cached folder. "
+            "Default: none.",
             show_default=False,
         ),
     ] = None,
@@ -327,7 +333,7 @@ def submit(
         typer.Option(
             "--pip",
             help="A package to install for the job, as pip takes it (repeatable), e.g. "
-            "--pip numpy==2.2.6.",
+            "--pip numpy==2.2.6. Default: none.",
             show_default=False,
         ),
     ] = None,

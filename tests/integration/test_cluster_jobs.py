@@ -52,6 +52,11 @@ class ClusterLab:
     bucket: str
     s3: Any
     run: Callable[..., CliResult]
+    cli: Callable[..., CliResult]
+
+    def run_env(self, env: Environment, *args: str) -> CliResult:
+        """``sparkube ARGS`` with another environment (more variables) for the cluster."""
+        return self.cli(*args, env=env)
 
 
 @pytest.fixture
@@ -70,7 +75,7 @@ def lab(
     def run(*args: str) -> CliResult:
         return cli(*args, env=env)
 
-    yield ClusterLab(pc, env, bucket, s3, run)
+    yield ClusterLab(pc, env, bucket, s3, run, cli)
     pc.delete_namespace(SPARK_NAMESPACE, wait=120)
 
 
@@ -563,3 +568,93 @@ def test_a_job_nobody_watched_gets_the_driver_end_time(lab: ClusterLab) -> None:
     assert record["state"] == "Succeeded"
     assert record["finished"] == term["finishedAt"]
     assert record["started"] == term["startedAt"]
+
+
+# --------------------------------------------------------------------------- files and packages
+
+BUNDLED_APP = textwrap.dedent(
+    """
+    import helpers
+    import sparkube_tinypkg
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.getOrCreate()
+    people = spark.read.json("examples/src/main/resources/people.json")
+    rows = people.rdd.map(
+        lambda r: (r.name, helpers.greet(r.name), __import__("sparkube_tinypkg").ANSWER)
+    ).collect()
+    for row in sorted(rows):
+        print(*row)
+    print("driver reads", open("config.ini").read().strip(), sparkube_tinypkg.ANSWER)
+    seen = spark.sparkContext.parallelize([0], 1).map(
+        lambda _: open("config.ini").read().strip()
+    ).collect()
+    print("executor reads", *seen)
+    """
+)
+
+
+def test_files_modules_and_packages_reach_driver_and_executors(
+    lab: ClusterLab, tmp_path: Path
+) -> None:
+    """An unmodified-style program that opens a data file by its relative path, imports
+    its own module and a pip package, on the driver and in executor tasks: the same
+    output on the cluster as locally (issue 18)."""
+    from tests.fixtures.wheels import local_index, make_wheel
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "sparkube_tinypkg", "1.0", "ANSWER = 42\n")
+    env = dataclasses.replace(lab.env, environ={**lab.env.environ, **local_index(wheels)})
+    work = env.cwd
+    (work / "app.py").write_text(BUNDLED_APP)
+    (work / "helpers.py").write_text("def greet(name):\n    return 'hello ' + name\n")
+    (work / "config.ini").write_text("mode=test\n")
+    data = work / "examples/src/main/resources"
+    data.mkdir(parents=True)
+    (data / "people.json").write_text('{"name":"Michael"}\n{"name":"Andy","age":30}\n')
+    flags = ("--files", "examples/src/main/resources/people.json", "--files", "config.ini",
+             "--py-files", "helpers.py", "--pip", "sparkube-tinypkg==1.0")  # fmt: skip
+    expected = [
+        "Andy hello Andy 42",
+        "Michael hello Michael 42",
+        "driver reads mode=test 42",
+        "executor reads mode=test",
+    ]
+    on_cluster = lab.run_env(env, "submit", "app.py", *flags, "--executors", "1")
+    assert on_cluster.exit_code == 0, on_cluster.stderr[-3000:]
+    assert on_cluster.stdout.splitlines() == expected
+    envs = _keys(lab, "envs/")
+    assert len(envs) == 1 and envs[0].endswith("/pyenv.zip")
+    locally = lab.run_env(env, "submit", "app.py", *flags, "--local")
+    assert locally.exit_code == 0, locally.stderr[-3000:]
+    assert locally.stdout.splitlines() == expected
+    # the same requirements again: nothing is built (no wheel left to build from)
+    # and nothing uploaded
+    shutil.rmtree(wheels)
+    shutil.rmtree(Path(env.environ["HOME"]) / ".cache/sparkube/envs")
+    before = set(_keys(lab, ""))
+    again = lab.run_env(env, "submit", "app.py", *flags, "--executors", "1")
+    assert again.exit_code == 0, again.stderr[-3000:]
+    assert again.stdout.splitlines() == expected
+    added = set(_keys(lab, "")) - before
+    assert all(k.startswith(("jobs/", "spark-events/")) for k in added), sorted(added)
+
+
+def test_a_package_without_a_wheel_for_the_image_is_refused_first(
+    lab: ClusterLab, tmp_path: Path
+) -> None:
+    from tests.fixtures.wheels import local_index
+
+    (tmp_path / "wheels").mkdir()
+    env = dataclasses.replace(
+        lab.env, environ={**lab.env.environ, **local_index(tmp_path / "wheels")}
+    )
+    (env.cwd / "app.py").write_text("print('never')\n")
+    res = lab.run_env(env, "submit", "app.py", "--pip", "no-such-pkg")
+    assert res.exit_code == 2, res.stderr
+    assert "no-such-pkg has no wheel for Python" in _error_line(res)
+    assert spark_pods(lab, "sparkube.io/role%3Ddriver") == []
+
+
+def _keys(lab: ClusterLab, prefix: str) -> list[str]:
+    pages = lab.s3.get_paginator("list_objects_v2").paginate(Bucket=lab.bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]

@@ -98,9 +98,8 @@ def test_reflow_joins_paragraphs_and_lists_examples() -> None:
 
 # --- one surface: every option shows its default; --cluster and --region everywhere ---
 
-#: Options of sparkube/cli/jobs.py whose help does not say their default yet (pending
-#: there): each is absent unless given (no main class, no inputs, no properties).
-_DEFAULT_PENDING = {("submit", "--class"), ("submit", "--input"), ("submit", "--conf")}
+#: Options whose help does not say their default (none today).
+_DEFAULT_PENDING: set[tuple[str, str]] = set()
 
 
 def _options(command: str) -> list[typer.core.click.Option]:
