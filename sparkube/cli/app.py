@@ -1,6 +1,7 @@
 """The ``sparkube`` command: the Typer app and the one place errors become exit codes.
 
-Commands live in sibling modules (one per area) and register themselves on ``app``.
+Commands live in sibling modules (one per command or area) and register themselves on
+``app``.
 They parse, confirm and render; the work happens in the layers below (phases, aws,
 nodes, kube, spark, monitoring), which never print.
 """
@@ -105,7 +106,10 @@ def _register() -> None:
     # the order of ``sparkube --help`` (lifecycle first, then access, then jobs).
     import importlib
 
-    for module in ("cluster", "access", "manifests", "jobs", "monitoring", "doctor"):
+    for module in (
+        *("plan", "up", "down", "status", "ls"),  # the cluster's life, one module each
+        *("access", "manifests", "jobs", "monitoring", "doctor"),
+    ):
         importlib.import_module(f"sparkube.cli.{module}")
 
 

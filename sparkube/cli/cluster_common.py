@@ -1,0 +1,177 @@
+"""What the cluster commands (``plan``, ``up``, ``down``, ``status``, ``ls``) share: their
+help panel, the flags of ``plan`` and ``up``, the spec and AWS provider they build, and
+the guards they run before asking AWS anything.
+
+No boto3 or pydantic at module level: ``sparkube --help`` loads neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sparkube.cli.options import load_spec
+from sparkube.cli.ui import context
+from sparkube.defaults import (
+    DEFAULT_CONTROL_PLANE_TYPE,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_ROOT_VOLUME_GB,
+    DEFAULT_WORKERS,
+    MAX_ROOT_VOLUME_GB,
+    MAX_WORKERS,
+    MIN_ROOT_VOLUME_GB,
+)
+from sparkube.env import Environment
+from sparkube.errors import Interrupted, UsageError
+from sparkube.model import Node
+
+if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
+    from sparkube.aws.provider import AwsProvider
+    from sparkube.spec import ClusterSpec
+
+PANEL = "Cluster"
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Cluster file. Default: ./sparkube.yaml if present.", show_default=False
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        help=f"Number of worker nodes (0-{MAX_WORKERS}). On an existing cluster, more adds "
+        f"workers. Default: {DEFAULT_WORKERS}.",
+        show_default=False,
+    ),
+]
+TypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--instance-type",
+        help=f"EC2 type of the workers. Default: {DEFAULT_INSTANCE_TYPE}.",
+        show_default=False,
+    ),
+]
+CpTypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--control-plane-type",
+        help=f"EC2 type of the control plane. Default: {DEFAULT_CONTROL_PLANE_TYPE}.",
+        show_default=False,
+    ),
+]
+SpotOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--spot/--no-spot",
+        help="Run workers on spot capacity. Default: on-demand (--no-spot).",
+        show_default=False,
+    ),
+]
+CidrOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-cidr",
+        help="CIDR allowed to reach SSH and the API (repeatable). Default: your public IP/32.",
+        show_default=False,
+    ),
+]
+AmiOption = Annotated[
+    str | None,
+    typer.Option("--ami", help="AMI id. Default: Ubuntu 24.04 from SSM.", show_default=False),
+]
+TtlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ttl",
+        help="Nodes terminate themselves after this (4h, 90m). Default: none, they run until down.",
+        show_default=False,
+    ),
+]
+VolumeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--root-volume-gb",
+        help=f"Root volume size in GiB ({MIN_ROOT_VOLUME_GB}-{MAX_ROOT_VOLUME_GB}). "
+        f"Default: {DEFAULT_ROOT_VOLUME_GB}.",
+        show_default=False,
+    ),
+]
+VpcOption = Annotated[
+    str | None, typer.Option("--vpc-id", help="VPC. Default: the default VPC.", show_default=False)
+]
+SubnetOption = Annotated[
+    str | None,
+    typer.Option("--subnet-id", help="Subnet. Default: chosen by EC2.", show_default=False),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+#: Command parameters whose name differs from the ClusterSpec field they set.
+_PARAM_TO_FIELD = {"cluster": "name", "allow_cidr": "allow_cidrs"}
+
+
+def cluster_spec(ctx: typer.Context) -> ClusterSpec:
+    """The spec from the command's own parameters (``plan`` and ``up`` share them),
+    with the checks that need no AWS call done: ``plan`` (offline too) and ``up``
+    refuse the same input before asking AWS anything."""
+    from sparkube.aws.network import refuse_open
+    from sparkube.spec import ClusterSpec
+
+    flags = {
+        _PARAM_TO_FIELD.get(param, param): value
+        for param, value in ctx.params.items()
+        if _PARAM_TO_FIELD.get(param, param) in ClusterSpec.model_fields
+    }
+    spec = load_spec(env=context(ctx).env, config=ctx.params.get("config"), flags=flags)
+    refuse_open(spec.allow_cidrs)
+    return spec
+
+
+def aws_provider(ctx: typer.Context, spec_region: str | None) -> AwsProvider:
+    from sparkube.aws.provider import AwsProvider
+
+    return AwsProvider.from_env(context(ctx).env, region=spec_region)
+
+
+def need_region(
+    env: Environment, region: str | None, *, known: str, unknown: str, name: str
+) -> None:
+    """Exit 2 with what the command cannot do when no AWS region is set: ``known`` if
+    this machine has files of cluster ``name``, else ``unknown``."""
+    from sparkube.aws.session import configured_region
+
+    if configured_region(env.environ, region) is not None:
+        return
+    said = known if env.cluster_dir(name).exists() else unknown
+    raise UsageError(
+        f"{said}; pass --region REGION (or set AWS_REGION), or find your clusters with "
+        "'sparkube ls --all-regions'."
+    )
+
+
+def node_prices(
+    provider: AwsProvider, nodes: tuple[Node, ...], region: str
+) -> dict[str, float | None]:
+    """The hourly price of each instance type among ``nodes`` (``status``, ``ls``)."""
+    types = sorted({n.instance_type for n in nodes})
+    if not types:
+        return {}
+    found = provider.prices(types, region=region)
+    return {t: p.usd_per_hour for t, p in found.items()}
+
+
+@contextmanager
+def interrupted_says(message: str) -> Iterator[None]:
+    """Ctrl-C: exit 130 with what to do (Typer would exit 130 silently)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(message) from None

@@ -1,0 +1,86 @@
+"""Rendering shared by the cluster commands (``plan``, ``up``, ``status``, ``ls``): prices,
+the plan's header, the nodes table, paths under the home folder, and the JSON of a
+view (:mod:`sparkube.cli.views`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from sparkube.cli.progress import clock
+from sparkube.cli.ui import UI
+from sparkube.cli.views import Prices, hours_up, node_cost, to_json
+from sparkube.env import Environment
+from sparkube.model import Node
+
+if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
+    from sparkube.aws.provider import Plan
+
+
+def print_json(ui: UI, view: Any) -> None:
+    """``--output json``: ``view`` (a view of :mod:`sparkube.cli.views`, or a list of
+    them) on stdout."""
+    ui.out.print_json(to_json(view))
+
+
+def money(value: float | None) -> str:
+    """``$0.0416/h``, ``$1.23/h``, or ``unknown``."""
+    return "unknown" if value is None else f"${value:,.4f}/h" if value < 1 else f"${value:,.2f}/h"
+
+
+def home_path(env: Environment, path: Path) -> str:
+    """``path`` with the user's home shown as ``~``."""
+    home = env.environ.get("HOME")
+    if home and path.is_relative_to(home):
+        return "~/" + str(path.relative_to(home))
+    return str(path)
+
+
+def plan_header(ui: UI, plan: Plan) -> None:
+    """Two lines on stderr (``plan`` and ``up``): the cluster's shape, cost and access."""
+    cp, workers = plan.instances
+    wrap = ui.err.is_terminal  # word-wrap on a terminal; never break lines in logs
+    ui.err.print(
+        f"Cluster [bold]{escape(plan.cluster)}[/bold] · {plan.region} · 1 × {cp.instance_type} "
+        f"control plane + {workers.count} × {workers.instance_type} workers"
+        + (" (spot)" if workers.spot else ""),
+        soft_wrap=not wrap,
+    )
+    ui.err.print(
+        f"Estimated cost: {money(plan.cost.usd_per_hour)} ({plan.cost.market}, "
+        f"{plan.cost.sources}) · SSH/API open to {', '.join(plan.allow_cidrs)}",
+        soft_wrap=not wrap,
+    )
+
+
+def nodes_table(ui: UI, nodes: tuple[Node, ...], prices: Prices | None, now: datetime) -> None:
+    """One row per node (the role is in the name; private IPs are in ``-o json``)."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("node", no_wrap=True)
+    for c in ("type", "state"):
+        table.add_column(c)
+    table.add_column("public IP", no_wrap=True)
+    table.add_column("uptime")
+    if prices is not None:
+        table.add_column("$/h")
+        table.add_column("$ so far")
+    for node in nodes:
+        row = [
+            node.name,
+            node.instance_type + (" spot" if node.spot else ""),
+            node.state,
+            node.public_ip or "-",
+            clock(hours_up(node, now) * 3600),
+        ]
+        if prices is not None:
+            per_hour = node_cost(node, prices)
+            row += [
+                money(per_hour).removesuffix("/h"),
+                "?" if per_hour is None else f"${per_hour * hours_up(node, now):.2f}",
+            ]
+        table.add_row(*[escape(str(c)) for c in row])
+    ui.out.print(table)

@@ -1,0 +1,341 @@
+"""What ``plan``, ``status`` and ``ls`` say, as typed views: ``--output json`` is one of
+them serialised by :func:`to_json`, and the text rendering reads the same fields.
+
+Each view is a frozen dataclass built from the typed records the AWS layer returns
+(:class:`~sparkube.aws.provider.Plan`, :class:`~sparkube.model.ClusterInfo`,
+:class:`~sparkube.model.Node`, :class:`~sparkube.aws.discovery.ClusterSummary`); its
+fields are the JSON keys, in order. Plain dataclasses, so ``sparkube --help`` loads no
+model library. Costs of nodes (per hour, so far) are computed here once for both
+outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sparkube.model import CONTROL_PLANE, ClusterInfo, Node
+
+if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
+    from sparkube.aws.discovery import ClusterSummary
+    from sparkube.aws.pricing import CostEstimate
+    from sparkube.aws.provider import Plan
+    from sparkube.spec import ClusterSpec
+
+#: Hourly price of each instance type (None: unknown).
+Prices = Mapping[str, float | None]
+
+
+def to_json(view: Any) -> str:
+    """The one serialiser of ``--output json``: a view (or a list of views) as JSON,
+    its fields as keys in their order."""
+    return json.dumps(_plain(view))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _ttl_minutes(ttl: timedelta | None) -> int | None:
+    return int(ttl.total_seconds() // 60) if ttl else None
+
+
+def time_left(expires: datetime | None, now: datetime) -> str:
+    """``1h05m``, ``expired``, or ``-`` without a TTL."""
+    if expires is None:
+        return "-"
+    left = expires - now
+    if left <= timedelta(0):
+        return "expired"
+    minutes = int(left.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+# --- costs of nodes -----------------------------------------------------------------
+
+
+def hours_up(node: Node, now: datetime) -> float:
+    """Hours since the node was launched, while it runs (0 once stopped)."""
+    if node.launch_time is None or node.state not in ("running", "pending"):
+        return 0.0
+    return max(0.0, (now - node.launch_time).total_seconds() / 3600)
+
+
+def node_cost(node: Node, prices: Prices) -> float | None:
+    """The node's price per hour (0 unless running or pending; None if unknown)."""
+    if node.state not in ("running", "pending"):
+        return 0.0
+    return prices.get(node.instance_type)
+
+
+def _sum(values: Sequence[float | None]) -> float | None:
+    return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def cost_per_hour(nodes: Sequence[Node], prices: Prices) -> float | None:
+    return _sum([node_cost(n, prices) for n in nodes])
+
+
+def cost_so_far(nodes: Sequence[Node], prices: Prices, now: datetime) -> float | None:
+    costs = [node_cost(n, prices) for n in nodes]
+    return _sum(
+        [None if c is None else c * hours_up(n, now) for n, c in zip(nodes, costs, strict=True)]
+    )
+
+
+# --- plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceView:
+    kind: str
+    name: str
+    exists: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class InstancesView:
+    role: str
+    count: int
+    existing: int
+    instance_type: str
+    vcpus: int
+    memory_mib: int
+    architecture: str
+    ami: str
+    root_volume_gb: int
+    spot: bool
+    usd_per_hour_each: float | None
+
+
+@dataclass(frozen=True)
+class CostView:
+    usd_per_hour: float | None
+    market: str
+    source: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """``plan -o json``: what ``up`` would create, what exists, and the price."""
+
+    cluster: str
+    region: str
+    vpc_id: str
+    allow_cidrs: list[str]
+    resources: list[ResourceView]
+    instances: list[InstancesView]
+    cost: CostView
+    ttl_minutes: int | None
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanView:
+        return cls(
+            cluster=plan.cluster,
+            region=plan.region,
+            vpc_id=plan.vpc_id,
+            allow_cidrs=list(plan.allow_cidrs),
+            resources=[ResourceView(r.kind, r.name, r.exists, r.detail) for r in plan.resources],
+            instances=[
+                InstancesView(
+                    role=i.role,
+                    count=i.count,
+                    existing=i.existing,
+                    instance_type=i.instance_type,
+                    vcpus=i.vcpus,
+                    memory_mib=i.memory_mib,
+                    architecture=i.architecture,
+                    ami=i.ami,
+                    root_volume_gb=i.root_volume_gb,
+                    spot=i.spot,
+                    usd_per_hour_each=i.usd_per_hour,
+                )
+                for i in plan.instances
+            ],
+            cost=CostView(plan.cost.usd_per_hour, plan.cost.market, plan.cost.sources),
+            ttl_minutes=plan.ttl_minutes,
+        )
+
+
+@dataclass(frozen=True)
+class OfflineInstancesView:
+    role: str
+    count: int
+    instance_type: str
+    spot: bool
+    usd_per_hour_each: float | None
+
+
+@dataclass(frozen=True)
+class OfflinePlanView:
+    """``plan -o json`` when nothing was asked of AWS: the bundled table's estimate."""
+
+    offline: bool
+    reason: str
+    cluster: str
+    region: str
+    instances: list[OfflineInstancesView]
+    cost: CostView
+    ttl_minutes: int | None
+
+    @classmethod
+    def of(
+        cls, spec: ClusterSpec, region: str, cost: CostEstimate, *, reason: str, source: str
+    ) -> OfflinePlanView:
+        each = [(CONTROL_PLANE, 1, cost.control_plane), ("worker", spec.workers, cost.worker)]
+        return cls(
+            offline=True,
+            reason=reason,
+            cluster=spec.name,
+            region=region,
+            instances=[
+                OfflineInstancesView(
+                    role=role,
+                    count=count,
+                    instance_type=price.instance_type,
+                    spot=role == "worker" and spec.spot,
+                    usd_per_hour_each=price.usd_per_hour,
+                )
+                for role, count, price in each
+            ],
+            cost=CostView(cost.usd_per_hour, cost.market, source),
+            ttl_minutes=_ttl_minutes(spec.ttl),
+        )
+
+
+# --- status -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    role: str
+    instance_id: str
+    instance_type: str
+    state: str
+    spot: bool
+    public_ip: str | None
+    private_ip: str | None
+    availability_zone: str | None
+    launch_time: str | None
+    uptime_seconds: int
+    usd_per_hour: float | None
+    usd_so_far: float | None
+
+    @classmethod
+    def of(cls, node: Node, prices: Prices, now: datetime) -> NodeView:
+        per_hour = node_cost(node, prices)
+        hours = hours_up(node, now)
+        return cls(
+            name=node.name,
+            role=node.role,
+            instance_id=node.instance_id,
+            instance_type=node.instance_type,
+            state=node.state,
+            spot=node.spot,
+            public_ip=node.public_ip,
+            private_ip=node.private_ip,
+            availability_zone=node.availability_zone,
+            launch_time=_iso(node.launch_time),
+            uptime_seconds=int(hours * 3600),
+            usd_per_hour=per_hour,
+            usd_so_far=None if per_hour is None else round(per_hour * hours, 4),
+        )
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """``status -o json``: the cluster's resources, phases, nodes and cost."""
+
+    cluster: str
+    region: str
+    exists: bool
+    security_group_id: str | None
+    key_name: str | None
+    bucket: str | None
+    instance_profile: str | None
+    expires_at: str | None
+    time_left: str
+    usd_per_hour: float | None
+    usd_so_far: float | None
+    phases_done: list[str]
+    phases_pending: list[str]
+    kubeconfig: str | None
+    nodes: list[NodeView]
+
+    @classmethod
+    def of(
+        cls,
+        info: ClusterInfo,
+        prices: Prices,
+        now: datetime,
+        *,
+        exists: bool,
+        phases: tuple[list[str], list[str]],
+        kubeconfig: str | None,
+    ) -> StatusView:
+        done, pending = phases
+        return cls(
+            cluster=info.name,
+            region=info.region,
+            exists=exists,
+            security_group_id=info.security_group_id,
+            key_name=info.key_name,
+            bucket=info.bucket,
+            instance_profile=info.instance_profile,
+            expires_at=_iso(info.expires_at),
+            time_left=time_left(info.expires_at, now),
+            usd_per_hour=cost_per_hour(info.nodes, prices),
+            usd_so_far=_rounded(cost_so_far(info.nodes, prices, now)),
+            phases_done=done,
+            phases_pending=pending,
+            kubeconfig=kubeconfig,
+            nodes=[NodeView.of(n, prices, now) for n in info.nodes],
+        )
+
+
+# --- ls -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterRow:
+    """One cluster of ``ls`` (``ls -o json`` is a list of them)."""
+
+    cluster: str
+    region: str
+    nodes: int
+    running: int
+    usd_per_hour: float | None
+    usd_so_far: float | None
+    expires_at: str | None
+    time_left: str
+
+    @classmethod
+    def of(cls, summary: ClusterSummary, prices: Prices, now: datetime) -> ClusterRow:
+        return cls(
+            cluster=summary.name,
+            region=summary.region,
+            nodes=len(summary.nodes),
+            running=sum(1 for n in summary.nodes if n.state == "running"),
+            usd_per_hour=cost_per_hour(summary.nodes, prices),
+            usd_so_far=_rounded(cost_so_far(summary.nodes, prices, now)),
+            expires_at=_iso(summary.expires_at),
+            time_left=time_left(summary.expires_at, now),
+        )

@@ -1,0 +1,148 @@
+"""``--output json`` of plan, status and ls comes from typed views serialised by one
+function: the keys, their order and the values are the CLI's JSON contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from sparkube.aws.discovery import ClusterSummary
+from sparkube.aws.pricing import BUNDLED, offline_estimate
+from sparkube.aws.provider import Plan, PlannedInstances, PlannedResource
+from sparkube.cli.views import ClusterRow, OfflinePlanView, PlanView, StatusView, to_json
+from sparkube.model import ClusterInfo, Node
+from sparkube.spec import ClusterSpec
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+PRICES = {"t3.medium": 0.0416, "m7i.large": None}
+
+
+def _nodes() -> tuple[Node, ...]:
+    return (
+        Node(
+            "control-plane", "control-plane", "i-1", "t3.medium", "running", "203.0.113.1",
+            "10.0.0.1", launch_time=NOW - timedelta(hours=2), availability_zone="us-east-1a",
+        ),
+        Node("worker-1", "worker", "i-2", "t3.medium", "stopped", spot=True),
+    )  # fmt: skip
+
+
+def test_status_json_keys_values_and_costs() -> None:
+    info = ClusterInfo(
+        "demo", "us-east-1", _nodes(), security_group_id="sg-1", key_name="sparkube-demo",
+        bucket="b", instance_profile="p", expires_at=NOW + timedelta(minutes=65),
+    )  # fmt: skip
+    view = StatusView.of(
+        info, PRICES, NOW, exists=True, phases=(["infra"], ["nodes"]), kubeconfig=None
+    )
+    doc = json.loads(to_json(view))
+    assert list(doc) == [
+        "cluster", "region", "exists", "security_group_id", "key_name", "bucket",
+        "instance_profile", "expires_at", "time_left", "usd_per_hour", "usd_so_far",
+        "phases_done", "phases_pending", "kubeconfig", "nodes",
+    ]  # fmt: skip
+    assert doc["expires_at"] == "2026-12-01T13:05:00+00:00" and doc["time_left"] == "1h05m"
+    assert doc["usd_per_hour"] == 0.0416 and doc["usd_so_far"] == 0.0832
+    running, stopped = doc["nodes"]
+    assert running == {
+        "name": "control-plane",
+        "role": "control-plane",
+        "instance_id": "i-1",
+        "instance_type": "t3.medium",
+        "state": "running",
+        "spot": False,
+        "public_ip": "203.0.113.1",
+        "private_ip": "10.0.0.1",
+        "availability_zone": "us-east-1a",
+        "launch_time": "2026-12-01T10:00:00+00:00",
+        "uptime_seconds": 7200,
+        "usd_per_hour": 0.0416,
+        "usd_so_far": 0.0832,
+    }
+    assert (stopped["uptime_seconds"], stopped["usd_per_hour"], stopped["usd_so_far"]) == (0, 0, 0)
+    assert stopped["launch_time"] is None and stopped["spot"] is True
+
+
+def test_ls_rows_are_a_json_list_and_an_unknown_price_is_null() -> None:
+    nodes = (*_nodes(), Node("worker-2", "worker", "i-3", "m7i.large", "running"))
+    rows = [
+        ClusterRow.of(ClusterSummary("demo", "us-east-1", nodes, None), PRICES, NOW),
+        ClusterRow.of(ClusterSummary("empty", "eu-west-1", (), NOW - timedelta(1)), PRICES, NOW),
+    ]
+    assert json.loads(to_json(rows)) == [
+        {
+            "cluster": "demo", "region": "us-east-1", "nodes": 3, "running": 2,
+            "usd_per_hour": None, "usd_so_far": None, "expires_at": None, "time_left": "-",
+        },
+        {
+            "cluster": "empty", "region": "eu-west-1", "nodes": 0, "running": 0,
+            "usd_per_hour": 0, "usd_so_far": 0, "expires_at": "2026-11-30T12:00:00+00:00",
+            "time_left": "expired",
+        },
+    ]  # fmt: skip
+
+
+def _instances(role: str, count: int, existing: int) -> PlannedInstances:
+    return PlannedInstances(
+        role, count, existing, "t3.medium", 2, 4096, "amd64", "ami-1", 40, False, 0.0416
+    )  # type: ignore[arg-type]
+
+
+def test_plan_json() -> None:
+    spec = ClusterSpec(name="demo", workers=2)
+    cost = offline_estimate(
+        "us-east-1", control_plane_type="t3.medium", worker_type="t3.medium", workers=2,
+        spot=False,
+    )  # fmt: skip
+    plan = Plan(
+        cluster="demo", region="us-east-1", account="123", vpc_id="vpc-1", subnet_id=None,
+        allow_cidrs=("203.0.113.7/32",),
+        resources=(PlannedResource("key pair", "sparkube-demo", False, "ed25519"),),
+        instances=(_instances("control-plane", 1, 1), _instances("worker", 2, 0)),
+        cost=cost, ttl_minutes=90, existing=ClusterInfo("demo", "us-east-1"), spec=spec,
+    )  # fmt: skip
+    doc = json.loads(to_json(PlanView.of(plan)))
+    assert list(doc) == [
+        "cluster", "region", "vpc_id", "allow_cidrs", "resources", "instances", "cost",
+        "ttl_minutes",
+    ]  # fmt: skip
+    assert doc["allow_cidrs"] == ["203.0.113.7/32"] and doc["ttl_minutes"] == 90
+    assert doc["resources"] == [
+        {"kind": "key pair", "name": "sparkube-demo", "exists": False, "detail": "ed25519"}
+    ]
+    assert list(doc["instances"][1]) == [
+        "role", "count", "existing", "instance_type", "vcpus", "memory_mib", "architecture",
+        "ami", "root_volume_gb", "spot", "usd_per_hour_each",
+    ]  # fmt: skip
+    assert doc["cost"] == {
+        "usd_per_hour": cost.usd_per_hour,
+        "market": "on-demand",
+        "source": BUNDLED,
+    }
+
+
+def test_offline_plan_json() -> None:
+    spec = ClusterSpec(name="demo", workers=1, spot=True, ttl=timedelta(hours=2))
+    cost = offline_estimate(
+        "eu-west-1", control_plane_type="t3.medium", worker_type="m7i.large", workers=1, spot=True
+    )
+    view = OfflinePlanView.of(spec, "eu-west-1", cost, reason="--offline was given", source="s")
+    assert json.loads(to_json(view)) == {
+        "offline": True,
+        "reason": "--offline was given",
+        "cluster": "demo",
+        "region": "eu-west-1",
+        "instances": [
+            {
+                "role": "control-plane", "count": 1, "instance_type": "t3.medium",
+                "spot": False, "usd_per_hour_each": cost.control_plane.usd_per_hour,
+            },
+            {
+                "role": "worker", "count": 1, "instance_type": "m7i.large", "spot": True,
+                "usd_per_hour_each": cost.worker.usd_per_hour,
+            },
+        ],
+        "cost": {"usd_per_hour": cost.usd_per_hour, "market": "spot (priced at on-demand)",
+                 "source": "s"},
+        "ttl_minutes": 120,
+    }  # fmt: skip
