@@ -1,5 +1,6 @@
 """What ``plan``, ``status`` and ``ls`` say, as typed views: ``--output json`` is one of
-them serialised by :func:`to_json`, and the text rendering reads the same fields.
+them serialised by :func:`to_json`; the text of ``status`` and ``ls`` reads the same
+fields.
 
 Each view is a frozen dataclass built from the typed records the AWS layer returns
 (:class:`~sparkube.aws.provider.Plan`, :class:`~sparkube.model.ClusterInfo`,
