@@ -54,6 +54,19 @@ if ! SPARKUBE_PYTHON="$py" bash tools/spark/build.sh; then
   echo "!! Spark image layer failed to build; the Spark-in-pods tests will skip"
 fi
 
+echo "== wheels for the job-package tests (cached after the first download)"
+# The tests install a job's packages from this folder only (PIP_NO_INDEX): numpy for the
+# pyspark.ml example, the version sparkube's own environment has, for this Python.
+wheelhouse="${SPARKUBE_WHEELHOUSE:-$HOME/.cache/sparkube/wheelhouse}"
+numpy_version="$("$py" -c 'import numpy; print(numpy.__version__)')"
+if ! ls "$wheelhouse"/numpy-"$numpy_version"-*.whl >/dev/null 2>&1; then
+  if ! "$py" -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps \
+      -d "$wheelhouse" "numpy==$numpy_version"; then
+    if [ "$ci" = true ]; then echo "!! numpy wheel download failed" >&2; exit 1; fi
+    echo "!! numpy wheel download failed; the pyspark.ml example test will skip"
+  fi
+fi
+
 echo "== ruff"
 "$venv/bin/ruff" check sparkube tests bench
 "$venv/bin/ruff" format --check sparkube tests bench

@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.sshhosts",
     "tests.fixtures.moto_server",
     "tests.fixtures.procnodes",
+    "tests.fixtures.joblab",
 ]
 
 

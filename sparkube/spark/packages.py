@@ -31,9 +31,14 @@ from pathlib import Path
 from sparkube.errors import EnvironmentProblem, InputError
 from sparkube.spark.bundles import PACKAGES, Bundle, zip_bytes
 
-#: manylinux tags a glibc 2.35 image (Ubuntu 22.04, the Spark image's base) can load.
-_MANYLINUX = ("manylinux_2_35", "manylinux_2_28", "manylinux_2_17", "manylinux2014",
-              "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")  # fmt: skip
+#: manylinux tags a glibc 2.35 image (Ubuntu 22.04, the Spark image's base) can load:
+#: pip matches an explicit --platform exactly, so every glibc version is named.
+_MANYLINUX = (
+    *(f"manylinux_2_{minor}" for minor in range(35, 4, -1)),
+    "manylinux2014",
+    "manylinux2010",
+    "manylinux1",
+)
 
 
 @dataclass(frozen=True)

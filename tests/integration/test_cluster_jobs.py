@@ -19,64 +19,25 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from sparkube.env import Environment
 from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.spark.cluster import SPARK_NAMESPACE
 from tests.fixtures.common import CliResult
-from tests.fixtures.moto_server import REGION
-from tests.fixtures.procnodes import ProcessCluster, prepare_jobs_cluster, spark_layer_or_skip
+from tests.fixtures.joblab import CLUSTER, ClusterLab
 from tests.wordref import reference_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLUSTER = "sparkube"
 TRICKY = (
     "Café café CAFÉ cafe\u0301 naïve don't DON'T l’homme dogs' 'quoted' 42 x2 ß\n"
     "हिन्दी भाषा हिन्दी — שָׁלוֹם שָׁלוֹם ภาษาไทย İstanbul ǅemal\n"
     "the the the a a b\n"
 )
-
-
-@dataclasses.dataclass
-class ClusterLab:
-    pc: ProcessCluster
-    env: Environment
-    bucket: str
-    s3: Any
-    run: Callable[..., CliResult]
-    cli: Callable[..., CliResult]
-
-    def run_env(self, env: Environment, *args: str) -> CliResult:
-        """``sparkube ARGS`` with another environment (more variables) for the cluster."""
-        return self.cli(*args, env=env)
-
-
-@pytest.fixture
-def lab(
-    process_cluster: ProcessCluster,
-    moto_url: str,
-    sparkube_env: Environment,
-    cli: Callable[..., CliResult],
-) -> Iterator[ClusterLab]:
-    spark_layer_or_skip()
-    pc = process_cluster
-    env, bucket = prepare_jobs_cluster(pc, sparkube_env, moto_url, CLUSTER)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-
-    def run(*args: str) -> CliResult:
-        return cli(*args, env=env)
-
-    yield ClusterLab(pc, env, bucket, s3, run, cli)
-    pc.delete_namespace(SPARK_NAMESPACE, wait=120)
 
 
 def spark_pods(lab: ClusterLab, selector: str) -> list[dict[str, Any]]:
@@ -622,7 +583,7 @@ def test_files_modules_and_packages_reach_driver_and_executors(
     on_cluster = lab.run_env(env, "submit", "app.py", *flags, "--executors", "1")
     assert on_cluster.exit_code == 0, on_cluster.stderr[-3000:]
     assert on_cluster.stdout.splitlines() == expected
-    envs = _keys(lab, "envs/")
+    envs = lab.keys("envs/")
     assert len(envs) == 1 and envs[0].endswith("/pyenv.zip")
     locally = lab.run_env(env, "submit", "app.py", *flags, "--local")
     assert locally.exit_code == 0, locally.stderr[-3000:]
@@ -631,11 +592,11 @@ def test_files_modules_and_packages_reach_driver_and_executors(
     # and nothing uploaded
     shutil.rmtree(wheels)
     shutil.rmtree(Path(env.environ["HOME"]) / ".cache/sparkube/envs")
-    before = set(_keys(lab, ""))
+    before = set(lab.keys(""))
     again = lab.run_env(env, "submit", "app.py", *flags, "--executors", "1")
     assert again.exit_code == 0, again.stderr[-3000:]
     assert again.stdout.splitlines() == expected
-    added = set(_keys(lab, "")) - before
+    added = set(lab.keys("")) - before
     assert all(k.startswith(("jobs/", "spark-events/")) for k in added), sorted(added)
 
 
@@ -653,8 +614,3 @@ def test_a_package_without_a_wheel_for_the_image_is_refused_first(
     assert res.exit_code == 2, res.stderr
     assert "no-such-pkg has no wheel for Python" in _error_line(res)
     assert spark_pods(lab, "sparkube.io/role%3Ddriver") == []
-
-
-def _keys(lab: ClusterLab, prefix: str) -> list[str]:
-    pages = lab.s3.get_paginator("list_objects_v2").paginate(Bucket=lab.bucket, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]

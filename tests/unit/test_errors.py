@@ -31,7 +31,7 @@ def test_unexpected_errors_point_to_debug() -> None:
 def test_an_aws_error_no_layer_translated_is_one_sentence(
     monkeypatch: pytest.MonkeyPatch, sparkube_env: Environment
 ) -> None:
-    """S3 refusing a job command's read (stubbed at our own boundary, open_cluster):
+    """S3 refusing a job command's read (stubbed at our own boundary, open_jobs):
     the CLI says it in one sentence, exit 1, no 'Unexpected error'."""
     import io
 
@@ -41,12 +41,14 @@ def test_an_aws_error_no_layer_translated_is_one_sentence(
     from sparkube.spark import jobs
 
     class Refused:
+        bucket_only = False
+
         def records(self) -> list[object]:
             raise ClientError(
                 {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "ListObjectsV2"
             )
 
-    monkeypatch.setattr(jobs, "open_cluster", lambda env, cluster: Refused())
+    monkeypatch.setattr(jobs, "open_jobs", lambda env, cluster, region: Refused())
     out, err = io.StringIO(), io.StringIO()
     code = run(["jobs"], env=sparkube_env, stdout=out, stderr=err)
     assert code == 1
