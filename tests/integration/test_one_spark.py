@@ -20,25 +20,16 @@ straight from the bucket: the bytes the cluster wrote, not a copy of them.
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
-from sparkube.env import Environment
-from sparkube.spark.cluster import SPARK_NAMESPACE
 from sparkube.spark.image import SPARK_IMAGE
-from tests.fixtures.common import CliResult
-from tests.fixtures.moto_server import REGION
-from tests.fixtures.procnodes import ProcessCluster, prepare_jobs_cluster, spark_layer_or_skip
+from tests.fixtures.joblab import ClusterLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLUSTER = "sparkube"
 
 APP = textwrap.dedent(
     """
@@ -88,35 +79,6 @@ APP = textwrap.dedent(
     spark.stop()
     """
 )
-
-
-@dataclasses.dataclass
-class ClusterLab:
-    pc: ProcessCluster
-    env: Environment
-    bucket: str
-    s3: Any
-    run: Callable[..., CliResult]
-
-
-@pytest.fixture
-def lab(
-    process_cluster: ProcessCluster,
-    moto_url: str,
-    sparkube_env: Environment,
-    cli: Callable[..., CliResult],
-) -> Iterator[ClusterLab]:
-    spark_layer_or_skip()
-    pc = process_cluster
-    env, bucket = prepare_jobs_cluster(pc, sparkube_env, moto_url, CLUSTER)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-
-    def run(*args: str) -> CliResult:
-        return cli(*args, env=env)
-
-    yield ClusterLab(pc, env, bucket, s3, run)
-    pc.delete_namespace(SPARK_NAMESPACE, wait=120)
 
 
 def _csv(folder: Path) -> bytes:

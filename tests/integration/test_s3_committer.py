@@ -13,26 +13,17 @@ A write of the same job that asks for the FileOutputCommitter is the control.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import textwrap
-from collections.abc import Callable, Iterator
-from typing import Any
 
-import boto3
 import pytest
 
-from sparkube.env import Environment
 from sparkube.spark.cluster import output_prefix
-from sparkube.spark.rbac import SPARK_NAMESPACE
-from tests.fixtures.common import CliResult
-from tests.fixtures.moto_server import REGION
-from tests.fixtures.procnodes import ProcessCluster, prepare_jobs_cluster, spark_layer_or_skip
+from tests.fixtures.joblab import ClusterLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLUSTER = "sparkube"
 PARTS = 6
 ROWS = 3000
 
@@ -61,40 +52,6 @@ APP = textwrap.dedent(
     spark.stop()
     """
 ).format(rows=ROWS, parts=PARTS)
-
-
-@dataclasses.dataclass
-class ClusterLab:
-    pc: ProcessCluster
-    env: Environment
-    bucket: str
-    s3: Any
-    run: Callable[..., CliResult]
-
-
-@pytest.fixture
-def lab(
-    process_cluster: ProcessCluster,
-    moto_url: str,
-    sparkube_env: Environment,
-    cli: Callable[..., CliResult],
-) -> Iterator[ClusterLab]:
-    spark_layer_or_skip()
-    pc = process_cluster
-    env, bucket = prepare_jobs_cluster(pc, sparkube_env, moto_url, CLUSTER)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-
-    def run(*args: str) -> CliResult:
-        return cli(*args, env=env)
-
-    yield ClusterLab(pc, env, bucket, s3, run)
-    pc.delete_namespace(SPARK_NAMESPACE, wait=120)
-
-
-def keys_under(lab: ClusterLab, prefix: str) -> list[str]:
-    pages = lab.s3.get_paginator("list_objects_v2").paginate(Bucket=lab.bucket, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents") or []]
 
 
 def submit(lab: ClusterLab, out: str) -> tuple[str, str]:
@@ -127,7 +84,7 @@ def test_s3_output_is_committed_by_the_magic_committer(lab: ClusterLab) -> None:
 
     # (1) the result is right, in S3 and as downloaded
     assert f"PARQUET {ROWS} {ROWS * (ROWS - 1) // 2}" in log
-    s3_keys = keys_under(lab, output)
+    s3_keys = lab.keys(output)
     text_parts = sorted(k for k in s3_keys if k.startswith(output + "lines/part-"))
     assert len(text_parts) == PARTS, s3_keys
     assert len([k for k in s3_keys if k.startswith(output + "numbers/part-")]) == PARTS
@@ -153,7 +110,7 @@ def test_s3_output_is_committed_by_the_magic_committer(lab: ClusterLab) -> None:
     assert body(lab, f"{output}control/_SUCCESS") == b""
 
     # (3) nothing of the commit is left behind: no __magic paths, no open uploads
-    every_key = keys_under(lab, "")
+    every_key = lab.keys("")
     assert not [k for k in every_key if "__magic" in k]
     uploads = lab.s3.list_multipart_uploads(Bucket=lab.bucket)
     assert not uploads.get("Uploads"), uploads["Uploads"]
