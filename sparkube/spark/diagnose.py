@@ -14,9 +14,11 @@ object, then the application's own exception (its last line).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 Json = Mapping[str, Any]
@@ -29,20 +31,22 @@ class NodeCapacity:
     memory: int  # bytes
 
 
+def _quantity(value: str | int | float) -> Decimal:
+    """A Kubernetes quantity as a number, as the API server writes them (``500m``,
+    ``966367641600m`` bytes, ``1.5Gi``, ``1e3``), and the metrics API's ``n``/``u``
+    (nano-, micro-units), which lightkube's parser does not take."""
+    from lightkube.utils.quantity import parse_quantity
+
+    text = str(value).strip()
+    if text.endswith(("n", "u")) and text[:-1].replace(".", "", 1).isdigit():
+        return Decimal(text[:-1]) * (Decimal("1e-9") if text[-1] == "n" else Decimal("1e-6"))
+    parsed = parse_quantity(text)
+    return parsed if parsed is not None else Decimal(0)
+
+
 def parse_cpu(value: str | int | float) -> float:
-    """Cores from a Kubernetes CPU quantity: ``2``, ``500m``, or the metrics API's
-    ``12345678n`` / ``1234u``."""
-    text = str(value)
-    for suffix, scale in (("n", 1e-9), ("u", 1e-6), ("m", 1e-3)):
-        if text.endswith(suffix):
-            return float(text[:-1]) * scale
-    return float(text)
-
-
-_UNITS = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-}  # fmt: skip
+    """Cores from a Kubernetes CPU quantity: ``2``, ``500m``, ``12345678n``."""
+    return float(_quantity(value))
 
 
 def schedulable_capacity(nodes: Iterable[Any]) -> list[NodeCapacity]:
@@ -65,11 +69,9 @@ def schedulable_capacity(nodes: Iterable[Any]) -> list[NodeCapacity]:
 
 
 def parse_memory(value: str | int | float) -> int:
-    text = str(value)
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * _UNITS[unit])
-    return int(float(text))
+    """Bytes from a Kubernetes memory quantity (a fraction of a byte rounds up, as the
+    API server does)."""
+    return math.ceil(_quantity(value))
 
 
 def human_memory(size: int) -> str:

@@ -346,3 +346,22 @@ def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
     overwrite = {"spark.sql.sources.partitionOverwriteMode": "DYNAMIC"}
     props = cj.spark_properties(dataclasses_replace_conf(spec, overwrite), config(), cj.Endpoints())
     assert not set(cj.S3A_MAGIC_COMMITTER) & set(props)
+
+
+@pytest.mark.parametrize(
+    ("text", "cpu", "memory"),
+    [
+        ("2", 2.0, 2),
+        ("500m", 0.5, 1),  # half a byte rounds up, as the API server does
+        ("12345678n", 0.012345678, 1),
+        ("1234u", 0.001234, 1),
+        ("966367641600m", 966367641.6, 966367642),  # as the API server wrote it (issue 17)
+        ("1.5Gi", 1.5 * 2**30, 3 * 2**29),
+        ("1408Mi", 1408 * 2**20, 1408 * 2**20),
+        ("1e3", 1000.0, 1000),
+        ("4G", 4e9, 4 * 10**9),
+    ],
+)
+def test_kubernetes_quantities(text: str, cpu: float, memory: int) -> None:
+    assert dg.parse_cpu(text) == pytest.approx(cpu)
+    assert dg.parse_memory(text) == memory
