@@ -47,7 +47,7 @@ def test_kubeconfig_command_prints_and_merges(
     cli: Callable[..., CliResult], sparkube_env: Environment
 ) -> None:
     missing = cli("kubeconfig")
-    assert missing.exit_code == 1 and "sparkube up" in missing.stderr
+    assert missing.exit_code == 2 and "sparkube up" in missing.stderr  # no such cluster here
     from sparkube.nodes.kubeconfig import save_kubeconfig
 
     path = save_kubeconfig(
