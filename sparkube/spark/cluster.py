@@ -86,6 +86,8 @@ LOG_SNAPSHOT_INTERVAL = 20.0
 #: Seconds a vanished driver's Job may take to be marked cancelled by the sparkube that
 #: deleted it before the watcher calls the deletion someone else's.
 VANISHED_GRACE = 10.0
+#: Seconds a stopped job's pods are given to go before the command returns anyway.
+STOP_WAIT = 30.0
 
 Json = dict[str, Any]
 
@@ -1100,7 +1102,7 @@ class ClusterJobs:
                         f"{PENDING_LIMIT / 60:.0f} minutes ({prog.detail or 'no reason given'}); "
                         f"check kubectl -n {SPARK_NAMESPACE} describe pod -l {JOB_LABEL}={job_id}."
                     )
-                    self.cancel(job_id, reason=pending, state="Failed")
+                    self._stop(job_id, pending)
                     return Outcome(1, "Failed", driver, [], pending)
                 problem = self.stuck(driver, executors, since)
                 if problem is None and prog.driver_phase == "Running":
@@ -1108,7 +1110,7 @@ class ClusterJobs:
                 else:
                     tail = []
                 if problem:
-                    self.cancel(job_id, reason=problem, state="Failed")
+                    self._stop(job_id, problem)
                     return Outcome(1, "Failed", driver, tail, problem)
                 if prog.driver_phase == "Running" and now - watch.snapshot >= LOG_SNAPSHOT_INTERVAL:
                     watch.snapshot = now
@@ -1118,6 +1120,12 @@ class ClusterJobs:
             if follower is not None:
                 follower.stop()
         return self.finish(job_id, driver)
+
+    def _stop(self, job_id: str, reason: str) -> None:
+        """Stop a job that cannot run, and wait (briefly) for its pods to go, so that
+        what the user is told ("stopped") holds when the command returns."""
+        self.cancel(job_id, reason=reason, state="Failed")
+        self.wait_gone(job_id, timeout=STOP_WAIT)
 
     def _executors_refused(
         self, driver: Json, prog: Progress, executors: Sequence[Json], watch: _Watch, now: float

@@ -83,21 +83,20 @@ def test_second_run_of_the_same_input_uploads_nothing(lab: ClusterLab) -> None:
     book = lab.env.cwd / "same.txt"
     book.write_text("one two two three three three\n" * 1000)
     lab.s3.put_object(Bucket=lab.bucket, Key="spark-events/", Body=b"")  # as after a first job
-    counts = []
+    digest = hashlib.sha256(book.read_bytes()).hexdigest()
+    counts, stored = [], []
     for _ in range(2):
         counter = CallCounter()
         with observe_calls(counter):
             res = lab.run("wordcount", "same.txt", "--top", "3")
         assert res.exit_code == 0, res.stderr[-3000:]
         counts.append(counter.calls)
-    # Each run writes its record twice (submitted, ended) and its driver log: 3 PUTs.
-    # Only the first also uploads the input.
-    assert counts[1].get("s3.PutObject", 0) == 3, counts[1]
-    assert counts[0].get("s3.PutObject", 0) == 4, counts[0]
+        listed = lab.s3.list_objects_v2(Bucket=lab.bucket, Prefix=f"inputs/{digest}/")
+        stored.append([(o["Key"], o["LastModified"]) for o in listed["Contents"]])
+    # The input is uploaded once: the second run finds it and writes only the job's
+    # record and driver log (their count depends on how long the job is watched).
+    assert len(stored[0]) == 1 and stored[1] == stored[0]
     assert not any("Multipart" in k or "UploadPart" in k for k in counts[1])
-    digest = hashlib.sha256(book.read_bytes()).hexdigest()
-    inputs = lab.s3.list_objects_v2(Bucket=lab.bucket, Prefix=f"inputs/{digest}/")["Contents"]
-    assert len(inputs) == 1
 
 
 def test_submit_passes_the_exit_code_and_the_exception(lab: ClusterLab) -> None:
