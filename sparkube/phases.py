@@ -181,8 +181,8 @@ def run_up(ctx: PhaseContext, *, until: str | None = None) -> list[PhaseResult]:
 def prepare_script(spec: ClusterSpec) -> str | None:
     """The node preparation script (``sparkube.nodes.prepare``) when it exists.
 
-    The TTL is left out of it: the user-data wrapper schedules the shutdown from the
-    cluster's absolute expiry time (see ``sparkube.aws.userdata``).
+    The TTL is left out of it: the user-data wrapper installs it from the cluster's
+    absolute expiry time (see ``sparkube.aws.userdata`` and ``sparkube.nodes.ttl``).
     """
     try:
         from sparkube.nodes import prepare

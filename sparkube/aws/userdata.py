@@ -1,9 +1,11 @@
 """User-data: what every node runs once at first boot.
 
-A small bash wrapper that (1) schedules the TTL shutdown first, from an absolute expiry
-time so that workers added later expire with the rest of the cluster and a failing
-preparation cannot skip it, then (2) runs the node preparation script. With
-``InstanceInitiatedShutdownBehavior=terminate`` the shutdown terminates the instance.
+A small bash wrapper that (1) installs the TTL first (``sparkube.nodes.ttl``: the
+absolute expiry time in ``/etc/sparkube/expires-at`` and a systemd timer that powers the
+node off once it has passed, at every boot and every minute), so that workers added
+later expire with the rest of the cluster, a failing preparation cannot skip it and a
+reboot or stop/start cannot lose it, then (2) runs the node preparation script. With
+``InstanceInitiatedShutdownBehavior=terminate`` the power-off terminates the instance.
 EC2 accepts 16 KB of raw user-data; larger scripts are gzipped (cloud-init reads both).
 """
 
@@ -13,6 +15,7 @@ import gzip
 from datetime import datetime
 
 from sparkube.errors import ConfigError
+from sparkube.nodes import ttl
 
 USER_DATA_LIMIT = 16 * 1024
 _DELIMITER = "SPARKUBE_PREPARE_SCRIPT_END"
@@ -29,14 +32,7 @@ echo 0 > /var/lib/sparkube/prepare.done
 def ttl_block(expires_at: datetime | None) -> str:
     if expires_at is None:
         return "# no TTL\n"
-    epoch = int(expires_at.timestamp())
-    return (
-        f"# TTL: this node terminates itself at {expires_at.isoformat()}\n"
-        f"expires_at={epoch}\n"
-        "minutes=$(( (expires_at - $(date +%s) + 59) / 60 ))\n"
-        'if [ "$minutes" -lt 1 ]; then minutes=1; fi\n'
-        'shutdown -h "+$minutes" "sparkube: cluster TTL reached" || true\n'
-    )
+    return ttl.install_block(expires_at)
 
 
 def render(prepare_script: str, *, expires_at: datetime | None) -> str:

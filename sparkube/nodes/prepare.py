@@ -31,7 +31,7 @@ def render_prepare_script(spec: ClusterSpec) -> str:
     """The user-data script that prepares a node for kubeadm (containerd, kubelet, ...).
 
     The cluster TTL is not handled here: the user-data wrapper (``sparkube.aws.userdata``)
-    schedules the shutdown from the cluster's absolute expiry time.
+    installs it first (``sparkube.nodes.ttl``: the absolute expiry time and a timer).
     """
     text = render(script_text("prepare.sh"), {"K8S_MINOR": spec.kubernetes_version})
     if len(text.encode()) > USER_DATA_LIMIT:  # pragma: no cover - guarded by a unit test

@@ -10,6 +10,7 @@ import base64
 import json
 import stat
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -169,7 +170,10 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         data = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
         script = base64.b64decode(data["UserData"]["Value"]).decode()
         assert script.startswith("#!/bin/bash")
-        assert 'shutdown -h "+$minutes"' in script
+        # the TTL survives reboots: the expiry on the node and a timer that reads it
+        expiry = datetime.fromisoformat(tags["sparkube:expires-at"])
+        assert f"echo {int(expiry.timestamp())} > " in script
+        assert "systemctl enable --now sparkube-ttl.timer" in script
         assert "prepare.sh" in script
 
     # status / ls see it, with time left and cost.

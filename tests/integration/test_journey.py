@@ -112,7 +112,9 @@ def _boot_when_keyed(
         # The user data writes the preparation script to /var/lib/sparkube and runs it as
         # root; the hosts here are one unprivileged user, so they run that script itself
         # (it keeps each host's files under SPARKUBE_NODE_ROOT).
-        found_script = re.search(r"<<'(\w+)'\n(.*?\n)\1\n", scripts.pop(), flags=re.DOTALL)
+        found_script = re.search(
+            r"<<'(SPARKUBE_PREPARE_SCRIPT_END)'\n(.*?\n)\1\n", scripts.pop(), flags=re.DOTALL
+        )
         assert found_script, "the user data embeds the node preparation script"
         return found_script.group(2)
 
