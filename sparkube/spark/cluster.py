@@ -1075,8 +1075,10 @@ class ClusterJobs:
                 if driver is None or _deleting(driver):
                     if driver is not None and watch.driver is None:
                         watch.driver = driver["metadata"]["name"]
-                    if driver is not None and not watch.captured:
-                        # deleted while it runs: keep what it printed before it goes
+                    # deleted while it runs: keep what it printed before it went
+                    if follower is not None:
+                        self._keep_log(job_id, follower, watch)
+                    elif driver is not None and not watch.captured:
                         self.snapshot_log(job_id, driver["metadata"]["name"])
                         watch.captured = True
                     vanished = self._vanished(job_id, watch, now)
@@ -1091,9 +1093,12 @@ class ClusterJobs:
                     continue
                 watch.driver = driver["metadata"]["name"]
                 watch.vanished_at = None
-                if on_log and follower is None and prog.driver_phase != "Pending":
+                if follower is None and prog.driver_phase != "Pending":
+                    # the log is streamed while the job is watched: shown with --follow,
+                    # and copied to the bucket, so a driver that vanishes leaves it
                     follower = _LogFollower(self, watch.driver, on_log)
                     follower.start()
+                    watch.snapshot = now
                 if prog.driver_phase in ("Succeeded", "Failed"):
                     break
                 if prog.driver_phase == "Pending" and now - started > PENDING_LIMIT:
@@ -1112,9 +1117,9 @@ class ClusterJobs:
                 if problem:
                     self._stop(job_id, problem)
                     return Outcome(1, "Failed", driver, tail, problem)
-                if prog.driver_phase == "Running" and now - watch.snapshot >= LOG_SNAPSHOT_INTERVAL:
+                if follower is not None and now - watch.snapshot >= LOG_SNAPSHOT_INTERVAL:
                     watch.snapshot = now
-                    self.snapshot_log(job_id, watch.driver)
+                    self._keep_log(job_id, follower, watch)
                 time.sleep(interval)
         finally:
             if follower is not None:
@@ -1251,6 +1256,14 @@ class ClusterJobs:
             ]
         except ApiError:
             return []
+
+    def _keep_log(self, job_id: str, follower: _LogFollower, watch: _Watch) -> None:
+        """Copy what the follower has received to the bucket, when it grew."""
+        count = len(follower.lines)
+        if count > watch.kept:
+            self.s3.put_object(Bucket=self.config().bucket, Key=log_key(job_id),
+                               Body="".join(follower.lines[:count]).encode())  # fmt: skip
+            watch.kept = count
 
     def snapshot_log(self, job_id: str, pod: str) -> None:
         """Copy what the driver printed so far to the bucket (``logs`` shows it once the
@@ -1498,6 +1511,7 @@ class _Watch:
     running_since: float | None = None  # running with no executor pod since
     executor_check: float = 0.0  # last read of the log for refusals
     snapshot: float = 0.0  # last copy of the log to the bucket
+    kept: int = 0  # lines of the followed log copied to the bucket
     captured: bool = False  # the log was copied as the pod was being deleted
     vanished_at: float | None = None  # the pod was first seen gone
 
@@ -1547,12 +1561,14 @@ def _gone_message(job_id: str, driver: str | None, failed: Json | None, *, has_l
 
 
 class _LogFollower:
-    """Streams a pod's log to a callback from a background thread."""
+    """Streams a pod's log from a background thread: keeps every line (``lines``, with
+    their newlines) and hands each to ``on_line`` when given."""
 
-    def __init__(self, jobs: ClusterJobs, pod: str, on_line: Callable[[str], None]) -> None:
+    def __init__(self, jobs: ClusterJobs, pod: str, on_line: Callable[[str], None] | None) -> None:
         import threading
 
         self.jobs, self.pod, self.on_line = jobs, pod, on_line
+        self.lines: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -1566,7 +1582,9 @@ class _LogFollower:
             ):
                 if self._stop.is_set():
                     return
-                self.on_line(line.rstrip("\n"))
+                self.lines.append(line if line.endswith("\n") else line + "\n")
+                if self.on_line is not None:
+                    self.on_line(line.rstrip("\n"))
 
     def stop(self) -> None:
         self._stop.set()

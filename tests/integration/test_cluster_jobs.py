@@ -488,7 +488,8 @@ def test_a_driver_deleted_from_outside_shows_failed_and_keeps_its_log(lab: Clust
         lab.pc.kube.wait_for(
             "the app's first line",
             lambda: "STARTED" in lab.pc.kube.kubectl(
-                "logs", "-n", SPARK_NAMESPACE, "-l", selector, "-c", "driver", check=False
+                "logs", "-n", SPARK_NAMESPACE, "-l", selector, "-c", "driver", "--tail=-1",
+                check=False,
             ).stdout,
             timeout=120, interval=1,
         )  # fmt: skip
