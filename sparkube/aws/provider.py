@@ -31,7 +31,7 @@ from sparkube.aws import userdata as UD
 from sparkube.aws.errors import aws_errors
 from sparkube.aws.session import AwsClients, known_regions, resolve_region
 from sparkube.env import Environment
-from sparkube.errors import CloudError, ConfigError
+from sparkube.errors import CloudError, ConfigError, UsageError
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Role
 from sparkube.progress import NullReporter, Reporter
 from sparkube.spec import ClusterSpec
@@ -184,6 +184,14 @@ class AwsProvider:
         if existing.vpc_id and existing.vpc_id != placement.vpc_id:
             vpc_diff.append(f"VPC {existing.vpc_id} (asked {placement.vpc_id})")
         settings.check_matches(spec, existing, vpc_diff)
+        expired = existing.expires_at
+        if existing.nodes and expired is not None and expired <= self.now():
+            # its nodes power themselves off a minute after any boot (the TTL timer)
+            raise UsageError(
+                f"Cluster {spec.name} reached its time to live at "
+                f"{expired.strftime('%Y-%m-%d %H:%M')} UTC and its nodes power off as they "
+                "boot; remove it with 'sparkube down', then create a new one with 'sparkube up'."
+            )
         checked = _Checked(spec, types, placement, cidrs, existing)
         # Cached under both the spec as given and as completed: ``plan`` then
         # ``ensure_infra`` of the same cluster validate once.

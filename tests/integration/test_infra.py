@@ -364,3 +364,24 @@ def test_subnet_and_vpc_are_used_when_given(cli: Cli, moto_aws: MotoAws) -> None
     wrong = _up(cli, moto_aws, "--workers", "1", "--subnet-id", subnet_id, "--vpc-id", "vpc-0")
     assert wrong.exit_code == 2
     assert "not in --vpc-id" in wrong.stderr
+
+
+def test_up_of_a_cluster_past_its_ttl_is_refused_before_anything_starts(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    """Nodes of a cluster whose TTL ran out power off a minute after any boot (the TTL
+    timer): starting them or adding workers would fail halfway, so up refuses first."""
+    assert _up(cli, moto_aws, "--workers", "1", "--ttl", "1h").exit_code == 0
+    ec2: Any = moto_aws.client("ec2")
+    ids = [i["InstanceId"] for i in _instances(ec2)]
+    ec2.create_tags(
+        Resources=ids, Tags=[{"Key": "sparkube:expires-at", "Value": "2026-01-01T00:00:00+00:00"}]
+    )
+    res = _up(cli, moto_aws, "--workers", "2")
+    assert res.exit_code == 2, res.stderr
+    assert res.stderr.strip() == (
+        "Error: Cluster sparkube reached its time to live at 2026-01-01 00:00 UTC and its "
+        "nodes power off as they boot; remove it with 'sparkube down', then create a new one "
+        "with 'sparkube up'."
+    )
+    assert len(_instances(ec2)) == 2  # no worker added
