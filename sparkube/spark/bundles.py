@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,11 @@ def collect(files: Sequence[Path], py_files: Sequence[Path], cwd: Path) -> list[
                     f"{flag} {given}: the folder {PACKAGES}/ holds the job's Python packages; "
                     "rename yours."
                 )
+            if re.search(r"[\s,#*?\[\]]", top):
+                raise InputError(
+                    f"{flag} {given}: Spark cannot ship a name with spaces, commas or any "
+                    "of #*?[] to the executors; rename it."
+                )
             full = cwd / Path(*rel.parts)
             if len(rel.parts) == 1 and full.is_file():
                 plain[top] = full.read_bytes()
@@ -130,6 +136,12 @@ def collect(files: Sequence[Path], py_files: Sequence[Path], cwd: Path) -> list[
     clash = sorted(set(plain) & set(groups))
     if clash:
         raise InputError(f"{clash[0]} is given both as a file and as a folder; pass one of them.")
+    taken = {f"{name}.zip" for name in groups} | {f"{PACKAGES}.zip"}
+    twice = sorted(set(plain) & taken)
+    if twice:
+        raise InputError(
+            f"{twice[0]} would land where a folder's zip travels; rename it or the folder."
+        )
     bundles = [Bundle(name, False, data, name in on_path) for name, data in sorted(plain.items())]
     for name, members in sorted(groups.items()):
         if not members:
@@ -154,7 +166,7 @@ def python_path(bundles: Sequence[Bundle], work_dir: str = WORK_DIR) -> str:
 FETCH_SCRIPT = (
     "import os, shutil, urllib.request as u, zipfile\n"
     "for line in os.environ['SPARKUBE_BUNDLES'].splitlines():\n"
-    "    url, name, kind = line.split(' ')\n"
+    "    url, name, kind = line.rsplit(' ', 2)\n"
     f"    path = os.path.join('{FETCHED}', name)\n"
     "    with u.urlopen(url, timeout=60) as r, open(path, 'wb') as f:\n"
     "        shutil.copyfileobj(r, f)\n"

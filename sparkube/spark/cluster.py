@@ -482,7 +482,12 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
     props.update(bundles.spark_properties(spec.bundles))
     for key, value in spec.conf.items():
         joined = key in ("spark.files", "spark.archives", "spark.submit.pyFiles")
-        props[key] = f"{props[key]},{value}" if joined and props.get(key) else value
+        if joined and props.get(key):
+            props[key] = f"{props[key]},{value}"
+        elif key == "spark.executorEnv.PYTHONPATH" and props.get(key):
+            props[key] = f"{value}:{props[key]}"  # the user's first, the job's bundles kept
+        else:
+            props[key] = value
     return props
 
 
@@ -1100,6 +1105,8 @@ class ClusterJobs:
                     follower.start()
                     watch.snapshot = now
                 if prog.driver_phase in ("Succeeded", "Failed"):
+                    if follower is not None:
+                        follower.drain()  # the stream ends with the container: keep it all
                     break
                 if prog.driver_phase == "Pending" and now - started > PENDING_LIMIT:
                     pending = (
@@ -1124,7 +1131,7 @@ class ClusterJobs:
         finally:
             if follower is not None:
                 follower.stop()
-        return self.finish(job_id, driver)
+        return self.finish(job_id, driver, streamed=follower.lines if follower else None)
 
     def _stop(self, job_id: str, reason: str) -> None:
         """Stop a job that cannot run, and wait (briefly) for its pods to go, so that
@@ -1180,7 +1187,11 @@ class ClusterJobs:
         self._update_record(job_id, state="Failed", finished=finished, message=message)
         return Outcome(1, "Failed", None, [], message)
 
-    def finish(self, job_id: str, driver: Json | None) -> Outcome:
+    def finish(
+        self, job_id: str, driver: Json | None, *, streamed: Sequence[str] | None = None
+    ) -> Outcome:
+        """The ended job's exit code, log (the longer of what the kubelet still has and
+        what a watcher streamed: the kubelet rotates large logs) and diagnosis, recorded."""
         cfg = self.config()
         code = 1
         started = finished = None
@@ -1191,6 +1202,8 @@ class ClusterJobs:
                     code = int(term.get("exitCode", 1))
                     started, finished = term.get("startedAt"), term.get("finishedAt")
         log = self.driver_log(driver["metadata"]["name"]) if driver else ""
+        if streamed and len(whole := "".join(streamed)) > len(log):
+            log = whole
         init = _failed_init(driver) if driver is not None and started is None else None
         if driver is not None and init is not None:  # the driver never ran: its init said why
             code = int(init.get("exitCode") or 1)
@@ -1204,10 +1217,17 @@ class ClusterJobs:
         failure = None
         if init is not None:
             said = exception_line(tail) or (tail[-1].strip() if tail else "no output")
+            fetches = (
+                "the job's --files and packages from the cluster's bucket with presigned "
+                "URLs: check that the nodes reach S3 and, on HTTP 403, that the credentials "
+                "that submitted it had not expired"
+                if init["container"] == "fetch-files"
+                else "the S3 jars from Maven Central (or SPARKUBE_JARS_REPOSITORY): check "
+                "that the nodes reach it"
+            )
             diagnosis = (
                 f"The driver pod's init container {init['container']} failed (exit code "
-                f"{code}): {said}; it fetches the S3 jars from Maven Central (or "
-                "SPARKUBE_JARS_REPOSITORY): check that the nodes reach it."
+                f"{code}): {said}; it fetches {fetches}."
             )
         elif code != 0:
             executors = self.executors(job_id)
@@ -1319,9 +1339,17 @@ class ClusterJobs:
         from lightkube.types import CascadeType
 
         driver = self.driver(job_id)
-        if driver is not None and (driver.get("status") or {}).get("phase") != "Pending":
+        phase = (driver.get("status") or {}).get("phase") if driver is not None else None
+        if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
+            self.finish(job_id, driver)  # it ended on its own: its record says how
+        elif driver is not None and phase != "Pending":
             self.snapshot_log(job_id, driver["metadata"]["name"])
-        found = True
+        found = self._job(job_id) is not None
+        record = self._record(job_id)
+        if (found or record is not None) and (record or {}).get("state") not in ENDED_STATES:
+            # marked before anything is deleted, so a watcher never sees the pods vanish
+            # unexplained; an ended job's record is never rewritten
+            self._update_record(job_id, state=state, finished=now_iso(), message=reason)
         try:
             self.client.delete(
                 Job, job_id, namespace=SPARK_NAMESPACE, cascade=CascadeType.FOREGROUND
@@ -1330,10 +1358,6 @@ class ClusterJobs:
             if exc.status.code != 404:
                 raise ClusterError(f"Cancelling {job_id} failed: {exc.status.message}.") from None
             found = False
-        record = self._record(job_id)
-        if found or (record is not None and record.get("state") not in ENDED_STATES):
-            # marked before the pods go, so a watcher never sees them vanish unexplained
-            self._update_record(job_id, state=state, finished=now_iso(), message=reason)
         for pod in self._pods(job_id):
             with contextlib.suppress(ApiError):
                 self.client.delete(Pod, pod["metadata"]["name"], namespace=SPARK_NAMESPACE,
@@ -1585,6 +1609,10 @@ class _LogFollower:
                 self.lines.append(line if line.endswith("\n") else line + "\n")
                 if self.on_line is not None:
                     self.on_line(line.rstrip("\n"))
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Let the stream run to its end (the container ended), for at most ``timeout``."""
+        self._thread.join(timeout=timeout)
 
     def stop(self) -> None:
         self._stop.set()

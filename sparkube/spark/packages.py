@@ -41,6 +41,10 @@ _MANYLINUX = (
 )
 
 
+#: Packages the Spark image (and the local pyspark install) already provide.
+_PROVIDED = frozenset({"pyspark", "py4j"})
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the packages will run."""
@@ -74,7 +78,18 @@ def requirement_lines(requirements: Path | None, pip: Sequence[str]) -> list[str
             if line and not line.startswith("#"):
                 lines.append(line)
     lines += [spec.strip() for spec in pip if spec.strip()]
-    return lines
+    for line in lines:
+        if line.startswith("-") or "/" in line.split(";", 1)[0].split("@", 1)[0]:
+            raise InputError(
+                f"{line!r}: sparkube takes requirements by name and version only (no pip "
+                "options, nested files or paths); list the packages themselves."
+            )
+    # The image provides Spark's own Python side (and pip has no wheel of it).
+    return [x for x in lines if _name(x) not in _PROVIDED]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~\[;@]", requirement, maxsplit=1)[0].lower()
 
 
 def env_key(lines: Sequence[str], target: Target | None) -> str:

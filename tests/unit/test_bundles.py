@@ -187,3 +187,29 @@ def test_local_packages_install_for_this_python_once(tmp_path: Path) -> None:
     assert (
         packages.local_folder(["sparkube-tinypkg"], cache=tmp_path / "c", environ=environ) == folder
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (["my data.csv"], "Spark cannot ship a name with spaces"),
+        (["a,b.csv"], "Spark cannot ship a name with spaces, commas"),
+        (["data.zip", "data/a.csv"], "data.zip would land where a folder's zip travels"),
+        (["pyenv.zip"], "pyenv.zip would land where a folder's zip travels"),
+    ],
+)
+def test_names_spark_cannot_ship_or_that_collide_are_refused(
+    tmp_path: Path, files: list[str], message: str
+) -> None:
+    tree(tmp_path, {"my data.csv": "", "a,b.csv": "", "data.zip": "", "data/a.csv": "",
+                    "pyenv.zip": ""})  # fmt: skip
+    with pytest.raises(InputError, match=message):
+        bundles.collect([Path(f) for f in files], [], tmp_path)
+
+
+def test_requirements_take_names_only_and_leave_out_what_the_image_has(tmp_path: Path) -> None:
+    lines = packages.requirement_lines(None, ["pyspark==4.1.2", "py4j", "pandas>=2", "numpy"])
+    assert lines == ["pandas>=2", "numpy"]
+    for bad in ("-r base.txt", "-e .", "./local.whl", "--index-url=http://x"):
+        with pytest.raises(InputError, match="by name and version only"):
+            packages.requirement_lines(None, [bad])
