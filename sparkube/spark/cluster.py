@@ -1168,10 +1168,10 @@ class ClusterJobs:
             return Outcome(1, "Cancelled", None, [], f"Job {job_id} was {said.rstrip('.')}.")
         job = self._job(job_id)
         failed = _condition(job, "Failed") if job else None
-        if job is not None and failed is None and not _deleting(job) and watch.driver is None:
-            return None  # the Job exists and its driver pod is yet to come
         if job is not None and failed is None and not _deleting(job):
-            return None  # its pod is going; the Job controller will say what it makes of it
+            # its driver pod is yet to come, or going: the Job controller will say what
+            # it makes of that
+            return None
         if watch.vanished_at is None:
             watch.vanished_at = now
         if failed is None and now - watch.vanished_at < VANISHED_GRACE:

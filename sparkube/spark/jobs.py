@@ -8,6 +8,7 @@ so. This module returns typed records; the CLI renders them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import secrets
 import shutil
@@ -586,10 +587,19 @@ class JobExtras:
     cwd: Path = Path()
     environ: Mapping[str, str] = field(default_factory=dict)
 
+    @functools.cached_property
+    def bundled(self) -> list[bundles.Bundle]:
+        """The --files and --py-files bundles, read once."""
+        return bundles.collect(self.files, self.py_files, self.cwd)
+
+    @functools.cached_property
+    def required(self) -> list[str]:
+        """The requirements, read once."""
+        return packages.requirement_lines(self.requirements, self.pip)
+
     def checked(self) -> JobExtras:
         """Refuses bad paths and requirements before anything runs (exit 2)."""
-        bundles.collect(self.files, self.py_files, self.cwd)
-        packages.requirement_lines(self.requirements, self.pip)
+        _ = self.bundled, self.required
         return self
 
     @property
@@ -600,9 +610,8 @@ class JobExtras:
     def cluster_bundles(
         self, api: cluster_jobs.ClusterJobs, on_status: ProgressHandler | None = None
     ) -> list[bundles.Bundle]:
-        found = bundles.collect(self.files, self.py_files, self.cwd)
-        lines = packages.requirement_lines(self.requirements, self.pip)
-        kept = api.upload_bundles(found)
+        lines = self.required
+        kept = api.upload_bundles(self.bundled)
         if not lines:
             return kept
         config = api.config()
@@ -620,11 +629,11 @@ class JobExtras:
         """Folders and archives a local run puts on PYTHONPATH: the installed
         requirements, module archives of --py-files, and the current folder."""
         entries: list[str] = []
-        lines = packages.requirement_lines(self.requirements, self.pip)
+        lines = self.required
         if lines:
             entries.append(str(packages.local_folder(lines, cache=self.cache,
                                                      environ=self.environ)))  # fmt: skip
-        for bundle in bundles.collect(self.files, self.py_files, self.cwd):
+        for bundle in self.bundled:
             if bundle.on_path:
                 entries.append(str(self.cwd / bundle.name))
         if self.py_files:
