@@ -1,0 +1,385 @@
+"""The one cost model: a ledger in, dollars out. Pure and offline; ``plan``, ``status``,
+``usage``, the per-job figures and the rate given to kube-opex-analytics all come from
+here.
+
+The rules (docs/DESIGN.md, "Money", says why):
+
+- An instance costs its price while it runs (AWS bills running instances by the second;
+  a stopped instance costs nothing but its volumes). On-demand at the on-demand price;
+  spot at the zone's spot price in force at each moment.
+- A volume costs size × the GB-month price while it exists, a month counted as 730 h
+  (the AWS Pricing Calculator's month), attached or not.
+- A public IPv4 address costs its hourly price while its instance runs (auto-assigned
+  addresses are released when the instance stops).
+- A job pays for what it **reserved** — its pods' requests — while each pod held a node:
+  at each moment its share of the workers is the mean of its CPU share and its memory
+  share of the workers' capacity, ``(cpu/C + mem/M) / 2``, times what the workers cost
+  then. Requests, not usage: a request is what keeps other work off the node, it is
+  known exactly and forever (usage is sampled and metrics-server keeps no history), so
+  any later recomputation gives the same figure.
+- What no job reserved on the workers is **idle**; the control plane is its own line.
+  jobs + idle + control plane + volumes + addresses = total, exactly.
+- A price that is not known makes its part unknown, not 0: the figures that include it
+  are lower bounds ("at least"), and the reasons are listed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sparkube.cost.ledger import (
+    CONTROL_PLANE,
+    INSTANCE,
+    IPV4,
+    SPOT,
+    VOLUME,
+    WORKER,
+    Instance,
+    Interval,
+    Ledger,
+    PriceFact,
+)
+
+GIB = 2**30
+HOURS_PER_MONTH = 730.0
+IDLE = "idle"
+CONTROL_PLANE_LINE = "control plane"
+VOLUMES_LINE = "volumes"
+ADDRESSES_LINE = "addresses"
+SURPLUS_CREDITS = (
+    "{name} runs in unlimited CPU credit mode: surplus credits are billed beyond its "
+    "hourly price and are not counted"
+)
+
+
+def _alive(interval: Interval, at: datetime) -> bool:
+    return interval.start <= at and (interval.end is None or at < interval.end)
+
+
+def _any_alive(intervals: Iterable[Interval], at: datetime) -> bool:
+    return any(_alive(i, at) for i in intervals)
+
+
+def _hours(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds() / 3600
+
+
+class Prices:
+    """Looks prices up in a ledger's price facts, remembering why one is unknown."""
+
+    def __init__(self, facts: Sequence[PriceFact]) -> None:
+        self.facts = facts
+
+    def instance(self, inst: Instance, at: datetime) -> tuple[float | None, str]:
+        """The hourly price of ``inst`` at ``at``, or (None, why)."""
+        candidates = [
+            f
+            for f in self.facts
+            if f.kind == INSTANCE and f.instance_type == inst.instance_type
+            and f.market == inst.market
+            and (f.start is None or f.start <= at) and (f.end is None or at < f.end)
+        ]  # fmt: skip
+        if inst.market == SPOT:
+            # the zone's own price; a zone-less fact only when the ledger has no zone's
+            in_zone = [f for f in candidates if f.zone == inst.zone]
+            candidates = in_zone or [f for f in candidates if not f.zone]
+        if not candidates:
+            what = f"{inst.market} price of {inst.instance_type}"
+            where = f" in {inst.zone}" if inst.market == SPOT and inst.zone else ""
+            return None, f"no {what}{where} at {at:%Y-%m-%d %H:%M} UTC"
+        # the latest in force (spot history: the newest change before ``at``)
+        fact = max(candidates, key=lambda f: f.start or datetime.min.replace(tzinfo=at.tzinfo))
+        if fact.usd is None:
+            return None, fact.reason or f"the price of {inst.instance_type} is unknown"
+        return fact.usd, ""
+
+    def volume(self, volume_type: str) -> tuple[float | None, str]:
+        for f in self.facts:
+            if f.kind == VOLUME and f.volume_type == volume_type:
+                if f.usd is None:
+                    return None, f.reason or f"the {volume_type} volume price is unknown"
+                return f.usd, ""
+        return None, f"no {volume_type} volume price"
+
+    def ipv4(self) -> tuple[float | None, str]:
+        for f in self.facts:
+            if f.kind == IPV4:
+                if f.usd is None:
+                    return None, f.reason or "the public IPv4 price is unknown"
+                return f.usd, ""
+        return None, "no public IPv4 price"
+
+    def boundaries(self) -> set[datetime]:
+        return {t for f in self.facts for t in (f.start, f.end) if t is not None}
+
+
+@dataclass
+class JobLine:
+    job_id: str
+    app: str
+    state: str
+    start: datetime | None
+    end: datetime | None  # None: still running at the ledger's time
+    pods: int
+    core_hours: float = 0.0
+    gib_hours: float = 0.0
+    usd: float = 0.0
+    exact: bool = True  # False: a price it depends on is unknown; usd is a lower bound
+
+
+@dataclass
+class InstanceLine:
+    instance_id: str
+    name: str
+    role: str
+    instance_type: str
+    market: str
+    hours: float = 0.0
+    usd: float = 0.0
+    exact: bool = True
+
+
+@dataclass
+class Segment:
+    """A stretch of time over which nothing changed, and what each line cost in it."""
+
+    start: datetime
+    end: datetime
+    usd: dict[str, float]
+
+
+@dataclass
+class Rate:
+    """Dollars per hour at one moment."""
+
+    instances: float = 0.0
+    volumes: float = 0.0
+    addresses: float = 0.0
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return self.instances + self.volumes + self.addresses
+
+    @property
+    def exact(self) -> bool:
+        return not self.unknown
+
+
+@dataclass
+class Breakdown:
+    start: datetime
+    end: datetime
+    jobs: list[JobLine]
+    instances: list[InstanceLine]
+    idle: float
+    control_plane: float
+    volumes: float
+    addresses: float
+    rate: Rate
+    unknown: list[str]
+    segments: list[Segment]
+
+    @property
+    def total(self) -> float:
+        return (
+            sum(j.usd for j in self.jobs)
+            + self.idle
+            + self.control_plane
+            + self.volumes
+            + self.addresses
+        )
+
+    @property
+    def exact(self) -> bool:
+        """False: some price is unknown and every total that includes it is a lower
+        bound ("at least")."""
+        return not self.unknown
+
+
+class _Unknowns:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def add(self, reason: str) -> None:
+        if reason and reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+def rate(ledger: Ledger, at: datetime | None = None) -> Rate:
+    """What the cluster costs per hour at ``at`` (default: the ledger's time): instances
+    running then, volumes existing then, addresses of running instances."""
+    at = at or ledger.generated
+    prices = Prices(ledger.prices)
+    out = Rate()
+    unknown = _Unknowns()
+    for inst in ledger.instances:
+        if _any_alive(inst.running, at):
+            usd, why = prices.instance(inst, at)
+            if usd is None:
+                unknown.add(why)
+            else:
+                out.instances += usd
+            if inst.cpu_credits == "unlimited":
+                unknown.add(SURPLUS_CREDITS.format(name=inst.name or inst.instance_id))
+            if inst.public_ipv4:
+                usd, why = prices.ipv4()
+                if usd is None:
+                    unknown.add(why)
+                else:
+                    out.addresses += usd
+        for vol in inst.volumes:
+            if _any_alive(vol.existed, at):
+                usd, why = prices.volume(vol.volume_type)
+                if usd is None:
+                    unknown.add(why)
+                else:
+                    out.volumes += vol.size_gb * usd / HOURS_PER_MONTH
+    out.unknown = unknown.reasons
+    return out
+
+
+def compute(
+    ledger: Ledger, *, since: datetime | None = None, until: datetime | None = None
+) -> Breakdown:
+    """Every figure for the window [since, until] (default: from the first fact to the
+    ledger's time). Intervals are cut at the window's edges."""
+    end = until or ledger.generated
+    starts = [
+        i.start
+        for inst in ledger.instances
+        for i in (*inst.running, *(e for v in inst.volumes for e in v.existed))
+    ] + [p.ran.start for j in ledger.jobs for p in j.pods]
+    start = since or min(starts, default=end)
+    start = min(start, end)
+    prices = Prices(ledger.prices)
+    unknown = _Unknowns()
+
+    cuts: set[datetime] = {start, end} | prices.boundaries()
+    for inst in ledger.instances:
+        for i in (*inst.running, *(e for v in inst.volumes for e in v.existed)):
+            cuts |= {i.start} | ({i.end} if i.end else set())
+    for job in ledger.jobs:
+        for pod in job.pods:
+            cuts |= {pod.ran.start} | ({pod.ran.end} if pod.ran.end else set())
+    times = sorted(t for t in cuts if start <= t <= end)
+
+    jobs = [
+        JobLine(
+            job.job_id,
+            job.app,
+            job.state,
+            min((p.ran.start for p in job.pods), default=None),
+            None
+            if any(p.ran.end is None for p in job.pods) or not job.pods
+            else max(p.ran.end for p in job.pods if p.ran.end),
+            len(job.pods),
+        )
+        for job in ledger.jobs
+    ]
+    lines = {
+        inst.instance_id: InstanceLine(
+            inst.instance_id, inst.name, inst.role, inst.instance_type, inst.market
+        )
+        for inst in ledger.instances
+    }
+    for inst in ledger.instances:
+        if inst.cpu_credits == "unlimited" and any(_overlaps(i, start, end) for i in inst.running):
+            unknown.add(SURPLUS_CREDITS.format(name=inst.name or inst.instance_id))
+    idle = control = volumes = addresses = 0.0
+    segments: list[Segment] = []
+    for a, b in itertools.pairwise(times):
+        hours = _hours(a, b)
+        if hours <= 0:
+            continue
+        seg: dict[str, float] = {}
+        workers_usd = 0.0
+        workers_exact = True
+        cap_cpu = 0.0
+        cap_mem = 0
+        for inst in ledger.instances:
+            if _any_alive(inst.running, a):
+                line = lines[inst.instance_id]
+                line.hours += hours
+                usd, why = prices.instance(inst, a)
+                if usd is None:
+                    unknown.add(why)
+                    line.exact = False
+                    if inst.role == WORKER:
+                        workers_exact = False
+                else:
+                    line.usd += usd * hours
+                    if inst.role == CONTROL_PLANE:
+                        control += usd * hours
+                        seg[CONTROL_PLANE_LINE] = seg.get(CONTROL_PLANE_LINE, 0.0) + usd * hours
+                    else:
+                        workers_usd += usd * hours
+                if inst.role == WORKER:
+                    cap_cpu += inst.vcpus
+                    cap_mem += inst.memory_bytes
+                if inst.public_ipv4:
+                    ip_usd, why = prices.ipv4()
+                    if ip_usd is None:
+                        unknown.add(why)
+                    else:
+                        addresses += ip_usd * hours
+                        seg[ADDRESSES_LINE] = seg.get(ADDRESSES_LINE, 0.0) + ip_usd * hours
+            for vol in inst.volumes:
+                if _any_alive(vol.existed, a):
+                    gb_usd, why = prices.volume(vol.volume_type)
+                    if gb_usd is None:
+                        unknown.add(why)
+                    else:
+                        v = vol.size_gb * gb_usd / HOURS_PER_MONTH * hours
+                        volumes += v
+                        seg[VOLUMES_LINE] = seg.get(VOLUMES_LINE, 0.0) + v
+        shares: list[tuple[JobLine, float]] = []
+        for job, jline in zip(ledger.jobs, jobs, strict=True):
+            cpu = sum(p.cpu for p in job.pods if _alive(p.ran, a))
+            mem = sum(p.memory_bytes for p in job.pods if _alive(p.ran, a))
+            if cpu <= 0 and mem <= 0:
+                continue
+            jline.core_hours += cpu * hours
+            jline.gib_hours += mem / GIB * hours
+            if not workers_exact:
+                jline.exact = False
+            if cap_cpu > 0 and cap_mem > 0:
+                shares.append((jline, (min(1.0, cpu / cap_cpu) + min(1.0, mem / cap_mem)) / 2))
+        held = sum(s for _, s in shares)
+        scale = 1.0 / held if held > 1.0 else 1.0  # more reserved than exists: pro rata
+        jobs_usd = 0.0
+        for jline, share in shares:
+            usd = workers_usd * share * scale
+            jline.usd += usd
+            jobs_usd += usd
+            seg[jline.job_id] = seg.get(jline.job_id, 0.0) + usd
+        idle += workers_usd - jobs_usd
+        if workers_usd - jobs_usd > 0:
+            seg[IDLE] = workers_usd - jobs_usd
+        segments.append(Segment(a, b, seg))
+    return Breakdown(
+        start=start,
+        end=end,
+        jobs=[j for j in jobs if j.core_hours > 0 or j.gib_hours > 0 or _in_window(j, start, end)],
+        instances=[line for line in lines.values() if line.hours > 0],
+        idle=idle,
+        control_plane=control,
+        volumes=volumes,
+        addresses=addresses,
+        rate=rate(ledger, end),
+        unknown=unknown.reasons,
+        segments=segments,
+    )
+
+
+def _overlaps(interval: Interval, start: datetime, end: datetime) -> bool:
+    return interval.start < end and (interval.end is None or interval.end > start)
+
+
+def _in_window(job: JobLine, start: datetime, end: datetime) -> bool:
+    if job.start is None:
+        return False
+    return job.start <= end and (job.end is None or job.end >= start)

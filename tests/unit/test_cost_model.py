@@ -1,0 +1,284 @@
+"""The cost model against scenarios whose dollars are worked out by hand here, from fixed
+timestamps and a fixed price table (no AWS, no cluster: the model is pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sparkube.cost import model
+from sparkube.cost.ledger import (
+    CONTROL_PLANE,
+    INSTANCE,
+    IPV4,
+    SPOT,
+    VOLUME,
+    WORKER,
+    Instance,
+    Interval,
+    Job,
+    Ledger,
+    LedgerError,
+    Pod,
+    PriceFact,
+    Volume,
+)
+
+GIB = 2**30
+CP_USD = 0.0416  # t3.medium
+W_USD = 0.0832  # t3.large: 2 vCPU, 8 GiB
+GB_MONTH = 0.08  # gp3
+IP_USD = 0.005
+VOL_GB = 20
+
+
+def t(hh: int, mm: int = 0) -> datetime:
+    return datetime(2026, 12, 1, hh, mm, tzinfo=UTC)
+
+
+PRICES = (
+    PriceFact(INSTANCE, CP_USD, "test table", instance_type="t3.medium"),
+    PriceFact(INSTANCE, W_USD, "test table", instance_type="t3.large"),
+    PriceFact(VOLUME, GB_MONTH, "test table", volume_type="gp3"),
+    PriceFact(IPV4, IP_USD, "test table"),
+)
+
+
+def node(
+    iid: str,
+    role: str,
+    *running: tuple[datetime, datetime | None],
+    itype: str = "t3.large",
+    market: str = "on-demand",
+    zone: str = "us-east-1a",
+    volume_until: datetime | None = None,
+    volume_kept: bool = False,
+    ipv4: bool = True,
+) -> Instance:
+    spans = tuple(Interval(a, b) for a, b in running)
+    first = spans[0].start
+    last = None if volume_kept else volume_until or spans[-1].end
+    cpu, mem = (2.0, 4 * GIB) if itype == "t3.medium" else (2.0, 8 * GIB)
+    return Instance(
+        iid, iid, role, itype, market, zone, cpu, mem, spans,
+        volumes=(Volume(f"vol-{iid}", "gp3", VOL_GB, (Interval(first, last),)),),
+        public_ipv4=ipv4,
+    )  # fmt: skip
+
+
+def job(jid: str, *pods: tuple[float, float, datetime, datetime | None]) -> Job:
+    return Job(
+        jid, "app", "Succeeded",
+        tuple(Pod(f"{jid}-{n}", "executor", cpu, int(gib * GIB), Interval(a, b))
+              for n, (cpu, gib, a, b) in enumerate(pods)),
+    )  # fmt: skip
+
+
+def ledger(*instances: Instance, jobs: tuple[Job, ...] = (), prices=PRICES, at=t(12)) -> Ledger:
+    return Ledger("c1", "us-east-1", at, tuple(instances), tuple(prices), jobs)
+
+
+def vol_usd(hours: float, count: int = 1) -> float:
+    return count * VOL_GB * GB_MONTH / 730 * hours
+
+
+def check_sum(b: model.Breakdown) -> None:
+    """jobs + idle + control plane + volumes + addresses = the instances' and other
+    resources' cost, exactly."""
+    instances = sum(i.usd for i in b.instances)
+    assert b.total == pytest.approx(instances + b.volumes + b.addresses, abs=1e-12)
+    assert sum(j.usd for j in b.jobs) + b.idle == pytest.approx(
+        sum(i.usd for i in b.instances if i.role == WORKER), abs=1e-12
+    )
+    assert sum(sum(s.usd.values()) for s in b.segments) == pytest.approx(b.total, abs=1e-12)
+
+
+def test_two_overlapping_jobs() -> None:
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    w1, w2 = node("w1", WORKER, (t(10), t(12))), node("w2", WORKER, (t(10), t(12)))
+    a = job("a", (2, 4, t(10), t(11)))  # 2 of 4 cores, 4 of 16 GiB for 1 h
+    b = job("b", (1, 8, t(10, 30), t(11, 30)))  # 1 of 4 cores, 8 of 16 GiB for 1 h
+    out = model.compute(ledger(cp, w1, w2, jobs=(a, b)))
+    workers_per_hour = 2 * W_USD
+    a_usd = (2 / 4 + 4 / 16) / 2 * workers_per_hour * 1
+    b_usd = (1 / 4 + 8 / 16) / 2 * workers_per_hour * 1
+    by_id = {j.job_id: j for j in out.jobs}
+    assert by_id["a"].usd == pytest.approx(a_usd, abs=1e-12) == pytest.approx(0.0624)
+    assert by_id["b"].usd == pytest.approx(b_usd, abs=1e-12)
+    assert by_id["a"].core_hours == pytest.approx(2.0) and by_id["b"].gib_hours == pytest.approx(8)
+    assert out.idle == pytest.approx(2 * workers_per_hour - a_usd - b_usd, abs=1e-12)
+    assert out.control_plane == pytest.approx(2 * CP_USD, abs=1e-12)
+    assert out.volumes == pytest.approx(vol_usd(2, 3), abs=1e-12)
+    assert out.addresses == pytest.approx(3 * IP_USD * 2, abs=1e-12)
+    assert out.total == pytest.approx(
+        2 * (CP_USD + 2 * W_USD) + vol_usd(2, 3) + 3 * IP_USD * 2, abs=1e-12
+    )
+    assert out.exact
+    check_sum(out)
+
+
+def test_worker_added_mid_job_pays_the_new_price_and_capacity() -> None:
+    w1 = node("w1", WORKER, (t(10), t(12)))
+    w2 = node("w2", WORKER, (t(11), t(12)))
+    j = job("j", (1, 2, t(10, 30), t(11, 30)))
+    out = model.compute(ledger(w1, w2, jobs=(j,)))
+    before = (1 / 2 + 2 / 8) / 2 * W_USD * 0.5  # one worker: 2 cores, 8 GiB
+    after = (1 / 4 + 2 / 16) / 2 * (2 * W_USD) * 0.5  # two workers
+    assert out.jobs[0].usd == pytest.approx(before + after, abs=1e-12)
+    check_sum(out)
+
+
+def test_worker_terminated_mid_job() -> None:
+    w1 = node("w1", WORKER, (t(10), t(12)))
+    w2 = node("w2", WORKER, (t(10), t(11)))
+    j = job("j", (1, 2, t(10, 30), t(11, 30)))
+    out = model.compute(ledger(w1, w2, jobs=(j,)))
+    before = (1 / 4 + 2 / 16) / 2 * (2 * W_USD) * 0.5
+    after = (1 / 2 + 2 / 8) / 2 * W_USD * 0.5
+    assert out.jobs[0].usd == pytest.approx(before + after, abs=1e-12)
+    w2_line = next(i for i in out.instances if i.instance_id == "w2")
+    assert w2_line.hours == pytest.approx(1) and w2_line.usd == pytest.approx(W_USD)
+    check_sum(out)
+
+
+def test_stopped_then_started_instance_bills_its_volume_while_stopped() -> None:
+    w = node("w", WORKER, (t(10), t(11)), (t(12), t(13)), volume_until=t(13))
+    out = model.compute(ledger(w, at=t(13)))
+    assert out.instances[0].hours == pytest.approx(2)
+    assert out.instances[0].usd == pytest.approx(2 * W_USD, abs=1e-12)
+    assert out.volumes == pytest.approx(vol_usd(3), abs=1e-12)  # 3 h: stopped too
+    assert out.addresses == pytest.approx(2 * IP_USD, abs=1e-12)  # released while stopped
+    assert out.idle == pytest.approx(2 * W_USD, abs=1e-12)
+    check_sum(out)
+
+
+def test_spot_at_the_zones_price_in_force_each_moment() -> None:
+    spot = (
+        PriceFact(INSTANCE, 0.03, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1a", start=t(9, 47), end=t(11)),
+        PriceFact(INSTANCE, 0.04, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1a", start=t(11), end=t(12)),
+        PriceFact(INSTANCE, 0.025, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1a", start=t(12)),
+        PriceFact(INSTANCE, 0.5, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1b", start=t(9)),
+    )  # fmt: skip
+    w = node("w", WORKER, (t(10, 30), t(12, 30)), market=SPOT, ipv4=False)
+    out = model.compute(ledger(w, prices=PRICES + spot, at=t(13)))
+    assert out.instances[0].usd == pytest.approx(0.5 * 0.03 + 1 * 0.04 + 0.5 * 0.025, abs=1e-12)
+    assert model.rate(ledger(w, prices=PRICES + spot, at=t(12, 15))).instances == 0.025
+    check_sum(out)
+
+
+def test_a_job_that_ended_unwatched_stops_costing_at_its_end() -> None:
+    w = node("w", WORKER, (t(10), None))
+    j = job("j", (2, 8, t(10), t(10, 45)))  # the whole worker for 45 minutes
+    out = model.compute(ledger(w, jobs=(j,), at=t(14)))
+    assert out.jobs[0].end == t(10, 45)
+    assert out.jobs[0].usd == pytest.approx(W_USD * 0.75, abs=1e-12)
+    assert out.idle == pytest.approx(W_USD * 3.25, abs=1e-12)
+    check_sum(out)
+
+
+def test_a_price_that_cannot_be_known_is_unknown_not_zero() -> None:
+    prices = (
+        PriceFact(INSTANCE, CP_USD, "test table", instance_type="t3.medium"),
+        PriceFact(INSTANCE, None, "AWS Price List", instance_type="t3.large",
+                  reason="the Price List API refused: AccessDenied"),
+        PriceFact(VOLUME, GB_MONTH, "test table", volume_type="gp3"),
+        PriceFact(IPV4, IP_USD, "test table"),
+    )  # fmt: skip
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    w = node("w", WORKER, (t(10), t(12)))
+    j = job("j", (1, 1, t(10), t(11)))
+    out = model.compute(ledger(cp, w, jobs=(j,), prices=prices))
+    assert not out.exact
+    assert "the Price List API refused: AccessDenied" in out.unknown
+    line = next(i for i in out.instances if i.instance_id == "w")
+    assert not line.exact and line.usd == 0.0
+    assert not out.jobs[0].exact
+    # what is known is still counted: a lower bound
+    assert out.total == pytest.approx(2 * CP_USD + vol_usd(2, 2) + 2 * 2 * IP_USD, abs=1e-12)
+    assert not model.rate(ledger(cp, w, prices=prices, at=t(11))).exact
+
+
+def test_a_missing_spot_price_is_unknown_with_the_zone() -> None:
+    w = node("w", WORKER, (t(10), t(11)), market=SPOT, zone="eu-west-1c")
+    out = model.compute(ledger(w, at=t(11)))
+    assert not out.exact
+    assert out.unknown == ["no spot price of t3.large in eu-west-1c at 2026-12-01 10:00 UTC"]
+
+
+def test_since_window_cuts_a_job() -> None:
+    w = node("w", WORKER, (t(10), t(12)))
+    j = job("j", (2, 8, t(10), t(12)))
+    out = model.compute(ledger(w, jobs=(j,)), since=t(11))
+    assert out.jobs[0].usd == pytest.approx(W_USD * 1, abs=1e-12)
+    assert out.jobs[0].core_hours == pytest.approx(2.0)
+    assert out.instances[0].hours == pytest.approx(1.0)
+    assert out.volumes == pytest.approx(vol_usd(1), abs=1e-12)
+    check_sum(out)
+
+
+def test_more_reserved_than_exists_is_shared_pro_rata() -> None:
+    w = node("w", WORKER, (t(10), t(11)), ipv4=False)
+    a = job("a", (2, 8, t(10), t(11)))
+    b = job("b", (2, 8, t(10), t(11)))
+    out = model.compute(ledger(w, jobs=(a, b), at=t(11)))
+    assert [j.usd for j in out.jobs] == [pytest.approx(W_USD / 2), pytest.approx(W_USD / 2)]
+    assert out.idle == pytest.approx(0.0, abs=1e-12)
+    check_sum(out)
+
+
+def test_unlimited_credit_mode_makes_totals_lower_bounds() -> None:
+    w = node("w", WORKER, (t(10), t(11)))
+    w = Instance(**{**w.__dict__, "cpu_credits": "unlimited"})
+    out = model.compute(ledger(w, at=t(11)))
+    assert not out.exact and "unlimited CPU credit mode" in out.unknown[0]
+
+
+def test_rate_now_counts_running_instances_volumes_and_addresses() -> None:
+    cp = node("cp", CONTROL_PLANE, (t(10), None), itype="t3.medium")
+    w = node("w", WORKER, (t(10), t(11)), volume_kept=True)  # stopped, volume kept
+    r = model.rate(ledger(cp, w, at=t(12)))
+    assert r.instances == pytest.approx(CP_USD)
+    assert r.addresses == pytest.approx(IP_USD)
+    assert r.volumes == pytest.approx(2 * VOL_GB * GB_MONTH / 730)
+    assert r.exact
+
+
+def test_the_ledger_round_trips_through_json_and_refuses_other_schemas() -> None:
+    cp = node("cp", CONTROL_PLANE, (t(10), None), itype="t3.medium")
+    j = job("j", (1, 1.5, t(10), None))
+    led = ledger(cp, jobs=(j,))
+    again = Ledger.loads(led.dumps())
+    assert again == led
+    assert model.compute(again).total == model.compute(led).total
+    with pytest.raises(LedgerError, match="schema"):
+        Ledger.loads('{"schema": "sparkube.ledger/99"}')
+    with pytest.raises(LedgerError, match="role"):
+        Ledger.from_json({**led.to_json(), "instances": [{**cp.to_json(), "role": "boss"}]})
+    with pytest.raises(LedgerError, match="time zone"):
+        Ledger.from_json({**led.to_json(), "generated": "2026-12-01T10:00:00"})
+
+
+def test_every_segment_adds_up_over_a_long_random_history() -> None:
+    """Many jobs, workers coming and going: the lines always add up to the total."""
+    import random
+
+    rng = random.Random(7)
+    base = t(0)
+    instances = [node("cp", CONTROL_PLANE, (base, None), itype="t3.medium")]
+    for n in range(6):
+        a = base + timedelta(minutes=rng.randrange(0, 600))
+        instances.append(node(f"w{n}", WORKER, (a, a + timedelta(minutes=rng.randrange(30, 600)))))
+    jobs = tuple(
+        job(f"j{n}", (rng.choice([0.5, 1, 2]), rng.choice([1, 2, 4]),
+                      (s := base + timedelta(minutes=rng.randrange(0, 900))),
+                      s + timedelta(minutes=rng.randrange(1, 200))))
+        for n in range(25)
+    )  # fmt: skip
+    out = model.compute(ledger(*instances, jobs=jobs, at=t(20)), since=t(2))
+    check_sum(out)
+    assert out.idle >= -1e-12
