@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# Build everything the real-node test bed (tests/fixtures/nodebed.py) boots, into a
+# cache folder outside the repository:
+#
+#   ${SPARKUBE_NODES_CACHE:-$HOME/.cache/sparkube/nodes}/
+#     rootfs/root/   Debian node template (debootstrap): systemd, sshd, sudo, the
+#                    `ubuntu` user, containerd, runc, a cloud-init stand-in unit
+#     bin/           kubelet, kube-proxy (k8s.io/kubernetes, tools/kube's version and
+#                    ldflags), coredns, flanneld, the flannel CNI plugin, pause, busybox
+#     images/        docker-archive tars with the exact names kubeadm and sparkube's
+#                    manifests use (importable with `ctr images import`)
+#     repo/          what stands in for the internet on the test bridge: a Kubernetes
+#                    apt repository (kubelet, kubeadm, kubectl, kubernetes-cni .debs
+#                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
+#                    empty signed Debian suite at the mirror's path
+#     pki/           the test CA and server certificate of those stand-ins, the apt key
+#     timings.tsv    seconds each piece took when it was last built
+#
+# Idempotent: each piece has a .stamp of its inputs and is rebuilt only when they
+# change (a warm run takes seconds). Needs root (debootstrap, chroot), Go >= 1.26, the
+# Go module proxy and the Debian mirror this machine's apt uses.
+#
+# Environment:
+#   SPARKUBE_NODES_CACHE   cache root (default ~/.cache/sparkube/nodes)
+#   SPARKUBE_NODES_FORCE=1 rebuild every piece
+#   SPARKUBE_NODES_JOBS    go build -p value (default: CPUs)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=../kube/versions.env
+source "$repo_root/tools/kube/versions.env"
+
+die() { echo "tools/nodes/build.sh: error: $*" >&2; exit 1; }
+(( EUID == 0 )) || die "run as root (debootstrap and chroot need it)"
+
+cache="${SPARKUBE_NODES_CACHE:-$HOME/.cache/sparkube/nodes}"
+kube_bin="${SPARKUBE_KUBE_CACHE:-$HOME/.cache/sparkube/kube}/$KUBE_VERSION/bin"
+force="${SPARKUBE_NODES_FORCE:-0}"
+jobs="${SPARKUBE_NODES_JOBS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}"
+# Bump when a change to this script changes what a piece contains.
+RECIPE=1
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
+
+kube_minor="${KUBE_VERSION#v}"; kube_minor="${kube_minor%.*}"     # 1.36
+deb_version="${KUBE_VERSION#v}-1.1"                                # as pkgs.k8s.io names them
+t_all=$SECONDS
+
+stamp_of() { { echo "recipe $RECIPE"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16; }
+fresh() {  # fresh DIR STAMP: the piece in DIR was built from these inputs
+  [[ $force != 1 && -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]
+}
+built() {  # built NAME DIR STAMP T0
+  echo "$3" >"$2/.stamp"
+  local secs=$((SECONDS - $4))
+  printf '%s\t%s\t%s\n' "$1" "$secs" "$(date -u +%FT%TZ)" >>"$cache/timings.tsv"
+  echo "  [$1] built in $secs s"
+}
+
+# --- host tools ------------------------------------------------------------------
+t0=$SECONDS
+need=()
+for pair in systemd-nspawn:systemd-container debootstrap:debootstrap umoci:umoci skopeo:skopeo \
+            gcc:gcc openssl:openssl gpg:gpg apt-ftparchive:apt-utils dpkg-deb:dpkg \
+            nsenter:util-linux ip:iproute2 ssh-keygen:openssh-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+[[ -f /usr/include/stdio.h ]] || need+=(libc6-dev)
+if ((${#need[@]})); then
+  echo "  [host] apt-get install ${need[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  printf 'host-tools\t%s\t%s\n' "$((SECONDS - t0))" "$(date -u +%FT%TZ)" >>"$cache/timings.tsv"
+  echo "  [host] installed in $((SECONDS - t0)) s"
+fi
+command -v go >/dev/null 2>&1 || die "'go' not found on PATH (Go >= 1.26 builds kubelet and the addons)"
+
+# The Debian mirror this machine's apt uses for the suite's main component.
+mirror="$(apt-cache policy 2>/dev/null | awk -v s="$DEBIAN_SUITE/main" '$3 == s && $2 ~ /^https?:/ {print $2; exit}')"
+[[ -n $mirror ]] || die "no apt source for $DEBIAN_SUITE/main on this machine (apt-get update first?)"
+mirror="${mirror%/}"
+mirror_host="$(echo "$mirror" | sed -E 's#^https?://([^/:]+).*#\1#')"
+mirror_path="$(echo "$mirror" | sed -E 's#^https?://[^/]+##')"
+
+# The Kubernetes control-plane binaries (kubeadm, kubectl, the images' binaries).
+bash "$repo_root/tools/kube/build.sh" >/dev/null || die "tools/kube/build.sh failed"
+
+# --- pki: test CA + server certificate for the stand-ins, apt signing key --------
+pki="$cache/pki"
+st="$(stamp_of pki "$mirror_host")"
+if ! fresh "$pki" "$st"; then
+  t0=$SECONDS; rm -rf "$pki"; mkdir -p "$pki/gnupg"; chmod 700 "$pki/gnupg"
+  openssl req -x509 -newkey ed25519 -nodes -days 3650 -subj "/CN=sparkube test bed CA" \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  openssl req -newkey ed25519 -nodes -subj "/CN=sparkube test bed stand-ins" \
+    -keyout "$pki/server.key" -out "$pki/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:pkgs.k8s.io,DNS:%s\nextendedKeyUsage=serverAuth\n' "$mirror_host" >"$pki/ext"
+  openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$pki/ext" -out "$pki/server.crt" 2>/dev/null
+  GNUPGHOME="$pki/gnupg" gpg -q --batch --passphrase '' --quick-gen-key \
+    "sparkube test bed apt <testbed@sparkube.invalid>" ed25519 sign never 2>/dev/null
+  GNUPGHOME="$pki/gnupg" gpg -q --armor --export >"$pki/Release.key"
+  GNUPGHOME="$pki/gnupg" gpg -q --export >"$pki/apt-keyring.gpg"
+  built pki "$pki" "$st" "$t0"
+fi
+
+# --- node rootfs template ----------------------------------------------------------
+include=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,iputils-ping,ca-certificates,curl
+include+=,gpg,apt-transport-https,containerd,runc,iptables,conntrack,kmod,procps,ethtool,socat
+include+=,ebtables,less,util-linux,mount
+rootfs="$cache/rootfs"
+st="$(stamp_of rootfs "$DEBIAN_SUITE" "$mirror" "$include" "$(cat "$pki/.stamp")" \
+  "$(sha256sum "$here/cloud-init-standin.sh" | cut -c1-16)")"
+if ! fresh "$rootfs" "$st"; then
+  t0=$SECONDS; rm -rf "$rootfs"; mkdir -p "$rootfs"
+  new="$rootfs/root.new"
+  echo "  [rootfs] debootstrap $DEBIAN_SUITE from $mirror"
+  nice -n 10 debootstrap --variant=minbase --include="$include" "$DEBIAN_SUITE" "$new" "$mirror" \
+    >"$rootfs/debootstrap.log" 2>&1 || { tail -20 "$rootfs/debootstrap.log" >&2; die "debootstrap failed"; }
+  inroot() { chroot "$new" "$@"; }
+  # Units that make no sense in a container, and networking configured from outside.
+  for u in systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \
+           systemd-networkd-wait-online.service systemd-networkd.service console-getty.service; do
+    inroot systemctl mask "$u" >/dev/null 2>&1 || true
+  done
+  inroot systemctl enable ssh containerd >/dev/null 2>&1
+  # As on the Ubuntu AMIs: `ubuntu` (uid 1000) with passwordless sudo; its key is added per node.
+  inroot useradd -m -u 1000 -s /bin/bash ubuntu
+  inroot usermod -p '*' ubuntu
+  echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' >"$new/etc/sudoers.d/90-cloud-init-users"
+  chmod 0440 "$new/etc/sudoers.d/90-cloud-init-users"
+  # Host keys are made per node by the test bed, never shared through the template.
+  rm -f "$new"/etc/ssh/ssh_host_*
+  # cloud-init stand-in: runs /var/lib/cloud/instance/user-data.txt once, as root, at boot.
+  install -m 0755 "$here/cloud-init-standin.sh" "$new/usr/local/sbin/cloud-init-standin"
+  cat >"$new/etc/systemd/system/cloud-init-standin.service" <<'UNIT'
+[Unit]
+Description=Test-bed stand-in for cloud-init: the instance's user data, once, as root
+After=network-online.target ssh.service
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/cloud-init-standin
+RemainAfterExit=yes
+TimeoutStartSec=0
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  inroot systemctl enable cloud-init-standin.service >/dev/null 2>&1
+  # The stand-ins for pkgs.k8s.io and the Debian mirror on the test bridge are signed
+  # and served with the test bed's own CA and apt key.
+  install -m 0644 "$pki/ca.crt" "$new/usr/local/share/ca-certificates/sparkube-testbed.crt"
+  inroot update-ca-certificates >/dev/null 2>&1
+  install -m 0644 "$pki/apt-keyring.gpg" "$new/etc/apt/trusted.gpg.d/sparkube-testbed.gpg"
+  echo "deb $mirror $DEBIAN_SUITE main" >"$new/etc/apt/sources.list"
+  inroot apt-get clean
+  rm -rf "$new"/var/lib/apt/lists/* "$new"/var/cache/apt/*.bin
+  mv "$new" "$rootfs/root"
+  echo "$mirror" >"$rootfs/mirror"
+  built rootfs "$rootfs" "$st" "$t0"
+  echo "  [rootfs] $(du -sh "$rootfs/root" | cut -f1)"
+fi
+
+# --- Go binaries -----------------------------------------------------------------
+bin="$cache/bin"; mkdir -p "$bin"
+export CGO_ENABLED=0
+gover="$(go env GOVERSION)"
+modcache="$(go env GOMODCACHE)"
+
+major="${KUBE_VERSION#v}"; major="${major%%.*}"
+minor="${KUBE_VERSION#v*.}"; minor="${minor%%.*}"
+kube_ldflags="-s -w"
+build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+
+d="$bin/kube"; mkdir -p "$d"
+st="$(stamp_of kube "$gover" "$KUBE_VERSION" "$(cat "$here/kube/go.mod" "$here/kube/go.sum" "$here/kube/tools.go" | sha256sum)")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS
+  grep -qE "^require k8s.io/kubernetes $KUBE_VERSION\$" "$here/kube/go.mod" \
+    || die "tools/nodes/kube/go.mod does not require k8s.io/kubernetes $KUBE_VERSION (tools/kube/versions.env)"
+  echo "  [kube] go build kubelet kube-proxy $KUBE_VERSION"
+  (cd "$here/kube" && GOFLAGS="-mod=readonly -buildvcs=false -trimpath" nice -n 10 \
+    go build -p "$jobs" -ldflags "$kube_ldflags" -o "$d/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  "$d/kubelet" --version | grep -qx "Kubernetes $KUBE_VERSION" || die "kubelet --version does not say $KUBE_VERSION"
+  built kube "$d" "$st" "$t0"
+fi
+
+d="$bin/coredns"; mkdir -p "$d"
+st="$(stamp_of coredns "$gover" "$COREDNS_VERSION")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS
+  echo "  [coredns] go install github.com/coredns/coredns@$COREDNS_VERSION"
+  GOBIN="$d" GOFLAGS="-buildvcs=false -trimpath" nice -n 10 go install -p "$jobs" -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  built coredns "$d" "$st" "$t0"
+fi
+
+src_of() {  # src_of MODULE@VERSION DEST: a writable copy of a module's source
+  local dir
+  dir="$(GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d $dir ]] || die "go mod download $1 gave no source folder"
+  rm -rf "$2"; cp -r "$dir" "$2"; chmod -R u+w "$2"
+}
+
+d="$bin/flannel"; mkdir -p "$d"
+st="$(stamp_of flannel "$gover" "$FLANNEL_VERSION" "$CNI_PLUGINS_FLANNEL_VERSION")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS; work="$(mktemp -d "$cache/.flannel.XXXXXX")"
+  echo "  [flannel] flanneld $FLANNEL_VERSION (vxlan; no TencentCloud or cgo-only UDP backend)"
+  src_of "github.com/flannel-io/flannel@$FLANNEL_VERSION" "$work/flannel"
+  sed -i -e '/pkg\/backend\/tencentvpc"/d' -e '/pkg\/backend\/udp"/d' "$work/flannel/main.go"
+  (cd "$work/flannel" && GOFLAGS="-mod=mod -buildvcs=false -trimpath" nice -n 10 go build -p "$jobs" \
+    -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$d/flanneld" .)
+  echo "  [flannel] CNI plugin from containernetworking/plugins $CNI_PLUGINS_FLANNEL_VERSION"
+  src_of "github.com/containernetworking/plugins@$CNI_PLUGINS_FLANNEL_VERSION" "$work/plugins"
+  (cd "$work/plugins" && GOFLAGS="-mod=mod -buildvcs=false -trimpath" nice -n 10 go build -p "$jobs" \
+    -ldflags "-s -w" -o "$d/flannel-cni" ./plugins/meta/flannel)
+  rm -rf "$work"
+  built flannel "$d" "$st" "$t0"
+fi
+
+d="$bin/pause"; mkdir -p "$d"
+st="$(stamp_of pause "$KUBE_VERSION" "$PAUSE_VERSION")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS
+  src="$modcache/k8s.io/kubernetes@$KUBE_VERSION/build/pause/linux/pause.c"
+  [[ -f $src ]] || (cd "$here/kube" && go mod download k8s.io/kubernetes)
+  gcc -Os -static -Wall -DVERSION="$PAUSE_VERSION" -o "$d/pause" "$src"
+  strip "$d/pause"
+  built pause "$d" "$st" "$t0"
+fi
+
+d="$bin/debs"; mkdir -p "$d"
+st="$(stamp_of debs "$mirror")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS; rm -f "$d"/*.deb
+  (cd "$d" && apt-get download -q busybox-static containernetworking-plugins >/dev/null 2>&1) \
+    || die "apt-get download busybox-static containernetworking-plugins failed"
+  rm -rf "$d/x"; for f in "$d"/*.deb; do dpkg-deb -x "$f" "$d/x"; done
+  built debs "$d" "$st" "$t0"
+fi
+
+# --- images ------------------------------------------------------------------------
+images="$cache/images"
+st="$(stamp_of images "$(cat "$bin"/*/.stamp "$kube_bin/.stamp" "$rootfs/.stamp")" \
+  "$ETCD_IMAGE_TAG" "$PAUSE_VERSION" "$COREDNS_VERSION" "$FLANNEL_VERSION" "$FLANNEL_CNI_IMAGE_TAG")"
+if ! fresh "$images" "$st"; then
+  t0=$SECONDS; rm -rf "$images"; mkdir -p "$images"
+  work="$(mktemp -d "$cache/.images.XXXXXX")"
+  R="$rootfs/root"
+  mkimage() {  # mkimage REF DIR OUT [ENTRYPOINT...]: one layer, no registry
+    local ref=$1 dir=$2 out=$3 l="$work/layout"; shift 3
+    rm -rf "$l"; umoci init --layout "$l"; umoci new --image "$l:t"
+    umoci insert --image "$l:t" "$dir" / >/dev/null
+    local args=() a; for a in "$@"; do args+=(--config.entrypoint "$a"); done
+    umoci config --image "$l:t" --config.workingdir / \
+      --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${args[@]+"${args[@]}"}
+    skopeo copy -q "oci:$l:t" "docker-archive:$images/$out.tar:$ref"
+    echo "$ref" >>"$images/refs"
+  }
+  base() { mkdir -p "$1/tmp" "$1/etc" "$1/usr/local/bin"; chmod 1777 "$1/tmp"
+           echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"; echo 'root:x:0:' >"$1/etc/group"; }
+  busybox_into() {
+    mkdir -p "$1/bin"; cp "$bin/debs/x/bin/busybox" "$1/bin/"
+    local a; for a in "${@:2}"; do ln -sf busybox "$1/bin/$a"; done
+  }
+  iptables_into() {  # the node's iptables (nft backend) and its shared libraries
+    local d=$1 f
+    mkdir -p "$d/usr/sbin" "$d/usr/lib/x86_64-linux-gnu"
+    cp -a "$R/usr/sbin/xtables-nft-multi" "$d/usr/sbin/"
+    for f in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+      ln -sf xtables-nft-multi "$d/usr/sbin/$f"
+    done
+    cp -a "$R/usr/lib/x86_64-linux-gnu/xtables" "$d/usr/lib/x86_64-linux-gnu/"
+    for f in $(chroot "$R" ldd /usr/sbin/xtables-nft-multi | awk '/=>/ {print $3} /ld-linux/ {print $1}') \
+             $(chroot "$R" sh -c 'ldd /usr/lib/x86_64-linux-gnu/xtables/*.so' | awk '/=>/ {print $3}' | sort -u); do
+      mkdir -p "$d$(dirname "$f")"; cp -L "$R$f" "$d$f"
+    done
+    cp "$R/etc/protocols" "$R/etc/services" "$d/etc/"
+    [[ ! -e $R/etc/ethertypes ]] || cp "$R/etc/ethertypes" "$d/etc/"
+  }
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    base "$work/$c"; cp "$kube_bin/$c" "$work/$c/usr/local/bin/"
+    mkimage "registry.k8s.io/$c:$KUBE_VERSION" "$work/$c" "$c"
+  done
+  base "$work/etcd"; cp "$kube_bin/etcd" "$work/etcd/usr/local/bin/"
+  mkimage "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" "$work/etcd" etcd
+  mkdir -p "$work/pause"; cp "$bin/pause/pause" "$work/pause/"
+  mkimage "registry.k8s.io/pause:$PAUSE_VERSION" "$work/pause" pause /pause
+  base "$work/coredns"; cp "$bin/coredns/coredns" "$work/coredns/coredns"
+  mkimage "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$work/coredns" coredns /coredns
+  base "$work/kube-proxy"; cp "$bin/kube/kube-proxy" "$work/kube-proxy/usr/local/bin/"
+  iptables_into "$work/kube-proxy"
+  mkimage "registry.k8s.io/kube-proxy:$KUBE_VERSION" "$work/kube-proxy" kube-proxy
+  base "$work/flannel"; mkdir -p "$work/flannel/opt/bin"; cp "$bin/flannel/flanneld" "$work/flannel/opt/bin/"
+  iptables_into "$work/flannel"; busybox_into "$work/flannel" sh cp ls cat mkdir
+  mkimage "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" "$work/flannel" flannel
+  base "$work/flannel-cni"; cp "$bin/flannel/flannel-cni" "$work/flannel-cni/flannel"
+  busybox_into "$work/flannel-cni" sh cp ls cat mkdir
+  mkimage "ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_IMAGE_TAG" "$work/flannel-cni" flannel-cni-plugin
+  # A shell image for tests (busybox: sh, nslookup, wget, nc, httpd).
+  base "$work/shell"
+  busybox_into "$work/shell" sh ls cat echo sleep wget nslookup ip hostname ping httpd nc mkdir
+  mkimage "sparkube.test/shell:1" "$work/shell" shell /bin/sh
+  rm -rf "$work"
+  built images "$images" "$st" "$t0"
+  echo "  [images] $(du -sh "$images" | cut -f1) in $(wc -l <"$images/refs") images"
+fi
+
+# --- stand-in repositories ----------------------------------------------------------
+repo="$cache/repo"
+st="$(stamp_of repo "$(cat "$bin/kube/.stamp" "$kube_bin/.stamp" "$bin/debs/.stamp" "$pki/.stamp")" \
+  "$mirror" "$deb_version")"
+if ! fresh "$repo" "$st"; then
+  t0=$SECONDS; rm -rf "$repo"
+  k8s="$repo/core:/stable:/v$kube_minor/deb"; mkdir -p "$k8s"
+  work="$(mktemp -d "$cache/.repo.XXXXXX")"
+  mkdeb() {  # mkdeb NAME DEPENDS DESCRIPTION (files already under $work/NAME)
+    local name=$1 p="$work/$1"; mkdir -p "$p/DEBIAN"
+    cat >"$p/DEBIAN/control" <<CONTROL
+Package: $name
+Version: $2
+Architecture: amd64
+Maintainer: sparkube test bed <testbed@sparkube.invalid>
+${3:+Depends: $3
+}Section: admin
+Priority: optional
+Description: $4
+CONTROL
+    dpkg-deb -Zgzip --root-owner-group --build "$p" "$k8s/${name}_$2_amd64.deb" >/dev/null
+  }
+  # kubelet, with the unit the real package ships.
+  mkdir -p "$work/kubelet/usr/bin" "$work/kubelet/lib/systemd/system"
+  install -m 0755 "$bin/kube/kubelet" "$work/kubelet/usr/bin/kubelet"
+  cat >"$work/kubelet/lib/systemd/system/kubelet.service" <<'UNIT'
+[Unit]
+Description=kubelet: The Kubernetes Node Agent
+Documentation=https://kubernetes.io/docs/
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/bin/kubelet
+Restart=always
+StartLimitInterval=0
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  mkdeb kubelet "$deb_version" "iptables (>= 1.4.21), kubernetes-cni (>= 1.1.1), iproute2, mount, ethtool, ebtables, conntrack, socat, util-linux" \
+    "Node agent for Kubernetes clusters (test-bed build from the Go module)"
+  # kubeadm, with the kubelet drop-in the real package ships.
+  mkdir -p "$work/kubeadm/usr/bin" "$work/kubeadm/lib/systemd/system/kubelet.service.d"
+  install -m 0755 "$kube_bin/kubeadm" "$work/kubeadm/usr/bin/kubeadm"
+  cat >"$work/kubeadm/lib/systemd/system/kubelet.service.d/10-kubeadm.conf" <<'UNIT'
+# Note: This dropin only works with kubeadm and kubelet v1.11+
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+# This is a file that the user can use for overrides of the kubelet args as a last resort.
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+UNIT
+  # (the real kubeadm also depends on cri-tools; no crictl is built here, kubeadm does not need it)
+  mkdeb kubeadm "$deb_version" "kubelet (>= 1.19.0), kubectl (>= 1.13.0), kubernetes-cni (>= 1.1.1)" \
+    "Command-line utility for administering a Kubernetes cluster (test-bed build)"
+  mkdir -p "$work/kubectl/usr/bin"; install -m 0755 "$kube_bin/kubectl" "$work/kubectl/usr/bin/kubectl"
+  mkdeb kubectl "$deb_version" "" "Command-line utility for interacting with a Kubernetes cluster (test-bed build)"
+  mkdir -p "$work/kubernetes-cni/opt/cni/bin"
+  cp -a "$bin/debs/x/usr/lib/cni/." "$work/kubernetes-cni/opt/cni/bin/"
+  mkdeb kubernetes-cni "1.1.1-1.1" "" "Binaries required to provision container networking (Debian's plugins)"
+  sign() {  # sign DIR: Release, InRelease and Release.gpg of a repository folder
+    GNUPGHOME="$pki/gnupg" gpg -q --batch --yes --clearsign -o "$1/InRelease" "$1/Release"
+    GNUPGHOME="$pki/gnupg" gpg -q --batch --yes -abs -o "$1/Release.gpg" "$1/Release"
+  }
+  (cd "$k8s" && apt-ftparchive packages . >Packages && gzip -kf Packages \
+    && apt-ftparchive -o APT::FTPArchive::Release::Origin=sparkube-testbed release . >Release)
+  sign "$k8s"; cp "$pki/Release.key" "$k8s/Release.key"
+  # The Debian mirror stand-in: the suite, signed, with no packages (the template has
+  # every Debian package prepare.sh installs, so `apt-get install` finds them installed).
+  deb="$repo${mirror_path}/dists/$DEBIAN_SUITE"; mkdir -p "$deb/main/binary-amd64"
+  : >"$deb/main/binary-amd64/Packages"; gzip -kf "$deb/main/binary-amd64/Packages"
+  (cd "$deb" && apt-ftparchive -o APT::FTPArchive::Release::Suite="$DEBIAN_SUITE" \
+    -o APT::FTPArchive::Release::Codename="$DEBIAN_SUITE" -o APT::FTPArchive::Release::Components=main \
+    -o APT::FTPArchive::Release::Architectures=amd64 release . >Release.new && mv Release.new Release)
+  sign "$deb"
+  rm -rf "$work"
+  built repo "$repo" "$st" "$t0"
+fi
+
+echo "Real-node test bed ready in $cache ($((SECONDS - t_all)) s)"
