@@ -1,0 +1,238 @@
+"""Real nodes (issue 15): sparkube's own node preparation, kubeadm configs and phase code
+on three systemd-nspawn machines (tests/fixtures/nodebed.py), with real containerd,
+kubelet, ``kubeadm init``/``join``, Flannel from sparkube's manifest, kube-proxy and
+CoreDNS.
+
+What the nodes would fetch from the internet comes from stand-ins on the bed's bridge:
+``pkgs.k8s.io`` (prepare.sh's ``curl .../Release.key`` and its apt repository: kubelet,
+kubeadm, kubectl, kubernetes-cni .debs built from the Go binaries), the Debian mirror
+(prepare.sh's ``apt-get update``/``install``: the template already has containerd, curl,
+gpg, ...), and the registries (registry.k8s.io and ghcr.io images imported from local
+tars after preparation, before ``kubeadm init``). The settings only this VM needs are
+added by the bed (``VM_KUBEADM_SETTINGS``), and the first test proves that what sparkube
+renders contains none of them.
+
+Not collected by default (marker ``realnodes``, deselected in scripts/test.sh like
+``e2e``): ``bash tools/nodes/build.sh`` then
+``sudo .venv/bin/python -m pytest -m realnodes tests/integration/test_real_nodes.py -s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkube.aws import userdata
+from sparkube.env import Environment
+from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Node
+from sparkube.nodes import kubeadm
+from sparkube.nodes.kubeadm import JoinCommand
+from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase, ssh_settings
+from sparkube.nodes.prepare import render_prepare_script
+from sparkube.spec import ClusterSpec
+from tests.fixtures.nodebed import (
+    VM_KUBE_PROXY_CONFIG,
+    VM_KUBEADM_SETTINGS,
+    NodeBed,
+    node_bed,  # noqa: F401 - the fixture
+)
+
+pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+
+KUBE_VERSION = "v1.36.3"
+NAMES = ("control-plane", "worker-1", "worker-2")
+ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def with_vm_settings(text: str) -> str:
+    """sparkube's rendered kubeadm config plus what only this VM needs."""
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for doc in docs:
+        _merge(doc, VM_KUBEADM_SETTINGS.get(doc.get("kind", ""), {}))
+    if any(d.get("kind") == "InitConfiguration" for d in docs):
+        docs.append(dict(VM_KUBE_PROXY_CONFIG))
+    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
+
+
+VM_ONLY_WORDS = ("failCgroupV1", "ignorePreflightErrors", "SystemVerification", "maxPerCore")
+
+
+def test_sparkube_renders_none_of_the_vm_settings() -> None:
+    spec = ClusterSpec(name="bed", workers=2)
+    cp = Node("control-plane", CONTROL_PLANE, private_ip="10.0.0.10", public_ip="203.0.113.5")
+    worker = Node("worker-1", WORKER, private_ip="10.0.0.11")
+    join = JoinCommand("10.0.0.10:6443", "abcdef.0123456789abcdef", ("sha256:" + "0" * 64,))
+    rendered = [
+        kubeadm.render_init_config(spec, cp, kubernetes_version=KUBE_VERSION),
+        kubeadm.render_join_config(join, worker),
+        render_prepare_script(spec),
+        userdata.render(render_prepare_script(spec), expires_at=None),
+    ]
+    for text in rendered:
+        for word in (*VM_ONLY_WORDS, "restrict_oom_score_adj", "nspawn", "testbed"):
+            assert word not in text
+    # and the bed's additions are exactly what with_vm_settings adds
+    patched = with_vm_settings(rendered[0])
+    assert "failCgroupV1: false" in patched and "SystemVerification" in patched
+
+
+def _hold(bed: NodeBed) -> None:
+    """Debugging: with SPARKUBE_REALNODES_HOLD=FILE, keep the bed up until FILE is gone."""
+    hold = os.environ.get("SPARKUBE_REALNODES_HOLD")
+    if not hold:
+        return
+    Path(hold).write_text(
+        "".join(f"{n.name} {n.address} pid {n.leader()}\n" for n in bed.nodes.values())
+    )
+    deadline = time.monotonic() + 1800
+    while Path(hold).exists() and time.monotonic() < deadline:
+        time.sleep(2)
+
+
+def _kubectl_json(bed: NodeBed, args: str) -> Any:
+    return json.loads(bed.run("control-plane", f"{ADMIN} {args} -o json").stdout)
+
+
+def test_three_real_nodes_come_up_with_sparkube_phases(
+    node_bed: NodeBed,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bed = node_bed
+    spec = ClusterSpec(name="bed", workers=2)
+    env = Environment(
+        environ={"HOME": str(tmp_path), "SPARKUBE_HOME": str(tmp_path / "sparkube")},
+        cwd=tmp_path,
+        interactive=False,
+    )
+    cdir = env.cluster_dir(spec.name, create=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(cdir / KEY_FILE)], check=True
+    )
+    public_key = (cdir / f"{KEY_FILE}.pub").read_text()
+    # What `up` gives EC2 as user data (no TTL here), exactly as encoded for RunInstances.
+    data = userdata.encode(userdata.render(render_prepare_script(spec), expires_at=None))
+
+    t0 = time.monotonic()
+    times: dict[str, float] = {}
+    for name in NAMES:
+        bed.add_node(name, public_key=public_key, user_data=data)
+    nodes = tuple(
+        Node(
+            name,
+            CONTROL_PLANE if name == "control-plane" else WORKER,
+            instance_id=f"i-bed{i}",
+            state="running",
+            private_ip=bed.nodes[name].address,
+            ssh_host=bed.nodes[name].address,
+        )
+        for i, name in enumerate(NAMES)
+    )
+    cluster = ClusterInfo(name=spec.name, region="us-east-1", nodes=nodes)
+    settings = ssh_settings(env, spec.name, boot_timeout=120)
+
+    # nodes phase: sparkube waits for the user data's preparation and checks what it left.
+    summary = run_nodes_phase(env=env, cluster=cluster, settings=settings, timeout=600, interval=1)
+    times["prepared_s"] = time.monotonic() - t0
+    assert "3/3 prepared" in summary, summary
+    for name in NAMES:
+        bed.finish_containerd(name)  # this VM's oom clamp; images stand in for registries
+    times["images_s"] = time.monotonic() - t0
+
+    # kubernetes phase, with this VM's settings merged into what sparkube renders.
+    render_init, render_join = kubeadm.render_init_config, kubeadm.render_join_config
+    monkeypatch.setattr(
+        kubeadm, "render_init_config", lambda *a, **k: with_vm_settings(render_init(*a, **k))
+    )
+    monkeypatch.setattr(
+        kubeadm, "render_join_config", lambda *a, **k: with_vm_settings(render_join(*a, **k))
+    )
+    cp = bed.nodes["control-plane"].address
+    try:
+        summary = run_kubernetes_phase(
+            spec=spec,
+            env=env,
+            cluster=cluster,
+            settings=settings,
+            api_server=f"https://{cp}:6443",
+            ready_timeout=300,
+        )
+    except BaseException:
+        for name in NAMES:
+            print(f"--- {name}")
+            print(bed.run(name, "journalctl -u kubelet --no-pager | tail -25", check=False).stdout)
+        print(bed.run("control-plane", f"{ADMIN} get pods -A -o wide", check=False).stdout)
+        raise
+    times["ready_s"] = time.monotonic() - t0
+    assert "3/3 Ready" in summary and "2/2 workers joined" in summary, summary
+
+    # All three Ready, with the real kubelet and runtime versions.
+    # `containerd --version` says 1.6.20~ds1 (Debian's); the CRI reports 1.6.20.
+    runtime = bed.run("control-plane", "containerd --version").stdout.split()[2].split("~")[0]
+    items = _kubectl_json(bed, "get nodes")["items"]
+    assert sorted(n["metadata"]["name"] for n in items) == sorted(NAMES)
+    for n in items:
+        ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", n["metadata"]["name"]
+        info = n["status"]["nodeInfo"]
+        assert info["kubeletVersion"] == KUBE_VERSION
+        assert info["containerRuntimeVersion"] == f"containerd://{runtime}"
+
+    # CoreDNS answers a pod: kubernetes.default is the API service's ClusterIP. busybox's
+    # nslookup asks for the name as given (no search list), so it gets the full name;
+    # ping resolves the short one through the pod's resolv.conf search list, as
+    # programs do (its echo request to a ClusterIP gets no answer, which is fine).
+    service_ip = _kubectl_json(bed, "get service kubernetes -n default")["spec"]["clusterIP"]
+    bed.run(
+        "control-plane",
+        f"{ADMIN} run dns-check --image=sparkube.test/shell:1 --image-pull-policy=Never "
+        "--restart=Never --command -- sh -c "
+        "'nslookup kubernetes.default.svc.cluster.local && "
+        "{ ping -c1 -W1 kubernetes.default || true; }'",
+    )
+    deadline = time.monotonic() + 120
+    phase = ""
+    while time.monotonic() < deadline:
+        phase = _kubectl_json(bed, "get pod dns-check")["status"].get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    logs = bed.run("control-plane", f"{ADMIN} logs dns-check", check=False)
+    if phase != "Succeeded":
+        _hold(bed)
+    assert phase == "Succeeded", (phase, logs.stdout, logs.stderr)
+    assert f"Address: {service_ip}" in logs.stdout, logs.stdout
+    assert f"PING kubernetes.default ({service_ip})" in logs.stdout, logs.stdout
+    times["dns_s"] = time.monotonic() - t0
+
+    usage = {name: bed.usage(name) for name in NAMES}
+    line = {
+        "ready_s": round(times["ready_s"], 1),
+        "prepared_s": round(times["prepared_s"], 1),
+        "images_s": round(times["images_s"], 1),
+        "dns_s": round(times["dns_s"], 1),
+        "kubelet": KUBE_VERSION,
+        "runtime": f"containerd://{runtime}",
+        "rss_mib": {n: u["rss_bytes"] >> 20 for n, u in usage.items()},
+        "cache_mib": {n: u["cache_bytes"] >> 20 for n, u in usage.items()},
+        "disk_mib": {n: u["disk_bytes"] >> 20 for n, u in usage.items()},
+    }
+    print(json.dumps(line))
+    out = os.environ.get("SPARKUBE_REALNODES_RESULT")
+    if out:
+        Path(out).write_text(json.dumps(line) + "\n")
