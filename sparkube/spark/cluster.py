@@ -52,6 +52,7 @@ from sparkube.spark.diagnose import (
     exception_line,
     executor_refusal,
     known_problem,
+    parse_cpu,
     schedulable_capacity,
     statuses,
 )
@@ -467,6 +468,9 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         **{f"spark.executorEnv.{k}": v for k, v in IMDS_ENV.items()},
         "spark.eventLog.enabled": "true",
         "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),
+        # plain JSON lines (Spark 4 compresses with zstd by default), so the job's facts
+        # (sparkube.cost.jobs) are read with Python's own library from any machine
+        "spark.eventLog.compress": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.executorEnv.PYSPARK_PYTHON": "python3",
         # Lower-casing follows the JVM's locale: pin it as the local runs do, so the
@@ -488,6 +492,13 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
             props[key] = f"{value}:{props[key]}"  # the user's first, the job's bundles kept
         else:
             props[key] = value
+    # The application's id is the job's: the driver's event log is then
+    # spark-events/eventlog_v2_JOB-ID/ (Spark 4's rolling default) or spark-events/JOB-ID,
+    # found from the job id alone (KubernetesClusterSchedulerBackend.applicationId
+    # returns spark.app.id when set, in client mode too). A job id is a valid Kubernetes
+    # label value (Spark labels the executors spark-app-selector=ID) and Spark's event
+    # log name keeps it as it is (lower case, no space, dot or colon).
+    props["spark.app.id"] = spec.job_id
     return props
 
 
@@ -544,6 +555,77 @@ def driver_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int
     if overhead:
         return resources.memory_mib(resources.driver_memory) + resources.memory_mib(overhead)
     return resources.pod_memory_mib(resources.driver_memory)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+def spark_mib(text: str) -> int:
+    """MiB of a Spark size property (``384``, ``2g``, ``1536m``, ``512mb``; a bare
+    number is MiB, as Spark reads these properties)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise InputError(f"Memory {text!r} is not like 1g or 1536m; fix the --conf value.")
+    scale = {"k": 1 / 1024, "m": 1, "": 1, "g": 1024, "t": 1024**2}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def executor_pod_memory_mib(
+    resources: Resources, props: Mapping[str, str], *, python: bool = True
+) -> int:
+    """The executor pod's memory request, as Spark 4.1 sizes it
+    (ResourceProfile.getResourcesForClusterManager): heap + overhead (the user's
+    ``spark.executor.memoryOverhead``, else max(factor × heap rounded down, 384 MiB)) +
+    off-heap memory when enabled + ``spark.executor.pyspark.memory`` for Python apps."""
+    heap = resources.memory_mib(resources.executor_memory)
+    given = props.get("spark.executor.memoryOverhead")
+    if given:
+        overhead = spark_mib(given)
+    else:
+        factor = float(
+            props.get("spark.executor.memoryOverheadFactor")
+            or props.get("spark.kubernetes.memoryOverheadFactor")
+            or 0.1
+        )
+        minimum = spark_mib(props.get("spark.executor.minMemoryOverhead") or str(OVERHEAD_MIB))
+        overhead = max(int(factor * heap), minimum)
+    off_heap = 0
+    if props.get("spark.memory.offHeap.enabled", "").lower() == "true":
+        off_heap = spark_mib(props.get("spark.memory.offHeap.size") or "0")
+    pyspark = spark_mib(props["spark.executor.pyspark.memory"]) if (
+        python and props.get("spark.executor.pyspark.memory")
+    ) else 0  # fmt: skip
+    return heap + overhead + off_heap + pyspark
+
+
+def _cores(text: str, key: str) -> float:
+    try:
+        return parse_cpu(text)
+    except (ValueError, ArithmeticError):
+        raise InputError(f"{key}={text} is not a CPU quantity like 1 or 500m.") from None
+
+
+def request(cpu: float, memory_mib: int) -> dict[str, Any]:
+    return {"cpu": cpu, "memory_bytes": memory_mib * 2**20}
+
+
+def pod_requests(spec: JobSpec, props: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(driver, executor) requests ``{cpu, memory_bytes}`` of the job's pods: the driver's
+    as sparkube builds its pod, each executor's as Spark builds it (cores from
+    ``spark.kubernetes.executor.request.cores`` when set, else ``spark.executor.cores``)."""
+    size = effective_resources(spec, props)
+    driver = request(
+        _cores(props.get("spark.driver.cores") or DRIVER_CPU, "spark.driver.cores"),
+        driver_pod_memory_mib(size, props),
+    )
+    cores = props.get("spark.kubernetes.executor.request.cores")
+    executor = request(
+        _cores(cores, "spark.kubernetes.executor.request.cores")
+        if cores
+        else float(size.executor_cores),
+        executor_pod_memory_mib(size, props, python=not spec.app_file.endswith(".jar")),
+    )
+    return driver, executor
 
 
 def job_manifests(
@@ -727,6 +809,24 @@ class JobRecord:
     output: str = ""
     message: str = ""
     started: str | None = None  # when the driver container started
+    #: The pods' requests as sparkube built them, ``{cpu, memory_bytes}`` (each executor
+    #: pod's); None in records written before sparkube kept them: see requests().
+    driver_request: dict[str, Any] | None = None
+    executor_request: dict[str, Any] | None = None
+
+    def requests(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(driver, each executor) requests: as recorded at submit, else computed from the
+        sizes older records kept (the driver's defaults then: 500m and 1g + overhead).
+        The executor's is None when the record does not say its memory."""
+        driver = self.driver_request or request(
+            parse_cpu(DRIVER_CPU), Resources(0, 0, "").pod_memory_mib(DRIVER_MEMORY)
+        )
+        executor = self.executor_request
+        if executor is None and self.executor_memory:
+            with contextlib.suppress(InputError):
+                size = Resources(self.executors, self.executor_cores, self.executor_memory)
+                executor = request(float(self.executor_cores), executor_pod_memory_mib(size, {}))
+        return driver, executor
 
     @property
     def duration(self) -> float | None:
@@ -751,6 +851,16 @@ def parse_time(text: str | None) -> datetime | None:
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_record(data: Any) -> JobRecord | None:
+    if not isinstance(data, Mapping):
+        return None
+    known = set(JobRecord.__dataclass_fields__)
+    try:
+        return JobRecord(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        return None
 
 
 def record_key(job_id: str) -> str:
@@ -984,7 +1094,9 @@ class ClusterJobs:
         ]  # fmt: skip
         self._api("Creating the job's ConfigMap",
                   lambda: self.client.create(codecs.from_dict(configmap)))  # fmt: skip
-        size = effective_resources(spec, spark_properties(spec, cfg, self.endpoints))
+        props = spark_properties(spec, cfg, self.endpoints)
+        size = effective_resources(spec, props)
+        driver_request, executor_request = pod_requests(spec, props)
         record = JobRecord(
             job_id=spec.job_id,
             app=spec.app_name,
@@ -996,6 +1108,8 @@ class ClusterJobs:
             executor_memory=size.executor_memory,
             args=list(spec.args),
             output=spec.output_uri,
+            driver_request=driver_request,
+            executor_request=executor_request,
         )
         put_json(self.s3, cfg.bucket, record_key(spec.job_id), record.to_json())
         return record
@@ -1191,8 +1305,20 @@ class ClusterJobs:
         self, job_id: str, driver: Json | None, *, streamed: Sequence[str] | None = None
     ) -> Outcome:
         """The ended job's exit code, log (the longer of what the kubelet still has and
-        what a watcher streamed: the kubelet rotates large logs) and diagnosis, recorded."""
-        cfg = self.config()
+        what a watcher streamed: the kubelet rotates large logs) and diagnosis, recorded
+        (its log and record in the bucket): the write path of a watcher or cancel."""
+        outcome, changes, log = self.ended(job_id, driver, streamed=streamed)
+        if log:
+            self.s3.put_object(Bucket=self.config().bucket, Key=log_key(job_id),
+                               Body=log.encode())  # fmt: skip
+        self._update_record(job_id, **changes)
+        return outcome
+
+    def ended(
+        self, job_id: str, driver: Json | None, *, streamed: Sequence[str] | None = None
+    ) -> tuple[Outcome, dict[str, Any], str]:
+        """What :meth:`finish` records, read and worked out without writing anything:
+        (the outcome, the record's changes, the driver's log)."""
         code = 1
         started = finished = None
         if driver:
@@ -1209,8 +1335,6 @@ class ClusterJobs:
             code = int(init.get("exitCode") or 1)
             started, finished = init.get("startedAt"), init.get("finishedAt")
             log = self.driver_log(driver["metadata"]["name"], container=init["container"])
-        if log:
-            self.s3.put_object(Bucket=cfg.bucket, Key=log_key(job_id), Body=log.encode())
         tail = log.splitlines()[-200:]
         state = "Succeeded" if code == 0 else "Failed"
         diagnosis = None
@@ -1253,8 +1377,11 @@ class ClusterJobs:
         }
         if started:
             changes["started"] = started
-        self._update_record(job_id, **changes)
-        return Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure)
+        return (
+            Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure),
+            changes,
+            log,
+        )
 
     def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
@@ -1320,10 +1447,13 @@ class ClusterJobs:
         return dict(job.to_dict())
 
     def _update_record(self, job_id: str, **changes: Any) -> None:
+        """Write paths only (a watcher, cancel): never called by jobs, logs or usage."""
         cfg = self.config()
         data = self._record(job_id) or {"job_id": job_id}
         data.update(changes)
         put_json(self.s3, cfg.bucket, record_key(job_id), data)
+        if data.get("state") in ENDED_STATES:
+            self._add_to_index(data)
 
     # ------------------------------------------------------------------ commands
 
@@ -1373,48 +1503,57 @@ class ClusterJobs:
         return False
 
     def _bucket_records(self) -> dict[str, JobRecord]:
-        """The bucket's job records. Records of ended jobs never change, so they are also
-        kept together in ``jobs/index.json``: a listing plus one read covers all of them,
-        and only records not yet in the index are read one by one (then added to it)."""
+        """The bucket's job records. Reads only. Records of ended jobs never change, so
+        the write paths that end a job (a watcher's finish, cancel) also add its record
+        to ``jobs/index.json``: a listing plus one read covers those, and only records
+        not in the index are read one by one (in parallel)."""
         cfg = self.config()
-        known = set(JobRecord.__dataclass_fields__)
-
-        def parse(data: Mapping[str, Any]) -> JobRecord | None:
-            try:
-                return JobRecord(**{k: v for k, v in data.items() if k in known})
-            except TypeError:
-                return None
-
         index: dict[str, JobRecord] = {}
         text = get_text(self.s3, cfg.bucket, INDEX_KEY)
         if text:
             with contextlib.suppress(ValueError, AttributeError):
                 for data in json.loads(text).get("jobs", []):
-                    rec = parse(data)
+                    rec = _parse_record(data)
                     if rec is not None:
                         index[rec.job_id] = rec
         records = dict(index)
-        added = False
-        for prefix in list_prefixes(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/"):
-            job_id = prefix[len(RESULTS_PREFIX) + 1 :].rstrip("/")
-            if job_id in index:
-                continue
+        missing = [
+            job_id
+            for prefix in list_prefixes(self.s3, cfg.bucket, f"{RESULTS_PREFIX}/")
+            if (job_id := prefix[len(RESULTS_PREFIX) + 1 :].rstrip("/")) not in index
+        ]
+
+        def read(job_id: str) -> JobRecord | None:
             body = get_text(self.s3, cfg.bucket, record_key(job_id))
-            if not body:
-                continue
             with contextlib.suppress(ValueError):
-                rec = parse(json.loads(body))
-                if rec is None:
-                    continue
-                records[rec.job_id] = rec
-                if rec.state in ENDED_STATES:
-                    index[rec.job_id] = rec
-                    added = True
-        if added:
-            put_json(self.s3, cfg.bucket, INDEX_KEY,
-                     {"jobs": [asdict(r) for r in sorted(index.values(),
-                                                         key=lambda r: r.job_id)]})  # fmt: skip
+                return _parse_record(json.loads(body)) if body else None
+            return None
+
+        if missing:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(16, len(missing))) as pool:
+                for rec in pool.map(read, missing):
+                    if rec is not None:
+                        records[rec.job_id] = rec
         return records
+
+    def _add_to_index(self, data: Mapping[str, Any]) -> None:
+        """Keep an ended job's record in ``jobs/index.json`` (write paths only). Two
+        writers at once may drop each other's entry: the record itself stays, and reads
+        fall back to it."""
+        rec = _parse_record(data)
+        if rec is None or rec.state not in ENDED_STATES:
+            return
+        cfg = self.config()
+        jobs: dict[str, Any] = {}
+        text = get_text(self.s3, cfg.bucket, INDEX_KEY)
+        if text:
+            with contextlib.suppress(ValueError, AttributeError):
+                jobs = {d["job_id"]: d for d in json.loads(text).get("jobs", [])
+                        if isinstance(d, dict) and d.get("job_id")}  # fmt: skip
+        jobs[rec.job_id] = asdict(rec)
+        put_json(self.s3, cfg.bucket, INDEX_KEY, {"jobs": [jobs[k] for k in sorted(jobs)]})
 
     def records(self) -> list[JobRecord]:
         """Every job: the bucket's records, refreshed by what the cluster shows now."""
@@ -1456,23 +1595,22 @@ class ClusterJobs:
 
     def _refresh(self, rec: JobRecord, job: Json) -> None:
         """A job the bucket does not show as ended: its state from the Job and its pods,
-        and its end recorded when it ended with nobody watching."""
+        worked out here and not written (``jobs`` is a read command; a job that ended
+        with nobody watching is recorded by the next write path that sees it)."""
         driver = self.driver(rec.job_id)
         phase = (driver.get("status") or {}).get("phase") if driver else None
         failed = _condition(job, "Failed")
         if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
-            outcome = self.finish(rec.job_id, driver)  # archive what nobody watched
-            fresh = self._record(rec.job_id) or {}
+            outcome, changes, _ = self.ended(rec.job_id, driver)
             rec.state, rec.exit_code = outcome.state, outcome.exit_code
-            rec.finished, rec.started = fresh.get("finished"), fresh.get("started")
+            rec.finished = changes.get("finished")
+            rec.started = changes.get("started", rec.started)
             rec.message = outcome.diagnosis or ""
         elif failed is not None and (driver is None or _deleting(driver)):
             rec.state = "Failed"
             rec.finished = failed.get("lastTransitionTime") or now_iso()
             name = driver["metadata"]["name"] if driver is not None else None
             rec.message = _gone_message(rec.job_id, name, failed, has_log=self._has_log(rec.job_id))
-            self._update_record(rec.job_id, state=rec.state, finished=rec.finished,
-                                message=rec.message)  # fmt: skip
         elif phase:
             rec.state = phase
         elif driver is None:

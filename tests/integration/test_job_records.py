@@ -31,21 +31,30 @@ def _jobs(moto_aws: MotoAws, n: int, running: int = 0) -> tuple[ClusterJobs, Any
     return api, s3
 
 
-def test_ended_records_are_read_once_then_from_the_index(moto_aws: MotoAws) -> None:
+def test_reads_write_no_index_and_a_write_path_keeps_it(moto_aws: MotoAws) -> None:
     api, _ = _jobs(moto_aws, 60, running=2)
     first = CallCounter()
     with observe_calls(first):
         records = api._bucket_records()
     assert len(records) == 60
     assert first.calls["s3.GetObject"] == 61  # the (missing) index + every record
-    assert first.calls["s3.PutObject"] == 1  # the index, with the 58 ended jobs
+    assert first.writes() == {}  # a read command writes nothing (issue 17)
+
+    # the write path that ends a job (a watcher's finish, cancel) adds it to the index
+    for rec in records.values():
+        if rec.state == "Succeeded":
+            api._add_to_index(rec.to_json())
+    api._update_record("job-0000", state="Cancelled", message="cancelled by the user")
 
     second = CallCounter()
     with observe_calls(second):  # another machine: a new client, nothing cached
         other = ClusterJobs(None, lambda region: AwsClients(moto_aws.env.environ, region).s3)
         other._config = api._config
         again = other._bucket_records()
-    assert again == records
-    # the index, plus the two running jobs whose records may still change
-    assert second.calls["s3.GetObject"] == 3
-    assert "s3.PutObject" not in second.calls
+    assert {k: v for k, v in again.items() if k != "job-0000"} == {
+        k: v for k, v in records.items() if k != "job-0000"
+    }
+    assert again["job-0000"].state == "Cancelled"
+    # the index, plus the one running job whose record may still change
+    assert second.calls["s3.GetObject"] == 2
+    assert second.writes() == {}
