@@ -72,6 +72,7 @@ class EventLog:
     #: executor id -> [added, removed or None]
     executors: dict[str, list[datetime | None]] = field(default_factory=dict)
     last: datetime | None = None  # the latest moment any event read names
+    exit_code: int | None = None  # SparkListenerApplicationEnd's ExitCode (Spark 4)
 
     def _saw(self, moment: datetime) -> None:
         if self.last is None or moment > self.last:
@@ -110,6 +111,8 @@ def parse_event_log(lines: Iterable[bytes | str], into: EventLog | None = None) 
             log.app_id = str(event.get("App ID") or "") or log.app_id
         elif kind == "SparkListenerApplicationEnd":
             log.end = moment
+            code = event.get("ExitCode")
+            log.exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
         elif kind == "SparkListenerExecutorAdded":
             executor = str(event.get("Executor ID"))
             if executor != "driver":  # local mode names the driver's block manager so
@@ -406,7 +409,11 @@ def job_fact(
                            _ran(start, end)))  # fmt: skip
     if unknown_end:
         said.append("end unknown")
-    return Job(rec.job_id, rec.app, rec.state, tuple(out), source="; ".join(said)), notes
+    state = rec.state
+    if not ended_record and log is not None and log.end is not None:
+        # ended while nobody watched: the driver's own log says how
+        state = "Succeeded" if log.exit_code in (0, None) else "Failed"
+    return Job(rec.job_id, rec.app, state, tuple(out), source="; ".join(said)), notes
 
 
 def _num(text: str) -> tuple[int, str]:

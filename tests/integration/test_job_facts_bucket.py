@@ -126,7 +126,7 @@ def test_job_facts_from_the_bucket_alone(moto_aws: MotoAws) -> None:
     assert not s3.list_objects_v2(Bucket=bucket, Prefix=INDEX_KEY).get("Contents")
 
 
-def test_jobs_and_logs_make_no_write_call(cli: Cli, moto_aws: MotoAws) -> None:
+def test_jobs_logs_and_usage_make_no_write_call(cli: Cli, moto_aws: MotoAws) -> None:
     s3, bucket = _seed(moto_aws)
     keys_before = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     counter = CallCounter()
@@ -139,10 +139,16 @@ def test_jobs_and_logs_make_no_write_call(cli: Cli, moto_aws: MotoAws) -> None:
         assert log.exit_code == 0, log.stderr
         missing = cli("logs", "job-unwatched", "--cluster", CLUSTER, env=moto_aws.env)
         assert missing.exit_code != 0
+        usage = cli("usage", "--cluster", CLUSTER, "--since", "all", "-o", "json",
+                    env=moto_aws.env)  # fmt: skip
+        assert usage.exit_code == 0, usage.stderr
     assert counter.total > 0
     assert counter.writes() == {}, counter.writes()
     keys_after = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys_after == keys_before  # no index written by a read
     assert "hello from the driver" in log.stdout
+    costed = {j["job_id"]: j for j in json.loads(usage.stdout)["jobs"]}
+    assert costed["job-unwatched"]["state"] == "Succeeded"
+    assert costed["job-unwatched"]["finished"] == "2026-12-06T15:27:00Z"  # its event log's end
     records = {r["job_id"]: r for r in json.loads(listed.stdout)}
     assert records["job-watched"]["driver_request"] == {"cpu": 0.5, "memory_bytes": 1408 * MIB}

@@ -255,7 +255,7 @@ def test_an_unwatched_job_ends_where_its_event_log_ends() -> None:
     # nobody watched: the record still says Running, the driver's own log has the end
     rec = record("Running")
     job, notes = job_fact(rec, parse_event_log(LOG), cluster=_Cluster())
-    assert notes == []
+    assert notes == [] and job.state == "Succeeded"  # ApplicationEnd's ExitCode 0
     driver, *executors = job.pods
     assert (driver.ran.start, driver.ran.end) == (at(T0), at(T0 + 120_000))
     assert [(p.name, p.ran.start, p.ran.end) for p in executors] == [
