@@ -131,7 +131,9 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     t0 = time.monotonic()
     times: dict[str, float] = {}
     for name in NAMES:
-        bed.add_node(name, public_key=public_key, user_data=data)
+        bed.add_node(
+            name, public_key=public_key, user_data=data, control_plane=name == "control-plane"
+        )
     nodes = tuple(
         Node(
             name,
@@ -150,10 +152,6 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     summary = run_nodes_phase(env=env, cluster=cluster, settings=settings, timeout=600, interval=1)
     times["prepared_s"] = time.monotonic() - t0
     assert "3/3 prepared" in summary, summary
-    for name in NAMES:
-        # this VM's oom clamp; images stand in for the registries
-        bed.finish_containerd(name, control_plane=name == "control-plane")
-    times["images_s"] = time.monotonic() - t0
 
     # kubernetes phase, with this VM's settings merged into what sparkube renders.
     render_init, render_join = kubeadm.render_init_config, kubeadm.render_join_config
@@ -225,7 +223,6 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     line = {
         "ready_s": round(times["ready_s"], 1),
         "prepared_s": round(times["prepared_s"], 1),
-        "images_s": round(times["images_s"], 1),
         "dns_s": round(times["dns_s"], 1),
         "kubelet": KUBE_VERSION,
         "runtime": f"containerd://{runtime}",
