@@ -570,13 +570,15 @@ def spark_mib(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def executor_pod_memory_mib(
-    resources: Resources, props: Mapping[str, str], *, python: bool = True
-) -> int:
-    """The executor pod's memory request, as Spark 4.1 sizes it
-    (ResourceProfile.getResourcesForClusterManager): heap + overhead (the user's
-    ``spark.executor.memoryOverhead``, else max(factor × heap rounded down, 384 MiB)) +
-    off-heap memory when enabled + ``spark.executor.pyspark.memory`` for Python apps."""
+def executor_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int:
+    """The executor pod's memory request, as Spark 4.1 sizes it (BasicExecutorFeatureStep,
+    ResourceProfile.getResourcesForClusterManager): heap + overhead (the user's
+    ``spark.executor.memoryOverhead``, else max(factor × heap rounded down,
+    ``spark.executor.minMemoryOverhead`` 384 MiB), the factor
+    ``spark.executor.memoryOverheadFactor``, else ``spark.kubernetes.memoryOverheadFactor``,
+    0.1) + off-heap memory when enabled + ``spark.executor.pyspark.memory`` when Spark
+    takes the app for Python: only when ``spark.kubernetes.resource.type`` is python,
+    which cluster-mode submission sets and client mode (sparkube's) does not."""
     heap = resources.memory_mib(resources.executor_memory)
     given = props.get("spark.executor.memoryOverhead")
     if given:
@@ -592,6 +594,7 @@ def executor_pod_memory_mib(
     off_heap = 0
     if props.get("spark.memory.offHeap.enabled", "").lower() == "true":
         off_heap = spark_mib(props.get("spark.memory.offHeap.size") or "0")
+    python = props.get("spark.kubernetes.resource.type") == "python"
     pyspark = spark_mib(props["spark.executor.pyspark.memory"]) if (
         python and props.get("spark.executor.pyspark.memory")
     ) else 0  # fmt: skip
@@ -623,7 +626,7 @@ def pod_requests(spec: JobSpec, props: Mapping[str, str]) -> tuple[dict[str, Any
         _cores(cores, "spark.kubernetes.executor.request.cores")
         if cores
         else float(size.executor_cores),
-        executor_pod_memory_mib(size, props, python=not spec.app_file.endswith(".jar")),
+        executor_pod_memory_mib(size, props),
     )
     return driver, executor
 

@@ -192,13 +192,17 @@ def test_conf_settings_reach_the_requests() -> None:
     }))  # fmt: skip
     assert executor == {"cpu": 0.5, "memory_bytes": (2048 + 384) * MIB}
     assert driver == {"cpu": 2.0, "memory_bytes": (3072 + 512) * MIB}
-    _, executor = requests_for(spec({
-        "spark.memory.offHeap.enabled": "true", "spark.memory.offHeap.size": "1g",
-        "spark.executor.pyspark.memory": "512m",
-    }))  # fmt: skip
-    assert executor["memory_bytes"] == (5888 + 588 + 1024 + 512) * MIB
-    _, executor = requests_for(spec({"spark.executor.pyspark.memory": "512m"}, app="app.jar"))
-    assert executor["memory_bytes"] == (5888 + 588) * MIB  # a JVM app has no Python worker
+    off_heap = {"spark.memory.offHeap.enabled": "true", "spark.memory.offHeap.size": "1g"}
+    _, executor = requests_for(spec({**off_heap, "spark.executor.pyspark.memory": "512m"}))
+    # in client mode Spark does not take the app for Python (spark.kubernetes.resource.type
+    # is set by cluster-mode submission only), so pyspark memory adds nothing ...
+    assert executor["memory_bytes"] == (5888 + 588 + 1024) * MIB
+    # ... unless the user says it is
+    python = {"spark.kubernetes.resource.type": "python", "spark.executor.pyspark.memory": "512m"}
+    _, executor = requests_for(spec(python))
+    assert executor["memory_bytes"] == (5888 + 588 + 512) * MIB
+    _, executor = requests_for(spec({"spark.executor.memoryOverheadFactor": "0.2"}))
+    assert executor["memory_bytes"] == (5888 + 1177) * MIB  # 0.2 x 5888 rounded down
 
 
 def test_the_record_keeps_the_requests_and_old_records_still_give_them() -> None:
