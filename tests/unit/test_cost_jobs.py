@@ -317,3 +317,11 @@ def test_a_job_that_never_started_holds_nothing() -> None:
 @pytest.mark.parametrize("bad", ["{", "", "not json", '{"Event": "SparkListenerApplicationEnd"}'])
 def test_lines_that_are_no_event_are_ignored(bad: str) -> None:
     assert parse_event_log([bad]).end is None
+
+
+def test_job_facts_go_through_the_ledger_file_unchanged() -> None:
+    from sparkube.cost.ledger import Ledger
+
+    job, _ = job_fact(record("Running"), parse_event_log(LOG), cluster=_Cluster())
+    ledger = Ledger("c", "eu-west-1", at(T0 + 3_600_000), jobs=(job,))
+    assert Ledger.loads(ledger.dumps()).jobs == (job,)
