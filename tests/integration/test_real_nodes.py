@@ -19,10 +19,13 @@ Not collected by default (marker ``realnodes``, deselected in scripts/test.sh li
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ import pytest
 import yaml
 
 from sparkube.aws import userdata
+from sparkube.aws.instances import node_name
 from sparkube.env import Environment
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Node
 from sparkube.nodes import kubeadm
@@ -37,11 +41,14 @@ from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase, ssh_settings
 from sparkube.nodes.prepare import render_prepare_script
 from sparkube.spec import ClusterSpec
+from tests.fixtures.common import CliResult
+from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.nodebed import (
     VM_KUBE_PROXY_CONFIG,
     VM_KUBEADM_SETTINGS,
     NodeBed,
     node_bed,  # noqa: F401 - the fixture
+    problem,
 )
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
@@ -234,3 +241,96 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     out = os.environ.get("SPARKUBE_REALNODES_RESULT")
     if out:
         Path(out).write_text(json.dumps(line) + "\n")
+
+
+def _with_vm_kubeadm(monkeypatch: pytest.MonkeyPatch) -> None:
+    render_init, render_join = kubeadm.render_init_config, kubeadm.render_join_config
+    monkeypatch.setattr(
+        kubeadm, "render_init_config", lambda *a, **k: with_vm_settings(render_init(*a, **k))
+    )
+    monkeypatch.setattr(
+        kubeadm, "render_join_config", lambda *a, **k: with_vm_settings(render_join(*a, **k))
+    )
+
+
+def test_up_on_moto_brings_its_instances_up_as_real_nodes(
+    moto_aws: MotoAws,
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sparkube up`` against moto: each instance it launched boots on the bed as a
+    machine at the instance's private IP, with the key pair's key and the user data
+    ``up`` gave EC2; then ``up`` resumes and its nodes and kubernetes phases run over SSH
+    for real. (Instances are booted between ``up --until infra`` and the resumed ``up``:
+    the private IPs are only known once moto has launched them.)"""
+    reason = problem()
+    if reason:
+        pytest.skip(reason)
+    cluster = "bed"
+    environ = {**moto_aws.env.environ, "SPARKUBE_SSH_BOOT_TIMEOUT": "180"}
+    env = dataclasses.replace(moto_aws.env, environ=environ)
+    t0 = time.monotonic()
+    infra = cli(
+        "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32", "--yes",
+        "--until", "infra", env=env,
+    )  # fmt: skip
+    assert infra.exit_code == 0, infra.stderr[-3000:]
+
+    ec2: Any = moto_aws.client("ec2")
+    found = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:sparkube:cluster", "Values": [cluster]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
+    instances = [i for r in found["Reservations"] for i in r["Instances"]]
+    assert len(instances) == 3
+    key = (env.cluster_dir(cluster) / f"{KEY_FILE}.pub").read_text()
+    addresses: dict[str, str] = {}
+    with NodeBed(tmp_path / "bed") as bed:
+        for inst in instances:
+            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+            name, role = node_name(tags, inst["AmiLaunchIndex"])  # as sparkube names it
+            raw = ec2.describe_instance_attribute(
+                InstanceId=inst["InstanceId"], Attribute="userData"
+            )
+            addresses[name] = inst["PrivateIpAddress"]
+            bed.add_node(
+                name,
+                public_key=key,
+                user_data=base64.b64decode(raw["UserData"]["Value"]),
+                address=inst["PrivateIpAddress"],
+                control_plane=role == CONTROL_PLANE,
+            )
+        assert sorted(addresses) == sorted(NAMES)
+        _with_vm_kubeadm(monkeypatch)
+        environ = {
+            **environ,
+            "SPARKUBE_NODE_ADDRESSES": ",".join(f"{n}={a}" for n, a in addresses.items()),
+            "SPARKUBE_API_SERVER": f"https://{addresses['control-plane']}:6443",
+        }
+        up = cli("up", "--cluster", cluster, "--yes", "--until", "kubernetes",
+                 env=dataclasses.replace(env, environ=environ))  # fmt: skip
+        ready_s = time.monotonic() - t0
+        if up.exit_code != 0:
+            for name in NAMES:
+                print(f"--- {name}")
+                print(bed.run(name, "tail -20 /var/log/cloud-init-output.log", check=False).stdout)
+        assert up.exit_code == 0, up.stderr[-4000:]
+        for phase in ("infra", "nodes", "kubernetes"):
+            assert f"✓ {phase}" in up.stderr, up.stderr[-3000:]
+        assert "2/2 workers joined, 3/3 Ready" in up.stderr, up.stderr[-3000:]
+        items = _kubectl_json(bed, "get nodes")["items"]
+        for n in items:
+            info = n["status"]["nodeInfo"]
+            assert info["kubeletVersion"] == KUBE_VERSION
+            assert info["containerRuntimeVersion"].startswith("containerd://1.")
+        addrs = {
+            n["metadata"]["name"]: next(
+                a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"
+            )
+            for n in items
+        }
+        assert addrs == addresses  # each node is the instance moto launched
+        print(json.dumps({"up_ready_s": round(ready_s, 1)}))
