@@ -3,6 +3,8 @@ model from them, and ``--help`` shows them without loading the model (pydantic).
 
 from __future__ import annotations
 
+from typing import Final
+
 DEFAULT_CLUSTER = "sparkube"
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 200
@@ -11,3 +13,6 @@ DEFAULT_CONTROL_PLANE_TYPE = "t3.medium"
 DEFAULT_ROOT_VOLUME_GB = 40
 MIN_ROOT_VOLUME_GB = 20
 MAX_ROOT_VOLUME_GB = 2000
+#: Burstable types (t2, t3, t3a, t4g) launch in this CPU credit mode: the hourly price is
+#: the bill. ``unlimited`` (AWS's default for t3, t3a, t4g) can bill surplus credits.
+DEFAULT_CPU_CREDITS: Final = "standard"

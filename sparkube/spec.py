@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sparkube.defaults import (
     DEFAULT_CLUSTER,
     DEFAULT_CONTROL_PLANE_TYPE,
+    DEFAULT_CPU_CREDITS,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_ROOT_VOLUME_GB,
     DEFAULT_WORKERS,
@@ -91,6 +92,10 @@ class ClusterSpec(BaseModel):
         DEFAULT_CONTROL_PLANE_TYPE, description="EC2 type of the control plane."
     )
     spot: bool = Field(False, description="Run workers on spot capacity.")
+    cpu_credits: Literal["standard", "unlimited"] = Field(
+        DEFAULT_CPU_CREDITS,
+        description="CPU credit mode of burstable types (t2, t3, t3a, t4g); others ignore it.",
+    )
     allow_cidrs: tuple[str, ...] = Field(
         (), description="CIDRs allowed to reach SSH and the API; default: your public IP/32."
     )
@@ -146,6 +151,11 @@ class ClusterSpec(BaseModel):
         if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", value):
             raise ValueError(f"{value!r} is not an EC2 instance type like t3.medium")
         return value
+
+    @field_validator("cpu_credits", mode="before")
+    @classmethod
+    def _credits(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -397,7 +407,7 @@ def _value_problem(error: Mapping[str, Any]) -> str:
     if kind == "less_than_equal":
         return f"{_shown(got)} is more than {limits.get('le')}, the most allowed"
     if kind == "literal_error":
-        expected = str(limits.get("expected", "")).replace("'", "")
+        expected = str(limits.get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"{_shown(got)} is not one of: {expected}"
     return f"{_shown(got)} is not valid here"
 

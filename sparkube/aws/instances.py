@@ -29,6 +29,11 @@ MIN_MEMORY_MIB = 2048
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
 )
+#: Burstable families (t2, t3, t3a, t4g, ...): they earn CPU credits, and take a
+#: CreditSpecification at launch. Other families have none and ignore the setting.
+BURSTABLE = re.compile(r"^t\d[a-z]*\.")
+#: Every node's root volume (encrypted, deleted with the instance).
+ROOT_VOLUME_TYPE = "gp3"
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 #: How long to retry a launch while EC2 cannot see a new instance profile yet.
 PROFILE_PROPAGATION_DELAYS = (2.0, 4.0, 8.0, 15.0, 15.0, 20.0, 30.0, 30.0)
@@ -47,6 +52,10 @@ class TypeInfo:
     def arch(self) -> str:
         """Ubuntu's architecture name (``amd64`` or ``arm64``)."""
         return "arm64" if "arm64" in self.architectures else "amd64"
+
+
+def is_burstable(instance_type: str) -> bool:
+    return BURSTABLE.match(instance_type) is not None
 
 
 def describe_types(ec2: Any, names: Iterable[str]) -> dict[str, TypeInfo]:
@@ -167,6 +176,10 @@ class LaunchRequest:
     #: The VPC, when no subnet was given: where to look for another Availability Zone
     #: when EC2 has no capacity in the one it picked (see :func:`launch`).
     vpc_id: str | None = None
+    #: CPU credit mode (``standard`` or ``unlimited``), sent only for burstable types:
+    #: AWS launches t3, t3a and t4g as ``unlimited`` unless told, and surplus credits
+    #: are billed beyond the hourly price.
+    cpu_credits: str | None = None
 
 
 def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
@@ -209,7 +222,7 @@ def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
             {
                 "DeviceName": req.ami.root_device,
                 "Ebs": {
-                    "VolumeType": "gp3",
+                    "VolumeType": ROOT_VOLUME_TYPE,
                     "VolumeSize": req.root_volume_gb,
                     "Encrypted": True,
                     "DeleteOnTermination": True,
@@ -218,6 +231,8 @@ def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
         ],
         "TagSpecifications": tag_specs,
     }
+    if req.cpu_credits and is_burstable(req.instance_type):
+        params["CreditSpecification"] = {"CpuCredits": req.cpu_credits}
     if req.terminate_on_shutdown:
         params["InstanceInitiatedShutdownBehavior"] = "terminate"
     if req.subnet_id:

@@ -1,10 +1,17 @@
-"""Hourly prices: the AWS Price List API when reachable, else a bundled table.
+"""Prices: the AWS Price List API when reachable, else a bundled table.
 
 The Price List API has endpoints only in a few regions (us-east-1 is used); spot prices
 come from the region's spot price history. When either cannot be read (no permission,
 no network, an emulator), the bundled ``prices.json`` answers for the t3, t3a, m5, m6i,
-m7i, c6i, r6i, t4g, m6g and m7g families in the main regions. Every estimate says which
-source it used.
+m7i, c6i, r6i, t4g, m6g and m7g families and for gp3 and gp2 volumes in the main
+regions. Every price says which source it used; a price that cannot be known is None
+with the reason, never 0.
+
+What else an instance bills besides its hourly price: its root volume (per GB-month,
+:func:`ebs_price`), its public IPv4 address (:data:`IPV4_USD_PER_HOUR`), and, for a
+burstable type in ``unlimited`` CPU credit mode, surplus credits
+(:data:`SURPLUS_CREDIT_USD_PER_VCPU_HOUR`), which no hourly price shows and which is
+why sparkube launches burstable types in ``standard`` mode unless told otherwise.
 """
 
 from __future__ import annotations
@@ -17,12 +24,23 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from sparkube.aws.instances import is_burstable
+
 log = logging.getLogger(__name__)
 
 PRICE_LIST = "AWS Price List"
 SPOT_HISTORY = "EC2 spot price history"
 BUNDLED = "bundled price table"
 PRICING_REGION = "us-east-1"
+#: EBS bills per GB-month; AWS counts a month as 730 hours.
+HOURS_PER_MONTH = 730.0
+#: Every public IPv4 address, in use or idle, since 2024-02-01 (all commercial regions).
+IPV4_USD_PER_HOUR = 0.005
+IPV4_SOURCE = "AWS public IPv4 charge since 2024-02-01 (aws.amazon.com/vpc/pricing)"
+#: What a burstable instance in unlimited mode pays per vCPU-hour of surplus credits
+#: (Linux; T2/T3/T3a/T4g), on top of its hourly price.
+SURPLUS_CREDIT_USD_PER_VCPU_HOUR = 0.05
+SURPLUS_CREDIT_SOURCE = "EC2 on-demand pricing, T2/T3/T4g Unlimited Mode Pricing (Linux)"
 
 
 @dataclass(frozen=True)
@@ -33,38 +51,73 @@ class Price:
     market: str = "on-demand"
 
 
+@dataclass(frozen=True)
+class VolumePrice:
+    """An EBS volume type's storage price in one region, USD per GB-month (None:
+    unknown, and ``reason`` says why)."""
+
+    volume_type: str
+    usd_per_gb_month: float | None
+    source: str
+    reason: str = ""
+
+    def hourly(self, gb: int) -> float | None:
+        """What one volume of ``gb`` GiB costs per hour."""
+        if self.usd_per_gb_month is None:
+            return None
+        return gb * self.usd_per_gb_month / HOURS_PER_MONTH
+
+
+@cache
+def _bundled() -> dict[str, Any]:
+    text = resources.files("sparkube.aws").joinpath("prices.json").read_text("utf-8")
+    return dict(json.loads(text))
+
+
 @cache
 def bundled_table() -> dict[str, dict[str, float]]:
-    text = resources.files("sparkube.aws").joinpath("prices.json").read_text("utf-8")
-    data = json.loads(text)
+    data = _bundled()
     return {r: {k: float(v) for k, v in t.items()} for r, t in data["regions"].items()}
+
+
+@cache
+def bundled_volume_table() -> dict[str, dict[str, float]]:
+    """Region -> volume type -> USD per GB-month."""
+    data = _bundled()["volumes"]["regions"]
+    return {r: {k: float(v) for k, v in t.items()} for r, t in data.items()}
 
 
 def bundled_price(region: str, instance_type: str) -> float | None:
     return bundled_table().get(region, {}).get(instance_type)
 
 
-def _price_list(pricing: Any, region: str, instance_type: str) -> float | None:
-    filters = [
-        {"Type": "TERM_MATCH", "Field": field, "Value": value}
-        for field, value in (
-            ("regionCode", region),
-            ("instanceType", instance_type),
-            ("operatingSystem", "Linux"),
-            ("tenancy", "Shared"),
-            ("preInstalledSw", "NA"),
-            ("capacitystatus", "Used"),
-        )
-    ]
+def _on_demand_usd(pricing: Any, fields: dict[str, str], unit: str | None = None) -> float | None:
+    """The first positive on-demand USD price of the AmazonEC2 products matching
+    ``fields`` (in ``unit`` when given), from the Price List."""
+    filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fields.items()]
     response = pricing.get_products(ServiceCode="AmazonEC2", Filters=filters, MaxResults=10)
     for raw in response.get("PriceList", []):
         product = json.loads(raw) if isinstance(raw, str) else raw
         for term in product.get("terms", {}).get("OnDemand", {}).values():
             for dimension in term.get("priceDimensions", {}).values():
+                if unit is not None and dimension.get("unit", unit) != unit:
+                    continue
                 usd = dimension.get("pricePerUnit", {}).get("USD")
                 if usd is not None and float(usd) > 0:
                     return float(usd)
     return None
+
+
+def _price_list(pricing: Any, region: str, instance_type: str) -> float | None:
+    fields = {
+        "regionCode": region,
+        "instanceType": instance_type,
+        "operatingSystem": "Linux",
+        "tenancy": "Shared",
+        "preInstalledSw": "NA",
+        "capacitystatus": "Used",
+    }
+    return _on_demand_usd(pricing, fields)
 
 
 def _spot_price(ec2: Any, instance_type: str) -> float | None:
@@ -97,6 +150,35 @@ def on_demand_prices(clients: Any, region: str, types: Iterable[str]) -> dict[st
     return out
 
 
+def _volume_price_list(pricing: Any, region: str, volume_type: str) -> float | None:
+    fields = {"regionCode": region, "productFamily": "Storage", "volumeApiName": volume_type}
+    return _on_demand_usd(pricing, fields, unit="GB-Mo")
+
+
+def offline_ebs_price(region: str, volume_type: str) -> VolumePrice:
+    """A volume type's price from the bundled table alone (no AWS call)."""
+    usd = bundled_volume_table().get(region, {}).get(volume_type)
+    reason = "" if usd is not None else (
+        f"the {BUNDLED} has no {volume_type} volume price for {region}"
+    )  # fmt: skip
+    return VolumePrice(volume_type, usd, BUNDLED, reason)
+
+
+def ebs_price(clients: Any | None, region: str, volume_type: str) -> VolumePrice:
+    """A volume type's storage price per GB-month: the AWS Price List when ``clients``
+    can reach it, else the bundled table (``clients`` None: the table only)."""
+    if clients is not None:
+        try:
+            pricing = clients.client("pricing", region=PRICING_REGION, attempts=1)
+            usd = _volume_price_list(pricing, region, volume_type)
+        except Exception as exc:  # any failure: fall back to the table, and say so
+            log.info("Price List API not usable for volumes (%s); using the bundled table", exc)
+            usd = None
+        if usd is not None:
+            return VolumePrice(volume_type, usd, PRICE_LIST)
+    return offline_ebs_price(region, volume_type)
+
+
 def spot_price(clients: Any, region: str, instance_type: str, fallback: Price) -> Price:
     try:
         usd = _spot_price(clients.ec2, instance_type)
@@ -114,20 +196,86 @@ def spot_price(clients: Any, region: str, instance_type: str, fallback: Price) -
 
 @dataclass(frozen=True)
 class CostEstimate:
+    """What a cluster of one control plane and ``workers`` workers costs per hour:
+    instances + root volumes + public IPv4 addresses. A part whose price is unknown is
+    left out of :attr:`at_least_usd_per_hour` and named in :attr:`unknown`."""
+
     control_plane: Price
     worker: Price
     workers: int
+    #: Each node's root volume, GiB, and its type's price (None: volumes not priced).
+    volume_gb: int = 0
+    volume: VolumePrice | None = None
+    #: Public IPv4 addresses (one per node when the subnet gives nodes one).
+    addresses: int = 0
+    #: Nodes of a burstable type launched in ``unlimited`` CPU credit mode.
+    unlimited_nodes: int = 0
 
     @property
-    def usd_per_hour(self) -> float | None:
+    def nodes(self) -> int:
+        return 1 + self.workers
+
+    @property
+    def instances_usd_per_hour(self) -> float | None:
         cp, w = self.control_plane.usd_per_hour, self.worker.usd_per_hour
         if cp is None or (self.workers and w is None):
             return None
         return cp + self.workers * (w or 0.0)
 
     @property
+    def volumes_usd_per_hour(self) -> float | None:
+        if not self.volume_gb:
+            return 0.0
+        each = self.volume.hourly(self.volume_gb) if self.volume else None
+        return None if each is None else self.nodes * each
+
+    @property
+    def addresses_usd_per_hour(self) -> float:
+        return self.addresses * IPV4_USD_PER_HOUR
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        """The full hourly price; None when a part of it is unknown."""
+        parts = (self.instances_usd_per_hour, self.volumes_usd_per_hour)
+        if any(p is None for p in parts):
+            return None
+        return sum(p or 0.0 for p in parts) + self.addresses_usd_per_hour
+
+    @property
+    def at_least_usd_per_hour(self) -> float:
+        """The parts whose price is known: the full price when :attr:`exact`."""
+        cp, w = self.control_plane.usd_per_hour, self.worker.usd_per_hour
+        instances = (cp or 0.0) + (self.workers * w if w is not None else 0.0)
+        return instances + (self.volumes_usd_per_hour or 0.0) + self.addresses_usd_per_hour
+
+    @property
+    def unknown(self) -> list[str]:
+        """Why the full price may be more than :attr:`at_least_usd_per_hour`."""
+        out = []
+        prices = [self.control_plane] + ([self.worker] if self.workers else [])
+        for itype in dict.fromkeys(p.instance_type for p in prices if p.usd_per_hour is None):
+            out.append(f"no price for {itype} (neither the AWS Price List nor the {BUNDLED})")
+        if self.volumes_usd_per_hour is None:
+            out.append(self.volume.reason if self.volume and self.volume.reason else
+                       "the root volumes' price is unknown")  # fmt: skip
+        if self.unlimited_nodes:
+            n = self.unlimited_nodes
+            out.append(
+                f"surplus CPU credits of the {n} node{'s' if n != 1 else ''} in unlimited mode, "
+                f"billed beyond the hourly price (${SURPLUS_CREDIT_USD_PER_VCPU_HOUR:g} per "
+                "vCPU-hour above the baseline; --cpu-credits standard avoids them)"
+            )
+        return out
+
+    @property
+    def exact(self) -> bool:
+        return not self.unknown
+
+    @property
     def sources(self) -> str:
         names = {self.control_plane.source} | ({self.worker.source} if self.workers else set())
+        if self.volume_gb and self.volume is not None:
+            names.add(self.volume.source)
         return " + ".join(sorted(names))
 
     @property
@@ -135,8 +283,25 @@ class CostEstimate:
         return self.worker.market if self.workers else self.control_plane.market
 
 
+def _unlimited_nodes(
+    cpu_credits: str, control_plane_type: str, worker_type: str, workers: int
+) -> int:
+    if cpu_credits != "unlimited":
+        return 0
+    return int(is_burstable(control_plane_type)) + (workers if is_burstable(worker_type) else 0)
+
+
 def offline_estimate(
-    region: str, *, control_plane_type: str, worker_type: str, workers: int, spot: bool
+    region: str,
+    *,
+    control_plane_type: str,
+    worker_type: str,
+    workers: int,
+    spot: bool,
+    root_volume_gb: int = 0,
+    volume_type: str = "gp3",
+    public_ipv4: bool = False,
+    cpu_credits: str = "standard",
 ) -> CostEstimate:
     """The estimate from the bundled table alone: no AWS call, no credentials needed.
     Spot workers are priced at on-demand (spot prices come only from AWS); a type or
@@ -146,6 +311,10 @@ def offline_estimate(
         Price(control_plane_type, bundled_price(region, control_plane_type), BUNDLED),
         Price(worker_type, bundled_price(region, worker_type), BUNDLED, worker_market),
         workers,
+        volume_gb=root_volume_gb,
+        volume=offline_ebs_price(region, volume_type) if root_volume_gb else None,
+        addresses=1 + workers if public_ipv4 else 0,
+        unlimited_nodes=_unlimited_nodes(cpu_credits, control_plane_type, worker_type, workers),
     )
 
 
@@ -157,9 +326,23 @@ def estimate(
     worker_type: str,
     workers: int,
     spot: bool,
+    root_volume_gb: int = 0,
+    volume_type: str = "gp3",
+    public_ipv4: bool = False,
+    cpu_credits: str = "standard",
 ) -> CostEstimate:
+    """The estimate from AWS's prices (the bundled table where AWS does not answer).
+    Without ``root_volume_gb`` and ``public_ipv4``, the instances alone."""
     prices = on_demand_prices(clients, region, [control_plane_type, worker_type])
     worker = prices[worker_type]
     if spot and workers:
         worker = spot_price(clients, region, worker_type, worker)
-    return CostEstimate(prices[control_plane_type], worker, workers)
+    return CostEstimate(
+        prices[control_plane_type],
+        worker,
+        workers,
+        volume_gb=root_volume_gb,
+        volume=ebs_price(clients, region, volume_type) if root_volume_gb else None,
+        addresses=1 + workers if public_ipv4 else 0,
+        unlimited_nodes=_unlimited_nodes(cpu_credits, control_plane_type, worker_type, workers),
+    )

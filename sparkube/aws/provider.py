@@ -54,6 +54,10 @@ class PlannedInstances:
     root_volume_gb: int
     spot: bool
     usd_per_hour: float | None
+    #: CPU credit mode the nodes launch in; None for a type that has none (not burstable).
+    cpu_credits: str | None = None
+    #: Whether each node gets a public IPv4 address (billed per hour).
+    public_ipv4: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class _Checked:
     placement: network.Placement
     cidrs: tuple[str, ...]
     existing: ClusterInfo
+    #: Whether nodes get a public IPv4 address: the subnet's MapPublicIpOnLaunch when a
+    #: subnet is given, else the default VPC's default subnets (which map one).
+    public_ipv4: bool = True
 
 
 @dataclass
@@ -174,9 +181,11 @@ class AwsProvider:
             instances.check_kubeadm_minimum(types[spec.instance_type], "--instance-type")
             placement = network.resolve_placement(ec2, vpc_id=spec.vpc_id, subnet_id=spec.subnet_id)
             zone = None
+            public_ipv4 = True
             if placement.subnet_id:
                 subnet = ec2.describe_subnets(SubnetIds=[placement.subnet_id])["Subnets"][0]
                 zone = str(subnet["AvailabilityZone"])
+                public_ipv4 = bool(subnet.get("MapPublicIpOnLaunch", True))
             instances.check_offered(
                 ec2, [spec.control_plane_type, spec.instance_type], self.region, zone
             )
@@ -192,7 +201,7 @@ class AwsProvider:
                 f"{expired.strftime('%Y-%m-%d %H:%M')} UTC and its nodes power off as they "
                 "boot; remove it with 'sparkube down', then create a new one with 'sparkube up'."
             )
-        checked = _Checked(spec, types, placement, cidrs, existing)
+        checked = _Checked(spec, types, placement, cidrs, existing, public_ipv4)
         # Cached under both the spec as given and as completed: ``plan`` then
         # ``ensure_infra`` of the same cluster validate once.
         self._last_check = ((given, spec), checked)
@@ -221,6 +230,10 @@ class AwsProvider:
                 worker_type=spec.instance_type,
                 workers=spec.workers,
                 spot=spec.spot,
+                root_volume_gb=spec.root_volume_gb,
+                volume_type=instances.ROOT_VOLUME_TYPE,
+                public_ipv4=checked.public_ipv4,
+                cpu_credits=spec.cpu_credits,
             )
         bucket = storage.bucket_name(spec.name, self.region, account)
         role = iam.role_name(spec.name, self.region)
@@ -274,6 +287,8 @@ class AwsProvider:
                 spec.root_volume_gb,
                 False,
                 cost.control_plane.usd_per_hour,
+                _credits(cp_type.name, spec.cpu_credits),
+                checked.public_ipv4,
             ),
             PlannedInstances(
                 WORKER,
@@ -287,6 +302,8 @@ class AwsProvider:
                 spec.root_volume_gb,
                 spec.spot,
                 cost.worker.usd_per_hour,
+                _credits(w_type.name, spec.cpu_credits),
+                checked.public_ipv4,
             ),
         )
         ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None
@@ -424,6 +441,7 @@ class AwsProvider:
                 terminate_on_shutdown=expires is not None or spot,
                 tags=tags,
                 vcpus=checked.types[itype].vcpus,
+                cpu_credits=spec.cpu_credits,
             )
 
         out = []
@@ -472,6 +490,11 @@ class AwsProvider:
             )
             remaining = discovery.describe_cluster(self.clients, cluster)
         return result, remaining
+
+
+def _credits(instance_type: str, cpu_credits: str) -> str | None:
+    """The CPU credit mode nodes of ``instance_type`` launch in (None: not burstable)."""
+    return cpu_credits if instances.is_burstable(instance_type) else None
 
 
 def next_worker_number(info: ClusterInfo) -> int:

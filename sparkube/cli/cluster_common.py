@@ -18,6 +18,7 @@ from sparkube.cli.options import load_spec
 from sparkube.cli.ui import context
 from sparkube.defaults import (
     DEFAULT_CONTROL_PLANE_TYPE,
+    DEFAULT_CPU_CREDITS,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_ROOT_VOLUME_GB,
     DEFAULT_WORKERS,
@@ -72,6 +73,19 @@ SpotOption = Annotated[
     typer.Option(
         "--spot/--no-spot",
         help="Run workers on spot capacity. Default: on-demand (--no-spot).",
+        show_default=False,
+    ),
+]
+CpuCreditsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cpu-credits",
+        help="CPU credit mode of burstable types (t2, t3, t3a, t4g): standard or unlimited. "
+        "standard: the hourly price is the whole bill, but a node runs at its baseline "
+        "(20% of each vCPU for t3.medium) whenever it has no credits, as a new t3 node does. "
+        "unlimited (AWS's own default for t3, t3a, t4g): full speed, and surplus credits "
+        "are billed beyond the hourly price, $0.05 per vCPU-hour above the baseline on "
+        f"Linux. Other types ignore it. Default: {DEFAULT_CPU_CREDITS}.",
         show_default=False,
     ),
 ]

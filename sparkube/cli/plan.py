@@ -16,6 +16,7 @@ from sparkube.cli.cluster_common import (
     CidrOption,
     ConfigOption,
     CpTypeOption,
+    CpuCreditsOption,
     SpotOption,
     SubnetOption,
     TtlOption,
@@ -27,7 +28,7 @@ from sparkube.cli.cluster_common import (
     cluster_spec,
 )
 from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
-from sparkube.cli.render import money, plan_header, print_json
+from sparkube.cli.render import cost_notes, cost_parts, money, plan_header, print_json, total
 from sparkube.cli.ui import UI, context
 from sparkube.cli.views import OfflinePlanView, PlanView
 from sparkube.env import Environment
@@ -45,6 +46,7 @@ def plan(
     instance_type: TypeOption = None,
     control_plane_type: CpTypeOption = None,
     spot: SpotOption = None,
+    cpu_credits: CpuCreditsOption = None,
     allow_cidr: CidrOption = None,
     ami: AmiOption = None,
     ttl: TtlOption = None,
@@ -114,7 +116,7 @@ def plan(
     if output == "json":
         print_json(ui, PlanView.of(result))
         return
-    plan_header(ui, result)
+    plan_header(ui, result, notes=False)
     _plan_table(ui, result)
 
 
@@ -140,6 +142,8 @@ def _plan_table(ui: UI, result: Plan) -> None:
             f"  {i.vcpus} vCPU, {i.memory_mib / 1024:g} GiB, {i.architecture}, {i.ami}, "
             f"{i.root_volume_gb} GiB gp3 encrypted"
             + (", spot" if i.spot else "")
+            + (f", CPU credits {i.cpu_credits}" if i.cpu_credits else "")
+            + ("" if i.public_ipv4 else ", no public IPv4")
             + f", {money(i.usd_per_hour)} each",
             style="dim",
         )
@@ -153,11 +157,14 @@ def _plan_table(ui: UI, result: Plan) -> None:
         if result.spec.ttl
         else ""
     )
+    cost = result.cost
     ui.out.print(
-        f"Total: {money(result.cost.usd_per_hour)} ({result.cost.market}; prices from "
-        f"{result.cost.sources}){ttl_text}. '+' = to create, '=' = exists.",
+        f"Total: {total(cost)} = {cost_parts(cost)} ({cost.market}; prices from "
+        f"{cost.sources}){ttl_text}. '+' = to create, '=' = exists.",
         soft_wrap=not ui.out.is_terminal,
+        markup=False,
     )
+    cost_notes(ui, cost)
 
 
 def _offline_plan(
@@ -171,6 +178,7 @@ def _offline_plan(
     unreachable: bool = False,
 ) -> None:
     """The price of ``spec`` from the bundled table, said to be an offline estimate."""
+    from sparkube.aws.instances import ROOT_VOLUME_TYPE, is_burstable
     from sparkube.aws.pricing import BUNDLED, bundled_table, offline_estimate
     from sparkube.aws.session import LISTING_REGION, configured_region
     from sparkube.spec import format_duration
@@ -182,6 +190,10 @@ def _offline_plan(
         worker_type=spec.instance_type,
         workers=spec.workers,
         spot=spec.spot,
+        root_volume_gb=spec.root_volume_gb,
+        volume_type=ROOT_VOLUME_TYPE,
+        public_ipv4=True,  # the default VPC's subnets give each node one
+        cpu_credits=spec.cpu_credits,
     )
     missing = sorted(
         {p.instance_type for p in (cost.control_plane, cost.worker) if p.usd_per_hour is None}
@@ -209,15 +221,32 @@ def _offline_plan(
         source = f"{BUNDLED} ({region}, estimate)"
         print_json(ui, OfflinePlanView.of(spec, region, cost, reason=reason, source=source))
         return
+
+    def credits(itype: str) -> str:
+        return f", CPU credits {spec.cpu_credits}" if is_burstable(itype) else ""
+
     table = Table.grid(padding=(0, 2))
     table.add_row(
-        "control plane", f"1 × {spec.control_plane_type}", money(cost.control_plane.usd_per_hour)
+        "control plane",
+        f"1 × {spec.control_plane_type}",
+        money(cost.control_plane.usd_per_hour) + credits(spec.control_plane_type),
     )
     table.add_row(
         "workers",
         f"{spec.workers} × {spec.instance_type}" + (" spot" if spec.spot else ""),
         f"{money(cost.worker.usd_per_hour)} each"
-        + (" (spot priced at on-demand)" if spec.spot and spec.workers else ""),
+        + (" (spot priced at on-demand)" if spec.spot and spec.workers else "")
+        + (credits(spec.instance_type) if spec.workers else ""),
+    )
+    table.add_row(
+        "volumes",
+        f"{cost.nodes} × {spec.root_volume_gb} GiB {ROOT_VOLUME_TYPE}",
+        money(cost.volumes_usd_per_hour),
+    )
+    table.add_row(
+        "public IPv4",
+        f"{cost.addresses} address{'es' if cost.addresses != 1 else ''}",
+        money(cost.addresses_usd_per_hour),
     )
     ui.out.print(f"Cluster {spec.name} · {region} · offline estimate", markup=False)
     ui.out.print(table)
@@ -225,8 +254,9 @@ def _offline_plan(
         f" · nodes terminate themselves after {format_duration(spec.ttl)}" if spec.ttl else ""
     )
     ui.out.print(
-        f"Total: {money(cost.usd_per_hour)} ({cost.market}; estimated from the {BUNDLED} "
-        f"for {region}, not checked with AWS){ttl_text}.",
+        f"Total: {total(cost)} = {cost_parts(cost)} ({cost.market}; estimated from the "
+        f"{BUNDLED} for {region}, not checked with AWS){ttl_text}.",
         markup=False,
         soft_wrap=not ui.out.is_terminal,
     )
+    cost_notes(ui, cost)

@@ -18,6 +18,7 @@ from sparkube.env import Environment
 from sparkube.model import Node
 
 if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
+    from sparkube.aws.pricing import CostEstimate
     from sparkube.aws.provider import Plan
 
 
@@ -32,6 +33,41 @@ def money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.4f}/h" if value < 1 else f"${value:,.2f}/h"
 
 
+def total(cost: CostEstimate) -> str:
+    """The full hourly price, ``at least`` when a part is unknown (see ``cost.unknown``)."""
+    return ("" if cost.exact else "at least ") + money(cost.at_least_usd_per_hour)
+
+
+def cost_parts(cost: CostEstimate) -> str:
+    """``instances $0.1664 + volumes $0.0175 (4 × 40 GiB gp3) + public IPv4 $0.0200 (4 ×
+    $0.005)``: what the hourly price is made of."""
+    from sparkube.aws.pricing import IPV4_USD_PER_HOUR
+
+    def amount(value: float | None) -> str:
+        return money(value).removesuffix("/h")
+
+    parts = [f"instances {amount(cost.instances_usd_per_hour)}"]
+    if cost.volume_gb:
+        vtype = cost.volume.volume_type if cost.volume else "EBS"
+        parts.append(
+            f"volumes {amount(cost.volumes_usd_per_hour)} "
+            f"({cost.nodes} × {cost.volume_gb} GiB {vtype})"
+        )
+    parts.append(
+        f"public IPv4 {amount(cost.addresses_usd_per_hour)} "
+        + (f"({cost.addresses} × ${IPV4_USD_PER_HOUR:g})" if cost.addresses else "(none)")
+    )
+    return " + ".join(parts)
+
+
+def cost_notes(ui: UI, cost: CostEstimate) -> None:
+    """On stdout, one line per reason the price may be more than shown."""
+    for reason in cost.unknown:
+        ui.out.print(
+            f"Not in this price: {reason}.", markup=False, soft_wrap=not ui.out.is_terminal
+        )
+
+
 def home_path(env: Environment, path: Path) -> str:
     """``path`` with the user's home shown as ``~``."""
     home = env.environ.get("HOME")
@@ -40,8 +76,9 @@ def home_path(env: Environment, path: Path) -> str:
     return str(path)
 
 
-def plan_header(ui: UI, plan: Plan) -> None:
-    """Two lines on stderr (``plan`` and ``up``): the cluster's shape, cost and access."""
+def plan_header(ui: UI, plan: Plan, *, notes: bool = True) -> None:
+    """Two lines on stderr (``plan`` and ``up``): the cluster's shape, cost and access;
+    with ``notes``, a line for each reason the price may be more (``up``)."""
     cp, workers = plan.instances
     wrap = ui.err.is_terminal  # word-wrap on a terminal; never break lines in logs
     ui.err.print(
@@ -51,10 +88,13 @@ def plan_header(ui: UI, plan: Plan) -> None:
         soft_wrap=not wrap,
     )
     ui.err.print(
-        f"Estimated cost: {money(plan.cost.usd_per_hour)} ({plan.cost.market}, "
+        f"Estimated cost: {total(plan.cost)} = {cost_parts(plan.cost)} ({plan.cost.market}, "
         f"{plan.cost.sources}) · SSH/API open to {', '.join(plan.allow_cidrs)}",
         soft_wrap=not wrap,
+        markup=False,
     )
+    for reason in plan.cost.unknown if notes else ():
+        ui.err.print(f"Not in this price: {reason}.", soft_wrap=not wrap, markup=False)
 
 
 def nodes_table(ui: UI, nodes: tuple[Node, ...], prices: Prices | None, now: datetime) -> None:

@@ -124,13 +124,71 @@ class InstancesView:
     root_volume_gb: int
     spot: bool
     usd_per_hour_each: float | None
+    #: standard or unlimited; None for a type without CPU credits (not burstable)
+    cpu_credits: str | None
+
+
+def _r6(value: float | None) -> float | None:
+    """Plan's figures per hour to a millionth of a dollar: parts add up to the total."""
+    return None if value is None else round(value, 6)
+
+
+@dataclass(frozen=True)
+class VolumesView:
+    count: int
+    gb_each: int
+    volume_type: str | None
+    usd_per_gb_month: float | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class AddressesView:
+    count: int
+    usd_per_hour_each: float
+    source: str
 
 
 @dataclass(frozen=True)
 class CostView:
+    """The hourly price: instances + root volumes + public IPv4 addresses. With a part
+    unknown, ``usd_per_hour`` is what is known (at least) and ``exact`` is false;
+    ``unknown`` says why (an unknown price, or surplus CPU credits in unlimited mode)."""
+
     usd_per_hour: float | None
     market: str
     source: str
+    exact: bool
+    unknown: list[str]
+    instances_usd_per_hour: float | None
+    volumes_usd_per_hour: float | None
+    addresses_usd_per_hour: float
+    volumes: VolumesView
+    addresses: AddressesView
+
+    @classmethod
+    def of(cls, cost: CostEstimate, source: str | None = None) -> CostView:
+        from sparkube.aws.pricing import IPV4_SOURCE, IPV4_USD_PER_HOUR
+
+        volume = cost.volume
+        return cls(
+            usd_per_hour=_r6(cost.at_least_usd_per_hour),
+            market=cost.market,
+            source=source or cost.sources,
+            exact=cost.exact,
+            unknown=cost.unknown,
+            instances_usd_per_hour=_r6(cost.instances_usd_per_hour),
+            volumes_usd_per_hour=_r6(cost.volumes_usd_per_hour),
+            addresses_usd_per_hour=_r6(cost.addresses_usd_per_hour) or 0.0,
+            volumes=VolumesView(
+                count=cost.nodes if cost.volume_gb else 0,
+                gb_each=cost.volume_gb,
+                volume_type=volume.volume_type if volume else None,
+                usd_per_gb_month=volume.usd_per_gb_month if volume else None,
+                source=volume.source if volume else None,
+            ),
+            addresses=AddressesView(cost.addresses, IPV4_USD_PER_HOUR, IPV4_SOURCE),
+        )
 
 
 @dataclass(frozen=True)
@@ -167,10 +225,11 @@ class PlanView:
                     root_volume_gb=i.root_volume_gb,
                     spot=i.spot,
                     usd_per_hour_each=i.usd_per_hour,
+                    cpu_credits=i.cpu_credits,
                 )
                 for i in plan.instances
             ],
-            cost=CostView(plan.cost.usd_per_hour, plan.cost.market, plan.cost.sources),
+            cost=CostView.of(plan.cost),
             ttl_minutes=plan.ttl_minutes,
         )
 
@@ -182,6 +241,7 @@ class OfflineInstancesView:
     instance_type: str
     spot: bool
     usd_per_hour_each: float | None
+    cpu_credits: str | None
 
 
 @dataclass(frozen=True)
@@ -200,6 +260,8 @@ class OfflinePlanView:
     def of(
         cls, spec: ClusterSpec, region: str, cost: CostEstimate, *, reason: str, source: str
     ) -> OfflinePlanView:
+        from sparkube.aws.instances import is_burstable
+
         each = [(CONTROL_PLANE, 1, cost.control_plane), ("worker", spec.workers, cost.worker)]
         return cls(
             offline=True,
@@ -213,10 +275,11 @@ class OfflinePlanView:
                     instance_type=price.instance_type,
                     spot=role == "worker" and spec.spot,
                     usd_per_hour_each=price.usd_per_hour,
+                    cpu_credits=spec.cpu_credits if is_burstable(price.instance_type) else None,
                 )
                 for role, count, price in each
             ],
-            cost=CostView(cost.usd_per_hour, cost.market, source),
+            cost=CostView.of(cost, source),
             ttl_minutes=_ttl_minutes(spec.ttl),
         )
 

@@ -289,7 +289,15 @@ def test_a_terminal_sees_what_is_being_waited_for(
 
 # --- plan before any account setup ---------------------------------------------------
 
-TABLE = json.loads((ROOT / "sparkube" / "aws" / "prices.json").read_text())["regions"]
+PRICES = json.loads((ROOT / "sparkube" / "aws" / "prices.json").read_text())
+TABLE = PRICES["regions"]
+
+
+def _full(region: str, control: float, workers: float, nodes: int) -> float:
+    """The plan's full hourly price, by hand: the instances, each node's 40 GiB gp3 root
+    volume at the table's GB-month price over 730 h, and one public IPv4 per node."""
+    gp3 = PRICES["volumes"]["regions"][region]["gp3"]
+    return control + workers + nodes * (40 * gp3 / 730 + 0.005)
 
 
 def _without_credentials(moto_aws: MotoAws, *drop: str) -> MotoAws:
@@ -310,7 +318,8 @@ def test_plan_without_credentials_is_an_offline_estimate(cli: Cli, moto_aws: Mot
     price = TABLE["us-east-1"]["m7i.large"]
     control = TABLE["us-east-1"]["t3.medium"]
     assert "offline estimate" in result.stdout
-    assert f"${control + 3 * price:,.4f}/h" in result.stdout
+    assert f"Total: ${_full('us-east-1', control, 3 * price, 4):,.4f}/h = " in result.stdout
+    assert f"instances ${control + 3 * price:,.4f} + volumes" in result.stdout
     assert "not checked with AWS" in result.stdout
     assert "Offline estimate (no AWS credentials were found)" in result.stderr
     assert "us-east-1 prices from sparkube's bundled price table" in result.stderr
@@ -323,7 +332,11 @@ def test_plan_without_a_region_prices_us_east_1_and_says_so(cli: Cli, moto_aws: 
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["offline"] is True and plan["region"] == "us-east-1"
-    assert plan["cost"]["usd_per_hour"] == pytest.approx(3 * TABLE["us-east-1"]["t3.medium"])
+    t3 = TABLE["us-east-1"]["t3.medium"]
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(
+        _full("us-east-1", t3, 2 * t3, 3), abs=1e-6
+    )
+    assert plan["cost"]["instances_usd_per_hour"] == pytest.approx(3 * t3)
     assert "no AWS region is set" in result.stderr and "Pass --region" in result.stderr
 
 
@@ -337,10 +350,13 @@ def test_plan_offline_asks_nothing_even_with_credentials(cli: Cli, moto_aws: Mot
     assert calls.total == 0
     plan = json.loads(result.stdout)
     assert plan["cost"]["market"] == "spot (priced at on-demand)"
-    assert plan["cost"]["usd_per_hour"] == pytest.approx(2 * TABLE["eu-west-1"]["t3.medium"])
+    t3 = TABLE["eu-west-1"]["t3.medium"]
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(_full("eu-west-1", t3, t3, 2), abs=1e-6)
+    assert plan["cost"]["volumes"]["usd_per_gb_month"] == 0.088
     unknown = cli("plan", "--offline", "--instance-type", "x9.huge", env=moto_aws.env)
     assert unknown.exit_code == 0
-    assert "Total: unknown" in unknown.stdout and "no price for x9.huge" in unknown.stderr
+    assert "Total: at least $" in unknown.stdout and "no price for x9.huge" in unknown.stderr
+    assert "Not in this price: no price for x9.huge" in unknown.stdout
     bad = cli("plan", "--offline", "--workers", "500", env=moto_aws.env)
     assert bad.exit_code == 2 and "--workers" in bad.stderr and "200" in bad.stderr
 
@@ -364,7 +380,8 @@ def test_plan_offline_with_credentials_is_an_offline_estimate(tmp_path: Path) ->
     assert "eu-west-1 prices from sparkube's bundled price table" in note
     assert "Once AWS can be reached, 'sparkube plan' shows all." in note
     assert "Error" not in done.stderr
-    assert f"${2 * TABLE['eu-west-1']['t3.medium']:,.4f}/h" in done.stdout
+    t3 = TABLE["eu-west-1"]["t3.medium"]
+    assert f"${_full('eu-west-1', t3, t3, 2):,.4f}/h" in done.stdout
     assert "not checked with AWS" in done.stdout
     assert seconds < FAST
     done, _ = _offline(tmp_path / "json", "plan", "--region", "eu-west-1", "-o", "json")
@@ -383,7 +400,9 @@ def test_plan_unreachable_with_credentials_is_an_offline_estimate(
     assert result.exit_code == 0, result.stderr
     assert "Offline estimate (AWS cannot be reached: no connection at" in result.stderr
     assert "us-east-1 prices from sparkube's bundled price table" in result.stderr
-    price = TABLE["us-east-1"]["m7i.large"] * 3 + TABLE["us-east-1"]["t3.medium"]
+    price = _full(
+        "us-east-1", TABLE["us-east-1"]["t3.medium"], TABLE["us-east-1"]["m7i.large"] * 3, 4
+    )
     assert f"${price:,.4f}/h" in result.stdout and "offline estimate" in result.stdout
 
 

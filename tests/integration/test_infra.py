@@ -311,10 +311,26 @@ def test_plan_lists_everything_and_writes_nothing(cli: Cli, moto_aws: MotoAws) -
         ("worker", 3),
     ]
     assert plan["instances"][0]["ami"] == moto_aws.amis["amd64"]
-    assert plan["cost"]["usd_per_hour"] == pytest.approx(4 * 0.0416)
-    assert plan["cost"]["source"] == "bundled price table"
+    # the full hourly price, by hand: 4 × t3.medium, 4 root volumes of 40 GiB gp3 at
+    # $0.08 per GB-month over 730 h, and 4 public IPv4 addresses at $0.005 (moto answers
+    # no Price List: the bundled table's us-east-1 figures)
+    cost = plan["cost"]
+    assert cost["instances_usd_per_hour"] == pytest.approx(4 * 0.0416)
+    assert cost["volumes_usd_per_hour"] == pytest.approx(4 * 40 * 0.08 / 730, abs=1e-6)
+    assert cost["addresses_usd_per_hour"] == pytest.approx(4 * 0.005)
+    assert cost["usd_per_hour"] == pytest.approx(4 * 0.0416 + 12.8 / 730 + 0.02, abs=1e-6)
+    assert cost["exact"] is True and cost["unknown"] == []
+    assert (cost["volumes"]["count"], cost["volumes"]["gb_each"]) == (4, 40)
+    assert cost["addresses"]["count"] == 4
+    assert cost["source"] == "bundled price table"
+    assert [i["cpu_credits"] for i in plan["instances"]] == ["standard", "standard"]
     text = cli("plan", "--workers", "3", "--allow-cidr", CIDR, env=moto_aws.env)
     assert "bundled price table" in text.stdout
+    assert (
+        "Total: $0.2039/h = instances $0.1664 + volumes $0.0175 (4 × 40 GiB gp3) + public "
+        "IPv4 $0.0200 (4 × $0.005)"
+    ) in text.stdout
+    assert "CPU credits standard" in text.stdout and "Not in this price" not in text.stdout
     assert "tcp/6443" in text.stdout and "203.0.113.7/32" in text.stdout
     assert not moto_aws.env.cluster_dir("sparkube").exists()
 
@@ -364,6 +380,15 @@ def test_subnet_and_vpc_are_used_when_given(cli: Cli, moto_aws: MotoAws) -> None
     wrong = _up(cli, moto_aws, "--workers", "1", "--subnet-id", subnet_id, "--vpc-id", "vpc-0")
     assert wrong.exit_code == 2
     assert "not in --vpc-id" in wrong.stderr
+    # a subnet that maps no public IPv4 (a new subnet's default): no address is priced
+    plan = cli("plan", "--workers", "1", "--subnet-id", subnet_id, "--allow-cidr", CIDR,
+               "-o", "json", env=moto_aws.env)  # fmt: skip
+    cost = json.loads(plan.stdout)["cost"]
+    assert cost["addresses"]["count"] == 0 and cost["addresses_usd_per_hour"] == 0
+    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+    plan = cli("plan", "--workers", "1", "--subnet-id", subnet_id, "--allow-cidr", CIDR,
+               "-o", "json", env=moto_aws.env)  # fmt: skip
+    assert json.loads(plan.stdout)["cost"]["addresses"]["count"] == 2
 
 
 def test_up_of_a_cluster_past_its_ttl_is_refused_before_anything_starts(
@@ -385,3 +410,83 @@ def test_up_of_a_cluster_past_its_ttl_is_refused_before_anything_starts(
         "with 'sparkube up'."
     )
     assert len(_instances(ec2)) == 2  # no worker added
+
+
+# --- CPU credits of burstable types ----------------------------------------------------
+
+
+def _launches(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What sparkube sends to RunInstances (moto accepts CreditSpecification but keeps
+    no record of it: its DescribeInstanceCreditSpecifications answers standard always)."""
+    from sparkube.aws import instances
+
+    sent: list[dict[str, Any]] = []
+    real = instances.launch_parameters
+
+    def recording(req: Any) -> dict[str, Any]:
+        params = real(req)
+        sent.append(params)
+        return params
+
+    monkeypatch.setattr(instances, "launch_parameters", recording)
+    return sent
+
+
+def test_burstable_nodes_launch_in_standard_credit_mode_unless_told(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _launches(monkeypatch)
+    up = _up(cli, moto_aws, "--workers", "2")
+    assert up.exit_code == 0, up.stderr
+    assert [p["CreditSpecification"] for p in sent] == [{"CpuCredits": "standard"}] * 2
+    # up's summary line: the full hourly price and its parts, nothing left out
+    assert (
+        "Estimated cost: $0.1530/h = instances $0.1248 + volumes $0.0132 (3 × 40 GiB gp3) "
+        "+ public IPv4 $0.0150 (3 × $0.005) (on-demand, bundled price table)"
+    ) in " ".join(up.stderr.split())
+    assert "Not in this price" not in up.stderr
+    ec2 = moto_aws.client("ec2")
+    ids = [i["InstanceId"] for i in _instances(ec2)]
+    specs = ec2.describe_instance_credit_specifications(InstanceIds=ids)
+    assert {s["CpuCredits"] for s in specs["InstanceCreditSpecifications"]} == {"standard"}
+    (group,) = ec2.describe_security_groups(
+        Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
+    )["SecurityGroups"]
+    assert _tags(group)["sparkube:cpu-credits"] == "standard"  # recorded: a resume keeps it
+    counter = CallCounter()
+    with observe_calls(counter):
+        other = _up(cli, moto_aws, "--workers", "2", "--cpu-credits", "unlimited")
+    assert other.exit_code == 2
+    assert "CPU credits standard (asked unlimited)" in other.stderr
+    assert counter.writes() == {}
+    bad = _up(cli, moto_aws, "--cpu-credits", "fast")
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
+    assert "--cpu-credits: 'fast' is not one of: standard, unlimited" in bad.stderr
+
+
+def test_unlimited_is_sent_to_burstable_types_only_and_plan_says_what_it_may_cost(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _launches(monkeypatch)
+    up = _up(cli, moto_aws, "-c", "burst", "--workers", "1", "--instance-type", "m7i.large",
+             "--cpu-credits", "unlimited")  # fmt: skip
+    assert up.exit_code == 0, up.stderr
+    # the t3.medium control plane takes the mode; m7i.large workers have no credits
+    assert [p.get("CreditSpecification") for p in sent] == [{"CpuCredits": "unlimited"}, None]
+    assert "Not in this price: surplus CPU credits of the 1 node in unlimited mode" in up.stderr
+    plan = cli("plan", "-c", "burst", "--allow-cidr", CIDR, "-o", "json", env=moto_aws.env)
+    doc = json.loads(plan.stdout)
+    assert [i["cpu_credits"] for i in doc["instances"]] == ["unlimited", None]
+    assert doc["cost"]["exact"] is False
+    (note,) = doc["cost"]["unknown"]
+    assert "billed beyond the hourly price ($0.05 per vCPU-hour" in note
+    text = cli("plan", "-c", "burst", "--allow-cidr", CIDR, env=moto_aws.env)
+    assert "Total: at least $" in text.stdout
+    assert "Not in this price: surplus CPU credits" in text.stdout
+    assert text.stdout.count("CPU credits unlimited") == 1  # the control plane's line only
+    # without a burstable type, plan says nothing about credits
+    none = cli("plan", "-c", "plain", "--instance-type", "m7i.large", "--control-plane-type",
+               "m7i.large", "--cpu-credits", "unlimited", "--allow-cidr", CIDR,
+               env=moto_aws.env)  # fmt: skip
+    assert none.exit_code == 0, none.stderr
+    assert "credit" not in none.stdout.lower() and "Total: $" in none.stdout

@@ -147,6 +147,18 @@ def test_launch_parameters() -> None:
     assert "spot-instances-request" in {s["ResourceType"] for s in spot["TagSpecifications"]}
 
 
+def test_burstable_types_launch_in_the_credit_mode_asked_others_get_none() -> None:
+    for itype in ("t3.medium", "t3a.large", "t4g.small", "t2.medium"):
+        params = instances.launch_parameters(_request(instance_type=itype, cpu_credits="standard"))
+        assert params["CreditSpecification"] == {"CpuCredits": "standard"}, itype
+    unlimited = instances.launch_parameters(_request(cpu_credits="unlimited"))
+    assert unlimited["CreditSpecification"] == {"CpuCredits": "unlimited"}
+    for itype in ("m7i.large", "c6i.xlarge", "m7g.large", "r6i.large"):
+        params = instances.launch_parameters(_request(instance_type=itype, cpu_credits="standard"))
+        assert "CreditSpecification" not in params, itype
+    assert "CreditSpecification" not in instances.launch_parameters(_request())
+
+
 def test_client_tokens_differ_per_batch_and_cluster_incarnation() -> None:
     a = instances.client_token("c", "sg-1", "worker", 1, 3)
     assert a == instances.client_token("c", "sg-1", "worker", 1, 3)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from sparkube.aws.discovery import ClusterSummary
-from sparkube.aws.pricing import BUNDLED, offline_estimate
+from sparkube.aws.pricing import BUNDLED, IPV4_SOURCE, offline_estimate
 from sparkube.aws.provider import Plan, PlannedInstances, PlannedResource
 from sparkube.cli.views import ClusterRow, OfflinePlanView, PlanView, StatusView, to_json
 from sparkube.model import ClusterInfo, Node
@@ -84,7 +84,18 @@ def test_ls_rows_are_a_json_list_and_an_unknown_price_is_null() -> None:
 
 def _instances(role: str, count: int, existing: int) -> PlannedInstances:
     return PlannedInstances(
-        role, count, existing, "t3.medium", 2, 4096, "amd64", "ami-1", 40, False, 0.0416
+        role,
+        count,
+        existing,
+        "t3.medium",
+        2,
+        4096,
+        "amd64",
+        "ami-1",
+        40,
+        False,
+        0.0416,
+        "standard",
     )  # type: ignore[arg-type]
 
 
@@ -92,7 +103,7 @@ def test_plan_json() -> None:
     spec = ClusterSpec(name="demo", workers=2)
     cost = offline_estimate(
         "us-east-1", control_plane_type="t3.medium", worker_type="t3.medium", workers=2,
-        spot=False,
+        spot=False, root_volume_gb=40, public_ipv4=True,
     )  # fmt: skip
     plan = Plan(
         cluster="demo", region="us-east-1", account="123", vpc_id="vpc-1", subnet_id=None,
@@ -112,20 +123,36 @@ def test_plan_json() -> None:
     ]
     assert list(doc["instances"][1]) == [
         "role", "count", "existing", "instance_type", "vcpus", "memory_mib", "architecture",
-        "ami", "root_volume_gb", "spot", "usd_per_hour_each",
+        "ami", "root_volume_gb", "spot", "usd_per_hour_each", "cpu_credits",
     ]  # fmt: skip
+    assert doc["instances"][1]["cpu_credits"] == "standard"
+    # instances + 3 root volumes of 40 GiB gp3 at $0.08/GB-month + 3 public IPv4
+    volumes = 3 * 40 * 0.08 / 730
     assert doc["cost"] == {
-        "usd_per_hour": cost.usd_per_hour,
+        "usd_per_hour": round(3 * 0.0416 + volumes + 3 * 0.005, 6),
         "market": "on-demand",
         "source": BUNDLED,
-    }
+        "exact": True,
+        "unknown": [],
+        "instances_usd_per_hour": round(3 * 0.0416, 6),
+        "volumes_usd_per_hour": round(volumes, 6),
+        "addresses_usd_per_hour": 0.015,
+        "volumes": {
+            "count": 3, "gb_each": 40, "volume_type": "gp3", "usd_per_gb_month": 0.08,
+            "source": BUNDLED,
+        },
+        "addresses": {"count": 3, "usd_per_hour_each": 0.005, "source": IPV4_SOURCE},
+    }  # fmt: skip
 
 
 def test_offline_plan_json() -> None:
-    spec = ClusterSpec(name="demo", workers=1, spot=True, ttl=timedelta(hours=2))
-    cost = offline_estimate(
-        "eu-west-1", control_plane_type="t3.medium", worker_type="m7i.large", workers=1, spot=True
+    spec = ClusterSpec(
+        name="demo", workers=1, spot=True, ttl=timedelta(hours=2), cpu_credits="unlimited"
     )
+    cost = offline_estimate(
+        "eu-west-1", control_plane_type="t3.medium", worker_type="m7i.large", workers=1, spot=True,
+        cpu_credits="unlimited",
+    )  # fmt: skip
     view = OfflinePlanView.of(spec, "eu-west-1", cost, reason="--offline was given", source="s")
     assert json.loads(to_json(view)) == {
         "offline": True,
@@ -136,13 +163,23 @@ def test_offline_plan_json() -> None:
             {
                 "role": "control-plane", "count": 1, "instance_type": "t3.medium",
                 "spot": False, "usd_per_hour_each": cost.control_plane.usd_per_hour,
+                "cpu_credits": "unlimited",
             },
             {
                 "role": "worker", "count": 1, "instance_type": "m7i.large", "spot": True,
-                "usd_per_hour_each": cost.worker.usd_per_hour,
+                "usd_per_hour_each": cost.worker.usd_per_hour, "cpu_credits": None,
             },
         ],
-        "cost": {"usd_per_hour": cost.usd_per_hour, "market": "spot (priced at on-demand)",
-                 "source": "s"},
+        "cost": {
+            "usd_per_hour": round(cost.at_least_usd_per_hour, 6),
+            "market": "spot (priced at on-demand)", "source": "s",
+            # the one burstable node in unlimited mode: the price is a lower bound
+            "exact": False, "unknown": cost.unknown,
+            "instances_usd_per_hour": round(cost.at_least_usd_per_hour, 6),
+            "volumes_usd_per_hour": 0.0, "addresses_usd_per_hour": 0.0,
+            "volumes": {"count": 0, "gb_each": 0, "volume_type": None,
+                        "usd_per_gb_month": None, "source": None},
+            "addresses": {"count": 0, "usd_per_hour_each": 0.005, "source": IPV4_SOURCE},
+        },
         "ttl_minutes": 120,
     }  # fmt: skip

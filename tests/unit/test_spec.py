@@ -160,3 +160,25 @@ def test_durations() -> None:
     for bad in ("", "4", "h", "4x", "-1h"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_cpu_credits_standard_by_default_unlimited_from_any_source(tmp_path: Path) -> None:
+    assert load_spec(env=make_env(tmp_path)).cpu_credits == "standard"
+    env = make_env(tmp_path, SPARKUBE_CPU_CREDITS="Unlimited")
+    assert load_spec(env=env).cpu_credits == "unlimited"
+    (tmp_path / "sparkube.yaml").write_text("cpu_credits: unlimited\n")
+    assert load_spec(env=make_env(tmp_path)).cpu_credits == "unlimited"
+    assert load_spec(env=make_env(tmp_path), flags={"cpu_credits": "standard"}).cpu_credits == (
+        "standard"
+    )
+
+
+def test_a_bad_cpu_credit_mode_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_spec(env=make_env(tmp_path), flags={"cpu_credits": "fast"})
+    assert str(err.value) == (
+        "option --cpu-credits: 'fast' is not one of: standard, unlimited; fix this value."
+    )
+    with pytest.raises(ConfigError) as err:
+        load_spec(env=make_env(tmp_path, SPARKUBE_CPU_CREDITS="burst"))
+    assert str(err.value).startswith("environment variable SPARKUBE_CPU_CREDITS: 'burst' is not")
