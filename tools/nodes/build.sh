@@ -205,6 +205,20 @@ if ! fresh "$d" "$st"; then
   built coredns "$d" "$st" "$t0"
 fi
 
+d="$bin/metrics-server"; mkdir -p "$d"
+st="$(stamp_of metrics-server "$gover" "$METRICS_SERVER_IMAGE_VERSION")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS
+  echo "  [metrics-server] go install sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_IMAGE_VERSION"
+  ms_pkg=k8s.io/client-go/pkg/version
+  GOBIN="$d" GOFLAGS="-buildvcs=false -trimpath" nice -n 10 go install -p "$jobs" \
+    -ldflags "-s -w -X $ms_pkg.gitVersion=$METRICS_SERVER_IMAGE_VERSION -X $ms_pkg.gitTreeState=clean" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_IMAGE_VERSION"
+  "$d/metrics-server" --version | grep -qx "$METRICS_SERVER_IMAGE_VERSION" \
+    || die "metrics-server --version does not say $METRICS_SERVER_IMAGE_VERSION"
+  built metrics-server "$d" "$st" "$t0"
+fi
+
 src_of() {  # src_of MODULE@VERSION DEST: a writable copy of a module's source
   local dir
   dir="$(GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
@@ -253,7 +267,8 @@ fi
 # --- images ------------------------------------------------------------------------
 images="$cache/images"
 st="$(stamp_of images "$(cat "$bin"/*/.stamp "$kube_bin/.stamp" "$rootfs/.stamp")" \
-  "$ETCD_IMAGE_TAG" "$PAUSE_VERSION" "$COREDNS_VERSION" "$FLANNEL_VERSION" "$FLANNEL_CNI_IMAGE_TAG")"
+  "$ETCD_IMAGE_TAG" "$PAUSE_VERSION" "$COREDNS_VERSION" "$FLANNEL_VERSION" "$FLANNEL_CNI_IMAGE_TAG" \
+  "$METRICS_SERVER_IMAGE_VERSION")"
 if ! fresh "$images" "$st"; then
   t0=$SECONDS; rm -rf "$images"; mkdir -p "$images"
   work="$(mktemp -d "$cache/.images.XXXXXX")"
@@ -308,6 +323,9 @@ if ! fresh "$images" "$st"; then
   base "$work/flannel-cni"; cp "$bin/flannel/flannel-cni" "$work/flannel-cni/flannel"
   busybox_into "$work/flannel-cni" sh cp ls cat mkdir
   mkimage "ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_IMAGE_TAG" "$work/flannel-cni" flannel-cni-plugin
+  base "$work/metrics-server"; cp "$bin/metrics-server/metrics-server" "$work/metrics-server/metrics-server"
+  mkimage "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_IMAGE_VERSION" \
+    "$work/metrics-server" metrics-server /metrics-server
   # A shell image for tests (busybox: sh, nslookup, wget, nc, httpd).
   base "$work/shell"
   busybox_into "$work/shell" sh ls cat echo sleep wget nslookup ip hostname ping httpd nc mkdir
