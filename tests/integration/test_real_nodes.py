@@ -12,6 +12,10 @@ tars after preparation, before ``kubeadm init``). The settings only this VM need
 added by the bed (``VM_KUBEADM_SETTINGS``), and the first test proves that what sparkube
 renders contains none of them.
 
+The last test runs ``sparkube up`` on moto: the instances it launched boot on the bed at
+their private IPs, and ``up`` runs every phase on them (sparkube's metrics-server
+manifest included).
+
 Not collected by default (marker ``realnodes``, deselected in scripts/test.sh like
 ``e2e``): ``bash tools/nodes/build.sh`` then
 ``sudo .venv/bin/python -m pytest -m realnodes tests/integration/test_real_nodes.py -s``.
