@@ -277,7 +277,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
     t0 = time.monotonic()
     infra = cli(
         "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32", "--yes",
-        "--until", "infra", env=env,
+        "--ttl", "2h", "--until", "infra", env=env,
     )  # fmt: skip
     assert infra.exit_code == 0, infra.stderr[-3000:]
 
@@ -358,5 +358,10 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
             time.sleep(3)
             top = bed.run("control-plane", f"{ADMIN} top nodes --no-headers", check=False)
         metrics_s = time.monotonic() - t0
+        # The TTL the user data installed runs under the nodes' own systemd.
+        for name in NAMES:
+            timer = bed.run(name, "systemctl is-active sparkube-ttl.timer", check=False)
+            assert timer.stdout.strip() == "active", (name, timer.stdout, timer.stderr)
+            assert bed.run(name, "cat /etc/sparkube/expires-at").stdout.strip()
         assert sorted(line.split()[0] for line in top.stdout.splitlines()) == sorted(NAMES)
         print(json.dumps({"up_s": round(ready_s, 1), "metrics_s": round(metrics_s, 1)}))
