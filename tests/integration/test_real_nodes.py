@@ -30,6 +30,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from sparkube.aws import userdata
 from sparkube.aws.instances import node_name
 from sparkube.env import Environment
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Node
-from sparkube.nodes import kubeadm
+from sparkube.nodes import kubeadm, ttl
 from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase, ssh_settings
 from sparkube.nodes.prepare import render_prepare_script
@@ -365,3 +366,26 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
             assert bed.run(name, "cat /etc/sparkube/expires-at").stdout.strip()
         assert sorted(line.split()[0] for line in top.stdout.splitlines()) == sorted(NAMES)
         print(json.dumps({"up_s": round(ready_s, 1), "metrics_s": round(metrics_s, 1)}))
+
+
+def test_a_node_past_its_ttl_powers_itself_off(
+    node_bed: NodeBed,  # noqa: F811
+) -> None:
+    """The TTL the user data installs, under a node's own systemd: once the expiry file
+    says the time has passed, the timer's check powers the machine off (on EC2, with
+    shutdown behaviour terminate, that ends the instance)."""
+    bed = node_bed
+    later = datetime.now(UTC) + timedelta(hours=2)
+    data = userdata.render("#!/bin/bash\necho prepared\n", expires_at=later)
+    bed.add_node("worker-1", public_key="ssh-ed25519 AAAA unused", user_data=data,
+                 control_plane=False)  # fmt: skip
+    bed.wait_user_data("worker-1", timeout=120)
+    assert bed.run("worker-1", "systemctl is-active sparkube-ttl.timer").stdout.strip() == "active"
+    assert bed.run("worker-1", "cat /etc/sparkube/expires-at").stdout.strip() == str(
+        int(later.timestamp())
+    )
+    t0 = time.monotonic()
+    bed.run("worker-1", ttl.set_expiry_command(datetime.now(UTC) - timedelta(minutes=1)))
+    status = bed.wait_powered_off("worker-1", timeout=150)  # the timer runs every minute
+    print(json.dumps({"ttl_poweroff_s": round(time.monotonic() - t0, 1), "nspawn_exit": status}))
+    assert status == 0, bed.nodes["worker-1"].console_tail()
