@@ -15,4 +15,4 @@ MIN_ROOT_VOLUME_GB = 20
 MAX_ROOT_VOLUME_GB = 2000
 #: Burstable types (t2, t3, t3a, t4g) launch in this CPU credit mode: the hourly price is
 #: the bill. ``unlimited`` (AWS's default for t3, t3a, t4g) can bill surplus credits.
-DEFAULT_CPU_CREDITS: Final = "standard"
+DEFAULT_CPU_CREDITS: Final = "unlimited"

@@ -261,9 +261,10 @@ class CostEstimate:
         if self.unlimited_nodes:
             n = self.unlimited_nodes
             out.append(
-                f"surplus CPU credits of the {n} node{'s' if n != 1 else ''} in unlimited mode, "
-                f"billed beyond the hourly price (${SURPLUS_CREDIT_USD_PER_VCPU_HOUR:g} per "
-                "vCPU-hour above the baseline; --cpu-credits standard avoids them)"
+                f"surplus CPU credits of the {n} node{'s' if n != 1 else ''} in unlimited mode "
+                f"while above their baseline (${SURPLUS_CREDIT_USD_PER_VCPU_HOUR:g} per "
+                "vCPU-hour above it; status and usage count what was charged; "
+                "--cpu-credits standard caps the bill at the hourly price)"
             )
         return out
 

@@ -381,6 +381,8 @@ class AwsProvider:
                 )
             stopped = [n.instance_id for n in existing.nodes if n.state == "stopped"]
             if stopped:
+                # EC2 forgets when they stopped as soon as they start: the ledger keeps it
+                self._record_instances(name, bucket)
                 reporter.step(PHASE, "instances", f"starting {len(stopped)} stopped")
                 ec2.start_instances(InstanceIds=stopped)
             ids = [n.instance_id for n in existing.nodes] + new_ids
@@ -389,7 +391,19 @@ class AwsProvider:
                 reporter.step(PHASE, "instances", f"waiting for {len(ids)} to run")
                 instances.wait_running(ec2, ids)
             info = discovery.describe_cluster(self.clients, name) if changed else existing
+            if changed:
+                self._record_instances(name, bucket)
         return info
+
+    def _record_instances(self, cluster: str, bucket: str) -> None:
+        """Bring the instance facts of the cluster's ledger up to date (sparkube.cost).
+        Money is informative: a failure here is logged, never fails ``up`` or ``down``."""
+        from sparkube.cost.instances import record_instances
+
+        try:
+            record_instances(self.clients, cluster, bucket)
+        except Exception as exc:
+            log.warning("could not record the instances in the ledger: %s", exc)
 
     def _launches(
         self,
@@ -487,6 +501,10 @@ class AwsProvider:
                 keep_data=keep_data,
                 reporter=reporter,
                 sleep=self.sleep,
+                # a kept bucket keeps the ledger: it learns when the instances ended
+                on_terminated=(lambda: self._record_instances(cluster, bucket))
+                if keep_data and (bucket := info.bucket)
+                else None,
             )
             remaining = discovery.describe_cluster(self.clients, cluster)
         return result, remaining

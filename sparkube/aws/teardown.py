@@ -67,6 +67,7 @@ def teardown(
     keep_data: bool,
     reporter: Reporter,
     sleep: Sleep,
+    on_terminated: Callable[[], None] | None = None,
 ) -> TeardownResult:
     result = TeardownResult()
     ec2 = clients.ec2
@@ -75,6 +76,8 @@ def teardown(
         reporter.step(PHASE, "instances", f"terminating {len(ids)}")
         instances.terminate(ec2, ids)
         instances.wait_terminated(ec2, ids)
+        if on_terminated is not None:  # e.g. the ledger keeps when they ended
+            on_terminated()
         result.deleted.append(f"{len(ids)} instance{'s' if len(ids) != 1 else ''}")
     if info.security_group_id:
         reporter.step(PHASE, "security group", f"deleting {info.security_group_id}")

@@ -28,10 +28,10 @@ from sparkube.defaults import (
 )
 from sparkube.env import Environment
 from sparkube.errors import Interrupted, UsageError
-from sparkube.model import Node
 
 if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
     from sparkube.aws.provider import AwsProvider
+    from sparkube.cost.collect import ClusterCost
     from sparkube.spec import ClusterSpec
 
 PANEL = "Cluster"
@@ -80,12 +80,14 @@ CpuCreditsOption = Annotated[
     str | None,
     typer.Option(
         "--cpu-credits",
-        help="CPU credit mode of burstable types (t2, t3, t3a, t4g): standard or unlimited. "
-        "standard: the hourly price is the whole bill, but a node runs at its baseline "
-        "(20% of each vCPU for t3.medium) whenever it has no credits, as a new t3 node does. "
-        "unlimited (AWS's own default for t3, t3a, t4g): full speed, and surplus credits "
-        "are billed beyond the hourly price, $0.05 per vCPU-hour above the baseline on "
-        f"Linux. Other types ignore it. Default: {DEFAULT_CPU_CREDITS}.",
+        help="CPU credit mode of burstable types (t2, t3, t3a, t4g): unlimited or standard. "
+        "unlimited (AWS's own default for t3, t3a, t4g): full speed whenever needed; the "
+        "surplus credits a node is charged beyond its hourly price ($0.05 per vCPU-hour "
+        "above the baseline, Linux) are counted by status and usage from CloudWatch. "
+        "standard: the hourly price is the whole bill, but a node without credits runs at "
+        "its baseline (20% of each vCPU for t3.medium), as every new t3 node does: t3, "
+        f"t3a and t4g get no launch credits. Other types ignore it. Default: "
+        f"{DEFAULT_CPU_CREDITS}.",
         show_default=False,
     ),
 ]
@@ -171,15 +173,17 @@ def need_region(
     )
 
 
-def node_prices(
-    provider: AwsProvider, nodes: tuple[Node, ...], region: str
-) -> dict[str, float | None]:
-    """The hourly price of each instance type among ``nodes`` (``status``, ``ls``)."""
-    types = sorted({n.instance_type for n in nodes})
-    if not types:
-        return {}
-    found = provider.prices(types, region=region)
-    return {t: p.usd_per_hour for t, p in found.items()}
+def cluster_cost(
+    provider: AwsProvider, cluster: str, region: str, bucket: str | None
+) -> ClusterCost:
+    """What the cluster costs per hour now and so far, from the one cost model over its
+    ledger (EC2 and, with ``bucket``, the instance facts kept there). Reads only."""
+    from sparkube.aws.errors import aws_errors
+    from sparkube.cost.collect import ClusterCost, gather
+
+    clients = provider.clients if region == provider.region else provider.clients.for_region(region)
+    with aws_errors(region):
+        return ClusterCost.of(gather(clients, cluster, region, bucket))
 
 
 @contextmanager

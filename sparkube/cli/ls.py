@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sparkube.cli.app import app
-from sparkube.cli.cluster_common import PANEL, aws_provider, node_prices
+from sparkube.cli.cluster_common import PANEL, aws_provider, cluster_cost
 from sparkube.cli.options import OutputOption, RegionOption, check_output, load_spec
 from sparkube.cli.render import money, print_json
 from sparkube.cli.ui import context
@@ -67,8 +67,8 @@ def ls_(
         for c in provider.list_clusters(all_regions=all_regions):
             if only is not None and c.name != only:
                 continue
-            prices = node_prices(provider, c.nodes, c.region)
-            rows.append(ClusterRow.of(c, prices, now))
+            costs = cluster_cost(provider, c.name, c.region, None)
+            rows.append(ClusterRow.of(c, costs, now))
     if output == "json":
         print_json(ui, rows)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -50,77 +50,160 @@ def _gib(value: int | None) -> str:
 def usage(
     ctx: typer.Context,
     since: Annotated[
-        str, typer.Option("--since", help="Jobs that ran in this window (e.g. 1h, 30m, 2d).")
+        str,
+        typer.Option("--since", help="The window the figures cover (e.g. 1h, 30m, 2d, all)."),
     ] = "24h",
     output: OutputOption = "text",
     chart: Annotated[
         Path | None,
         typer.Option(
             "--chart",
-            help="Also write a PNG: CPU requested and used per namespace, cost per job. "
-            "Default: no chart.",
+            help="Also write a PNG: dollars per hour over the window, stacked by job, idle "
+            "workers, control plane, volumes and addresses. Default: no chart.",
+            show_default=False,
+        ),
+    ] = None,
+    export_ledger: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-ledger",
+            help="Also write the ledger (every fact the figures come from: instance "
+            "intervals, volumes, prices with their sources, jobs' pods) as JSON, for an "
+            "audit or to recompute later with --ledger. Default: not written.",
+            show_default=False,
+        ),
+    ] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="Recompute every figure offline from a ledger file written by "
+            "--export-ledger (no AWS or cluster access). Default: the cluster's own "
+            "facts, gathered now.",
             show_default=False,
         ),
     ] = None,
     cluster: ClusterOption = None,
     region: RegionOption = None,
 ) -> None:
-    """CPU, memory and dollars: per namespace now, per Spark job, and the cluster's cost.
+    """Dollars per Spark job, idle, control plane, volumes and addresses; and CPU and
+    memory per namespace now.
 
-    A job costs its share of the nodes' hourly price while it runs: the mean of its
-    requested CPU and memory shares of the workers, times the price (spot or on-demand
-    as launched), cut where workers were added or removed.
+    A job pays for what its pods reserved (their requests) while they ran: the mean of
+    its CPU and memory shares of the workers, times what the workers cost then (spot at
+    the price in force each moment). What no job reserved is idle. jobs + idle +
+    control plane + volumes + addresses = the total. A price that cannot be known is
+    listed and makes the totals "at least". Reads only: nothing is written to the
+    cluster or the bucket.
 
-    Example: [bold]sparkube usage --since 6h --chart usage.png[/bold]
+    Examples: [bold]sparkube usage --since 6h --chart usage.png[/bold] ·
+    [bold]sparkube usage --since all --export-ledger ledger.json[/bold] ·
+    [bold]sparkube usage --ledger ledger.json[/bold]
     """
-    from sparkube.monitoring.usage import build_report, write_chart
-    from sparkube.spark import jobs
+    from sparkube.cost.ledger import Ledger, LedgerError
+    from sparkube.monitoring.usage import build_report, report, write_chart
     from sparkube.spec import parse_duration
 
     app_ctx = context(ctx)
     env, ui = app_ctx.env, app_ctx.ui
     output = check_output(output)
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        raise UsageError(f"--since: {exc}; pass e.g. --since 6h.") from None
+    window = None
+    if since != "all":
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}; pass e.g. --since 6h, or --since all.") from None
     if chart is not None and chart.suffix.lower() != ".png":
         raise UsageError(f"--chart {chart} must end in .png; pass e.g. --chart usage.png.")
-    spec = load_spec(env=env, flags={"name": cluster, "region": region})
-    with ui.err.status("Reading usage from the cluster…"):
-        report = build_report(jobs.open_cluster(env, spec.name), since=window)
+    if ledger is not None:
+        if cluster is not None or region is not None:
+            raise UsageError("--ledger recomputes from the file alone; drop --cluster/--region.")
+        path = ledger if ledger.is_absolute() else env.cwd / ledger
+        try:
+            facts = Ledger.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"--ledger {ledger}: {exc.strerror}; pass a file written by "
+                             "--export-ledger.") from None  # fmt: skip
+        except LedgerError as exc:
+            raise UsageError(f"--ledger {ledger} is not a sparkube ledger ({exc}); pass a "
+                             "file written by --export-ledger.") from None  # fmt: skip
+        rep = report(facts, since=window)
+    else:
+        spec = load_spec(env=env, flags={"name": cluster, "region": region})
+        with ui.err.status("Reading the cluster's ledger…"):
+            rep = build_report(env, spec.name, spec.region, since=window)
+    if export_ledger is not None:
+        out = export_ledger if export_ledger.is_absolute() else env.cwd / export_ledger
+        out.write_text(rep.ledger.dumps(), "utf-8")
+        ui.ok(f"ledger written to {out}")
     if chart is not None:
         path = chart if chart.is_absolute() else env.cwd / chart
-        write_chart(report, path)
+        write_chart(rep, path)
         ui.ok(f"chart written to {path}")
     if output == "json":
-        ui.out.print_json(data=report.to_json())
+        ui.out.print_json(data=rep.to_json())
         return
+    _print_usage(ui, rep)
+
+
+def _usd(value: float, exact: bool = True) -> str:
+    return ("≥" if not exact else "") + f"${value:,.4f}"
+
+
+def _print_usage(ui: Any, rep: Any) -> None:
+    w = rep.window
+    hours = (w.end - w.start).total_seconds() / 3600
     ui.out.print(
-        f"Cluster {report.cluster}: ${report.usd_per_hour:.4f}/h ({report.market}), "
-        f"${report.usd_so_far:.2f} so far over {report.uptime_hours:.1f} h"
+        f"Cluster {escape(rep.ledger.cluster)} · {w.start:%Y-%m-%d %H:%M} → "
+        f"{w.end:%Y-%m-%d %H:%M} UTC ({hours:.1f} h)"
     )
-    if not report.metrics_available:
-        ui.note(f"Usage now is unknown: {report.metrics_message}.")
-    table = Table(box=None, pad_edge=False, show_edge=False, title="per namespace (now)")
-    for col in ("namespace", "pods", "CPU used", "CPU req", "GiB used", "GiB req"):
-        table.add_column(col, justify="left" if col == "namespace" else "right")
-    for n in report.namespaces:
-        table.add_row(
-            escape(n.namespace), str(n.pods), _cores(n.cpu_used), _cores(n.cpu_requested),
-            _gib(n.memory_used_bytes), _gib(n.memory_requested_bytes),
-        )  # fmt: skip
-    ui.out.print(table)
-    if not report.jobs:
-        ui.out.print(f"No Spark jobs since {report.since}.")
+    lines = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
+    lines.add_column("what")
+    lines.add_column("USD", justify="right")
+    lines.add_column("", style="dim")
+    jobs_usd = sum(j.usd for j in w.jobs)
+    lines.add_row("Spark jobs", _usd(jobs_usd, all(j.exact for j in w.jobs)),
+                  f"{len(w.jobs)} job{'s' if len(w.jobs) != 1 else ''}")  # fmt: skip
+    lines.add_row("idle", f"${w.idle:,.4f}", "workers' capacity no job reserved")
+    lines.add_row("control plane", f"${w.control_plane:,.4f}", "")
+    lines.add_row("volumes", f"${w.volumes:,.4f}", "EBS, by size, while they exist")
+    lines.add_row("addresses", f"${w.addresses:,.4f}", "public IPv4, while instances run")
+    lines.add_row("[bold]total[/bold]", f"[bold]{_usd(w.total, w.exact)}[/bold]",
+                  f"cluster so far {_usd(rep.cluster_total, w.exact)}")  # fmt: skip
+    ui.out.print(lines)
+    r = w.rate
+    ui.out.print(
+        f"Now: {_usd(r.total, r.exact)}/h (instances ${r.instances:.4f}, volumes "
+        f"${r.volumes:.4f}, addresses ${r.addresses:.4f})"
+    )
+    for reason in w.unknown:
+        ui.note(f"Not counted: {reason}.")
+    for note in rep.ledger.notes:
+        ui.note(note)
+    if rep.namespaces or rep.metrics_available:
+        if not rep.metrics_available:
+            ui.note(f"Usage now is unknown: {rep.metrics_message}.")
+        table = Table(box=None, pad_edge=False, show_edge=False, title="per namespace (now)")
+        for col in ("namespace", "pods", "CPU used", "CPU req", "GiB used", "GiB req"):
+            table.add_column(col, justify="left" if col == "namespace" else "right")
+        for n in rep.namespaces:
+            table.add_row(
+                escape(n.namespace), str(n.pods), _cores(n.cpu_used), _cores(n.cpu_requested),
+                _gib(n.memory_used_bytes), _gib(n.memory_requested_bytes),
+            )  # fmt: skip
+        ui.out.print(table)
+    if not w.jobs:
+        ui.out.print(f"No Spark jobs since {w.start:%Y-%m-%d %H:%M} UTC.")
         return
     jobs_table = Table(box=None, pad_edge=False, show_edge=False, title="Spark jobs")
-    for col in ("job", "app", "state", "minutes", "executors", "core-h", "GiB-h", "USD"):
+    for col in ("job", "app", "state", "minutes", "pods", "core-h", "GiB-h", "USD"):
         jobs_table.add_column(col, justify="left" if col in ("job", "app", "state") else "right")
-    for j in report.jobs:
+    for j in w.jobs:
+        end = j.end or w.end
+        minutes = (end - j.start).total_seconds() / 60 if j.start else 0.0
         jobs_table.add_row(
-            j.job_id, escape(j.app), j.state, f"{j.duration_seconds / 60:.1f}", str(j.executors),
-            f"{j.core_hours:.3f}", f"{j.gib_hours:.3f}", f"${j.usd:.4f}",
+            j.job_id, escape(j.app), j.state, f"{minutes:.1f}", str(j.pods),
+            f"{j.core_hours:.3f}", f"{j.gib_hours:.3f}", _usd(j.usd, j.exact),
         )  # fmt: skip
     ui.out.print(jobs_table)
 

@@ -13,13 +13,14 @@ from rich.table import Table
 
 from sparkube.cli.progress import clock
 from sparkube.cli.ui import UI
-from sparkube.cli.views import Prices, hours_up, node_cost, to_json
+from sparkube.cli.views import hours_up, to_json
 from sparkube.env import Environment
 from sparkube.model import Node
 
 if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS SDK
     from sparkube.aws.pricing import CostEstimate
     from sparkube.aws.provider import Plan
+    from sparkube.cost.collect import ClusterCost
 
 
 def print_json(ui: UI, view: Any) -> None:
@@ -97,7 +98,7 @@ def plan_header(ui: UI, plan: Plan, *, notes: bool = True) -> None:
         ui.err.print(f"Not in this price: {reason}.", soft_wrap=not wrap, markup=False)
 
 
-def nodes_table(ui: UI, nodes: tuple[Node, ...], prices: Prices | None, now: datetime) -> None:
+def nodes_table(ui: UI, nodes: tuple[Node, ...], costs: ClusterCost | None, now: datetime) -> None:
     """One row per node (the role is in the name; private IPs are in ``-o json``)."""
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("node", no_wrap=True)
@@ -105,7 +106,7 @@ def nodes_table(ui: UI, nodes: tuple[Node, ...], prices: Prices | None, now: dat
         table.add_column(c)
     table.add_column("public IP", no_wrap=True)
     table.add_column("uptime")
-    if prices is not None:
+    if costs is not None:
         table.add_column("$/h")
         table.add_column("$ so far")
     for node in nodes:
@@ -116,11 +117,13 @@ def nodes_table(ui: UI, nodes: tuple[Node, ...], prices: Prices | None, now: dat
             node.public_ip or "-",
             clock(hours_up(node, now) * 3600),
         ]
-        if prices is not None:
-            per_hour = node_cost(node, prices)
+        if costs is not None:
+            cost = costs.nodes.get(node.instance_id)
+            per_hour = cost.usd_per_hour if cost else None
+            so_far = cost.usd_so_far if cost else None
             row += [
                 money(per_hour).removesuffix("/h"),
-                "?" if per_hour is None else f"${per_hour * hours_up(node, now):.2f}",
+                "?" if so_far is None else f"${so_far:.2f}",
             ]
         table.add_row(*[escape(str(c)) for c in row])
     ui.out.print(table)

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sparkube.cli.app import app
-from sparkube.cli.cluster_common import PANEL, aws_provider, need_region, node_prices
+from sparkube.cli.cluster_common import PANEL, aws_provider, cluster_cost, need_region
 from sparkube.cli.options import (
     ClusterOption,
     OutputOption,
@@ -54,13 +54,13 @@ def status(
     provider = aws_provider(ctx, spec.region)
     with ui.waiting(f"Looking for cluster {spec.name} in {provider.region}"):
         info = provider.describe(spec.name)
-        prices = node_prices(provider, info.nodes, provider.region)
+        exists = not discovery.is_empty(info)
+        costs = cluster_cost(provider, info.name, provider.region, info.bucket) if exists else None
     now = datetime.now(UTC)
-    exists = not discovery.is_empty(info)
     kubeconfig = kubeconfig_path(env, info.name)
     view = StatusView.of(
         info,
-        prices,
+        costs,
         now,
         exists=exists,
         phases=_phases_done(info) if exists else ([], []),
@@ -73,12 +73,16 @@ def status(
     if output == "json":
         return
     so_far = view.usd_so_far
+    bound = "" if view.cost_exact else "≥"
     ui.out.print(
         f"Cluster {info.name} · {info.region} · {len(info.nodes)} nodes · "
-        f"{money(view.usd_per_hour)} · so far {'?' if so_far is None else f'${so_far:.2f}'} · "
+        f"{bound}{money(view.usd_per_hour)} · so far "
+        f"{'?' if so_far is None else f'{bound}${so_far:.2f}'} · "
         + ("no TTL" if view.time_left == "-" else f"time left {view.time_left}"),
         markup=False,
     )
+    for reason in view.cost_unknown:
+        ui.note(f"Not counted: {reason}.")
     phase_line = Text("Phases: ")
     for name in view.phases_done:
         phase_line.append("✓ ", style="green").append(f"{name}  ")
@@ -88,7 +92,7 @@ def status(
         phase_line.append(f"— 'sparkube up' runs {', '.join(view.phases_pending)}")
     ui.out.print(phase_line, soft_wrap=not ui.out.is_terminal)
     if info.nodes:
-        nodes_table(ui, info.nodes, prices, now)
+        nodes_table(ui, info.nodes, costs, now)
     resources = Table.grid(padding=(0, 2))
     for kind, value in (
         ("security group", info.security_group_id),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,10 +24,8 @@ if TYPE_CHECKING:  # imported where used: '--help' and '--version' load no AWS S
     from sparkube.aws.discovery import ClusterSummary
     from sparkube.aws.pricing import CostEstimate
     from sparkube.aws.provider import Plan
+    from sparkube.cost.collect import ClusterCost
     from sparkube.spec import ClusterSpec
-
-#: Hourly price of each instance type (None: unknown).
-Prices = Mapping[str, float | None]
 
 
 def to_json(view: Any) -> str:
@@ -74,30 +71,8 @@ def hours_up(node: Node, now: datetime) -> float:
     return max(0.0, (now - node.launch_time).total_seconds() / 3600)
 
 
-def node_cost(node: Node, prices: Prices) -> float | None:
-    """The node's price per hour (0 unless running or pending; None if unknown)."""
-    if node.state not in ("running", "pending"):
-        return 0.0
-    return prices.get(node.instance_type)
-
-
-def _sum(values: Sequence[float | None]) -> float | None:
-    return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
-
-
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def cost_per_hour(nodes: Sequence[Node], prices: Prices) -> float | None:
-    return _sum([node_cost(n, prices) for n in nodes])
-
-
-def cost_so_far(nodes: Sequence[Node], prices: Prices, now: datetime) -> float | None:
-    costs = [node_cost(n, prices) for n in nodes]
-    return _sum(
-        [None if c is None else c * hours_up(n, now) for n, c in zip(nodes, costs, strict=True)]
-    )
 
 
 # --- plan ---------------------------------------------------------------------------
@@ -304,8 +279,8 @@ class NodeView:
     usd_so_far: float | None
 
     @classmethod
-    def of(cls, node: Node, prices: Prices, now: datetime) -> NodeView:
-        per_hour = node_cost(node, prices)
+    def of(cls, node: Node, costs: ClusterCost | None, now: datetime) -> NodeView:
+        cost = costs.nodes.get(node.instance_id) if costs is not None else None
         hours = hours_up(node, now)
         return cls(
             name=node.name,
@@ -319,8 +294,8 @@ class NodeView:
             availability_zone=node.availability_zone,
             launch_time=_iso(node.launch_time),
             uptime_seconds=int(hours * 3600),
-            usd_per_hour=per_hour,
-            usd_so_far=None if per_hour is None else round(per_hour * hours, 4),
+            usd_per_hour=cost.usd_per_hour if cost else None,
+            usd_so_far=_rounded(cost.usd_so_far) if cost else None,
         )
 
 
@@ -339,6 +314,9 @@ class StatusView:
     time_left: str
     usd_per_hour: float | None
     usd_so_far: float | None
+    #: False: a price is unknown and both figures are lower bounds (see cost_unknown)
+    cost_exact: bool
+    cost_unknown: list[str]
     phases_done: list[str]
     phases_pending: list[str]
     kubeconfig: str | None
@@ -348,7 +326,7 @@ class StatusView:
     def of(
         cls,
         info: ClusterInfo,
-        prices: Prices,
+        costs: ClusterCost | None,
         now: datetime,
         *,
         exists: bool,
@@ -366,12 +344,14 @@ class StatusView:
             instance_profile=info.instance_profile,
             expires_at=_iso(info.expires_at),
             time_left=time_left(info.expires_at, now),
-            usd_per_hour=cost_per_hour(info.nodes, prices),
-            usd_so_far=_rounded(cost_so_far(info.nodes, prices, now)),
+            usd_per_hour=_rounded(costs.usd_per_hour) if costs else None,
+            usd_so_far=_rounded(costs.usd_so_far) if costs else None,
+            cost_exact=costs.exact if costs else False,
+            cost_unknown=list(costs.unknown) if costs else [],
             phases_done=done,
             phases_pending=pending,
             kubeconfig=kubeconfig,
-            nodes=[NodeView.of(n, prices, now) for n in info.nodes],
+            nodes=[NodeView.of(n, costs, now) for n in info.nodes],
         )
 
 
@@ -388,18 +368,20 @@ class ClusterRow:
     running: int
     usd_per_hour: float | None
     usd_so_far: float | None
+    cost_exact: bool
     expires_at: str | None
     time_left: str
 
     @classmethod
-    def of(cls, summary: ClusterSummary, prices: Prices, now: datetime) -> ClusterRow:
+    def of(cls, summary: ClusterSummary, costs: ClusterCost, now: datetime) -> ClusterRow:
         return cls(
             cluster=summary.name,
             region=summary.region,
             nodes=len(summary.nodes),
             running=sum(1 for n in summary.nodes if n.state == "running"),
-            usd_per_hour=cost_per_hour(summary.nodes, prices),
-            usd_so_far=_rounded(cost_so_far(summary.nodes, prices, now)),
+            usd_per_hour=_rounded(costs.usd_per_hour),
+            usd_so_far=_rounded(costs.usd_so_far),
+            cost_exact=costs.exact,
             expires_at=_iso(summary.expires_at),
             time_left=time_left(summary.expires_at, now),
         )

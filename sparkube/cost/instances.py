@@ -12,18 +12,21 @@ those records in memory only (:func:`instance_facts`), writing nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sparkube.aws import tags as T
+from sparkube.aws.instances import is_burstable
 from sparkube.cost.ledger import (
     CONTROL_PLANE,
     ON_DEMAND,
     SPOT,
     WORKER,
+    CreditCharge,
     Instance,
     Interval,
     LedgerError,
@@ -31,7 +34,6 @@ from sparkube.cost.ledger import (
 )
 
 PREFIX = "ledger/instances/"
-BURSTABLE = re.compile(r"^t\d[a-z]*\.")
 _REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 RUNNING_STATES = ("pending", "running")
 
@@ -81,7 +83,7 @@ def _credit_modes(ec2: Any, items: Sequence[Mapping[str, Any]]) -> dict[str, str
     ids = [
         str(i["InstanceId"])
         for i in items
-        if BURSTABLE.match(str(i.get("InstanceType", "")))
+        if is_burstable(str(i.get("InstanceType", "")))
         and i.get("State", {}).get("Name") != "terminated"
     ]
     if not ids:
@@ -91,6 +93,40 @@ def _credit_modes(ec2: Any, items: Sequence[Mapping[str, Any]]) -> dict[str, str
         str(s["InstanceId"]): str(s["CpuCredits"])
         for s in response.get("InstanceCreditSpecifications", [])
     }
+
+
+#: CloudWatch answers at most 1440 datapoints a call: 60 days of hours.
+_CHUNK = timedelta(hours=1440)
+
+
+def surplus_credits(
+    cloudwatch: Any, instance_id: str, start: datetime, end: datetime
+) -> tuple[CreditCharge, ...]:
+    """The surplus CPU credits ``instance_id`` was charged, hour by hour, between start
+    and end (CloudWatch ``AWS/EC2 CPUSurplusCreditsCharged``, kept 455 days at this
+    period). Hours with nothing charged are left out."""
+    charges: list[CreditCharge] = []
+    at = start.replace(minute=0, second=0, microsecond=0)
+    hour = timedelta(hours=1)
+    end = end.replace(minute=0, second=0, microsecond=0) + hour  # whole hours, the last too
+    while at < end:
+        until = min(end, at + _CHUNK)
+        response = cloudwatch.get_metric_statistics(
+            Namespace="AWS/EC2",
+            MetricName="CPUSurplusCreditsCharged",
+            Dimensions=[{"Name": "InstanceId", "Value": instance_id}],
+            StartTime=at,
+            EndTime=until,
+            Period=3600,
+            Statistics=["Sum"],
+        )
+        for point in response.get("Datapoints", []):
+            stamp, credits = point.get("Timestamp"), float(point.get("Sum") or 0.0)
+            if isinstance(stamp, datetime) and credits > 0:
+                stamp = stamp.astimezone(UTC)
+                charges.append(CreditCharge(stamp, stamp + timedelta(hours=1), credits))
+        at = until
+    return tuple(sorted(charges, key=lambda c: c.start))
 
 
 def _current(item: Mapping[str, Any], now: datetime) -> tuple[Interval | None, str]:
@@ -164,13 +200,14 @@ def _from_ec2(
         if not vid:
             continue
         vol = volumes.get(vid)
+        kept = old.pop(vid, None)
         if vol is not None:
             created = vol.get("CreateTime")
             start = created.astimezone(UTC) if isinstance(created, datetime) else first
             vols.append(Volume(vid, str(vol.get("VolumeType", "gp3")), int(vol.get("Size", 0)),
                                (Interval(start or now, None),)))  # fmt: skip
-        elif vid in old:
-            vols.append(old.pop(vid))
+        elif kept is not None:
+            vols.append(kept)
     vols += old.values()  # recorded, gone from the instance: keep what was recorded
     if state in ("shutting-down", "terminated"):
         # deleted with the instance (sparkube's root volumes: DeleteOnTermination)
@@ -198,6 +235,22 @@ def _from_ec2(
         ),
         notes,
     )
+
+
+def _with_credits(clients: Any, inst: Instance, now: datetime, notes: list[str]) -> Instance:
+    """An unlimited-mode instance with the surplus credits it was charged (kept unknown,
+    with a note, when CloudWatch cannot be read)."""
+    if inst.cpu_credits != "unlimited" or not inst.running:
+        return inst
+    end = max((r.end or now for r in inst.running), default=now)
+    try:
+        charges = surplus_credits(
+            clients.client("cloudwatch"), inst.instance_id, inst.running[0].start, end
+        )
+    except Exception as exc:
+        notes.append(f"the surplus CPU credits of {inst.instance_id} could not be read ({exc})")
+        return inst
+    return dataclasses.replace(inst, surplus_credits=charges)
 
 
 def recorded_instances(s3: Any, bucket: str) -> dict[str, Instance]:
@@ -263,6 +316,7 @@ def instance_facts(
         )
         out.append(inst)
         notes += more
+    out = [_with_credits(clients, inst, now, notes) for inst in out]
     for inst in recorded.values():  # gone from EC2: what sparkube recorded
         if inst.running and inst.running[-1].end is None:
             notes.append(

@@ -101,6 +101,28 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class CreditCharge:
+    """Surplus CPU credits an instance in unlimited mode was charged over a span (from
+    CloudWatch's ``CPUSurplusCreditsCharged``); one credit is one vCPU-minute."""
+
+    start: datetime
+    end: datetime
+    credits: float
+
+    def to_json(self) -> list[Any]:
+        return [iso(self.start), iso(self.end), self.credits]
+
+    @classmethod
+    def from_json(cls, data: Any, what: str) -> CreditCharge:
+        if not isinstance(data, list) or len(data) != 3:
+            raise LedgerError(f"{what}: a credit charge is [start, end, credits]")
+        start, end = parse_iso(data[0], f"{what} start"), parse_iso(data[1], f"{what} end")
+        if end <= start or not isinstance(data[2], int | float) or data[2] < 0:
+            raise LedgerError(f"{what}: needs start < end and credits >= 0")
+        return cls(start, end, float(data[2]))
+
+
+@dataclass(frozen=True)
 class Instance:
     instance_id: str
     name: str
@@ -114,6 +136,8 @@ class Instance:
     volumes: tuple[Volume, ...] = ()
     public_ipv4: bool = False
     cpu_credits: str | None = None  # standard | unlimited (burstable types only)
+    #: unlimited mode: the surplus credits charged (None: not known)
+    surplus_credits: tuple[CreditCharge, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +153,9 @@ class Instance:
             "volumes": [v.to_json() for v in self.volumes],
             "public_ipv4": self.public_ipv4,
             "cpu_credits": self.cpu_credits,
+            "surplus_credits": None
+            if self.surplus_credits is None
+            else [c.to_json() for c in self.surplus_credits],
         }
 
     @classmethod
@@ -158,6 +185,12 @@ class Instance:
             ),
             public_ipv4=bool(data.get("public_ipv4", False)),
             cpu_credits=data.get("cpu_credits"),
+            surplus_credits=None
+            if data.get("surplus_credits") is None
+            else tuple(
+                CreditCharge.from_json(c, f"{what} surplus_credits[{n}]")
+                for n, c in enumerate(data["surplus_credits"])
+            ),
         )
 
 
@@ -165,14 +198,15 @@ class Instance:
 INSTANCE = "instance"
 VOLUME = "volume"
 IPV4 = "ipv4"
+CREDITS = "credits"  # surplus CPU credits, USD per vCPU-hour
 
 
 @dataclass(frozen=True)
 class PriceFact:
-    """A price and where it came from. ``usd`` is per hour (instances, addresses) or per
-    GB-month (volumes); None: unknown, and ``reason`` says why. A spot price holds from
-    ``start`` (in force since) to ``end`` (the next change); on-demand prices have
-    neither."""
+    """A price and where it came from. ``usd`` is per hour (instances, addresses), per
+    GB-month (volumes) or per vCPU-hour (surplus CPU credits); None: unknown, and
+    ``reason`` says why. A spot price holds from ``start`` (in force since) to ``end``
+    (the next change); on-demand prices have neither."""
 
     kind: str
     usd: float | None
@@ -200,8 +234,8 @@ class PriceFact:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], what: str) -> PriceFact:
         kind = str(_need(data, "kind", what))
-        if kind not in (INSTANCE, VOLUME, IPV4):
-            raise LedgerError(f"{what}: kind {kind!r} is not instance, volume or ipv4")
+        if kind not in (INSTANCE, VOLUME, IPV4, CREDITS):
+            raise LedgerError(f"{what}: kind {kind!r} is not instance, volume, ipv4 or credits")
         usd = data.get("usd")
         if usd is not None and (not isinstance(usd, int | float) or usd < 0):
             raise LedgerError(f"{what}: usd must be a non-negative number or null")

@@ -11,6 +11,10 @@ The rules (docs/DESIGN.md, "Money", says why):
   (the AWS Pricing Calculator's month), attached or not.
 - A public IPv4 address costs its hourly price while its instance runs (auto-assigned
   addresses are released when the instance stops).
+- An instance in unlimited CPU credit mode also costs the surplus credits it was
+  charged (CloudWatch's hourly ``CPUSurplusCreditsCharged``, one credit a vCPU-minute,
+  at the per-vCPU-hour price), spread evenly over the hour they were charged in. The
+  rate per hour leaves them out: they depend on what the CPUs will do.
 - A job pays for what it **reserved** — its pods' requests — while each pod held a node:
   at each moment its share of the workers is the mean of its CPU share and its memory
   share of the workers' capacity, ``(cpu/C + mem/M) / 2``, times what the workers cost
@@ -32,6 +36,7 @@ from datetime import datetime
 
 from sparkube.cost.ledger import (
     CONTROL_PLANE,
+    CREDITS,
     INSTANCE,
     IPV4,
     SPOT,
@@ -49,9 +54,13 @@ IDLE = "idle"
 CONTROL_PLANE_LINE = "control plane"
 VOLUMES_LINE = "volumes"
 ADDRESSES_LINE = "addresses"
+NO_WORKERS = (
+    "{job} ran at {at:%Y-%m-%d %H:%M} UTC while the ledger knows no running worker "
+    "instance; that part of its cost is unknown"
+)
 SURPLUS_CREDITS = (
-    "{name} runs in unlimited CPU credit mode: surplus credits are billed beyond its "
-    "hourly price and are not counted"
+    "{name} runs in unlimited CPU credit mode and the surplus credits it was charged "
+    "could not be read (CloudWatch CPUSurplusCreditsCharged)"
 )
 
 
@@ -111,6 +120,15 @@ class Prices:
                     return None, f.reason or "the public IPv4 price is unknown"
                 return f.usd, ""
         return None, "no public IPv4 price"
+
+    def credits(self) -> tuple[float | None, str]:
+        """USD per surplus credit (one vCPU-minute)."""
+        for f in self.facts:
+            if f.kind == CREDITS:
+                if f.usd is None:
+                    return None, f.reason or "the surplus CPU credit price is unknown"
+                return f.usd / 60, ""
+        return None, "no surplus CPU credit price"
 
     def boundaries(self) -> set[datetime]:
         return {t for f in self.facts for t in (f.start, f.end) if t is not None}
@@ -223,8 +241,6 @@ def rate(ledger: Ledger, at: datetime | None = None) -> Rate:
                 unknown.add(why)
             else:
                 out.instances += usd
-            if inst.cpu_credits == "unlimited":
-                unknown.add(SURPLUS_CREDITS.format(name=inst.name or inst.instance_id))
             if inst.public_ipv4:
                 usd, why = prices.ipv4()
                 if usd is None:
@@ -253,6 +269,7 @@ def compute(
         for inst in ledger.instances
         for i in (*inst.running, *(e for v in inst.volumes for e in v.existed))
     ] + [p.ran.start for j in ledger.jobs for p in j.pods]
+    starts += [c.start for inst in ledger.instances for c in inst.surplus_credits or ()]
     start = since or min(starts, default=end)
     start = min(start, end)
     prices = Prices(ledger.prices)
@@ -262,6 +279,8 @@ def compute(
     for inst in ledger.instances:
         for i in (*inst.running, *(e for v in inst.volumes for e in v.existed)):
             cuts |= {i.start} | ({i.end} if i.end else set())
+        for charge in inst.surplus_credits or ():
+            cuts |= {charge.start, charge.end}
     for job in ledger.jobs:
         for pod in job.pods:
             cuts |= {pod.ran.start} | ({pod.ran.end} if pod.ran.end else set())
@@ -287,7 +306,11 @@ def compute(
         for inst in ledger.instances
     }
     for inst in ledger.instances:
-        if inst.cpu_credits == "unlimited" and any(_overlaps(i, start, end) for i in inst.running):
+        if (
+            inst.cpu_credits == "unlimited"
+            and inst.surplus_credits is None
+            and any(_overlaps(i, start, end) for i in inst.running)
+        ):
             unknown.add(SURPLUS_CREDITS.format(name=inst.name or inst.instance_id))
     idle = control = volumes = addresses = 0.0
     segments: list[Segment] = []
@@ -327,6 +350,21 @@ def compute(
                     else:
                         addresses += ip_usd * hours
                         seg[ADDRESSES_LINE] = seg.get(ADDRESSES_LINE, 0.0) + ip_usd * hours
+            # charged credits count whenever charged (an hour may start before a run)
+            for charge in inst.surplus_credits or ():
+                if charge.start <= a < charge.end and charge.credits > 0:
+                    per_credit, why = prices.credits()
+                    if per_credit is None:
+                        unknown.add(why)
+                        lines[inst.instance_id].exact = False
+                        continue
+                    usd_c = charge.credits * per_credit * hours / _hours(charge.start, charge.end)
+                    lines[inst.instance_id].usd += usd_c
+                    if inst.role == CONTROL_PLANE:
+                        control += usd_c
+                        seg[CONTROL_PLANE_LINE] = seg.get(CONTROL_PLANE_LINE, 0.0) + usd_c
+                    else:
+                        workers_usd += usd_c
             for vol in inst.volumes:
                 if _any_alive(vol.existed, a):
                     gb_usd, why = prices.volume(vol.volume_type)
@@ -348,6 +386,9 @@ def compute(
                 jline.exact = False
             if cap_cpu > 0 and cap_mem > 0:
                 shares.append((jline, (min(1.0, cpu / cap_cpu) + min(1.0, mem / cap_mem)) / 2))
+            else:  # its pods ran on workers the ledger does not know: not free, unknown
+                jline.exact = False
+                unknown.add(NO_WORKERS.format(job=jline.job_id, at=a))
         held = sum(s for _, s in shares)
         scale = 1.0 / held if held > 1.0 else 1.0  # more reserved than exists: pro rata
         jobs_usd = 0.0
@@ -364,7 +405,7 @@ def compute(
         start=start,
         end=end,
         jobs=[j for j in jobs if j.core_hours > 0 or j.gib_hours > 0 or _in_window(j, start, end)],
-        instances=[line for line in lines.values() if line.hours > 0],
+        instances=[line for line in lines.values() if line.hours > 0 or line.usd > 0],
         idle=idle,
         control_plane=control,
         volumes=volumes,

@@ -1,48 +1,39 @@
-"""``sparkube usage``: what the cluster uses and costs, per namespace and per Spark job.
+"""``sparkube usage``: what the cluster costs and uses — per Spark job, idle, control
+plane, volumes and addresses over a window, from the one cost model
+(:mod:`sparkube.cost.model`) over the cluster's ledger; and CPU and memory per namespace
+now (metrics-server) when the cluster is reachable. Reads only.
 
-Sources, all read from the cluster and its bucket (so it works from any machine):
+JSON schema (``--output json``), version 2::
 
-- CPU and memory used now per namespace: the metrics API (metrics-server);
-- requested per namespace: the requests of the pods that hold resources (Pending or
-  Running);
-- per job: the records sparkube keeps in the bucket (start, end, executors and their
-  size), costed by :mod:`sparkube.monitoring.cost`;
-- prices: recorded in the cluster at ``up`` from the same source as ``plan`` (on-demand,
-  or spot as launched); node lifetimes and capacity from the Node objects.
-
-JSON schema (``--output json``), version 1::
-
-    {"schema": 1, "cluster": str, "generated": ISO-8601, "since": ISO-8601,
+    {"schema": 2, "cluster": str, "generated": ISO-8601, "since": ISO-8601,
+     "exact": bool, "unknown": [str], "notes": [str],
      "metrics": {"available": bool, "message": str},
-     "cost": {"usd_per_hour": float, "usd_so_far": float, "market": "on-demand"|"spot",
-              "uptime_hours": float},
-     "namespaces": [{"namespace": str, "cpu_used": float|null, "memory_used_bytes": int|null,
-                     "cpu_requested": float, "memory_requested_bytes": int, "pods": int}],
-     "jobs": [{"job_id": str, "app": str, "state": str, "started": str, "finished": str|null,
-               "duration_seconds": float, "executors": int, "cpu_requested": float,
-               "memory_requested_bytes": int, "core_hours": float, "gib_hours": float,
-               "usd": float}]}
+     "cost": {"jobs_usd", "idle_usd", "control_plane_usd", "volumes_usd",
+              "addresses_usd", "total_usd": float,
+              "cluster_total_usd": float,   # since the cluster's first fact (= status)
+              "usd_per_hour": float, "per_hour": {"instances", "volumes", "addresses"}},
+     "instances": [{"instance_id", "name", "role", "instance_type", "market",
+                    "hours", "usd", "exact"}],
+     "namespaces": [{"namespace", "cpu_used", "memory_used_bytes", "cpu_requested",
+                     "memory_requested_bytes", "pods"}],
+     "jobs": [{"job_id", "app", "state", "started", "finished", "pods",
+               "core_hours", "gib_hours", "usd", "exact"}]}
+
+Money is in US dollars, unrounded in JSON (the text rounds); ``exact`` false means some
+price is unknown (listed in ``unknown``) and every total is a lower bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sparkube.monitoring.cost import PricedNode, cluster_cost, job_cost
-from sparkube.spark.cluster import (
-    DRIVER_CPU,
-    ClusterConfig,
-    ClusterJobs,
-    JobRecord,
-    Resources,
-    parse_time,
-)
+from sparkube.cost import model
+from sparkube.cost.ledger import Ledger, iso
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 
-SCHEMA = 1
+SCHEMA = 2
 METRICS_WAIT_HINT = "metrics-server needs about a minute after it starts to report usage"
 
 
@@ -57,87 +48,69 @@ class NamespaceUsage:
 
 
 @dataclass
-class JobUsage:
-    job_id: str
-    app: str
-    state: str
-    started: str
-    finished: str | None
-    duration_seconds: float
-    executors: int
-    cpu_requested: float
-    memory_requested_bytes: int
-    core_hours: float
-    gib_hours: float
-    usd: float
-
-
-@dataclass
 class UsageReport:
-    cluster: str
-    generated: str
-    since: str
-    metrics_available: bool
-    metrics_message: str
-    usd_per_hour: float
-    usd_so_far: float
-    market: str
-    uptime_hours: float
+    ledger: Ledger
+    window: model.Breakdown
+    cluster_total: float
+    metrics_available: bool = False
+    metrics_message: str = "the cluster was not asked (offline)"
     namespaces: list[NamespaceUsage] = field(default_factory=list)
-    jobs: list[JobUsage] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return self.window.exact
 
     def to_json(self) -> dict[str, Any]:
+        w = self.window
         return {
             "schema": SCHEMA,
-            "cluster": self.cluster,
-            "generated": self.generated,
-            "since": self.since,
+            "cluster": self.ledger.cluster,
+            "generated": iso(w.end),
+            "since": iso(w.start),
+            "exact": w.exact,
+            "unknown": list(w.unknown),
+            "notes": list(self.ledger.notes),
             "metrics": {"available": self.metrics_available, "message": self.metrics_message},
             "cost": {
-                "usd_per_hour": round(self.usd_per_hour, 6),
-                "usd_so_far": round(self.usd_so_far, 6),
-                "market": self.market,
-                "uptime_hours": round(self.uptime_hours, 4),
+                "jobs_usd": sum(j.usd for j in w.jobs),
+                "idle_usd": w.idle,
+                "control_plane_usd": w.control_plane,
+                "volumes_usd": w.volumes,
+                "addresses_usd": w.addresses,
+                "total_usd": w.total,
+                "cluster_total_usd": self.cluster_total,
+                "usd_per_hour": w.rate.total,
+                "per_hour": {
+                    "instances": w.rate.instances,
+                    "volumes": w.rate.volumes,
+                    "addresses": w.rate.addresses,
+                },
             },
+            "instances": [asdict(i) for i in w.instances],
             "namespaces": [asdict(n) for n in self.namespaces],
-            "jobs": [asdict(j) for j in self.jobs],
+            "jobs": [
+                {
+                    "job_id": j.job_id,
+                    "app": j.app,
+                    "state": j.state,
+                    "started": iso(j.start),
+                    "finished": iso(j.end),
+                    "pods": j.pods,
+                    "core_hours": j.core_hours,
+                    "gib_hours": j.gib_hours,
+                    "usd": j.usd,
+                    "exact": j.exact,
+                }
+                for j in w.jobs
+            ],
         }
 
 
-def job_requests(record: JobRecord) -> tuple[float, int]:
-    """Cores and bytes a job holds: its driver plus its executors (overhead included)."""
-    res = Resources(record.executors, record.executor_cores or 1, record.executor_memory or "1g")
-    cpu = parse_cpu(DRIVER_CPU) + record.executors * (record.executor_cores or 1)
-    mib = res.pod_memory_mib(res.driver_memory) + record.executors * res.pod_memory_mib(
-        res.executor_memory
-    )
-    return cpu, mib * 2**20
-
-
-def priced_nodes(nodes: Sequence[Any], config: ClusterConfig) -> list[PricedNode]:
-    """Node objects -> priced nodes: the control plane (tainted) is paid for but offers
-    jobs nothing; workers at the worker price."""
-    out = []
-    for n in nodes:
-        labels = n.metadata.labels or {}
-        taints = (n.spec.taints if n.spec else None) or []
-        control = "node-role.kubernetes.io/control-plane" in labels or any(
-            t.effect == "NoSchedule" for t in taints
-        )
-        alloc = (n.status.allocatable if n.status else None) or {}
-        created = n.metadata.creationTimestamp or datetime.now(UTC)
-        out.append(
-            PricedNode(
-                name=n.metadata.name,
-                usd_per_hour=config.control_plane_usd_per_hour
-                if control
-                else config.worker_usd_per_hour,
-                cpu=0.0 if control else parse_cpu(alloc.get("cpu", "0")),
-                memory=0 if control else parse_memory(alloc.get("memory", "0")),
-                start=created,
-            )
-        )
-    return out
+def report(ledger: Ledger, *, since: timedelta | None) -> UsageReport:
+    """The figures of a ledger (offline: ``usage --ledger FILE`` stops here)."""
+    end = ledger.generated
+    window = model.compute(ledger, since=end - since if since is not None else None)
+    return UsageReport(ledger, window, model.compute(ledger).total)
 
 
 def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
@@ -188,118 +161,84 @@ def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:
         mem = sum(parse_memory(c["usage"]["memory"]) for c in data.get("containers") or [])
         usage.cpu_used = (usage.cpu_used or 0.0) + cpu
         usage.memory_used_bytes = (usage.memory_used_bytes or 0) + mem
-    for usage in table.values():
-        if usage.cpu_used is None and usage.pods:
-            usage.cpu_used, usage.memory_used_bytes = 0.0, 0
+    # a namespace whose pods have no metrics yet stays unknown ("-"), not 0
     return table, True, "metrics-server"
 
 
-def build_report(api: ClusterJobs, *, since: timedelta, now: datetime | None = None) -> UsageReport:
-    from lightkube.resources.core_v1 import Node
+def build_report(
+    env: Any, cluster: str, region: str | None, *, since: timedelta | None
+) -> UsageReport:
+    """Gather the cluster's ledger (EC2, the bucket, the cluster when reachable) and its
+    figures for the window. Reads only."""
+    from sparkube.aws.session import AwsClients
+    from sparkube.cost.collect import gather
+    from sparkube.cost.jobs import job_facts
+    from sparkube.spark import jobs
 
-    now = now or datetime.now(UTC)
+    api = jobs.open_jobs(env, cluster, region)
     config = api.config()
-    nodes = priced_nodes(list(api.client.list(Node)), config)
-    start = min((n.start for n in nodes), default=now)
-    table, ok, message = namespace_usage(api.client)
-    window_start = now - since
-    jobs = []
-    for rec in api.records():
-        started = parse_time(rec.submitted)
-        if started is None:
-            continue
-        ended = parse_time(rec.finished) or now
-        if ended < window_start:
-            continue
-        cpu, mem = job_requests(rec)
-        cost = job_cost(nodes, started, ended, cpu, mem)
-        jobs.append(
-            JobUsage(
-                job_id=rec.job_id,
-                app=rec.app,
-                state=rec.state,
-                started=rec.submitted,
-                finished=rec.finished,
-                duration_seconds=round(cost.hours * 3600, 1),
-                executors=rec.executors,
-                cpu_requested=cpu,
-                memory_requested_bytes=mem,
-                core_hours=round(cost.core_hours, 6),
-                gib_hours=round(cost.gib_hours, 6),
-                usd=round(cost.usd, 6),
-            )
-        )
-    return UsageReport(
-        cluster=config.cluster,
-        generated=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        since=window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        metrics_available=ok,
-        metrics_message=message,
-        usd_per_hour=sum(n.usd_per_hour for n in nodes),
-        usd_so_far=cluster_cost(nodes, start, now),
-        market="spot" if config.spot else "on-demand",
-        uptime_hours=(now - start).total_seconds() / 3600,
-        namespaces=sorted(table.values(), key=lambda u: u.namespace),
-        jobs=jobs,
-    )
+    now = datetime.now(UTC)
+    facts, notes = job_facts(api, now=now)
+    clients = AwsClients(env.environ, config.region)
+    ledger = gather(clients, config.cluster, config.region, config.bucket, jobs=facts,
+                    notes=notes, now=now)  # fmt: skip
+    out = report(ledger, since=since)
+    if api.client is not None:
+        table, ok, message = namespace_usage(api.client)
+        out.namespaces = sorted(table.values(), key=lambda u: u.namespace)
+        out.metrics_available, out.metrics_message = ok, message
+    else:
+        out.metrics_message = "no kubeconfig for this cluster on this machine"
+    return out
 
 
-def requested_over_time(report: UsageReport) -> tuple[list[datetime], list[float]]:
-    """CPU cores held by sparkube's Spark jobs (namespace ``spark``) over the window, as a
-    step function of the job records: each job holds its request from start to end."""
-    window_start = parse_time(report.since)
-    end = parse_time(report.generated)
-    assert window_start is not None and end is not None
-    edges: list[tuple[datetime, float]] = []
-    for job in report.jobs:
-        started = parse_time(job.started)
-        finished = parse_time(job.finished)
-        if started is None:
-            continue
-        edges.append((max(started, window_start), job.cpu_requested))
-        if finished is not None and finished < end:  # a running job holds on to the end
-            edges.append((finished, -job.cpu_requested))
-    times, values, level = [window_start], [0.0], 0.0
-    for at, delta in sorted(edges):
-        times.append(at)
-        values.append(level)
-        level += delta
-        times.append(at)
-        values.append(max(0.0, level))
-    times.append(end)
-    values.append(max(0.0, level))
-    return times, values
-
-
-def write_chart(report: UsageReport, path: Any) -> None:
-    """A PNG with three panels: the CPU sparkube's jobs held in namespace ``spark`` over
-    the window, requested vs used CPU per namespace now, and the cost of each job."""
+def write_chart(rep: UsageReport, path: Any) -> None:
+    """A PNG of what the cluster cost over the window, in dollars per hour, stacked by
+    Spark job, idle workers, control plane, and volumes plus addresses."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (over, now, cost) = plt.subplots(1, 3, figsize=(15, 4.2))
-    times, values = requested_over_time(report)
-    over.plot(times, values, drawstyle="steps-post", color="tab:blue")
-    over.fill_between(times, values, step="post", alpha=0.3)
-    over.set_ylabel("CPU cores requested")
-    over.set_title(f"spark: jobs' CPU since {report.since[:16].replace('T', ' ')}")
+    w = rep.window
+    fixed = [model.CONTROL_PLANE_LINE, model.IDLE, "volumes + addresses"]
+    job_ids = sorted({k for s in w.segments for k in s.usd} - {
+        model.CONTROL_PLANE_LINE, model.IDLE, model.VOLUMES_LINE, model.ADDRESSES_LINE,
+    })  # fmt: skip
+    labels = [*fixed, *job_ids]
+    times: list[datetime] = []
+    series: dict[str, list[float]] = {label: [] for label in labels}
+    for seg in w.segments:
+        hours = (seg.end - seg.start).total_seconds() / 3600
+        for moment in (seg.start, seg.end):  # steps: flat over the segment
+            times.append(moment)
+            for label in labels:
+                if label == "volumes + addresses":
+                    usd = seg.usd.get(model.VOLUMES_LINE, 0.0) + seg.usd.get(
+                        model.ADDRESSES_LINE, 0.0
+                    )
+                else:
+                    usd = seg.usd.get(label, 0.0)
+                series[label].append(usd / hours if hours > 0 else 0.0)
+    fig, ax = plt.subplots(figsize=(12, 5))
+    if times:
+        colors = ["tab:gray", "lightgray", "tab:brown"] + [
+            plt.get_cmap("tab20")(n % 20) for n in range(len(job_ids))
+        ]
+        ax.stackplot(
+            times,  # type: ignore[arg-type]  # matplotlib takes datetimes
+            *[series[label] for label in labels],
+            labels=labels,
+            colors=colors,
+        )
+    bound = "" if w.exact else "at least "
+    ax.set_title(
+        f"Cluster {rep.ledger.cluster}: {bound}${w.total:.2f} from "
+        f"{w.start:%Y-%m-%d %H:%M} to {w.end:%Y-%m-%d %H:%M} UTC"
+    )
+    ax.set_ylabel("USD per hour")
+    ax.legend(loc="upper left", fontsize="small", ncol=2)
     fig.autofmt_xdate()
-    names = [n.namespace for n in report.namespaces]
-    xs = range(len(names))
-    now.bar([x - 0.2 for x in xs], [n.cpu_requested for n in report.namespaces], 0.4,
-            label="requested")  # fmt: skip
-    now.bar([x + 0.2 for x in xs], [n.cpu_used or 0 for n in report.namespaces], 0.4,
-            label="used")  # fmt: skip
-    now.set_xticks(list(xs), names, rotation=30, ha="right")
-    now.set_ylabel("CPU cores")
-    now.set_title(f"Cluster {report.cluster}: CPU per namespace now")
-    now.legend()
-    jobs = report.jobs[:20][::-1]
-    cost.barh([j.job_id for j in jobs], [j.usd for j in jobs], color="tab:green")
-    cost.set_xlabel("USD")
-    cost.set_title(f"Cost per Spark job ({report.market} prices)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ idempotent: re-running ``up`` re-applies the same objects and changes nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 
 ADDONS = "addons"
+log = logging.getLogger(__name__)
 
 
 def cluster_config_from_nodes(
@@ -136,18 +138,16 @@ def run_addons_phase(
 
 
 def _prices(ctx: PhaseContext) -> tuple[float, float]:
-    """(control plane, worker) USD per hour from the same source as ``plan``."""
-    from sparkube.aws import pricing
+    """(control plane, one worker) USD per hour now, volume and address included, from
+    the one cost model over the cluster's instances (the rate kube-opex-analytics gets)."""
+    from sparkube.cost.collect import gather, role_rates
 
-    spec = ctx.spec
+    info = ctx.cluster
     try:
-        est = pricing.estimate(
-            ctx.provider.clients, ctx.provider.region, control_plane_type=spec.control_plane_type,
-            worker_type=spec.instance_type, workers=spec.workers, spot=spec.spot,
-        )  # fmt: skip
-    except Exception:  # prices are informative: never fail the phase for them
+        return role_rates(gather(ctx.provider.clients, info.name, info.region, info.bucket))
+    except Exception as exc:  # prices are informative: never fail the phase for them
+        log.warning("no hourly rate for kube-opex-analytics: %s", exc)
         return 0.0, 0.0
-    return est.control_plane.usd_per_hour or 0.0, est.worker.usd_per_hour or 0.0
 
 
 #: Seconds ``up`` keeps retrying the addons while the API server cannot be reached

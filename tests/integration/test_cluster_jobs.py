@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from sparkube.kube.apply import apply_manifest
@@ -29,6 +30,7 @@ from sparkube.kube.client import client_from_kubeconfig
 from sparkube.spark.cluster import SPARK_NAMESPACE
 from tests.fixtures.common import CliResult
 from tests.fixtures.joblab import CLUSTER, ClusterLab
+from tests.fixtures.moto_server import REGION
 from tests.wordref import reference_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -175,6 +177,73 @@ def test_submit_with_input_output_and_jobs_logs_from_the_bucket(lab: ClusterLab)
     assert any(r["job_id"] == job["job_id"] for r in json.loads(again.stdout))
 
 
+def test_a_jobs_ledger_facts_are_its_pods_and_cost_what_the_model_says(lab: ClusterLab) -> None:
+    """The job's facts in the ledger (each pod's requests, start and end) are what its
+    pods asked and did; its cost is the model's answer for those facts."""
+    from datetime import timedelta
+
+    from sparkube.cost import model
+    from sparkube.cost.ledger import Instance, Interval, Ledger, PriceFact, parse_iso
+    from sparkube.spark.diagnose import parse_cpu, parse_memory
+
+    app = lab.env.cwd / "tiny.py"
+    app.write_text(textwrap.dedent(
+        """
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        print("SUM", spark.sparkContext.parallelize(range(100), 2).sum())
+        """
+    ))  # fmt: skip
+    res = lab.run("submit", "tiny.py", "--executors", "1", "--executor-cores", "1",
+                  "--conf", "spark.kubernetes.executor.deleteOnTermination=false")  # fmt: skip
+    assert res.exit_code == 0, res.stderr[-3000:]
+    job_id = json.loads(lab.run("jobs", "-o", "json").stdout)[0]["job_id"]
+    pods = spark_pods(lab, f"sparkube.io/job%3D{job_id}")
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    out = lab.run("usage", "--since", "all", "--export-ledger", "ledger.json", "-o", "json")
+    assert out.exit_code == 0, out.stderr
+    ledger = Ledger.loads((lab.env.cwd / "ledger.json").read_text())
+    job = next(j for j in ledger.jobs if j.job_id == job_id)
+    assert job.state == "Succeeded"
+
+    def requests(pod: dict[str, Any]) -> tuple[float, int]:
+        req = pod["spec"]["containers"][0]["resources"]["requests"]
+        return parse_cpu(req["cpu"]), parse_memory(req["memory"])
+
+    real = {p["metadata"]["labels"]["sparkube.io/role"]: p for p in pods}
+    facts = {p.role: p for p in job.pods}
+    assert set(facts) == {"driver", "executor"}, job.pods
+    for role in ("driver", "executor"):
+        assert (facts[role].cpu, facts[role].memory_bytes) == requests(real[role]), role
+    state = real["driver"]["status"]["containerStatuses"][0]["state"]["terminated"]
+    started, finished = parse_iso(state["startedAt"], "s"), parse_iso(state["finishedAt"], "f")
+    driver = facts["driver"].ran
+    # the driver's own event log: after its JVM started, before its container ended
+    assert started - timedelta(seconds=1) <= driver.start <= finished
+    assert driver.end is not None and driver.start < driver.end <= finished + timedelta(seconds=1)
+    ex = facts["executor"].ran
+    assert driver.start <= ex.start and ex.end is not None and ex.end <= driver.end
+
+    # priced on two hand-made workers (this cluster has no EC2 instances): the model
+    # gives what the shares of those workers come to, worked out here
+    t0 = driver.start - timedelta(hours=1)
+    workers = tuple(
+        Instance(f"i-{n}", f"worker-{n}", "worker", "t3.large", "on-demand", "us-east-1a",
+                 2, 8 * 2**30, (Interval(t0, None),))
+        for n in (1, 2)
+    )  # fmt: skip
+    priced = Ledger(ledger.cluster, ledger.region, ledger.generated, workers,
+                    (PriceFact("instance", 0.0832, "test", instance_type="t3.large"),),
+                    ledger.jobs)  # fmt: skip
+    line = next(j for j in model.compute(priced).jobs if j.job_id == job_id)
+    expected = sum(
+        (p.cpu / 4 + p.memory_bytes / (16 * 2**30)) / 2 * (2 * 0.0832)
+        * ((p.ran.end or ledger.generated) - p.ran.start).total_seconds() / 3600
+        for p in job.pods
+    )  # fmt: skip
+    assert line.usd == pytest.approx(expected, rel=1e-9) and line.usd > 0
+
+
 def test_cancel_removes_every_pod_of_the_job(lab: ClusterLab) -> None:
     app = lab.env.cwd / "slow.py"
     app.write_text(textwrap.dedent(
@@ -291,6 +360,18 @@ def test_usage_while_a_job_runs(lab: ClusterLab) -> None:
         spark.sparkContext.parallelize(range(1), 1).map(spin).count()
         """
     ))  # fmt: skip
+    # the EC2 side of this cluster, as up leaves it: 1 control plane + 2 t3.medium workers
+    # (moto; the pods run on the process nodes)
+    ec2 = boto3.client("ec2", endpoint_url=lab.s3.meta.endpoint_url, region_name=REGION,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    for role, count in (("control-plane", 1), ("worker", 2)):
+        ec2.run_instances(
+            ImageId=image, InstanceType="t3.medium", MinCount=count, MaxCount=count,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": "sparkube:cluster", "Value": CLUSTER},
+                {"Key": "sparkube:role", "Value": role}]}],
+        )  # fmt: skip
     res = lab.run("submit", "busy.py", "--executors", "1", "--executor-cores", "1", "--no-wait")
     assert res.exit_code == 0, res.stderr
     job_id = res.stdout.strip()
@@ -317,10 +398,21 @@ def test_usage_while_a_job_runs(lab: ClusterLab) -> None:
     spark = next(n for n in report["namespaces"] if n["namespace"] == SPARK_NAMESPACE)
     # requested = the driver's 500m + one executor of 1 core, as the job asked
     assert spark["cpu_requested"] == pytest.approx(1.5)
-    assert report["schema"] == 1 and report["metrics"]["available"] is True
+    assert report["schema"] == 2 and report["metrics"]["available"] is True
     job = next(j for j in report["jobs"] if j["job_id"] == job_id)
-    assert job["state"] in ("Pending", "Running") and job["cpu_requested"] == 1.5
-    assert job["usd"] > 0 and report["cost"]["usd_per_hour"] == pytest.approx(3 * 0.0416)
+    assert job["state"] in ("Pending", "Running") and job["usd"] > 0
+    cost = report["cost"]
+    assert cost["per_hour"]["instances"] == pytest.approx(3 * 0.0416)
+    assert cost["total_usd"] == pytest.approx(
+        cost["jobs_usd"] + cost["idle_usd"] + cost["control_plane_usd"] + cost["volumes_usd"]
+        + cost["addresses_usd"]
+    )  # fmt: skip
+    # the job's facts are its pods' requests: the driver's 500m and one 1-core executor
+    exported = lab.run("usage", "--export-ledger", "ledger.json", "-o", "json")
+    assert exported.exit_code == 0, exported.stderr
+    ledger = json.loads((lab.env.cwd / "ledger.json").read_text())
+    pods = next(j for j in ledger["jobs"] if j["job_id"] == job_id)["pods"]
+    assert sorted((p["role"], p["cpu"]) for p in pods) == [("driver", 0.5), ("executor", 1.0)]
     chart = lab.run("usage", "--chart", "usage.png")
     assert chart.exit_code == 0, chart.stderr
     png = (lab.env.cwd / "usage.png").read_bytes()

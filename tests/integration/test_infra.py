@@ -186,7 +186,10 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         "worker-2",
         "worker-3",
     ]
-    assert doc["usd_per_hour"] == pytest.approx(4 * 0.0416)
+    # instances, root volumes (30 GiB gp3 at $0.08 per GB-month) and public IPv4 addresses
+    assert doc["usd_per_hour"] == pytest.approx(
+        4 * 0.0416 + 4 * 30 * 0.08 / 730 + 4 * 0.005, abs=1e-4
+    )
     assert doc["time_left"].startswith("3h5")
     assert doc["phases_done"] == ["infra"]
     assert doc["phases_pending"][0] == "nodes"
@@ -319,18 +322,21 @@ def test_plan_lists_everything_and_writes_nothing(cli: Cli, moto_aws: MotoAws) -
     assert cost["volumes_usd_per_hour"] == pytest.approx(4 * 40 * 0.08 / 730, abs=1e-6)
     assert cost["addresses_usd_per_hour"] == pytest.approx(4 * 0.005)
     assert cost["usd_per_hour"] == pytest.approx(4 * 0.0416 + 12.8 / 730 + 0.02, abs=1e-6)
-    assert cost["exact"] is True and cost["unknown"] == []
+    # t3 nodes run unlimited (the default): their surplus credits are not in any price
+    assert cost["exact"] is False and len(cost["unknown"]) == 1
+    assert "surplus CPU credits of the 4 nodes in unlimited mode" in cost["unknown"][0]
     assert (cost["volumes"]["count"], cost["volumes"]["gb_each"]) == (4, 40)
     assert cost["addresses"]["count"] == 4
     assert cost["source"] == "bundled price table"
-    assert [i["cpu_credits"] for i in plan["instances"]] == ["standard", "standard"]
+    assert [i["cpu_credits"] for i in plan["instances"]] == ["unlimited", "unlimited"]
     text = cli("plan", "--workers", "3", "--allow-cidr", CIDR, env=moto_aws.env)
     assert "bundled price table" in text.stdout
     assert (
-        "Total: $0.2039/h = instances $0.1664 + volumes $0.0175 (4 × 40 GiB gp3) + public "
+        "Total: at least $0.2039/h = instances $0.1664 + volumes $0.0175 (4 × 40 GiB gp3) + "
+        "public "
         "IPv4 $0.0200 (4 × $0.005)"
     ) in text.stdout
-    assert "CPU credits standard" in text.stdout and "Not in this price" not in text.stdout
+    assert "CPU credits unlimited" in text.stdout and "Not in this price" in text.stdout
     assert "tcp/6443" in text.stdout and "203.0.113.7/32" in text.stdout
     assert not moto_aws.env.cluster_dir("sparkube").exists()
 
@@ -361,7 +367,10 @@ def test_ls_all_regions_finds_clusters_everywhere(cli: Cli, moto_aws: MotoAws) -
         ("west", "eu-west-1"),
     }
     west_row = next(r for r in everywhere if r["cluster"] == "west")
-    assert west_row["usd_per_hour"] == pytest.approx(2 * 0.0462)  # eu-west-1 table prices
+    # eu-west-1 table prices: 2 t3.medium, 2 root volumes of 40 GiB gp3, 2 public IPv4
+    assert west_row["usd_per_hour"] == pytest.approx(
+        2 * 0.0462 + 2 * 40 * 0.088 / 730 + 2 * 0.005, abs=1e-4
+    )
 
 
 def test_subnet_and_vpc_are_used_when_given(cli: Cli, moto_aws: MotoAws) -> None:
@@ -432,32 +441,29 @@ def _launches(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return sent
 
 
-def test_burstable_nodes_launch_in_standard_credit_mode_unless_told(
+def test_burstable_nodes_launch_in_unlimited_credit_mode_unless_told(
     cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent = _launches(monkeypatch)
     up = _up(cli, moto_aws, "--workers", "2")
     assert up.exit_code == 0, up.stderr
-    assert [p["CreditSpecification"] for p in sent] == [{"CpuCredits": "standard"}] * 2
-    # up's summary line: the full hourly price and its parts, nothing left out
+    assert [p["CreditSpecification"] for p in sent] == [{"CpuCredits": "unlimited"}] * 2
+    # up's summary line: the full hourly price and its parts, and what it leaves out
     assert (
-        "Estimated cost: $0.1530/h = instances $0.1248 + volumes $0.0132 (3 × 40 GiB gp3) "
-        "+ public IPv4 $0.0150 (3 × $0.005) (on-demand, bundled price table)"
+        "Estimated cost: at least $0.1530/h = instances $0.1248 + volumes $0.0132 (3 × 40 GiB "
+        "gp3) + public IPv4 $0.0150 (3 × $0.005) (on-demand, bundled price table)"
     ) in " ".join(up.stderr.split())
-    assert "Not in this price" not in up.stderr
+    assert "Not in this price: surplus CPU credits of the 3 nodes" in " ".join(up.stderr.split())
     ec2 = moto_aws.client("ec2")
-    ids = [i["InstanceId"] for i in _instances(ec2)]
-    specs = ec2.describe_instance_credit_specifications(InstanceIds=ids)
-    assert {s["CpuCredits"] for s in specs["InstanceCreditSpecifications"]} == {"standard"}
     (group,) = ec2.describe_security_groups(
         Filters=[{"Name": "tag:sparkube:cluster", "Values": ["sparkube"]}]
     )["SecurityGroups"]
-    assert _tags(group)["sparkube:cpu-credits"] == "standard"  # recorded: a resume keeps it
+    assert _tags(group)["sparkube:cpu-credits"] == "unlimited"  # recorded: a resume keeps it
     counter = CallCounter()
     with observe_calls(counter):
-        other = _up(cli, moto_aws, "--workers", "2", "--cpu-credits", "unlimited")
+        other = _up(cli, moto_aws, "--workers", "2", "--cpu-credits", "standard")
     assert other.exit_code == 2
-    assert "CPU credits standard (asked unlimited)" in other.stderr
+    assert "CPU credits unlimited (asked standard)" in other.stderr
     assert counter.writes() == {}
     bad = _up(cli, moto_aws, "--cpu-credits", "fast")
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
@@ -479,7 +485,7 @@ def test_unlimited_is_sent_to_burstable_types_only_and_plan_says_what_it_may_cos
     assert [i["cpu_credits"] for i in doc["instances"]] == ["unlimited", None]
     assert doc["cost"]["exact"] is False
     (note,) = doc["cost"]["unknown"]
-    assert "billed beyond the hourly price ($0.05 per vCPU-hour" in note
+    assert "($0.05 per vCPU-hour above it" in note
     text = cli("plan", "-c", "burst", "--allow-cidr", CIDR, env=moto_aws.env)
     assert "Total: at least $" in text.stdout
     assert "Not in this price: surplus CPU credits" in text.stdout

@@ -170,18 +170,18 @@ def test_an_explicit_ami_other_than_the_nodes_is_a_difference(tmp_path: Path) ->
 
 
 def test_cpu_credits_are_recorded_adopted_and_a_different_one_refused(tmp_path: Path) -> None:
-    created = CREATED.model_copy(update={"cpu_credits": "unlimited"})
+    created = CREATED.model_copy(update={"cpu_credits": "standard"})
     group = _group(created)
-    assert group["sparkube:cpu-credits"] == "unlimited"
+    assert group["sparkube:cpu-credits"] == "standard"
     info = _info(_node("control-plane", "t3.large"), group=group)
     resumed = settings.adopt(_flags(tmp_path), info)  # a plain 'up' keeps the cluster's
-    assert resumed.cpu_credits == "unlimited"
+    assert resumed.cpu_credits == "standard"
     settings.check_matches(resumed, info)
-    other = settings.adopt(_flags(tmp_path, cpu_credits="standard"), info)
+    other = settings.adopt(_flags(tmp_path, cpu_credits="unlimited"), info)
     with pytest.raises(ConfigError) as err:
         settings.check_matches(other, info)
-    assert "CPU credits unlimited (asked standard)" in str(err.value)
+    assert "CPU credits standard (asked unlimited)" in str(err.value)
     # a cluster recorded before the setting existed: nothing to compare, the default holds
     old = _info(_node("control-plane", "t3.large"), group=_group())
     old.tags.pop("sparkube:cpu-credits")
-    assert settings.adopt(_flags(tmp_path), old).cpu_credits == "standard"
+    assert settings.adopt(_flags(tmp_path), old).cpu_credits == "unlimited"  # as AWS ran it

@@ -10,11 +10,28 @@ from sparkube.aws.discovery import ClusterSummary
 from sparkube.aws.pricing import BUNDLED, IPV4_SOURCE, offline_estimate
 from sparkube.aws.provider import Plan, PlannedInstances, PlannedResource
 from sparkube.cli.views import ClusterRow, OfflinePlanView, PlanView, StatusView, to_json
+from sparkube.cost.collect import ClusterCost
+from sparkube.cost.ledger import Instance, Interval, Ledger, PriceFact
 from sparkube.model import ClusterInfo, Node
 from sparkube.spec import ClusterSpec
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-PRICES = {"t3.medium": 0.0416, "m7i.large": None}
+GIB = 2**30
+
+
+def _costs(*running: tuple[str, str, str, float], at: datetime = NOW) -> ClusterCost:
+    """The cost figures of instances (id, role, type, hours running up to ``at``), priced
+    by the one model: t3.medium on-demand at $0.0416/h, m7i.large unknown."""
+    instances = tuple(
+        Instance(iid, iid, role, itype, "on-demand", "us-east-1a", 2, 4 * GIB,
+                 (Interval(at - timedelta(hours=hours), None),) if hours else ())
+        for iid, role, itype, hours in running
+    )  # fmt: skip
+    prices = (
+        PriceFact("instance", 0.0416, "test", instance_type="t3.medium"),
+        PriceFact("instance", None, "test", instance_type="m7i.large", reason="not in the table"),
+    )
+    return ClusterCost.of(Ledger("demo", "us-east-1", at, instances, prices))
 
 
 def _nodes() -> tuple[Node, ...]:
@@ -32,17 +49,19 @@ def test_status_json_keys_values_and_costs() -> None:
         "demo", "us-east-1", _nodes(), security_group_id="sg-1", key_name="sparkube-demo",
         bucket="b", instance_profile="p", expires_at=NOW + timedelta(minutes=65),
     )  # fmt: skip
+    costs = _costs(("i-1", "control-plane", "t3.medium", 2), ("i-2", "worker", "t3.medium", 0))
     view = StatusView.of(
-        info, PRICES, NOW, exists=True, phases=(["infra"], ["nodes"]), kubeconfig=None
+        info, costs, NOW, exists=True, phases=(["infra"], ["nodes"]), kubeconfig=None
     )
     doc = json.loads(to_json(view))
     assert list(doc) == [
         "cluster", "region", "exists", "security_group_id", "key_name", "bucket",
         "instance_profile", "expires_at", "time_left", "usd_per_hour", "usd_so_far",
-        "phases_done", "phases_pending", "kubeconfig", "nodes",
+        "cost_exact", "cost_unknown", "phases_done", "phases_pending", "kubeconfig", "nodes",
     ]  # fmt: skip
     assert doc["expires_at"] == "2026-12-01T13:05:00+00:00" and doc["time_left"] == "1h05m"
     assert doc["usd_per_hour"] == 0.0416 and doc["usd_so_far"] == 0.0832
+    assert doc["cost_exact"] is True and doc["cost_unknown"] == []
     running, stopped = doc["nodes"]
     assert running == {
         "name": "control-plane",
@@ -63,21 +82,23 @@ def test_status_json_keys_values_and_costs() -> None:
     assert stopped["launch_time"] is None and stopped["spot"] is True
 
 
-def test_ls_rows_are_a_json_list_and_an_unknown_price_is_null() -> None:
+def test_ls_rows_are_a_json_list_and_an_unknown_price_makes_a_lower_bound() -> None:
     nodes = (*_nodes(), Node("worker-2", "worker", "i-3", "m7i.large", "running"))
+    demo = _costs(("i-1", "control-plane", "t3.medium", 2), ("i-3", "worker", "m7i.large", 1))
     rows = [
-        ClusterRow.of(ClusterSummary("demo", "us-east-1", nodes, None), PRICES, NOW),
-        ClusterRow.of(ClusterSummary("empty", "eu-west-1", (), NOW - timedelta(1)), PRICES, NOW),
+        ClusterRow.of(ClusterSummary("demo", "us-east-1", nodes, None), demo, NOW),
+        ClusterRow.of(ClusterSummary("empty", "eu-west-1", (), NOW - timedelta(1)), _costs(), NOW),
     ]
     assert json.loads(to_json(rows)) == [
         {
             "cluster": "demo", "region": "us-east-1", "nodes": 3, "running": 2,
-            "usd_per_hour": None, "usd_so_far": None, "expires_at": None, "time_left": "-",
+            "usd_per_hour": 0.0416, "usd_so_far": 0.0832, "cost_exact": False,
+            "expires_at": None, "time_left": "-",
         },
         {
             "cluster": "empty", "region": "eu-west-1", "nodes": 0, "running": 0,
-            "usd_per_hour": 0, "usd_so_far": 0, "expires_at": "2026-11-30T12:00:00+00:00",
-            "time_left": "expired",
+            "usd_per_hour": 0, "usd_so_far": 0, "cost_exact": True,
+            "expires_at": "2026-11-30T12:00:00+00:00", "time_left": "expired",
         },
     ]  # fmt: skip
 

@@ -3,6 +3,7 @@ timestamps and a fixed price table (no AWS, no cluster: the model is pure)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,11 +11,13 @@ import pytest
 from sparkube.cost import model
 from sparkube.cost.ledger import (
     CONTROL_PLANE,
+    CREDITS,
     INSTANCE,
     IPV4,
     SPOT,
     VOLUME,
     WORKER,
+    CreditCharge,
     Instance,
     Interval,
     Job,
@@ -231,11 +234,30 @@ def test_more_reserved_than_exists_is_shared_pro_rata() -> None:
     check_sum(out)
 
 
-def test_unlimited_credit_mode_makes_totals_lower_bounds() -> None:
+def test_unlimited_credits_unread_make_totals_lower_bounds() -> None:
     w = node("w", WORKER, (t(10), t(11)))
-    w = Instance(**{**w.__dict__, "cpu_credits": "unlimited"})
+    w = dataclasses.replace(w, cpu_credits="unlimited")  # surplus_credits None: not read
     out = model.compute(ledger(w, at=t(11)))
-    assert not out.exact and "unlimited CPU credit mode" in out.unknown[0]
+    assert not out.exact and "could not be read" in out.unknown[0]
+
+
+def test_surplus_credits_charged_add_to_their_instance_and_its_jobs() -> None:
+    credit_usd = PriceFact(CREDITS, 0.05, "test table")  # per vCPU-hour: 1/60 per credit
+    w = dataclasses.replace(
+        node("w", WORKER, (t(10), t(12)), ipv4=False),
+        cpu_credits="unlimited",
+        surplus_credits=(CreditCharge(t(10), t(11), 48.0),),  # 0.8 vCPU-hours
+    )
+    j = job("j", (2, 8, t(10, 30), t(11)))  # the whole worker for half of that hour
+    out = model.compute(ledger(w, jobs=(j,), prices=(*PRICES, credit_usd)))
+    credits = 48 * 0.05 / 60
+    assert out.exact
+    assert out.instances[0].usd == pytest.approx(2 * W_USD + credits, abs=1e-12)
+    assert out.jobs[0].usd == pytest.approx(0.5 * (W_USD + credits), abs=1e-12)
+    assert model.rate(ledger(w, prices=(*PRICES, credit_usd), at=t(11, 30))).instances == W_USD
+    check_sum(out)
+    again = Ledger.loads(ledger(w, jobs=(j,), prices=(*PRICES, credit_usd)).dumps())
+    assert again.instances[0].surplus_credits == w.surplus_credits
 
 
 def test_rate_now_counts_running_instances_volumes_and_addresses() -> None:
@@ -282,3 +304,25 @@ def test_every_segment_adds_up_over_a_long_random_history() -> None:
     out = model.compute(ledger(*instances, jobs=jobs, at=t(20)), since=t(2))
     check_sum(out)
     assert out.idle >= -1e-12
+
+
+def test_a_job_on_workers_the_ledger_does_not_know_is_unknown_not_free() -> None:
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    j = job("j", (1, 1, t(10), t(11)))
+    out = model.compute(ledger(cp, jobs=(j,)))
+    assert not out.exact and not out.jobs[0].exact and out.jobs[0].usd == 0.0
+    assert "no running worker" in out.unknown[0]
+
+
+def test_a_credit_hour_that_began_before_the_run_counts_whole() -> None:
+    """CloudWatch stamps an hour's charge at the hour; a node started at 10:40 may be
+    charged for the hour 10:00–11:00."""
+    credit_usd = PriceFact(CREDITS, 0.05, "test table")
+    w = dataclasses.replace(
+        node("w", WORKER, (t(10, 40), t(12)), ipv4=False),
+        cpu_credits="unlimited",
+        surplus_credits=(CreditCharge(t(10), t(11), 30.0),),
+    )
+    out = model.compute(ledger(w, prices=(*PRICES, credit_usd)))
+    assert out.instances[0].usd == pytest.approx(W_USD * 80 / 60 + 30 * 0.05 / 60, abs=1e-12)
+    check_sum(out)

@@ -162,14 +162,14 @@ def test_durations() -> None:
             parse_duration(bad)
 
 
-def test_cpu_credits_standard_by_default_unlimited_from_any_source(tmp_path: Path) -> None:
-    assert load_spec(env=make_env(tmp_path)).cpu_credits == "standard"
-    env = make_env(tmp_path, SPARKUBE_CPU_CREDITS="Unlimited")
-    assert load_spec(env=env).cpu_credits == "unlimited"
-    (tmp_path / "sparkube.yaml").write_text("cpu_credits: unlimited\n")
+def test_cpu_credits_unlimited_by_default_standard_from_any_source(tmp_path: Path) -> None:
     assert load_spec(env=make_env(tmp_path)).cpu_credits == "unlimited"
-    assert load_spec(env=make_env(tmp_path), flags={"cpu_credits": "standard"}).cpu_credits == (
-        "standard"
+    env = make_env(tmp_path, SPARKUBE_CPU_CREDITS="Standard")
+    assert load_spec(env=env).cpu_credits == "standard"
+    (tmp_path / "sparkube.yaml").write_text("cpu_credits: standard\n")
+    assert load_spec(env=make_env(tmp_path)).cpu_credits == "standard"
+    assert load_spec(env=make_env(tmp_path), flags={"cpu_credits": "unlimited"}).cpu_credits == (
+        "unlimited"
     )
 
 

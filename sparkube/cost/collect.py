@@ -1,0 +1,102 @@
+"""Gather a ledger from AWS, the cluster's bucket and (when reachable) the cluster, and
+answer the cost questions of ``status``, ``ls`` and ``usage`` from it. Reads only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sparkube.cost import model
+from sparkube.cost.instances import instance_facts
+from sparkube.cost.ledger import CONTROL_PLANE, Instance, Job, Ledger
+from sparkube.cost.prices import for_instances
+
+
+def gather(
+    clients: Any,
+    cluster: str,
+    region: str,
+    bucket: str | None,
+    *,
+    jobs: Sequence[Job] = (),
+    notes: Sequence[str] = (),
+    now: datetime | None = None,
+    use_bucket: bool = True,
+) -> Ledger:
+    """The ledger of ``cluster`` as of ``now``: its instances (EC2 and the bucket's
+    records), the prices they need, and the given job facts."""
+    now = now or datetime.now(UTC)
+    instances, more = instance_facts(clients, cluster, bucket if use_bucket else None, now)
+    start = min((r.start for i in instances for r in i.running), default=now)
+    prices = for_instances(clients, region, instances, start, now)
+    return Ledger(
+        cluster=cluster,
+        region=region,
+        generated=now,
+        instances=tuple(instances),
+        prices=tuple(prices),
+        jobs=tuple(jobs),
+        notes=(*more, *notes),
+    )
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    usd_per_hour: float | None  # None: unknown
+    usd_so_far: float | None
+    exact: bool
+
+
+@dataclass(frozen=True)
+class ClusterCost:
+    """The cost figures ``status`` and ``ls`` show: per hour now and so far, per node."""
+
+    usd_per_hour: float
+    usd_so_far: float
+    exact: bool  # False: some price is unknown; the figures are lower bounds
+    unknown: tuple[str, ...]
+    nodes: dict[str, NodeCost]
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> ClusterCost:
+        out = model.compute(ledger)
+        now = model.rate(ledger)
+        lines = {line.instance_id: line for line in out.instances}
+        nodes: dict[str, NodeCost] = {}
+        for inst in ledger.instances:
+            r = model.rate(_only(ledger, inst))
+            line = lines.get(inst.instance_id)
+            nodes[inst.instance_id] = NodeCost(
+                usd_per_hour=r.instances if r.exact or r.instances else None,
+                usd_so_far=(line.usd if line.exact else None) if line else 0.0,
+                exact=bool(r.exact and (line is None or line.exact)),
+            )
+        return cls(
+            usd_per_hour=now.total,
+            usd_so_far=out.total,
+            exact=out.exact and now.exact,
+            unknown=tuple(dict.fromkeys([*out.unknown, *now.unknown])),
+            nodes=nodes,
+        )
+
+
+def role_rates(ledger: Ledger) -> tuple[float, float]:
+    """(control plane, one worker on average) in USD per hour now, each with its volume
+    and address: the rate given to kube-opex-analytics is cp + workers × worker."""
+    cp: list[float] = []
+    workers: list[float] = []
+    for inst in ledger.instances:
+        one = Ledger(ledger.cluster, ledger.region, ledger.generated, (inst,), ledger.prices)
+        r = model.rate(one)
+        if r.total > 0:
+            (cp if inst.role == CONTROL_PLANE else workers).append(r.total)
+    return sum(cp), (sum(workers) / len(workers) if workers else 0.0)
+
+
+def _only(ledger: Ledger, inst: Instance) -> Ledger:
+    """The ledger with one instance, for that instance's own rate (its instance price;
+    its volume and address are in the cluster's volumes and addresses lines)."""
+    bare = Instance(**{**inst.__dict__, "volumes": (), "public_ipv4": False})
+    return Ledger(ledger.cluster, ledger.region, ledger.generated, (bare,), ledger.prices)

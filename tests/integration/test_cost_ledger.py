@@ -1,0 +1,244 @@
+"""The ledger's instance facts on moto over HTTP: ``up`` and ``down`` record each
+instance's billed intervals in the bucket; ``status`` and ``usage`` price them with the
+one cost model, agree, and write nothing.
+
+moto stand-in note: moto keeps an instance's ``LaunchTime`` when it is started again,
+where EC2 sets it to the new start; the stop-start test sets it as EC2 would, in moto's
+backend (same process), and says so where it does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from sparkube.aws.session import CallCounter, observe_calls
+from sparkube.cost import model
+from sparkube.cost.instances import PREFIX
+from sparkube.cost.ledger import Instance, Ledger
+from tests.fixtures.common import CliResult
+from tests.fixtures.moto_server import REGION, MotoAws
+
+pytestmark = pytest.mark.integration
+
+CIDR = "203.0.113.7/32"
+Cli = Callable[..., CliResult]
+
+
+def _client(moto_aws: MotoAws, service: str) -> Any:
+    return boto3.client(service, endpoint_url=moto_aws.url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def _bucket(s3: Any) -> str:
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("sparkube-")]
+    assert len(names) == 1, names
+    return str(names[0])
+
+
+def _recorded(s3: Any) -> dict[str, Instance]:
+    bucket = _bucket(s3)
+    out = {}
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=PREFIX).get("Contents", []):
+        data = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        inst = Instance.from_json(data, obj["Key"])
+        out[inst.instance_id] = inst
+    return out
+
+
+def _up(cli: Cli, moto_aws: MotoAws) -> None:
+    result = cli("up", "--until", "infra", "--allow-cidr", CIDR, "--workers", "1",
+                 "--root-volume-gb", "30", env=moto_aws.env)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+
+def test_up_records_instances_and_status_prices_them_with_the_model(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    _up(cli, moto_aws)
+    s3 = _client(moto_aws, "s3")
+    recorded = _recorded(s3)
+    assert sorted(i.role for i in recorded.values()) == ["control-plane", "worker"]
+    for inst in recorded.values():
+        assert len(inst.running) == 1 and inst.running[0].end is None
+        assert [(v.volume_type, v.size_gb) for v in inst.volumes] == [("gp3", 30)]
+        assert inst.vcpus == 2 and inst.memory_bytes == 4 * 2**30  # t3.medium
+    status = cli("status", "-o", "json", env=moto_aws.env)
+    assert status.exit_code == 0, status.stderr
+    doc = json.loads(status.stdout)
+    # the one model over the recorded facts and the bundled prices (moto has no Price List)
+    ledger = Ledger.loads(_export(cli, moto_aws))
+    assert ledger.instances and {i.instance_id for i in ledger.instances} == set(recorded)
+    rate = model.rate(ledger)
+    public = sum(1 for i in ledger.instances if i.public_ipv4)
+    assert rate.instances == pytest.approx(2 * 0.0416)
+    assert rate.addresses == pytest.approx(public * 0.005)
+    gp3 = next(p.usd for p in ledger.prices if p.kind == "volume")
+    assert gp3 is not None
+    assert rate.volumes == pytest.approx(2 * 30 * gp3 / 730)
+    assert doc["usd_per_hour"] == pytest.approx(round(rate.total, 4))
+    assert doc["cost_exact"] is True and doc["cost_unknown"] == []
+
+
+def _export(cli: Cli, moto_aws: MotoAws, *args: str) -> str:
+    path = moto_aws.env.cwd / "ledger.json"
+    result = cli("usage", "--since", "all", "--export-ledger", str(path), "-o", "json", *args,
+                 env=moto_aws.env)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return path.read_text()
+
+
+def test_status_and_usage_agree_and_write_nothing(cli: Cli, moto_aws: MotoAws) -> None:
+    _up(cli, moto_aws)
+    counter = CallCounter()
+    with observe_calls(counter):
+        before = datetime.now(UTC)
+        status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+        usage = json.loads(cli("usage", "--since", "all", "-o", "json", env=moto_aws.env).stdout)
+        after = datetime.now(UTC)
+        jobs = cli("jobs", env=moto_aws.env)
+        assert jobs.exit_code == 0, jobs.stderr
+    assert counter.total > 0
+    assert counter.writes() == {}, counter.writes()
+    # the same model over the same facts: equal up to what the cluster costs in the
+    # moments between the two calls
+    drift = usage["cost"]["usd_per_hour"] * (after - before).total_seconds() / 3600
+    assert usage["cost"]["cluster_total_usd"] == pytest.approx(
+        status["usd_so_far"], abs=drift + 1e-4
+    )
+    assert usage["cost"]["usd_per_hour"] == pytest.approx(status["usd_per_hour"], abs=1e-4)
+    assert usage["exact"] is True
+    total = usage["cost"]
+    assert total["total_usd"] == pytest.approx(
+        total["jobs_usd"] + total["idle_usd"] + total["control_plane_usd"]
+        + total["volumes_usd"] + total["addresses_usd"]
+    )  # fmt: skip
+
+
+def test_a_stopped_then_started_instance_keeps_its_stopped_interval(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core.utils import utcnow
+    from moto.ec2.models.instances import Instance as MotoInstance
+
+    # moto stand-in: EC2 sets LaunchTime to the new start when an instance starts again;
+    # moto keeps the first one. The server runs in this process: make it do as EC2 does.
+    moto_start = MotoInstance.start
+
+    def start(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = moto_start(self, *args, **kwargs)
+        self.launch_time = utcnow()
+        return out
+
+    monkeypatch.setattr(MotoInstance, "start", start)
+    _up(cli, moto_aws)
+    ec2 = _client(moto_aws, "ec2")
+    s3 = _client(moto_aws, "s3")
+    worker = next(i for i in _recorded(s3).values() if i.role == "worker")
+    ec2.stop_instances(InstanceIds=[worker.instance_id])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[worker.instance_id],
+                                            WaiterConfig={"Delay": 1})  # fmt: skip
+    assert _recorded(s3)[worker.instance_id].running[-1].end is None  # not recorded yet
+    # usage sees the stop in EC2, without writing it
+    facts = Ledger.loads(_export(cli, moto_aws))
+    seen = next(i for i in facts.instances if i.instance_id == worker.instance_id)
+    stopped_at = seen.running[-1].end
+    assert stopped_at is not None
+    assert _recorded(s3)[worker.instance_id].running[-1].end is None
+    _up(cli, moto_aws)  # records the stop, then starts it again
+    runs = _recorded(s3)[worker.instance_id].running
+    assert len(runs) == 2, runs
+    assert runs[0] == seen.running[-1]  # from the first start to the stop EC2 reported
+    assert runs[1].start >= stopped_at and runs[1].end is None
+
+
+def test_down_keep_data_records_the_end_and_the_ledger_recomputes_offline(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    _up(cli, moto_aws)
+    s3 = _client(moto_aws, "s3")
+    result = cli("down", "--yes", "--keep-data", env=moto_aws.env)
+    assert result.exit_code == 0, result.stderr
+    recorded = _recorded(s3)
+    assert len(recorded) == 2
+    for inst in recorded.values():
+        assert inst.running[-1].end is not None
+        assert all(v.existed[-1].end is not None for v in inst.volumes)
+    led = Ledger(
+        "sparkube", REGION, datetime.now(UTC) + timedelta(hours=5), tuple(recorded.values()),
+        prices=Ledger.loads(_export_after_down(cli, moto_aws)).prices,
+    )  # fmt: skip
+    # ended instances cost nothing more, however late the ledger is read
+    assert model.rate(led).total == 0.0
+    path = moto_aws.env.cwd / "offline.json"
+    path.write_text(led.dumps())
+    offline = cli("usage", "--ledger", str(path), "--since", "all", "-o", "json",
+                  env=moto_aws.env)  # fmt: skip
+    assert offline.exit_code == 0, offline.stderr
+    doc = json.loads(offline.stdout)
+    assert doc["cost"]["total_usd"] == pytest.approx(model.compute(led).total)
+    assert doc["cost"]["usd_per_hour"] == 0.0
+
+
+def _export_after_down(cli: Cli, moto_aws: MotoAws) -> str:
+    """The cluster is gone from EC2 but its bucket (kept) still holds the ledger."""
+    return _export(cli, moto_aws)
+
+
+def test_usage_ledger_refuses_a_file_that_is_not_a_ledger(cli: Cli, moto_aws: MotoAws) -> None:
+    path = moto_aws.env.cwd / "x.json"
+    path.write_text('{"schema": "something/else"}')
+    result = cli("usage", "--ledger", str(path), env=moto_aws.env)
+    assert result.exit_code == 2
+    assert "is not a sparkube ledger" in result.stderr and "--export-ledger" in result.stderr
+
+
+def test_surplus_credits_charged_are_read_from_cloudwatch_and_counted(
+    cli: Cli, moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlimited-mode nodes (the default) cost their charged surplus credits too.
+
+    moto stand-in: moto takes CreditSpecification at launch but answers "standard" for
+    every instance; the server runs in this process, so it is made to answer what EC2
+    would (unlimited, as sent). CloudWatch is moto's own."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.instances import InstanceResponse
+
+    def unlimited(self: Any) -> Any:
+        found = self.ec2_backend.describe_instance_credit_specifications(
+            self._get_param("InstanceIds", [])
+        )
+        return ActionResult({"InstanceCreditSpecifications": [
+            {"InstanceId": i.id, "CpuCredits": "unlimited"} for i in found]})  # fmt: skip
+
+    monkeypatch.setattr(InstanceResponse, "describe_instance_credit_specifications", unlimited)
+    _up(cli, moto_aws)
+    worker = next(i for i in _recorded(_client(moto_aws, "s3")).values() if i.role == "worker")
+    now = datetime.now(UTC)
+    _client(moto_aws, "cloudwatch").put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[{
+            "MetricName": "CPUSurplusCreditsCharged", "Timestamp": now, "Value": 48.0,
+            "Dimensions": [{"Name": "InstanceId", "Value": worker.instance_id}],
+        }],
+    )  # fmt: skip
+    ledger = Ledger.loads(_export(cli, moto_aws))
+    facts = {i.instance_id: i for i in ledger.instances}
+    assert {i.cpu_credits for i in facts.values()} == {"unlimited"}
+    charges = facts[worker.instance_id].surplus_credits
+    assert charges is not None and [c.credits for c in charges] == [48.0]
+    assert all(i.surplus_credits == () for k, i in facts.items() if k != worker.instance_id)
+    out = model.compute(ledger)
+    line = next(i for i in out.instances if i.instance_id == worker.instance_id)
+    charge = charges[0]
+    # the part of the charged hour that has passed by the ledger's time
+    share = (min(ledger.generated, charge.end) - charge.start) / (charge.end - charge.start)
+    assert line.usd == pytest.approx(line.hours * 0.0416 + 48 * 0.05 / 60 * share, abs=1e-9)
+    assert out.exact
+    status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
+    assert status["cost_exact"] is True
