@@ -201,11 +201,11 @@ def write_chart(rep: UsageReport, path: Any) -> None:
     import matplotlib.pyplot as plt
 
     w = rep.window
-    fixed = [model.CONTROL_PLANE_LINE, model.IDLE, "volumes + addresses"]
+    fixed = [model.CONTROL_PLANE_LINE, "volumes + addresses"]  # at the bottom, then jobs
     job_ids = sorted({k for s in w.segments for k in s.usd} - {
         model.CONTROL_PLANE_LINE, model.IDLE, model.VOLUMES_LINE, model.ADDRESSES_LINE,
     })  # fmt: skip
-    labels = [*fixed, *job_ids]
+    labels = [*fixed, *job_ids, model.IDLE]  # idle on top: what no job used
     times: list[datetime] = []
     series: dict[str, list[float]] = {label: [] for label in labels}
     for seg in w.segments:
@@ -222,8 +222,11 @@ def write_chart(rep: UsageReport, path: Any) -> None:
                 series[label].append(usd / hours if hours > 0 else 0.0)
     fig, ax = plt.subplots(figsize=(12, 5))
     if times:
-        colors = ["tab:gray", "lightgray", "tab:brown"] + [
-            plt.get_cmap("tab20")(n % 20) for n in range(len(job_ids))
+        colors = [
+            "tab:gray",
+            "tab:brown",
+            *(plt.get_cmap("tab20")(n % 20) for n in range(len(job_ids))),
+            "lightgray",
         ]
         ax.stackplot(
             times,  # type: ignore[arg-type]  # matplotlib takes datetimes
