@@ -222,10 +222,11 @@ def write_chart(rep: UsageReport, path: Any) -> None:
                 series[label].append(usd / hours if hours > 0 else 0.0)
     fig, ax = plt.subplots(figsize=(12, 5))
     if times:
-        colors = [
+        palette = plt.get_cmap("tab20")
+        colors: list[Any] = [
             "tab:gray",
             "tab:brown",
-            *(plt.get_cmap("tab20")(n % 20) for n in range(len(job_ids))),
+            *(palette(n % 20) for n in range(len(job_ids))),
             "lightgray",
         ]
         ax.stackplot(
