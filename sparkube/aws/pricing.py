@@ -215,23 +215,57 @@ class CostEstimate:
     def nodes(self) -> int:
         return 1 + self.workers
 
+    def _rate(self) -> Any:
+        """The hourly rate of the planned nodes from the one cost model
+        (:mod:`sparkube.cost.model`): a ledger of the nodes as if they ran from now."""
+        from datetime import UTC, datetime
+
+        from sparkube.cost import ledger as L
+        from sparkube.cost import model
+
+        now = datetime.now(UTC)
+        nodes = [(L.CONTROL_PLANE, self.control_plane)] + [(L.WORKER, self.worker)] * self.workers
+        volumes = self.volume.volume_type if self.volume is not None else "gp3"
+        instances = tuple(
+            L.Instance(
+                f"planned-{n}", f"planned-{n}", role, price.instance_type,
+                L.SPOT if price.market == "spot" else L.ON_DEMAND, "", 0.0, 0,
+                (L.Interval(now, None),),
+                volumes=(L.Volume(f"vol-{n}", volumes, self.volume_gb, (L.Interval(now, None),)),)
+                if self.volume_gb else (),
+                public_ipv4=n < self.addresses,
+            )
+            for n, (role, price) in enumerate(nodes)
+        )  # fmt: skip
+        facts = [
+            L.PriceFact(L.INSTANCE, p.usd_per_hour, p.source, instance_type=p.instance_type,
+                        market=L.SPOT if p.market == "spot" else L.ON_DEMAND)
+            for _, p in nodes[:2]
+        ]  # fmt: skip
+        if self.volume is not None:
+            facts.append(L.PriceFact(L.VOLUME, self.volume.usd_per_gb_month, self.volume.source,
+                                     volume_type=self.volume.volume_type))  # fmt: skip
+        facts.append(L.PriceFact(L.IPV4, IPV4_USD_PER_HOUR, IPV4_SOURCE))
+        return model.rate(L.Ledger("plan", "", now, instances, tuple(facts)))
+
     @property
     def instances_usd_per_hour(self) -> float | None:
         cp, w = self.control_plane.usd_per_hour, self.worker.usd_per_hour
         if cp is None or (self.workers and w is None):
             return None
-        return cp + self.workers * (w or 0.0)
+        return float(self._rate().instances)
 
     @property
     def volumes_usd_per_hour(self) -> float | None:
         if not self.volume_gb:
             return 0.0
-        each = self.volume.hourly(self.volume_gb) if self.volume else None
-        return None if each is None else self.nodes * each
+        if self.volume is None or self.volume.usd_per_gb_month is None:
+            return None
+        return float(self._rate().volumes)
 
     @property
     def addresses_usd_per_hour(self) -> float:
-        return self.addresses * IPV4_USD_PER_HOUR
+        return float(self._rate().addresses)
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -239,14 +273,12 @@ class CostEstimate:
         parts = (self.instances_usd_per_hour, self.volumes_usd_per_hour)
         if any(p is None for p in parts):
             return None
-        return sum(p or 0.0 for p in parts) + self.addresses_usd_per_hour
+        return float(self._rate().total)
 
     @property
     def at_least_usd_per_hour(self) -> float:
         """The parts whose price is known: the full price when :attr:`exact`."""
-        cp, w = self.control_plane.usd_per_hour, self.worker.usd_per_hour
-        instances = (cp or 0.0) + (self.workers * w if w is not None else 0.0)
-        return instances + (self.volumes_usd_per_hour or 0.0) + self.addresses_usd_per_hour
+        return float(self._rate().total)
 
     @property
     def unknown(self) -> list[str]:

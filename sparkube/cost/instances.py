@@ -4,7 +4,7 @@ the facts sparkube keeps in the cluster's bucket.
 EC2 knows only each instance's latest start (``LaunchTime``) and, once it stopped or
 was terminated, when (``StateTransitionReason``); it forgets a terminated instance
 after about an hour. So the write commands (``up``, ``down``) that start, stop or end
-instances merge what EC2 says into ``ledger/instances/<id>.json`` in the bucket at each
+instances merge what EC2 says into ``ledger/instances.json`` in the bucket at each
 change (:func:`record_instances`), and the read commands merge EC2's current view into
 those records in memory only (:func:`instance_facts`), writing nothing.
 """
@@ -33,13 +33,11 @@ from sparkube.cost.ledger import (
     Volume,
 )
 
-PREFIX = "ledger/instances/"
+#: One object for all of the cluster's instances: one read and at most one write per
+#: ``up`` or ``down``, however many workers (only one of them runs at a time).
+KEY = "ledger/instances.json"
 _REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
 RUNNING_STATES = ("pending", "running")
-
-
-def key(instance_id: str) -> str:
-    return f"{PREFIX}{instance_id}.json"
 
 
 def transition_time(reason: str | None) -> datetime | None:
@@ -255,16 +253,18 @@ def _with_credits(clients: Any, inst: Instance, now: datetime, notes: list[str])
 
 def recorded_instances(s3: Any, bucket: str) -> dict[str, Instance]:
     """The instance facts kept in the bucket (empty when there are none)."""
-    from sparkube.spark.cluster import get_text, list_keys
+    from sparkube.spark.cluster import get_text
 
+    text = get_text(s3, bucket, KEY)
     out: dict[str, Instance] = {}
-    for name in list_keys(s3, bucket, PREFIX):
-        text = get_text(s3, bucket, name)
-        if not text:
-            continue
-        with contextlib.suppress(LedgerError, ValueError, TypeError):
-            inst = Instance.from_json(json.loads(text), name)
-            out[inst.instance_id] = inst
+    if not text:
+        return out
+    with contextlib.suppress(ValueError, AttributeError):
+        items = json.loads(text).get("instances") or []
+        for n, item in enumerate(items):
+            with contextlib.suppress(LedgerError, ValueError, TypeError):
+                inst = Instance.from_json(item, f"{KEY} instances[{n}]")
+                out[inst.instance_id] = inst
     return out
 
 
@@ -328,17 +328,15 @@ def instance_facts(
     return out, notes
 
 
-def record_instances(clients: Any, cluster: str, bucket: str) -> int:
+def record_instances(clients: Any, cluster: str, bucket: str) -> bool:
     """Write the cluster's instance facts, brought up to date with EC2, to the bucket
-    (the write commands call this after they start, stop or end instances). Returns how
-    many records changed."""
+    (the write commands call this after they start, stop or end instances). True when
+    they changed."""
     from sparkube.spark.cluster import put_json
 
     recorded = recorded_instances(clients.s3, bucket)
     facts, _ = instance_facts(clients, cluster, bucket, recorded=recorded)
-    changed = 0
-    for inst in facts:
-        if recorded.get(inst.instance_id) != inst:
-            put_json(clients.s3, bucket, key(inst.instance_id), inst.to_json())
-            changed += 1
-    return changed
+    if {i.instance_id: i for i in facts} == recorded:
+        return False
+    put_json(clients.s3, bucket, KEY, {"instances": [i.to_json() for i in facts]})
+    return True

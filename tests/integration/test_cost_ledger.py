@@ -19,7 +19,7 @@ import pytest
 
 from sparkube.aws.session import CallCounter, observe_calls
 from sparkube.cost import model
-from sparkube.cost.instances import PREFIX
+from sparkube.cost.instances import KEY
 from sparkube.cost.ledger import Instance, Ledger
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import REGION, MotoAws
@@ -42,11 +42,10 @@ def _bucket(s3: Any) -> str:
 
 
 def _recorded(s3: Any) -> dict[str, Instance]:
-    bucket = _bucket(s3)
+    text = s3.get_object(Bucket=_bucket(s3), Key=KEY)["Body"].read()
     out = {}
-    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=PREFIX).get("Contents", []):
-        data = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-        inst = Instance.from_json(data, obj["Key"])
+    for n, data in enumerate(json.loads(text)["instances"]):
+        inst = Instance.from_json(data, f"instances[{n}]")
         out[inst.instance_id] = inst
     return out
 
