@@ -39,6 +39,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,19 @@ def test_the_whole_journey(
         assert {j["job_id"] for j in report["jobs"]} == {j["job_id"] for j in jobs}
         assert all(j["usd"] > 0 for j in report["jobs"]), report["jobs"]
         assert report["cost"]["usd_per_hour"] == pytest.approx(st["usd_per_hour"], abs=1e-4)
+        # status and usage: one model over the same facts; so far, they agree up to what
+        # the cluster costs between the two calls
+        seen = datetime.now(UTC)
+        again = json.loads(run("status", "--output", "json").stdout)
+        now = json.loads(run("usage", "--since", "all", "--output", "json").stdout)
+        drift = now["cost"]["usd_per_hour"] * (datetime.now(UTC) - seen).total_seconds() / 3600
+        assert now["cost"]["cluster_total_usd"] == pytest.approx(
+            again["usd_so_far"], abs=drift + 1e-4
+        )
+        assert now["cost"]["total_usd"] == pytest.approx(
+            sum(now["cost"][k] for k in ("jobs_usd", "idle_usd", "control_plane_usd",
+                                        "volumes_usd", "addresses_usd"))
+        )  # fmt: skip
 
         # ---- dashboard: a page through the SSH tunnel, made with the opex RBAC
         page = _dashboard_page({**environ, "PYTHONPATH": os.getcwd()}, env.cwd, transcript)
