@@ -178,7 +178,9 @@ def build_report(
     api = jobs.open_jobs(env, cluster, region)
     config = api.config()
     now = datetime.now(UTC)
-    facts, notes = job_facts(api, now=now)
+    # jobs that ended before the window cost nothing in it (and the totals do not
+    # depend on jobs: jobs + idle is what the workers cost), so their logs are not read
+    facts, notes = job_facts(api, now=now, since=now - since if since is not None else None)
     clients = AwsClients(env.environ, config.region)
     ledger = gather(clients, config.cluster, config.region, config.bucket, jobs=facts,
                     notes=notes, now=now)  # fmt: skip
