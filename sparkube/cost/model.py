@@ -227,6 +227,38 @@ class _Unknowns:
             self.reasons.append(reason)
 
 
+@dataclass
+class _Instant:
+    """One instance's cost per hour at a moment, in three parts (known parts only)."""
+
+    running: bool
+    instance: float | None  # None: its price is unknown
+    volumes: float
+    address: float
+
+
+def _instant(inst: Instance, at: datetime, prices: Prices, unknown: _Unknowns) -> _Instant:
+    running = _any_alive(inst.running, at)
+    instance: float | None = 0.0
+    address = volumes = 0.0
+    if running:
+        instance, why = prices.instance(inst, at)
+        if instance is None:
+            unknown.add(why)
+        if inst.public_ipv4:
+            ip_usd, why = prices.ipv4()
+            if ip_usd is None:
+                unknown.add(why)
+            address = ip_usd or 0.0
+    for vol in inst.volumes:
+        if _any_alive(vol.existed, at):
+            gb_usd, why = prices.volume(vol.volume_type)
+            if gb_usd is None:
+                unknown.add(why)
+            volumes += vol.size_gb * (gb_usd or 0.0) / HOURS_PER_MONTH
+    return _Instant(running, instance, volumes, address)
+
+
 def rate(ledger: Ledger, at: datetime | None = None) -> Rate:
     """What the cluster costs per hour at ``at`` (default: the ledger's time): instances
     running then, volumes existing then, addresses of running instances."""
@@ -235,25 +267,10 @@ def rate(ledger: Ledger, at: datetime | None = None) -> Rate:
     out = Rate()
     unknown = _Unknowns()
     for inst in ledger.instances:
-        if _any_alive(inst.running, at):
-            usd, why = prices.instance(inst, at)
-            if usd is None:
-                unknown.add(why)
-            else:
-                out.instances += usd
-            if inst.public_ipv4:
-                usd, why = prices.ipv4()
-                if usd is None:
-                    unknown.add(why)
-                else:
-                    out.addresses += usd
-        for vol in inst.volumes:
-            if _any_alive(vol.existed, at):
-                usd, why = prices.volume(vol.volume_type)
-                if usd is None:
-                    unknown.add(why)
-                else:
-                    out.volumes += vol.size_gb * usd / HOURS_PER_MONTH
+        now = _instant(inst, at, prices, unknown)
+        out.instances += now.instance or 0.0
+        out.volumes += now.volumes
+        out.addresses += now.address
     out.unknown = unknown.reasons
     return out
 
@@ -324,32 +341,29 @@ def compute(
         cap_cpu = 0.0
         cap_mem = 0
         for inst in ledger.instances:
-            if _any_alive(inst.running, a):
-                line = lines[inst.instance_id]
+            now = _instant(inst, a, prices, unknown)
+            line = lines[inst.instance_id]
+            if now.running:
                 line.hours += hours
-                usd, why = prices.instance(inst, a)
-                if usd is None:
-                    unknown.add(why)
+                if now.instance is None:
                     line.exact = False
-                    if inst.role == WORKER:
-                        workers_exact = False
+                    workers_exact = workers_exact and inst.role != WORKER
                 else:
-                    line.usd += usd * hours
+                    line.usd += now.instance * hours
                     if inst.role == CONTROL_PLANE:
-                        control += usd * hours
-                        seg[CONTROL_PLANE_LINE] = seg.get(CONTROL_PLANE_LINE, 0.0) + usd * hours
+                        seg[CONTROL_PLANE_LINE] = (
+                            seg.get(CONTROL_PLANE_LINE, 0.0) + now.instance * hours
+                        )
                     else:
-                        workers_usd += usd * hours
+                        workers_usd += now.instance * hours
                 if inst.role == WORKER:
                     cap_cpu += inst.vcpus
                     cap_mem += inst.memory_bytes
-                if inst.public_ipv4:
-                    ip_usd, why = prices.ipv4()
-                    if ip_usd is None:
-                        unknown.add(why)
-                    else:
-                        addresses += ip_usd * hours
-                        seg[ADDRESSES_LINE] = seg.get(ADDRESSES_LINE, 0.0) + ip_usd * hours
+            addresses += now.address * hours
+            volumes += now.volumes * hours
+            for label, part in ((ADDRESSES_LINE, now.address), (VOLUMES_LINE, now.volumes)):
+                if part:
+                    seg[label] = seg.get(label, 0.0) + part * hours
             # charged credits count whenever charged (an hour may start before a run)
             for charge in inst.surplus_credits or ():
                 if charge.start <= a < charge.end and charge.credits > 0:
@@ -361,19 +375,10 @@ def compute(
                     usd_c = charge.credits * per_credit * hours / _hours(charge.start, charge.end)
                     lines[inst.instance_id].usd += usd_c
                     if inst.role == CONTROL_PLANE:
-                        control += usd_c
                         seg[CONTROL_PLANE_LINE] = seg.get(CONTROL_PLANE_LINE, 0.0) + usd_c
                     else:
                         workers_usd += usd_c
-            for vol in inst.volumes:
-                if _any_alive(vol.existed, a):
-                    gb_usd, why = prices.volume(vol.volume_type)
-                    if gb_usd is None:
-                        unknown.add(why)
-                    else:
-                        v = vol.size_gb * gb_usd / HOURS_PER_MONTH * hours
-                        volumes += v
-                        seg[VOLUMES_LINE] = seg.get(VOLUMES_LINE, 0.0) + v
+        control += seg.get(CONTROL_PLANE_LINE, 0.0)
         shares: list[tuple[JobLine, float]] = []
         for job, jline in zip(ledger.jobs, jobs, strict=True):
             cpu = sum(p.cpu for p in job.pods if _alive(p.ran, a))
