@@ -232,10 +232,37 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     times["dns_s"] = time.monotonic() - t0
 
     usage = {name: bed.usage(name) for name in NAMES}
+
+    # A worker rebooted: the user data does not run again, and the node runs pods again
+    # (its kubelet, containerd and pod network come back by themselves).
+    t_reboot = time.monotonic()
+    try:
+        bed.reboot("worker-2", timeout=30)
+    except TimeoutError:
+        _hold(bed)
+        raise
+    out = bed.wait_user_data("worker-2", timeout=60)
+    assert out.count("user data exited") == 1, out[-2000:]
+    bed.run(
+        "control-plane",
+        f"{ADMIN} run after-reboot --image=sparkube.test/shell:1 --image-pull-policy=Never "
+        """--restart=Never --overrides='{"spec":{"nodeName":"worker-2"}}' --command -- """
+        "nslookup kubernetes.default.svc.cluster.local",
+    )
+    deadline = time.monotonic() + 180
+    phase = ""
+    while time.monotonic() < deadline and phase not in ("Succeeded", "Failed"):
+        time.sleep(1)
+        phase = _kubectl_json(bed, "get pod after-reboot")["status"].get("phase", "")
+    logs = bed.run("control-plane", f"{ADMIN} logs after-reboot", check=False)
+    assert phase == "Succeeded", (phase, logs.stdout, bed.nodes["worker-2"].console_tail())
+    assert f"Address: {service_ip}" in logs.stdout
+    times["reboot_pod_s"] = time.monotonic() - t_reboot
     line = {
         "ready_s": round(times["ready_s"], 1),
         "prepared_s": round(times["prepared_s"], 1),
         "dns_s": round(times["dns_s"], 1),
+        "reboot_to_pod_s": round(times["reboot_pod_s"], 1),
         "kubelet": KUBE_VERSION,
         "runtime": f"containerd://{runtime}",
         "rss_mib": {n: u["rss_bytes"] >> 20 for n, u in usage.items()},
