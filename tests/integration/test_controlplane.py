@@ -692,7 +692,8 @@ def test_spark_submit_without_role_binding_is_forbidden(
     res = _spark_submit(kube, tmp_path, "pi", account="spark")
     output = res.stdout + res.stderr
     assert res.returncode != 0, output[-4000:]
-    assert "forbidden" in output.lower()
+    causes = "\n".join(line for line in output.splitlines() if "Exception" in line)
+    assert "forbidden" in output.lower(), causes[-3000:] or output[-3000:]
     assert 'User "system:serviceaccount:spark:spark" cannot' in output
     assert not _driver_pods(kube)
 
