@@ -5,7 +5,8 @@
 #
 # Prerequisites: Python 3.11+ with venv, Java 17+. Optional, else those tests skip with a
 # reason: Go 1.26 (real Kubernetes control plane), root + openssh-server + iproute2 (SSH
-# hosts in network namespaces, process nodes), a JDK + curl (the Spark image layer of
+# hosts in network namespaces, process nodes; with Go, the real-node test bed of
+# tools/nodes/build.sh), a JDK + curl (the Spark image layer of
 # tools/spark/build.sh), shellcheck (node scripts). As root on Debian/Ubuntu this
 # script installs the apt packages itself. With CI=true nothing may be missing: a failed
 # build or a skipped stand-in fails the run.
@@ -48,6 +49,16 @@ else
   echo "!! Go not found: the real-control-plane tests will skip"
 fi
 
+if [ "$(id -u)" = 0 ] && command -v go >/dev/null 2>&1; then
+  echo "== real-node test bed: node template, kubelet, images (cached after the first build)"
+  if ! bash tools/nodes/build.sh; then
+    if [ "$ci" = true ]; then echo "!! real-node test bed failed to build" >&2; exit 1; fi
+    echo "!! real-node test bed failed to build; the real-node tests will skip"
+  fi
+elif [ "$ci" = true ]; then
+  echo "!! CI needs root and Go for the real-node test bed" >&2; exit 1
+fi
+
 echo "== Spark image layer for the process nodes (cached after the first build)"
 if ! SPARKUBE_PYTHON="$py" bash tools/spark/build.sh; then
   if [ "$ci" = true ]; then echo "!! Spark image layer failed to build" >&2; exit 1; fi
@@ -76,7 +87,7 @@ echo "== pytest"
 if [ "$ci" = true ]; then export SPARKUBE_REQUIRE_STANDINS=1; fi
 if [ "$ci" = true ]; then
   # A hung JVM or server must not hang CI: pytest gets 45 minutes, then SIGINT (summary).
-  timeout --signal=INT --kill-after=60 2700 "$py" -m pytest -rs -m "not e2e and not realnodes" "$@"
+  timeout --signal=INT --kill-after=60 2700 "$py" -m pytest -rs -m "not e2e" "$@"
 else
-  "$py" -m pytest -rs -m "not e2e and not realnodes" "$@"
+  "$py" -m pytest -rs -m "not e2e" "$@"
 fi
