@@ -3,6 +3,7 @@ answer the cost questions of ``status``, ``ls`` and ``usage`` from it. Reads onl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,7 +67,9 @@ class ClusterCost:
         lines = {line.instance_id: line for line in out.instances}
         nodes: dict[str, NodeCost] = {}
         for inst in ledger.instances:
-            r = model.rate(_only(ledger, inst))
+            # its own instance price: its volume and address are in the cluster's lines
+            bare = dataclasses.replace(inst, volumes=(), public_ipv4=False)
+            r = model.rate(_alone(ledger, bare))
             line = lines.get(inst.instance_id)
             nodes[inst.instance_id] = NodeCost(
                 usd_per_hour=r.instances if r.exact or r.instances else None,
@@ -88,15 +91,12 @@ def role_rates(ledger: Ledger) -> tuple[float, float]:
     cp: list[float] = []
     workers: list[float] = []
     for inst in ledger.instances:
-        one = Ledger(ledger.cluster, ledger.region, ledger.generated, (inst,), ledger.prices)
-        r = model.rate(one)
+        r = model.rate(_alone(ledger, inst))
         if r.total > 0:
             (cp if inst.role == CONTROL_PLANE else workers).append(r.total)
     return sum(cp), (sum(workers) / len(workers) if workers else 0.0)
 
 
-def _only(ledger: Ledger, inst: Instance) -> Ledger:
-    """The ledger with one instance, for that instance's own rate (its instance price;
-    its volume and address are in the cluster's volumes and addresses lines)."""
-    bare = Instance(**{**inst.__dict__, "volumes": (), "public_ipv4": False})
-    return Ledger(ledger.cluster, ledger.region, ledger.generated, (bare,), ledger.prices)
+def _alone(ledger: Ledger, inst: Instance) -> Ledger:
+    """The ledger with that one instance, for its own rate."""
+    return Ledger(ledger.cluster, ledger.region, ledger.generated, (inst,), ledger.prices)
