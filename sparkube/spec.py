@@ -43,6 +43,17 @@ CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 SUPPORTED_KUBERNETES = ("1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES = "1.36"
 DEFAULT_SPARK = SPARK_IMAGE.spark_version
+#: Where nodes install kubelet, kubeadm and kubectl from (``{minor}``: the Kubernetes
+#: minor, e.g. 1.36): the Kubernetes project's own apt repository.
+DEFAULT_KUBERNETES_APT_REPO = "https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
+#: What the apt repository URL may hold (it is written into the node's shell script).
+_APT_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._/:{}-]*)?")
+#: A registry host as images name it (``docker.io``, ``registry.k8s.io``,
+#: ``registry.example.com:5000``), or ``_default`` (every registry without its own entry).
+_REGISTRY_RE = re.compile(
+    r"_default|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?"
+)
+_MIRROR_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._/-]*)?")
 MIN_TTL = timedelta(minutes=10)
 MAX_TTL = timedelta(days=30)
 _DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -101,6 +112,15 @@ class ClusterSpec(BaseModel):
     )
     ami: str | None = Field(None, description="AMI id; default: Ubuntu 24.04 from SSM.")
     kubernetes_version: str = Field(DEFAULT_KUBERNETES, description="Kubernetes minor.")
+    kubernetes_apt_repo: str = Field(
+        DEFAULT_KUBERNETES_APT_REPO,
+        description="apt repository (https) of kubelet, kubeadm and kubectl; {minor} is "
+        "replaced by the Kubernetes minor.",
+    )
+    registry_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Registry host -> mirror URL (https) the nodes pull its images through.",
+    )
     spark_version: str = Field(DEFAULT_SPARK, description="Spark version of the cluster image.")
     spark_image: str | None = Field(None, description="Spark container image override.")
     ttl: timedelta | None = Field(None, description="Nodes terminate themselves after this.")
@@ -169,6 +189,58 @@ class ClusterSpec(BaseModel):
             )
         return minor
 
+    @field_validator("kubernetes_apt_repo", mode="before")
+    @classmethod
+    def _apt_repo(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        url = value.strip()
+        if not url.endswith("/"):
+            url += "/"
+        rest = url.replace("{minor}", "")
+        if not _APT_URL_RE.fullmatch(url) or "{" in rest or "}" in rest:
+            raise ValueError(
+                f"{value!r} is not an https URL of an apt repository like "
+                f"{DEFAULT_KUBERNETES_APT_REPO} (letters, digits and ._:/- only; "
+                "{minor} stands for the Kubernetes minor)"
+            )
+        return url
+
+    @field_validator("registry_mirrors", mode="before")
+    @classmethod
+    def _mirrors(cls, value: Any) -> Any:
+        if isinstance(value, str):  # REGISTRY=URL pairs, comma or space separated
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            pairs: dict[str, Any] = {}
+            for item in value:
+                if not isinstance(item, str) or "=" not in item:
+                    raise ValueError(
+                        f"{item!r} is not REGISTRY=URL like registry.k8s.io=https://mirror.example.com"
+                    )
+                registry, _, url = item.partition("=")
+                pairs[registry] = url
+            value = pairs
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, str] = {}
+        for registry, url in value.items():
+            host = str(registry).strip().lower()
+            if not _REGISTRY_RE.fullmatch(host) or host == "localhost":
+                raise ValueError(
+                    f"{registry!r} is not a registry host like docker.io, registry.k8s.io or "
+                    "registry.example.com:5000 (or _default for every other registry)"
+                )
+            text = url.strip().rstrip("/") if isinstance(url, str) else ""
+            if not _MIRROR_URL_RE.fullmatch(text):
+                raise ValueError(
+                    f"the mirror of {host}, {url!r}, is not an https URL like "
+                    "https://mirror.example.com or https://mirror.example.com:5000/prefix "
+                    "(letters, digits and ._/- only)"
+                )
+            out[host] = text
+        return dict(sorted(out.items()))
+
     @field_validator("ttl", mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> Any:
@@ -216,6 +288,11 @@ class ClusterSpec(BaseModel):
         return f"apache/spark:{self.spark_version}-scala2.13-java17-python3-ubuntu"
 
     @property
+    def kubernetes_apt_url(self) -> str:
+        """The apt repository the nodes install Kubernetes from, for this minor."""
+        return self.kubernetes_apt_repo.replace("{minor}", self.kubernetes_version)
+
+    @property
     def node_count(self) -> int:
         return 1 + self.workers
 
@@ -229,10 +306,11 @@ ENV_VARS: dict[str, str] = {
 FLAG_NAMES: dict[str, str] = {
     "name": "--cluster",
     "allow_cidrs": "--allow-cidr",
+    "registry_mirrors": "--registry-mirror",
     **{
         name: "--" + name.replace("_", "-")
         for name in ClusterSpec.model_fields
-        if name not in ("name", "allow_cidrs")
+        if name not in ("name", "allow_cidrs", "registry_mirrors")
     },
 }
 
@@ -340,6 +418,8 @@ def load_spec(
 
 
 def _env_value(field_name: str, raw: str) -> Any:
+    if field_name == "registry_mirrors":
+        return [p.strip() for p in raw.split(",") if p.strip()]
     if field_name == "tags":
         pairs = [p.split("=", 1) for p in raw.split(",") if p.strip()]
         return {k.strip(): v.strip() for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)}

@@ -423,7 +423,12 @@ class AwsProvider:
         expires = existing.expires_at
         if expires is None and spec.ttl is not None:
             expires = self.now() + spec.ttl
-        script = UD.encode(UD.render(prepare_script or UD.MINIMAL_PREPARE, expires_at=expires))
+        scripts = {
+            role: UD.encode(
+                UD.render(prepare_script or UD.MINIMAL_PREPARE, expires_at=expires, role=role)
+            )
+            for role in (CONTROL_PLANE, WORKER)
+        }
         extra = {T.KUBERNETES: spec.kubernetes_version, T.ROOT_GB: str(spec.root_volume_gb)}
         if expires is not None:
             extra[T.EXPIRES] = expires.isoformat(timespec="seconds")
@@ -448,7 +453,7 @@ class AwsProvider:
                 instance_profile=profile,
                 subnet_id=checked.placement.subnet_id,
                 vpc_id=checked.placement.vpc_id,
-                user_data=script,
+                user_data=scripts[role],
                 root_volume_gb=spec.root_volume_gb,
                 spot=spot,
                 # TTL shutdowns terminate; a one-time spot node cannot be stopped anyway.

@@ -48,7 +48,11 @@ RECORDED: dict[str, str] = {
     "subnet_id": "sparkube:subnet",
     "cni": "sparkube:cni",
     "pod_cidr": "sparkube:pod-cidr",
+    "kubernetes_apt_repo": "sparkube:kubernetes-apt-repo",
+    "registry_mirrors": "sparkube:registry-mirrors",
 }
+#: AWS's limit on a tag value.
+TAG_VALUE_MAX = 256
 #: Fields compared with what exists (a user-set value that differs is an error), and
 #: how a message names them.
 COMPARED: dict[str, str] = {
@@ -79,6 +83,18 @@ def settings_tags(spec: ClusterSpec) -> dict[str, str]:
             value = format_duration(value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
+        elif field == "kubernetes_apt_repo":
+            # the default is not recorded; a custom one as used (no braces in a tag)
+            if value == ClusterSpec.model_fields[field].default:
+                continue
+            value = spec.kubernetes_apt_url
+        elif field == "registry_mirrors":
+            if not value:
+                continue
+            value = " ".join(f"{registry}={url}" for registry, url in value.items())
+        if len(str(value)) > TAG_VALUE_MAX:
+            log.warning("not recording %s in a tag: longer than %d", field, TAG_VALUE_MAX)
+            continue
         out[tag] = str(value)
     return out
 

@@ -35,14 +35,19 @@ def ttl_block(expires_at: datetime | None) -> str:
     return ttl.install_block(expires_at)
 
 
-def render(prepare_script: str, *, expires_at: datetime | None) -> str:
-    """The user-data text (a bash script)."""
+def render(prepare_script: str, *, expires_at: datetime | None, role: str | None = None) -> str:
+    """The user-data text (a bash script). ``role`` (``control-plane`` or ``worker``) is
+    given to the preparation as ``SPARKUBE_NODE_ROLE`` (workers pre-pull the Spark
+    image)."""
     if _DELIMITER in prepare_script:
         raise ValueError("the preparation script contains the here-document delimiter")
+    if role is not None and role not in ("control-plane", "worker"):
+        raise ValueError(f"unknown node role {role!r}")
     return (
         "#!/bin/bash\n"
         "# sparkube node user-data (runs once, as root, at first boot)\n"
         + ttl_block(expires_at)
+        + (f"export SPARKUBE_NODE_ROLE={role}\n" if role else "")
         + "mkdir -p /var/lib/sparkube\n"
         + f"cat > /var/lib/sparkube/prepare.sh <<'{_DELIMITER}'\n"
         + prepare_script.rstrip("\n")

@@ -127,11 +127,38 @@ SubnetOption = Annotated[
     str | None,
     typer.Option("--subnet-id", help="Subnet. Default: chosen by EC2.", show_default=False),
 ]
+AptRepoOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubernetes-apt-repo",
+        metavar="URL",
+        help="apt repository (https) the nodes install kubelet, kubeadm and kubectl from, "
+        "e.g. a corporate mirror of pkgs.k8s.io; the word minor in braces stands for the "
+        "Kubernetes minor (1.36). Default: pkgs.k8s.io's repository of that minor.",
+        show_default=False,
+    ),
+]
+MirrorOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry-mirror",
+        metavar="REGISTRY=URL",
+        help="Nodes pull the images of REGISTRY (docker.io, registry.k8s.io, ghcr.io, ...; "
+        "_default: any other) through this https mirror URL, which may end in a proxy "
+        "cache's path prefix (repeatable). Image names stay the same; containerd falls "
+        "back to the registry itself. Default: none.",
+        show_default=False,
+    ),
+]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 #: Command parameters whose name differs from the ClusterSpec field they set.
-_PARAM_TO_FIELD = {"cluster": "name", "allow_cidr": "allow_cidrs"}
+_PARAM_TO_FIELD = {
+    "cluster": "name",
+    "allow_cidr": "allow_cidrs",
+    "registry_mirror": "registry_mirrors",
+}
 
 
 def cluster_spec(ctx: typer.Context) -> ClusterSpec:

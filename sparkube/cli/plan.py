@@ -13,10 +13,12 @@ from sparkube.cli.app import app
 from sparkube.cli.cluster_common import (
     PANEL,
     AmiOption,
+    AptRepoOption,
     CidrOption,
     ConfigOption,
     CpTypeOption,
     CpuCreditsOption,
+    MirrorOption,
     SpotOption,
     SubnetOption,
     TtlOption,
@@ -53,6 +55,8 @@ def plan(
     root_volume_gb: VolumeOption = None,
     vpc_id: VpcOption = None,
     subnet_id: SubnetOption = None,
+    kubernetes_apt_repo: AptRepoOption = None,
+    registry_mirror: MirrorOption = None,
     offline: Annotated[
         bool,
         typer.Option(

@@ -11,10 +11,12 @@ from sparkube.cli.app import app
 from sparkube.cli.cluster_common import (
     PANEL,
     AmiOption,
+    AptRepoOption,
     CidrOption,
     ConfigOption,
     CpTypeOption,
     CpuCreditsOption,
+    MirrorOption,
     SpotOption,
     SubnetOption,
     TtlOption,
@@ -49,6 +51,8 @@ def up(
     root_volume_gb: VolumeOption = None,
     vpc_id: VpcOption = None,
     subnet_id: SubnetOption = None,
+    kubernetes_apt_repo: AptRepoOption = None,
+    registry_mirror: MirrorOption = None,
     until: Annotated[
         str | None,
         typer.Option(

@@ -175,6 +175,8 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         assert f"echo {int(expiry.timestamp())} > " in script
         assert "systemctl enable --now sparkube-ttl.timer" in script
         assert "prepare.sh" in script
+        # the node's role reaches its preparation (workers pre-pull the Spark image)
+        assert f"export SPARKUBE_NODE_ROLE={tags['sparkube:role']}\n" in script
 
     # status / ls see it, with time left and cost.
     status = cli("status", "--output", "json", env=moto_aws.env)

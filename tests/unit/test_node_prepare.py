@@ -16,7 +16,8 @@ def test_pins_the_kubernetes_minor_in_the_package_repository() -> None:
     text = render_prepare_script(ClusterSpec(kubernetes_version="1.37"))
     assert "@@" not in text
     assert 'K8S_MINOR="1.37"' in text
-    assert "https://pkgs.k8s.io/core:/stable:/v$K8S_MINOR/deb/" in text
+    assert 'K8S_APT="https://pkgs.k8s.io/core:/stable:/v1.37/deb/"' in text
+    assert '"${K8S_APT}Release.key"' in text and "kubernetes-apt-keyring.gpg] $K8S_APT /" in text
     assert "apt-mark hold kubelet kubeadm kubectl" in text
     assert "gpg --dearmor --yes" in text  # second run must not fail without a TTY
 

@@ -10,6 +10,12 @@
 set -Eeuo pipefail
 
 K8S_MINOR="@@K8S_MINOR@@"
+# Where kubelet, kubeadm and kubectl come from (sparkube setting kubernetes_apt_repo).
+K8S_APT="@@K8S_APT@@"
+# Registry mirrors (sparkube setting registry_mirrors): REGISTRY/HOST-URL pairs joined by +.
+REGISTRY_MIRRORS="@@REGISTRY_MIRRORS@@"
+# The Spark image a worker pulls in the background while the control plane initialises.
+PREPULL_IMAGE="@@PREPULL_IMAGE@@"
 ROOT="${SPARKUBE_NODE_ROOT:-}"
 STATE_DIR="$ROOT/var/lib/sparkube"
 LOG="$ROOT/var/log/sparkube-prepare.log"
@@ -83,6 +89,36 @@ if ! grep -q 'SystemdCgroup = true' "$CONF.new"; then
     echo "sparkube-prepare: could not set SystemdCgroup = true in $CONF" >&2
     exit 1
 fi
+# --- registry mirrors: one hosts.toml per mirrored registry, and the CRI's config_path ---
+# (containerd docs/hosts.md; 2.x config v3 and 1.x config v2 name the table differently)
+if [ -n "$REGISTRY_MIRRORS" ]; then
+    CERTS_D="$ROOT/etc/containerd/certs.d"
+    IFS=+ read -ra mirror_pairs <<<"$REGISTRY_MIRRORS"
+    for pair in "${mirror_pairs[@]}"; do
+        registry="${pair%%/*}" host="${pair#*/}"
+        mkdir -p "$CERTS_D/$registry"
+        {
+            case "$registry" in
+            _default) ;;
+            docker.io) echo 'server = "https://registry-1.docker.io"' ;;
+            *) echo "server = \"https://$registry\"" ;;
+            esac
+            echo "[host.\"$host\"]"
+            echo '  capabilities = ["pull", "resolve"]'
+            case "${host#https://}" in */*) echo '  override_path = true' ;; esac
+        } >"$CERTS_D/$registry/hosts.toml"
+    done
+    if grep -q "^[[:space:]]*\[plugins\.'io\.containerd\.cri\.v1\.images'\.registry\]" "$CONF.new"; then
+        sed -i "/^[[:space:]]*\[plugins\.'io\.containerd\.cri\.v1\.images'\.registry\]/,/^[[:space:]]*\[/ s|config_path = ''|config_path = '/etc/containerd/certs.d'|" "$CONF.new"
+    else
+        sed -i '/^[[:space:]]*\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]/,/^[[:space:]]*\[/ s|config_path = ""|config_path = "/etc/containerd/certs.d"|' "$CONF.new"
+    fi
+    if ! grep -Eq "config_path = [\"']/etc/containerd/certs.d[\"']" "$CONF.new"; then
+        echo "sparkube-prepare: could not set the registry config_path in $CONF" >&2
+        exit 1
+    fi
+fi
+# --- end of registry mirrors ---
 systemctl enable containerd
 if cmp -s "$CONF.new" "$CONF"; then
     rm -f "$CONF.new" # unchanged on a re-run: leave containerd running
@@ -93,10 +129,10 @@ fi
 
 step "kubernetes v$K8S_MINOR packages"
 install -d -m 0755 "$ROOT/etc/apt/keyrings"
-curl -fsSL --retry 5 "https://pkgs.k8s.io/core:/stable:/v$K8S_MINOR/deb/Release.key" |
+curl -fsSL --retry 5 "${K8S_APT}Release.key" |
     gpg --dearmor --yes -o "$ROOT/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 mkdir -p "$ROOT/etc/apt/sources.list.d"
-echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v$K8S_MINOR/deb/ /" \
+echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] $K8S_APT /" \
     >"$ROOT/etc/apt/sources.list.d/kubernetes.list"
 if [ "$(apt-mark showhold kubelet kubeadm kubectl | wc -l)" -eq 3 ]; then
     echo "sparkube-prepare: kubelet, kubeadm and kubectl already installed and held"
@@ -110,3 +146,29 @@ systemctl enable kubelet
 step "versions"
 containerd --version
 kubeadm version -o short
+
+# --- pre-pull: a worker pulls the Spark image in the background (never fails this script) ---
+if [ "${SPARKUBE_NODE_ROLE:-}" = worker ] && [ -n "$PREPULL_IMAGE" ]; then
+    step "pre-pull $PREPULL_IMAGE (background, log /var/log/sparkube-prepull.log)"
+    cat >"$STATE_DIR/prepull.sh" <<'PREPULL'
+#!/bin/sh
+# sparkube: pull the Spark image into the CRI's namespace before the first job needs it.
+exec >>/var/log/sparkube-prepull.log 2>&1
+start=$(date +%s)
+hosts=""
+[ -d /etc/containerd/certs.d ] && hosts="--hosts-dir=/etc/containerd/certs.d"
+for attempt in 1 2 3 4 5 6 7 8; do
+    # shellcheck disable=SC2086
+    if ctr -n k8s.io images pull $hosts "$1" >/dev/null; then
+        echo "sparkube-prepull: pulled $1 in $(($(date +%s) - start)) s"
+        exit 0
+    fi
+    echo "sparkube-prepull: attempt $attempt failed at $(date -u +%FT%TZ)"
+    sleep $((attempt * 10))
+done
+echo "sparkube-prepull: gave up on $1; the kubelet pulls it when a pod needs it"
+PREPULL
+    chmod 0755 "$STATE_DIR/prepull.sh"
+    systemd-run --unit=sparkube-prepull --collect --no-block -p Nice=10 \
+        "$STATE_DIR/prepull.sh" "$PREPULL_IMAGE" || echo "sparkube-prepare: pre-pull not started"
+fi
