@@ -23,10 +23,10 @@ Not collected by default (marker ``realnodes``, deselected in scripts/test.sh li
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -38,16 +38,17 @@ import pytest
 import yaml
 
 from sparkube.aws import userdata
-from sparkube.aws.instances import node_name
 from sparkube.env import Environment
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Node
 from sparkube.nodes import kubeadm, ttl
 from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase, ssh_settings
 from sparkube.nodes.prepare import render_prepare_script
+from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import MotoAws
+from tests.fixtures.motobed import MotoMachines
 from tests.fixtures.nodebed import (
     VM_KUBE_PROXY_CONFIG,
     VM_KUBEADM_SETTINGS,
@@ -285,76 +286,64 @@ def _with_vm_kubeadm(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+SPARK_REF = SPARK_IMAGE.ref
+#: What the bed's Spark image must show inside a pod (tools/nodes/build.sh, "the Spark
+#: image"): the real image's contract, and where the test image differs on purpose
+#: (Debian 12's python3 3.11 where Ubuntu 22.04 has 3.10; Debian's OpenJDK 17 where the
+#: real image has Temurin 17).
+SPARK_CONTRACT = (
+    "id -u; id -un; pwd; echo $SPARK_HOME $JAVA_HOME; command -v java; "
+    "java -version 2>&1 | head -1; python3 --version; test -x /opt/decom.sh && echo decom; "
+    "test -x /usr/bin/tini && echo tini; ls /opt/spark/jars | grep -c '^spark-core_'"
+)
+
+
 def test_up_on_moto_brings_its_instances_up_as_real_nodes(
     moto_aws: MotoAws,
     cli: Callable[..., CliResult],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``sparkube up`` against moto: each instance it launched boots on the bed as a
-    machine at the instance's private IP, with the key pair's key and the user data
-    ``up`` gave EC2; then ``up`` resumes and its nodes and kubernetes phases run over SSH
-    for real. (Instances are booted between ``up --until infra`` and the resumed ``up``:
-    the private IPs are only known once moto has launched them.)"""
+    """``sparkube up`` against moto, in one go: each instance it launches boots on the
+    bed as a machine (tests/fixtures/motobed.py) at the instance's private IP, reached at
+    its public IP as through EC2's internet gateway, with the key pair's key and the user
+    data ``up`` gave EC2; ``up`` runs every phase over SSH to the public IPs and saves a
+    kubeconfig for the control plane's public IP, as on AWS. The workers run the Spark
+    image; ``down`` terminates the instances and their machines go."""
     reason = problem()
     if reason:
         pytest.skip(reason)
     cluster = "bed"
-    environ = {**moto_aws.env.environ, "SPARKUBE_SSH_BOOT_TIMEOUT": "180"}
+    _with_vm_kubeadm(monkeypatch)
+    environ = {
+        **moto_aws.env.environ,
+        "SPARKUBE_SSH_BOOT_TIMEOUT": "180",
+        # kube-opex-analytics' application is in no registry this machine reaches; the
+        # History Server reads the bucket with the instance role (not served to pods yet).
+        "SPARKUBE_SKIP_ADDONS": "kube-opex-analytics,spark-history",
+    }
     env = dataclasses.replace(moto_aws.env, environ=environ)
-    t0 = time.monotonic()
-    infra = cli(
-        "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32", "--yes",
-        "--ttl", "2h", "--until", "infra", env=env,
-    )  # fmt: skip
-    assert infra.exit_code == 0, infra.stderr[-3000:]
-
     ec2: Any = moto_aws.client("ec2")
-    found = ec2.describe_instances(
-        Filters=[
-            {"Name": "tag:sparkube:cluster", "Values": [cluster]},
-            {"Name": "instance-state-name", "Values": ["pending", "running"]},
-        ]
-    )
-    instances = [i for r in found["Reservations"] for i in r["Instances"]]
-    assert len(instances) == 3
-    key = (env.cluster_dir(cluster) / f"{KEY_FILE}.pub").read_text()
-    addresses: dict[str, str] = {}
-    with NodeBed(tmp_path / "bed") as bed:
-        for inst in instances:
-            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-            name, role = node_name(tags, inst["AmiLaunchIndex"])  # as sparkube names it
-            raw = ec2.describe_instance_attribute(
-                InstanceId=inst["InstanceId"], Attribute="userData"
-            )
-            addresses[name] = inst["PrivateIpAddress"]
-            bed.add_node(
-                name,
-                public_key=key,
-                user_data=base64.b64decode(raw["UserData"]["Value"]),
-                address=inst["PrivateIpAddress"],
-                control_plane=role == CONTROL_PLANE,
-            )
-        assert sorted(addresses) == sorted(NAMES)
-        _with_vm_kubeadm(monkeypatch)
-        environ = {
-            **environ,
-            "SPARKUBE_NODE_ADDRESSES": ",".join(f"{n}={a}" for n, a in addresses.items()),
-            "SPARKUBE_API_SERVER": f"https://{addresses['control-plane']}:6443",
-            # Not built for the bed yet: the History Server needs the Spark image, and
-            # kube-opex-analytics' application is in no registry this machine reaches.
-            "SPARKUBE_SKIP_ADDONS": "kube-opex-analytics,spark-history",
-        }
-        up = cli("up", "--cluster", cluster, "--yes", env=dataclasses.replace(env, environ=environ))
+    with NodeBed(tmp_path / "bed") as bed, MotoMachines(bed, ec2, cluster) as machines:
+        t0 = time.monotonic()
+        up = cli(
+            "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32",
+            "--yes", "--ttl", "2h", env=env,
+        )  # fmt: skip
         ready_s = time.monotonic() - t0
         if up.exit_code != 0:
-            for name in NAMES:
+            print({m.name: m.events for m in machines.machines.values()}, machines.errors)
+            for name in list(bed.nodes):
                 print(f"--- {name}")
                 print(bed.run(name, "tail -20 /var/log/cloud-init-output.log", check=False).stdout)
         assert up.exit_code == 0, up.stderr[-4000:]
+        assert not machines.errors, machines.errors[-1]
         for phase in ("infra", "nodes", "kubernetes", "addons"):
             assert f"✓ {phase}" in up.stderr, up.stderr[-3000:]
         assert "2/2 workers joined, 3/3 Ready" in up.stderr, up.stderr[-3000:]
+        booted = machines.by_name()
+        assert sorted(booted) == sorted(NAMES)
+        addresses = {name: m.private_ip for name, m in booted.items()}
         items = _kubectl_json(bed, "get nodes")["items"]
         for n in items:
             info = n["status"]["nodeInfo"]
@@ -367,6 +356,12 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
             for n in items
         }
         assert addrs == addresses  # each node is the instance moto launched
+        # sparkube reached the nodes where a user would: the public IPs (no overrides).
+        kubeconfig = yaml.safe_load((env.cluster_dir(cluster) / "kubeconfig").read_text())
+        public = booted["control-plane"].public_ip
+        assert public and kubeconfig["clusters"][0]["cluster"]["server"] == (
+            f"https://{public}:6443"
+        )
         # sparkube's own metrics-server manifest, running: the metrics API answers for
         # every node (it scrapes each kubelet over TLS verified with the cluster CA, so
         # the serving certificates sparkube approved are in use).
@@ -386,13 +381,59 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
             time.sleep(3)
             top = bed.run("control-plane", f"{ADMIN} top nodes --no-headers", check=False)
         metrics_s = time.monotonic() - t0
+        assert sorted(line.split()[0] for line in top.stdout.splitlines()) == sorted(NAMES)
         # The TTL the user data installed runs under the nodes' own systemd.
         for name in NAMES:
             timer = bed.run(name, "systemctl is-active sparkube-ttl.timer", check=False)
             assert timer.stdout.strip() == "active", (name, timer.stdout, timer.stderr)
             assert bed.run(name, "cat /etc/sparkube/expires-at").stdout.strip()
-        assert sorted(line.split()[0] for line in top.stdout.splitlines()) == sorted(NAMES)
-        print(json.dumps({"up_s": round(ready_s, 1), "metrics_s": round(metrics_s, 1)}))
+
+        # The Spark image, under the name sparkube's pods use, on a worker: its contract.
+        bed.run(
+            "control-plane",
+            f"{ADMIN} run spark-image --image={SPARK_REF} --image-pull-policy=Never "
+            "--restart=Never -- bash -c " + shlex.quote(SPARK_CONTRACT),
+        )
+        phase = _wait_pod(bed, "spark-image", timeout=120)
+        logs = bed.run("control-plane", f"{ADMIN} logs spark-image", check=False).stdout
+        assert phase == "Succeeded", (phase, logs)
+        out = logs.split()
+        assert out[:3] == ["185", "spark", "/opt/spark/work-dir"], logs
+        assert out[3:6] == ["/opt/spark", "/opt/java/openjdk", "/opt/java/openjdk/bin/java"]
+        assert '"17.' in logs and "Python 3.11." in logs and "decom" in out and "tini" in out
+        node = _kubectl_json(bed, "get pod spark-image")["spec"]["nodeName"]
+        assert node.startswith("worker-"), node
+        image_s = time.monotonic() - t0
+
+        # down terminates the instances in moto: their machines power off and go.
+        t_down = time.monotonic()
+        down = cli("down", "--cluster", cluster, "--yes", env=env)
+        assert down.exit_code == 0, down.stderr[-3000:]
+        machines.wait(lambda m: not bed.nodes, timeout=60, what="machines removed after down")
+        down_s = time.monotonic() - t_down
+        assert not machines.errors, machines.errors[-1]
+        assert all(
+            [e for e, _ in m.events] == ["boot", "remove"] for m in machines.machines.values()
+        ), {m.name: m.events for m in machines.machines.values()}
+        print(
+            json.dumps(
+                {
+                    "up_s": round(ready_s, 1),
+                    "metrics_s": round(metrics_s, 1),
+                    "spark_image_pod_s": round(image_s, 1),
+                    "down_s": round(down_s, 1),
+                }
+            )
+        )
+
+
+def _wait_pod(bed: NodeBed, pod: str, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    phase = ""
+    while time.monotonic() < deadline and phase not in ("Succeeded", "Failed"):
+        time.sleep(1)
+        phase = _kubectl_json(bed, f"get pod {pod}")["status"].get("phase", "")
+    return phase
 
 
 def test_a_node_past_its_ttl_powers_itself_off(

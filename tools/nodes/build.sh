@@ -8,7 +8,11 @@
 #     bin/           kubelet, kube-proxy (k8s.io/kubernetes, tools/kube's version and
 #                    ldflags), coredns, flanneld, the flannel CNI plugin, pause, busybox
 #     images/        docker-archive tars with the exact names kubeadm and sparkube's
-#                    manifests use (importable with `ctr images import`)
+#                    manifests use (importable with `ctr images import`), the Spark
+#                    image (spark.tar) hard-linked from spark/
+#     spark/         the Spark image sparkube deploys (SPARK_IMAGE of
+#                    sparkube/spark/image.py), Debian 12 + Java 17 + python3 around
+#                    tools/spark/build.sh's /opt/spark
 #     repo/          what stands in for the internet on the test bridge: a Kubernetes
 #                    apt repository (kubelet, kubeadm, kubectl, kubernetes-cni .debs
 #                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
@@ -334,6 +338,65 @@ if ! fresh "$images" "$st"; then
   built images "$images" "$st" "$t0"
   echo "  [images] $(du -sh "$images" | cut -f1) in $(wc -l <"$images/refs") images"
 fi
+
+# --- the Spark image ------------------------------------------------------------------
+# SPARK_IMAGE of sparkube/spark/image.py (apache/spark:4.1.2-scala2.13-java17-python3-ubuntu)
+# under its exact name, in its own folder (spark/) and hard-linked into images/ (which the
+# images piece rebuilds from scratch). Its Spark home is the layer tools/spark/build.sh
+# builds for the process nodes; around it a Debian 12 minbase rootfs with Java 17 and
+# python3 and the image's contract: /opt/entrypoint.sh (the layer's), /opt/decom.sh (ours,
+# tools/nodes/spark/decom.sh), user spark uid/gid 185 with home /nonexistent, WORKDIR
+# /opt/spark/work-dir, SPARK_HOME=/opt/spark, JAVA_HOME=/opt/java/openjdk (the
+# eclipse-temurin base's path; here a link to Debian's JVM) first on PATH, tini and
+# libnss-wrapper for the entrypoint, procps.
+# How the test image differs from the real one: Debian 12 instead of Ubuntu 22.04
+# (jammy), so python3 is 3.11 instead of 3.10; Debian's OpenJDK 17 instead of Temurin 17;
+# LANG C.UTF-8 instead of en_US.UTF-8 (no locales package); no gosu, krb5-user, wget,
+# gnupg2, net-tools, python3-pip, libjemalloc2; Spark's files come from PyPI pyspark of
+# the same version (no R, no kubernetes/tests) and examples/jars/spark-examples.jar is
+# tools/spark/build.sh's SparkPi stand-in (the real examples jar is not on Maven Central).
+SPARKUBE_PYTHON="${SPARKUBE_PYTHON:-python3}" bash "$repo_root/tools/spark/build.sh" >/dev/null \
+  || die "tools/spark/build.sh failed (the Spark image's /opt/spark)"
+spark_ref="$(sed -n 's/^ *ref="\(apache\/spark:[^"]*\)",$/\1/p' "$repo_root/sparkube/spark/image.py" | head -1)"
+[[ -n $spark_ref ]] || die "no SPARK_IMAGE ref in sparkube/spark/image.py"
+spark_key="$(echo "$spark_ref" | tr '/:' '--')"
+spark_layer="${SPARKUBE_IMAGE_CACHE:-$HOME/.cache/sparkube/images}/$spark_key"
+spark_include=openjdk-17-jre-headless,python3,tini,procps,libnss-wrapper
+spark="$cache/spark"
+st="$(stamp_of spark "$spark_ref" "$DEBIAN_SUITE" "$mirror" "$spark_include" \
+  "$(cat "$spark_layer/.stamp")" "$(sha256sum "$here/spark/decom.sh" | cut -c1-16)")"
+if ! fresh "$spark" "$st"; then
+  t0=$SECONDS; rm -rf "$spark"; mkdir -p "$spark"
+  work="$(mktemp -d "$cache/.spark.XXXXXX")"; r="$work/root"
+  echo "  [spark] debootstrap $DEBIAN_SUITE + $spark_include, /opt/spark of $spark_layer"
+  nice -n 10 debootstrap --variant=minbase --include="$spark_include" "$DEBIAN_SUITE" "$r" "$mirror" \
+    >"$spark/debootstrap.log" 2>&1 || { tail -20 "$spark/debootstrap.log" >&2; die "debootstrap (spark) failed"; }
+  chroot "$r" groupadd --system --gid=185 spark
+  chroot "$r" useradd --system --uid=185 --gid=spark -d /nonexistent spark
+  jvm="$(cd "$r/usr/lib/jvm" && ls -d java-17-openjdk-* | head -1)"
+  [[ -x "$r/usr/lib/jvm/$jvm/bin/java" ]] || die "no Java 17 in the Spark image's rootfs"
+  mkdir -p "$r/opt/java"; ln -s "/usr/lib/jvm/$jvm" "$r/opt/java/openjdk"
+  cp -a "$spark_layer/layer/opt/spark" "$r/opt/spark"
+  install -m 0755 "$spark_layer/layer/opt/entrypoint.sh" "$r/opt/entrypoint.sh"
+  install -m 0755 "$here/spark/decom.sh" "$r/opt/decom.sh"
+  chown -R 185:185 "$r/opt/spark"; chmod g+w "$r/opt/spark/work-dir"
+  chroot "$r" apt-get clean
+  rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/usr/share/doc/* "$r"/usr/share/man/* \
+    "$r"/usr/share/locale/* "$r"/var/log/*.log "$r"/var/cache/debconf/*-old
+  l="$work/layout"; umoci init --layout "$l"; umoci new --image "$l:t"
+  umoci insert --image "$l:t" "$r" / >/dev/null
+  jh=/opt/java/openjdk
+  umoci config --image "$l:t" --config.workingdir /opt/spark/work-dir --config.user spark \
+    --config.entrypoint /opt/entrypoint.sh --config.env "PATH=$jh/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --config.env "JAVA_HOME=$jh" --config.env SPARK_HOME=/opt/spark --config.env LANG=C.UTF-8
+  skopeo copy -q "oci:$l:t" "docker-archive:$spark/spark.tar:$spark_ref"
+  echo "$spark_ref" >"$spark/ref"
+  rm -rf "$work"
+  built spark "$spark" "$st" "$t0"
+  echo "  [spark] $spark_ref: $(du -sh "$spark/spark.tar" | cut -f1)"
+fi
+ln -f "$spark/spark.tar" "$images/spark.tar"
+grep -qxF "$spark_ref" "$images/refs" || echo "$spark_ref" >>"$images/refs"
 
 # --- stand-in repositories ----------------------------------------------------------
 repo="$cache/repo"
