@@ -102,6 +102,23 @@ def resolve_placement(ec2: Any, *, vpc_id: str | None, subnet_id: str | None) ->
     return Placement(str(vpcs[0]["VpcId"]), None)
 
 
+def vpc_cidrs(ec2: Any, vpc_id: str) -> tuple[str, ...]:
+    """The VPC's associated IPv4 and IPv6 CIDR blocks: every address a node can have
+    (the kubelet-serving approver allows certificates for these only)."""
+    vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    out: list[str] = []
+    for vpc in vpcs:
+        for assoc in vpc.get("CidrBlockAssociationSet") or []:
+            if assoc.get("CidrBlockState", {}).get("State", "associated") == "associated":
+                out.append(str(assoc["CidrBlock"]))
+        for assoc in vpc.get("Ipv6CidrBlockAssociationSet") or []:
+            if assoc.get("Ipv6CidrBlockState", {}).get("State", "associated") == "associated":
+                out.append(str(assoc["Ipv6CidrBlock"]))
+        if not out and vpc.get("CidrBlock"):
+            out.append(str(vpc["CidrBlock"]))
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True)
 class Rule:
     """One ingress rule: a port range from a CIDR, or everything from a group."""

@@ -134,6 +134,10 @@ class AwsProvider:
         with aws_errors(self.region):
             return discovery.describe_cluster(self.clients, cluster)
 
+    def vpc_cidrs(self, vpc_id: str) -> tuple[str, ...]:
+        with aws_errors(self.region):
+            return network.vpc_cidrs(self.clients.ec2, vpc_id)
+
     def list_clusters(self, *, all_regions: bool = False) -> list[discovery.ClusterSummary]:
         regions = [self.region]
         if all_regions:

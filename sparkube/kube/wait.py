@@ -3,15 +3,19 @@
 Polls (every ``interval``) rather than watches: the wait spans node boots, API server
 restarts and CNI roll-outs, and a poll survives all of them without reconnect logic.
 On timeout the message names each node that is not Ready and why, from its conditions.
-Kubelet serving-certificate requests of the expected nodes are approved on the way
-(kubeadm config sets ``serverTLSBootstrap``; without approval ``kubectl logs`` fails).
+Kubelet serving-certificate requests of the expected nodes, for their own names and
+addresses, are approved on the way (kubeadm config sets ``serverTLSBootstrap``; without
+approval ``kubectl logs`` fails); the addons phase then installs an approver that keeps
+doing so for nodes that join or renew later (kube/approver.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import httpx2
@@ -95,24 +99,70 @@ def check_readiness(client: Client, names: Iterable[str]) -> ReadinessReport:
     return report
 
 
-def approve_kubelet_serving_csrs(client: Client, names: Iterable[str]) -> list[str]:
-    """Approve pending kubelet-serving CSRs requested by our own nodes only."""
-    wanted = {f"system:node:{n}" for n in names}
+#: What a kubelet's serving certificate is for (RSA keys add key encipherment).
+SERVING_USAGES = frozenset({"digital signature", "key encipherment", "server auth"})
+
+
+def serving_request_problem(
+    csr: CertificateSigningRequest, nodes: Mapping[str, Collection[str]]
+) -> str | None:
+    """Why ``csr`` is not a kubelet's request for its own serving certificate, or None.
+
+    Its own: from ``system:node:NAME`` for a NAME in ``nodes``, with that CN and the
+    ``system:nodes`` organisation, server usages only, and subject alternative names
+    that are NAME itself or one of the node's addresses as sparkube knows them from EC2
+    (``nodes[NAME]``), at least one of them."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    spec = csr.spec
+    if spec.signerName != KUBELET_SERVING_SIGNER:
+        return f"signer {spec.signerName}"
+    name = (spec.username or "").removeprefix("system:node:")
+    if not spec.username or name == spec.username or name not in nodes:
+        return f"requested by {spec.username}, not by a node of this cluster"
+    if not set(spec.usages or ()) <= SERVING_USAGES:
+        return f"usages {sorted(spec.usages or ())}"
+    try:
+        # the API gives the PEM base64-encoded (a byte field in JSON)
+        request = x509.load_pem_x509_csr(base64.b64decode(spec.request, validate=True))
+        sans = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, binascii.Error, x509.ExtensionNotFound) as exc:
+        return f"unreadable request ({type(exc).__name__})"
+    subject = request.subject
+    cns = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    if cns != [spec.username] or orgs != ["system:nodes"]:
+        return f"subject CN {cns} O {orgs}"
+    dns = sans.get_values_for_type(x509.DNSName)
+    ips = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+    others = len(list(sans)) - len(dns) - len(ips)
+    if others or not (dns or ips):
+        return "names other than DNS names and IP addresses, or none"
+    if not set(dns) <= {name}:
+        return f"DNS names {dns} are not the node's name {name}"
+    if not set(ips) <= set(nodes[name]):
+        return f"IP addresses {ips} are not the node's {sorted(nodes[name])}"
+    return None
+
+
+def approve_kubelet_serving_csrs(client: Client, nodes: Mapping[str, Collection[str]]) -> list[str]:
+    """Approve pending kubelet-serving CSRs of our own nodes, for their own names and
+    addresses only (``nodes``: name -> its addresses); others are left to the cluster's
+    approver (kube/approver.py), which denies them."""
     approved = []
     for csr in client.list(CertificateSigningRequest):
-        spec, status = csr.spec, csr.status
-        if spec.signerName != KUBELET_SERVING_SIGNER or spec.username not in wanted:
-            continue
+        status = csr.status
         if status and status.conditions:
             continue  # already approved or denied
         name = csr.metadata.name if csr.metadata else None
-        if not name:
+        if not name or serving_request_problem(csr, nodes) is not None:
             continue
         approval = CertificateSigningRequest.Approval(
             apiVersion="certificates.k8s.io/v1",
             kind="CertificateSigningRequest",
             metadata=csr.metadata,
-            spec=spec,
+            spec=csr.spec,
             status=CertificateSigningRequestStatus(
                 conditions=[
                     CertificateSigningRequestCondition(
@@ -136,18 +186,22 @@ def wait_cluster_ready(
     timeout: float = 600.0,
     interval: float = 2.0,
     approve_csrs: bool = True,
+    addresses: Mapping[str, Collection[str]] | None = None,
     on_progress: Callable[[ReadinessReport], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReadinessReport:
-    """Block until every node in ``names`` is Ready and CoreDNS is available."""
+    """Block until every node in ``names`` is Ready and CoreDNS is available, approving
+    the nodes' serving-certificate requests for their names and ``addresses`` (name ->
+    its IP addresses) on the way."""
+    own = {n: tuple((addresses or {}).get(n, ())) for n in names}
     deadline = clock() + timeout
     last_error = ""
     report = ReadinessReport(not_ready=dict.fromkeys(names, "not checked yet"))
     while True:
         try:
             if approve_csrs:
-                approve_kubelet_serving_csrs(client, names)
+                approve_kubelet_serving_csrs(client, own)
             report = check_readiness(client, names)
             last_error = ""
         except (ApiError, httpx2.HTTPError, OSError) as exc:

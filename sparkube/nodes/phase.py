@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,15 +263,20 @@ def run_nodes_phase(
 
 # ======================================================================= kubernetes
 
-Readiness = Callable[[Path, list[str], float, Reporter], str]
+#: (kubeconfig, node name -> its IP addresses, timeout, reporter) -> summary
+Readiness = Callable[[Path, Mapping[str, tuple[str, ...]], float, Reporter], str]
 
 
-def api_readiness(kubeconfig: Path, names: list[str], timeout: float, reporter: Reporter) -> str:
-    """Wait through the Kubernetes API (lightkube) until the nodes are Ready."""
+def api_readiness(
+    kubeconfig: Path, nodes: Mapping[str, tuple[str, ...]], timeout: float, reporter: Reporter
+) -> str:
+    """Wait through the Kubernetes API (lightkube) until the nodes are Ready, approving
+    their serving certificates for their own names and addresses."""
     from sparkube.kube.client import client_from_kubeconfig
     from sparkube.kube.wait import ReadinessReport, wait_cluster_ready
 
     seen: dict[str, bool] = {}
+    names = list(nodes)
 
     def progress(report: ReadinessReport) -> None:
         for name in names:
@@ -281,7 +286,9 @@ def api_readiness(kubeconfig: Path, names: list[str], timeout: float, reporter: 
                 reporter.step(KUBERNETES, name, "Ready" if ready else "waiting for Ready")
 
     client = client_from_kubeconfig(kubeconfig)
-    report = wait_cluster_ready(client, names, timeout=timeout, on_progress=progress)
+    report = wait_cluster_ready(
+        client, names, timeout=timeout, addresses=nodes, on_progress=progress
+    )
     return f"{len(report.ready)}/{len(names)} Ready"
 
 
@@ -445,8 +452,10 @@ def run_kubernetes_phase(
 
     outcome = asyncio.run(go())
     if readiness is not None and outcome.kubeconfig is not None:
-        names = [n.name for n in _ordered(cluster)]
-        outcome.ready = readiness(outcome.kubeconfig, names, ready_timeout, reporter)
+        nodes = {
+            n.name: tuple(ip for ip in (n.private_ip, n.public_ip) if ip) for n in _ordered(cluster)
+        }
+        outcome.ready = readiness(outcome.kubeconfig, nodes, ready_timeout, reporter)
     return outcome.summary(len(cluster.workers()))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sparkube.env import Environment
@@ -101,6 +102,7 @@ def run_addons_phase(
     prices: tuple[float, float] = (0.0, 0.0),
     spot: bool = False,
     image: str = SPARK_IMAGE.ref,
+    vpc_cidrs: Sequence[str] = (),
 ) -> str:
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
@@ -109,6 +111,12 @@ def run_addons_phase(
             "to complete the kubernetes phase first."
         )
     client = client_from_kubeconfig(kubeconfig)
+    approver: list[str] = []
+    if vpc_cidrs:  # first: nodes that join or renew from now on get serving certificates
+        from sparkube.kube.approver import APPROVER_VERSION, apply_csr_approver
+
+        reporter.step(ADDONS, "approver", f"kubelet-csr-approver {APPROVER_VERSION}")
+        approver = apply_csr_approver(client, vpc_cidrs)
     reporter.step(ADDONS, "spark", f"applying namespace {SPARK_NAMESPACE} and its RBAC")
     applied = apply_manifest(client, render_spark_rbac())
     reporter.step(ADDONS, "spark", f"{len(applied)} objects applied")
@@ -131,8 +139,9 @@ def run_addons_phase(
         )
         reporter.step(ADDONS, "monitoring", f"{len(monitoring)} objects applied")
         return (
-            "spark RBAC, metrics-server, kube-opex-analytics, history server "
-            f"({len(applied) + len(monitoring)} objects)"
+            ("kubelet-csr-approver, " if approver else "")
+            + "spark RBAC, metrics-server, kube-opex-analytics, history server "
+            f"({len(approver) + len(applied) + len(monitoring)} objects)"
         )
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
 
@@ -176,6 +185,7 @@ def _run(ctx: PhaseContext) -> str:
 
     info = ctx.cluster
     prices = _prices(ctx)
+    cidrs = ctx.provider.vpc_cidrs(info.vpc_id) if info.vpc_id else ()
     wait = _api_wait(ctx.env)
     deadline = time.monotonic() + wait
     delay = 1.0
@@ -192,6 +202,7 @@ def _run(ctx: PhaseContext) -> str:
                 prices=prices,
                 spot=ctx.spec.spot,
                 image=ctx.spec.image,
+                vpc_cidrs=cidrs,
             )
         except httpx2.TransportError as exc:
             left = deadline - time.monotonic()

@@ -76,7 +76,7 @@ def test_waits_until_nodes_turn_ready_and_coredns_is_available(
     started = time.monotonic()
     reporter = RecordingReporter()
     try:
-        summary = api_readiness(kube.kubeconfig, ["rd-1", "rd-2"], 60.0, reporter)
+        summary = api_readiness(kube.kubeconfig, {"rd-1": (), "rd-2": ()}, 60.0, reporter)
     finally:
         thread.join()
     assert summary == "2/2 Ready"

@@ -6,7 +6,8 @@
 #     rootfs/root/   Debian node template (debootstrap): systemd, sshd, sudo, the
 #                    `ubuntu` user, containerd, runc, a cloud-init stand-in unit
 #     bin/           kubelet, kube-proxy (k8s.io/kubernetes, tools/kube's version and
-#                    ldflags), coredns, flanneld, the flannel CNI plugin, pause, busybox
+#                    ldflags), coredns, flanneld, the flannel CNI plugin, pause, busybox,
+#                    metrics-server, kubelet-csr-approver
 #     images/        docker-archive tars with the exact names kubeadm and sparkube's
 #                    manifests use (importable with `ctr images import`), the Spark
 #                    image (spark.tar) hard-linked from spark/
@@ -223,6 +224,41 @@ if ! fresh "$d" "$st"; then
   built metrics-server "$d" "$st" "$t0"
 fi
 
+# postfinance's kubelet-csr-approver (the addon sparkube/kube/approver.py applies). The
+# Go proxy refuses the module, so its source comes from a snapshot of the GitHub
+# repository: SPARKUBE_CSR_APPROVER_SRC, a git directory holding the tag at the pinned
+# commit (default: where this workplace's `fetch` puts it) or a tarball of the tag's
+# tree; it is kept under ~/.cache/sparkube/src for later builds. Without any, the image
+# is left out (with a warning) and the bed tests that need it fail saying so.
+d="$bin/kubelet-csr-approver"
+approver_tar="${SPARKUBE_SRC_CACHE:-$HOME/.cache/sparkube/src}/kubelet-csr-approver-$CSR_APPROVER_VERSION.tar"
+approver_src="${SPARKUBE_CSR_APPROVER_SRC:-/work/.mirror/postfinance+kubelet-csr-approver/repo}"
+st="$(stamp_of kubelet-csr-approver "$gover" "$CSR_APPROVER_VERSION" "$CSR_APPROVER_COMMIT")"
+if ! fresh "$d" "$st"; then
+  if [[ ! -s $approver_tar && -d $approver_src ]] && git -C "$approver_src" rev-parse -q --verify "$CSR_APPROVER_VERSION^{commit}" >/dev/null 2>&1; then
+    got="$(git -C "$approver_src" rev-parse "$CSR_APPROVER_VERSION^{commit}")"
+    [[ $got == "$CSR_APPROVER_COMMIT" ]] || die "kubelet-csr-approver $CSR_APPROVER_VERSION is commit $got in $approver_src, not $CSR_APPROVER_COMMIT"
+    mkdir -p "$(dirname "$approver_tar")"
+    git -C "$approver_src" archive --format=tar -o "$approver_tar.new" "$CSR_APPROVER_COMMIT" && mv "$approver_tar.new" "$approver_tar"
+  elif [[ ! -s $approver_tar && -f $approver_src ]]; then
+    mkdir -p "$(dirname "$approver_tar")"; cp "$approver_src" "$approver_tar"
+  fi
+  if [[ -s $approver_tar ]]; then
+    t0=$SECONDS; rm -rf "$d"; mkdir -p "$d"; work="$(mktemp -d "$cache/.approver.XXXXXX")"
+    echo "  [kubelet-csr-approver] go build $CSR_APPROVER_VERSION from its source"
+    tar -xf "$approver_tar" -C "$work"
+    approver_pkg=github.com/postfinance/kubelet-csr-approver/internal/cmd
+    (cd "$work" && GOFLAGS="-mod=mod -buildvcs=false -trimpath" nice -n 10 go build -p "$jobs" \
+      -ldflags "-s -w -X $approver_pkg.commit=$CSR_APPROVER_COMMIT -X $approver_pkg.ref=refs/tags/$CSR_APPROVER_VERSION" \
+      -o "$d/kubelet-csr-approver" ./cmd/kubelet-csr-approver)
+    rm -rf "$work"
+    built kubelet-csr-approver "$d" "$st" "$t0"
+  else
+    echo "  [kubelet-csr-approver] WARNING: no source (set SPARKUBE_CSR_APPROVER_SRC to a snapshot of" \
+      "github.com/postfinance/kubelet-csr-approver); its image is left out" >&2
+  fi
+fi
+
 src_of() {  # src_of MODULE@VERSION DEST: a writable copy of a module's source
   local dir
   dir="$(GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
@@ -272,7 +308,7 @@ fi
 images="$cache/images"
 st="$(stamp_of images "$(cat "$bin"/*/.stamp "$kube_bin/.stamp" "$rootfs/.stamp")" \
   "$ETCD_IMAGE_TAG" "$PAUSE_VERSION" "$COREDNS_VERSION" "$FLANNEL_VERSION" "$FLANNEL_CNI_IMAGE_TAG" \
-  "$METRICS_SERVER_IMAGE_VERSION")"
+  "$METRICS_SERVER_IMAGE_VERSION" "$CSR_APPROVER_VERSION")"
 if ! fresh "$images" "$st"; then
   t0=$SECONDS; rm -rf "$images"; mkdir -p "$images"
   work="$(mktemp -d "$cache/.images.XXXXXX")"
@@ -330,6 +366,12 @@ if ! fresh "$images" "$st"; then
   base "$work/metrics-server"; cp "$bin/metrics-server/metrics-server" "$work/metrics-server/metrics-server"
   mkimage "registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_IMAGE_VERSION" \
     "$work/metrics-server" metrics-server /metrics-server
+  if [[ -f $bin/kubelet-csr-approver/.stamp ]]; then  # laid out as upstream's ko image
+    base "$work/approver"; mkdir -p "$work/approver/ko-app"
+    cp "$bin/kubelet-csr-approver/kubelet-csr-approver" "$work/approver/ko-app/"
+    mkimage "ghcr.io/postfinance/kubelet-csr-approver:$CSR_APPROVER_VERSION" "$work/approver" \
+      kubelet-csr-approver /ko-app/kubelet-csr-approver
+  fi
   # A shell image for tests (busybox: sh, nslookup, wget, nc, httpd).
   base "$work/shell"
   busybox_into "$work/shell" sh ls cat echo sleep wget nslookup ip hostname ping httpd nc mkdir
