@@ -13,11 +13,12 @@ Shape (DESIGN.md "Data plane on the cluster"), and why:
   owned by the Job (so no S3 read happens before hadoop-aws is loaded). Apps larger
   than a ConfigMap holds are refused with that reason.
 - hadoop-aws, the lean AWS SDK v2 set and spark-hadoop-cloud (sparkube.spark.image:
-  37 jars, 12 MiB, not the 686 MB bundle) are downloaded once per job by the driver
-  pod's init container (from Maven Central on AWS; ``SPARKUBE_JARS_REPOSITORY``
-  elsewhere, e.g. the tests' local repository) into an emptyDir; ``spark.jars`` names
-  those local files, so the driver has them on its class path and serves them to its
-  executors (given as URLs instead, every executor would download all 37 itself).
+  37 jars, 12 MiB, not the 686 MB bundle) are put into the cluster's bucket once by
+  ``up`` (sparkube.spark.jars); the driver pod's init container fetches them from there
+  with presigned URLs (Maven Central, or ``SPARKUBE_JARS_REPOSITORY``, as the fallback),
+  each checked by SHA-256, into an emptyDir; ``spark.jars`` names those local files, so
+  the driver has them on its class path and serves them to its executors (given as URLs
+  instead, every executor would download all 37 itself).
 - Inputs are uploaded to the cluster bucket content-addressed (``inputs/SHA256/NAME``:
   a second run of the same file uploads nothing); ``s3a://`` inputs pass through.
   Credentials in pods come only from the nodes' instance profile (the S3A default
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from sparkube.errors import ClusterError, InputError
-from sparkube.spark import bundles
+from sparkube.spark import bundles, jars
 from sparkube.spark.bundles import Bundle
 from sparkube.spark.diagnose import (
     NodeCapacity,
@@ -57,7 +58,8 @@ from sparkube.spark.diagnose import (
     statuses,
 )
 from sparkube.spark.failures import AppFailure, parse_failure
-from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, maven_path
+from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, jar_file_name
+from sparkube.spark.jars import JARS_MOUNT
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
 CLUSTER_CONFIG = "sparkube-cluster"
@@ -375,35 +377,13 @@ class Endpoints:
         )
 
 
-def jar_urls(base: str) -> list[str]:
-    return [f"{base}/{maven_path(jar.coord)}" for jar in SPARK_IMAGE.s3_jars]
-
-
-def jar_file(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
-JARS_MOUNT = "/opt/sparkube/jars"
-#: Downloads $JAR_URLS into the jars folder with the image's own Python (no curl there).
-FETCH_JARS_SCRIPT = (
-    "import os, urllib.request as u; "
-    f"[u.urlretrieve(x, '{JARS_MOUNT}/' + x.rsplit('/', 1)[1]) "
-    "for x in os.environ['JAR_URLS'].split()]"
-)
-
-
-def fetch_jars_container(image: str, repository: str) -> dict[str, Any]:
+def fetch_jars_container(
+    image: str, repository: str, bucket_urls: Sequence[str] = ()
+) -> dict[str, Any]:
     """An init container that puts hadoop-aws and the lean AWS SDK set into the pod's
-    ``jars`` emptyDir (12 MiB, from Maven Central unless SPARKUBE_JARS_REPOSITORY says
-    otherwise)."""
-    return {
-        "name": "fetch-s3-jars",
-        "image": image,
-        "command": ["python3", "-c", FETCH_JARS_SCRIPT],
-        "env": [{"name": "JAR_URLS", "value": " ".join(jar_urls(repository))}],
-        "securityContext": dict(RESTRICTED_CONTAINER),
-        "volumeMounts": [{"name": "jars", "mountPath": JARS_MOUNT}],
-    }
+    ``jars`` emptyDir (12 MiB), each checked by SHA-256: from ``bucket_urls`` (presigned,
+    one per jar) when given, else or on failure from the Maven repository."""
+    return jars.fetch_container(image, repository, RESTRICTED_CONTAINER, bucket_urls)
 
 
 #: DataFrame/SQL writes to s3a:// commit with the S3A magic committer (Hadoop's
@@ -456,9 +436,11 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.kubernetes.driver.requestTimeout": str(API_TIMEOUT_MS),
         "spark.kubernetes.driver.connectionTimeout": str(API_TIMEOUT_MS),
         "spark.kubernetes.allocation.batch.size": str(max(5, r.executors)),
-        # fetched once per job by the driver pod's init container; the driver serves
+        # fetched from the bucket by the driver pod's init container; the driver serves
         # them to its executors (local files on spark.jars), so executors never download
-        "spark.jars": ",".join(f"{JARS_MOUNT}/{jar_file(u)}" for u in jar_urls(endpoints.jars)),
+        "spark.jars": ",".join(
+            f"{JARS_MOUNT}/{jar_file_name(jar.coord)}" for jar in SPARK_IMAGE.s3_jars
+        ),
         "spark.jars.ivy": "/tmp/.ivy2",
         "spark.hadoop.fs.s3a.endpoint.region": config.region,
         # Credentials only from the nodes' instance profile (instance metadata): no
@@ -638,9 +620,12 @@ def job_manifests(
     *,
     submitted: str,
     fetch: Sequence[str] = (),
+    jar_urls: Sequence[str] = (),
 ) -> tuple[Json, Json]:
     """The driver's Job and the ConfigMap with its app, properties and executor template.
-    ``fetch``: a "URL NAME KIND" line per bundle of the job, for its init container."""
+    ``fetch``: a "URL NAME KIND" line per bundle of the job, for its init container;
+    ``jar_urls``: a presigned URL per S3 jar in the cluster's bucket (none: the Maven
+    repository only)."""
     props = spark_properties(spec, config, endpoints)
     properties = "".join(f"{k}={_escape_property(v)}\n" for k, v in sorted(props.items()))
     labels = {**MANAGED_BY, JOB_LABEL: spec.job_id}
@@ -723,7 +708,7 @@ def job_manifests(
                 ],
             }
         ],
-        "initContainers": [fetch_jars_container(config.image, endpoints.jars)],
+        "initContainers": [fetch_jars_container(config.image, endpoints.jars, jar_urls)],
         "volumes": [
             {"name": "job", "configMap": {"name": spec.job_id}},
             {"name": "jars", "emptyDir": {}},
@@ -1059,11 +1044,15 @@ class ClusterJobs:
         self.s3.put_object(Bucket=self.config().bucket, Key=where, Body=bundle.data)
         return dataclasses.replace(bundle, key=where, data=b"")
 
+    def _presigner(self) -> Any:
+        """The client that signs URLs for the address pods reach S3 at."""
+        if self.endpoints.s3 and self._pod_s3_for_region is not None:
+            return self._pod_s3_for_region(self.config().region)
+        return self.s3
+
     def _fetch_lines(self, spec: JobSpec) -> list[str]:
         cfg = self.config()
-        presigner = self.s3
-        if self.endpoints.s3 and self._pod_s3_for_region is not None:
-            presigner = self._pod_s3_for_region(cfg.region)
+        presigner = self._presigner()
         lines = []
         for bundle in spec.bundles:
             url = presigner.generate_presigned_url(
@@ -1086,8 +1075,9 @@ class ClusterJobs:
         self.ensure_events_dir()
         submitted = now_iso()
         job, configmap = job_manifests(
-            spec, cfg, self.endpoints, submitted=submitted, fetch=self._fetch_lines(spec)
-        )
+            spec, cfg, self.endpoints, submitted=submitted, fetch=self._fetch_lines(spec),
+            jar_urls=jars.presigned_urls(self._presigner(), cfg.bucket),
+        )  # fmt: skip
         created = self._api(
             "Creating the driver Job", lambda: self.client.create(codecs.from_dict(job))
         )
@@ -1349,8 +1339,9 @@ class ClusterJobs:
                 "URLs: check that the nodes reach S3 and, on HTTP 403, that the credentials "
                 "that submitted it had not expired"
                 if init["container"] == "fetch-files"
-                else "the S3 jars from Maven Central (or SPARKUBE_JARS_REPOSITORY): check "
-                "that the nodes reach it"
+                else "the S3 jars from the cluster's bucket (put there by sparkube up), "
+                "else from Maven Central (or SPARKUBE_JARS_REPOSITORY), each checked by "
+                "SHA-256: check that the nodes reach S3 or the repository"
             )
             diagnosis = (
                 f"The driver pod's init container {init['container']} failed (exit code "

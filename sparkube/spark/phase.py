@@ -103,6 +103,7 @@ def run_addons_phase(
     spot: bool = False,
     image: str = SPARK_IMAGE.ref,
     vpc_cidrs: Sequence[str] = (),
+    s3: Any = None,
 ) -> str:
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
@@ -130,6 +131,9 @@ def run_addons_phase(
         from sparkube.monitoring.addons import apply_monitoring
         from sparkube.spark.cluster import Endpoints
 
+        if s3 is not None:
+            stock_jars(s3, bucket, env=env, reporter=reporter)
+
         skip = frozenset(
             p.strip() for p in env.environ.get("SPARKUBE_SKIP_ADDONS", "").split(",") if p.strip()
         )
@@ -144,6 +148,29 @@ def run_addons_phase(
             f"({len(approver) + len(applied) + len(monitoring)} objects)"
         )
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
+
+
+def stock_jars(s3: Any, bucket: str, *, env: Environment, reporter: Reporter) -> None:
+    """The S3 jars into the cluster's bucket, once (sparkube.spark.jars). A failure is
+    reported, not fatal: jobs then fetch the jars from the Maven repository."""
+    from sparkube.spark import jarfetch, jars
+    from sparkube.spark.cluster import Endpoints
+
+    try:
+        done = jars.ensure_in_bucket(
+            s3, bucket, repository=Endpoints.from_environ(env.environ).jars,
+            cache=jars.cache_dir(env.environ),
+            progress=lambda msg: reporter.step(ADDONS, "jars", msg),
+        )  # fmt: skip
+    except (jarfetch.JarError, OSError) as exc:
+        log.warning("S3 jars not put in the bucket: %s", exc)
+        reporter.step(ADDONS, "jars", f"not in the bucket ({exc}); jobs fetch them from Maven")
+        return
+    reporter.step(
+        ADDONS, "jars",
+        f"{len(SPARK_IMAGE.s3_jars)} checked jars in s3://{bucket}/{jars.BUCKET_PREFIX} "
+        f"({done.uploaded} uploaded, {done.downloaded} downloaded, {done.seconds:.1f} s)",
+    )  # fmt: skip
 
 
 def _prices(ctx: PhaseContext) -> tuple[float, float]:
@@ -203,6 +230,7 @@ def _run(ctx: PhaseContext) -> str:
                 spot=ctx.spec.spot,
                 image=ctx.spec.image,
                 vpc_cidrs=cidrs,
+                s3=ctx.provider.clients.s3,
             )
         except httpx2.TransportError as exc:
             left = deadline - time.monotonic()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ TRICKY = (
     "हिन्दी भाषा हिन्दी — שָׁלוֹם שָׁלוֹם ภาษาไทย İstanbul ǅemal\n"
     "the the the a a b\n"
 )
+
+
+def iso_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def spark_pods(lab: ClusterLab, selector: str) -> list[dict[str, Any]]:
@@ -77,6 +82,16 @@ def test_wordcount_on_the_cluster_equals_local_and_reference(
     assert any(k.endswith("/driver.log") for k in keys)
     # the executors were gone when the driver ended; the driver pods follow the Job's TTL
     assert not spark_pods(lab, "spark-role%3Dexecutor")
+    # the driver's S3 jars came from the cluster's bucket (put there once, before any
+    # job), every one checked against its pinned SHA-256
+    (driver,) = spark_pods(lab, "sparkube.io%2Frole%3Ddriver")
+    said = lab.pc.kube.pod_logs(SPARK_NAMESPACE, driver["metadata"]["name"], "fetch-s3-jars")
+    pod_s3 = lab.env.environ["SPARKUBE_POD_S3_ENDPOINT"].split("/")[2]
+    assert re.search(rf"37 jars \(12\.\d MiB\) checked in [\d.]+ s \(37 from {pod_s3}\)", said)
+    (init,) = driver["status"]["initContainerStatuses"]
+    term = init["state"]["terminated"]
+    seconds = (iso_time(term["finishedAt"]) - iso_time(term["startedAt"])).total_seconds()
+    print(f"fetch-s3-jars: {seconds:.0f} s from the pod status; {said.strip()}")
 
 
 def test_second_run_of_the_same_input_uploads_nothing(lab: ClusterLab) -> None:

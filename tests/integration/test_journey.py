@@ -228,6 +228,10 @@ def test_the_whole_journey(
         assert "Ready in" in up.stdout
         for private in (cdir / "id_ed25519", cdir / "kubeconfig"):
             assert private.stat().st_mode & 0o777 == 0o600, private
+        # the S3 jars went into the cluster's bucket once, each checked; jobs fetch them there
+        stocked = re.search(r"37 checked jars in s3://(\S+)/jars/ \(37 uploaded", up.stderr)
+        assert stocked, up.stderr[-3000:]
+        assert s3.list_objects_v2(Bucket=stocked[1], Prefix="jars/")["KeyCount"] == 37
 
         # ---- status: every phase done, every node running, a cost
         status = run("status", "--output", "json")
@@ -248,6 +252,11 @@ def test_the_whole_journey(
         assert {w: int(c) for w, c in rows} == dict(reference_count([TEXT]))
         assert rows == sorted(rows, key=lambda r: (-int(r[1]), r[0]))
         assert "the" in wc.stdout  # the top-N table
+        (driver,) = pc.kube.get(
+            "/api/v1/namespaces/spark/pods?labelSelector=sparkube.io%2Frole%3Ddriver"
+        )["items"]
+        said = pc.kube.pod_logs("spark", driver["metadata"]["name"], "fetch-s3-jars")
+        assert f"(37 from {pc.s3_endpoint.split('/')[2]})" in said, said
 
         # ---- submit: a user's script with an input, its result downloaded
         (env.cwd / "lines.py").write_text(APP)

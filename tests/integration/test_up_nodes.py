@@ -83,6 +83,9 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     # without a terminal: a plain line per node step
     assert re.search(r"^ +\d+:\d\d worker-1 +kubeadm join$", up.stderr, re.M), up.stderr
     assert "Ready in" in up.stdout and "(context sparkube)" in up.stdout
+    # the addons put the S3 jars into the cluster's bucket, each checked (from the
+    # session's loopback Maven repository, never Maven Central)
+    assert re.search(r"37 checked jars in s3://\S+/jars/ \(37 uploaded", up.stderr), up.stderr
     # the real kubectl on the control plane applied the CNI manifest to the API server
     applied = [c for c in ssh_lab.hosts["control-plane"].calls() if c.startswith("kubectl ")]
     assert len(applied) == 1 and "apply --server-side" in applied[0]

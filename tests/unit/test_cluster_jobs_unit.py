@@ -9,6 +9,7 @@ import pytest
 from sparkube.errors import InputError
 from sparkube.spark import cluster as cj
 from sparkube.spark import diagnose as dg
+from sparkube.spark import jarfetch
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 
 GIB = 2**30
@@ -82,8 +83,13 @@ def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
     # the driver pod's init container fetches the jars once; spark.jars names the local
     # copies, which the driver serves to its executors
     (init,) = job["spec"]["template"]["spec"]["initContainers"]
-    urls = init["env"][0]["value"].split()
-    assert len(urls) == len(SPARK_IMAGE.s3_jars)
+    fetched = jarfetch.parse(init["env"][0]["value"])
+    # without presigned bucket URLs (a bare job_manifests call) only the Maven repository
+    assert all(len(urls) == 1 for *_, urls in fetched)
+    urls = [urls[0] for *_, urls in fetched]
+    assert [(n, size, sha) for n, size, sha, _ in fetched] == [
+        (jar_file_name(j.coord), j.size, j.sha256) for j in SPARK_IMAGE.s3_jars
+    ]
     assert all(u.startswith("https://repo1.maven.org/maven2/") for u in urls)
     hadoop_aws = maven_path(f"org.apache.hadoop:hadoop-aws:{SPARK_IMAGE.hadoop_version}")
     assert any(u.endswith(hadoop_aws) for u in urls)
@@ -121,7 +127,8 @@ def test_pod_endpoints_for_unusual_networks() -> None:
     props = cj.spark_properties(spec, config(), ep)
     assert props["spark.hadoop.fs.s3a.endpoint"] == "http://10.1.1.1:9000"
     assert props["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    assert cj.fetch_jars_container("img", ep.jars)["env"][0]["value"].startswith("http://r/org/")
+    lines = cj.fetch_jars_container("img", ep.jars)["env"][0]["value"]
+    assert lines.split()[3].startswith("http://r/org/")
 
 
 # --------------------------------------------------------------------------- diagnosis

@@ -9,7 +9,7 @@ import yaml
 
 from sparkube.monitoring import addons
 from sparkube.spark.cluster import ClusterConfig, Endpoints
-from sparkube.spark.image import SPARK_IMAGE
+from sparkube.spark.image import SPARK_IMAGE, maven_url
 
 CONFIG = ClusterConfig(
     cluster="c", bucket="sparkube-c-eu-west-1-abcd1234", region="eu-west-1", workers=3,
@@ -87,7 +87,11 @@ def test_history_server_reads_the_bucket_with_the_lean_jars() -> None:
     pod = dep["spec"]["template"]["spec"]
     opts = pod["containers"][0]["env"][1]["value"]
     assert f"-Dspark.history.fs.logDirectory=s3a://{CONFIG.bucket}/spark-events/" in opts
-    urls = pod["initContainers"][0]["env"][0]["value"].split()
+    lines = pod["initContainers"][0]["env"][0]["value"].splitlines()
     assert pod["initContainers"][0]["volumeMounts"][0]["mountPath"] == "/opt/sparkube/jars"
-    assert len(urls) == len(SPARK_IMAGE.s3_jars)
+    assert len(lines) == len(SPARK_IMAGE.s3_jars)
+    # a long-lived Deployment: the Maven repository (no presigned URL to expire), checked
+    assert [line.split()[2:] for line in lines] == [
+        [j.sha256, maven_url(j.coord)] for j in SPARK_IMAGE.s3_jars
+    ]
     assert "AWS_" not in yaml.safe_dump(dep)
