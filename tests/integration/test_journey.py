@@ -109,15 +109,19 @@ def _boot_when_keyed(
             raw = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")
             data = base64.b64decode(raw["UserData"]["Value"])
             scripts.add((gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode())
-        assert len(scripts) == 1, "every node boots the same user data"
         # The user data writes the preparation script to /var/lib/sparkube and runs it as
         # root; the hosts here are one unprivileged user, so they run that script itself
-        # (it keeps each host's files under SPARKUBE_NODE_ROOT).
-        found_script = re.search(
-            r"<<'(SPARKUBE_PREPARE_SCRIPT_END)'\n(.*?\n)\1\n", scripts.pop(), flags=re.DOTALL
-        )
-        assert found_script, "the user data embeds the node preparation script"
-        return found_script.group(2)
+        # (it keeps each host's files under SPARKUBE_NODE_ROOT). It differs per role only
+        # in SPARKUBE_NODE_ROLE (workers pre-pull the Spark image); the script is one.
+        roles = {m[1] for s in scripts for m in re.finditer(r"SPARKUBE_NODE_ROLE=(\S+)", s)}
+        assert roles == {"control-plane", "worker"}, roles
+        found = {
+            m.group(2)
+            for s in scripts
+            if (m := re.search(r"<<'(SPARKUBE_PREPARE_SCRIPT_END)'\n(.*?\n)\1\n", s, re.DOTALL))
+        }
+        assert len(found) == 1, "every node boots the same preparation script"
+        return found.pop()
 
     def boot() -> None:
         try:
