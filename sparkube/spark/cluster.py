@@ -350,9 +350,9 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where pods reach S3 and the jars (None: AWS's regional S3 and Maven Central).
-    Unusual networks and the tests set ``SPARKUBE_POD_S3_ENDPOINT`` and
-    ``SPARKUBE_JARS_REPOSITORY``."""
+    """Where pods reach S3 (None: AWS's regional S3), and the Maven repository of the S3
+    jars (``up`` fills the bucket from it; pods fall back to it). Unusual networks and
+    the tests set ``SPARKUBE_POD_S3_ENDPOINT`` and ``SPARKUBE_JARS_REPOSITORY``."""
 
     s3: str | None = None
     jars: str = MAVEN_CENTRAL
