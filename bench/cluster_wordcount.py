@@ -26,10 +26,12 @@ writes a generated text of --mb MB once to a temp file, then measures in the sam
    Succeeded) is printed too: that difference is sparkube's overhead without the noise.
 3. ``sparkube wordcount --local FILE`` (the CLI in-process, embedded Spark in its own
    JVM) on the same file: the ratio cluster / local.
-4. Jar delivery (``spark.jars``: the S3 jars as repository URLs): the local jars
-   repository's HTTP server is wrapped to record every GET (start, end, bytes); per job
-   the GETs before its first executor pod exists are the driver's (spark-submit), the
-   later ones the executors'. Plus an HTTP GET of every jar URL from this machine
+4. Jar delivery: the local jars repository's HTTP server is wrapped to record every
+   GET (start, end, bytes); per job the GETs before its first executor pod exists are
+   the driver's init container's, the later ones the executors'. sparkube's own jobs
+   take the S3 jars from the cluster's bucket (sparkube.spark.jars: "no GETs" here);
+   the bare baseline's manifests carry no bucket URLs, so it takes them from the
+   repository. Plus an HTTP GET of every jar URL from this machine
    (loopback: a lower bound; from Maven Central it takes longer), with the MB.
 
 No timed assertions: only a failed job makes the exit code non-zero. Everything (pods,
