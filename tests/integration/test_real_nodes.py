@@ -12,9 +12,11 @@ tars after preparation, before ``kubeadm init``). The settings only this VM need
 added by the bed (``VM_KUBEADM_SETTINGS``), and the first test proves that what sparkube
 renders contains none of them.
 
-The last test runs ``sparkube up`` on moto: the instances it launched boot on the bed at
-their private IPs, and ``up`` runs every phase on them (sparkube's metrics-server
-manifest included).
+``sparkube up`` on moto runs in one go: the instances it launches boot on the bed at
+their private IPs (tests/fixtures/motobed.py), ``up`` runs every phase on them
+(sparkube's metrics-server manifest included), SparkPi runs through ``sparkube submit``
+with its pods on the workers, an EC2 stop and start act on a machine, and ``down``
+removes the machines.
 
 Not collected by default (marker ``realnodes``, deselected in scripts/test.sh like
 ``e2e``): ``bash tools/nodes/build.sh`` then
@@ -23,19 +25,27 @@ Not collected by default (marker ``realnodes``, deselected in scripts/test.sh li
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import http.server
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
+from moto.server import ThreadedMotoServer
 
 from sparkube.aws import userdata
 from sparkube.env import Environment
@@ -405,6 +415,33 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         assert node.startswith("worker-"), node
         image_s = time.monotonic() - t0
 
+        # A Spark job on the real nodes: SparkPi in cluster mode, driver and executors as
+        # pods on the workers, the event log in the cluster's bucket with the instance
+        # role's credentials from the metadata address.
+        job = _spark_pi(bed, cli, env, cluster)
+        job_s = time.monotonic() - t0
+
+        # A stop in EC2 powers the machine off and keeps its disk; a start boots it again
+        # (the user data does not run again).
+        worker = booted["worker-2"]
+        ec2.stop_instances(InstanceIds=[worker.instance_id])
+        machines.wait(
+            lambda m: not bed.running("worker-2"), timeout=60, what="worker-2 off after a stop"
+        )
+        ec2.start_instances(InstanceIds=[worker.instance_id])
+        machines.wait(
+            lambda m: bed.running("worker-2"), timeout=60, what="worker-2 on after a start"
+        )
+        bed.wait_for(
+            "worker-2",
+            "systemctl is-active cloud-init-standin.service",
+            timeout=60,
+            what="the cloud-init stand-in done after the start",
+        )
+        out = bed.run("worker-2", "cat /var/log/cloud-init-output.log").stdout
+        assert out.count("user data exited") == 1, out[-2000:]
+        assert [e for e, _ in worker.events] == ["boot", "stop", "start"], worker.events
+
         # down terminates the instances in moto: their machines power off and go.
         t_down = time.monotonic()
         down = cli("down", "--cluster", cluster, "--yes", env=env)
@@ -412,19 +449,122 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         machines.wait(lambda m: not bed.nodes, timeout=60, what="machines removed after down")
         down_s = time.monotonic() - t_down
         assert not machines.errors, machines.errors[-1]
-        assert all(
-            [e for e, _ in m.events] == ["boot", "remove"] for m in machines.machines.values()
-        ), {m.name: m.events for m in machines.machines.values()}
+        assert all(m.events[-1][0] == "remove" for m in machines.machines.values()), {
+            m.name: m.events for m in machines.machines.values()
+        }
         print(
             json.dumps(
                 {
                     "up_s": round(ready_s, 1),
                     "metrics_s": round(metrics_s, 1),
                     "spark_image_pod_s": round(image_s, 1),
+                    "spark_pi_done_s": round(job_s, 1),
+                    "spark_pi_job_s": job["seconds"],
                     "down_s": round(down_s, 1),
                 }
             )
         )
+
+
+@contextlib.contextmanager
+def _pod_services(bed: NodeBed, maven: Path) -> Iterator[tuple[str, str]]:
+    """What pods reach on the bed's bridge address, as on AWS through their node: S3
+    and the instance metadata (the test's moto: a second listener of the same in-process
+    moto, so the same buckets and instance role) and the S3 jars' Maven repository
+    (tools/spark/build.sh's). Inside each node, 169.254.169.254:80 is DNATed to moto
+    (pods and the node itself), as EC2 answers it from the instance's host."""
+    server = ThreadedMotoServer(ip_address=bed.gateway, port=0, verbose=False)
+    server.start()
+    handler = functools.partial(_QuietFiles, directory=str(maven))
+    files = http.server.ThreadingHTTPServer((bed.gateway, 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        port = server.get_host_and_port()[1]
+        for name in bed.nodes:
+            for chain in ("PREROUTING", "OUTPUT"):
+                bed.run(
+                    name,
+                    f"iptables -t nat -I {chain} -d 169.254.169.254/32 -p tcp --dport 80 "
+                    f"-j DNAT --to-destination {bed.gateway}:{port}",
+                )
+        yield f"http://{bed.gateway}:{port}", f"http://{bed.gateway}:{files.server_address[1]}"
+    finally:
+        files.shutdown()
+        files.server_close()
+        server.stop()
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _spark_pi(
+    bed: NodeBed, cli: Callable[..., CliResult], env: Environment, cluster: str
+) -> dict[str, Any]:
+    """``sparkube submit`` of SparkPi (2 executors) on the bed; ``jobs`` and ``logs``."""
+    images = Path(
+        os.environ.get("SPARKUBE_IMAGE_CACHE") or Path.home() / ".cache" / "sparkube" / "images"
+    )
+    layer = images / SPARK_IMAGE.cache_key
+    shutil.copy(layer / "layer" / SPARK_IMAGE.examples_jar.lstrip("/"), env.cwd / "pi.jar")
+    with _pod_services(bed, layer / "maven") as (s3, jars):
+        job_env = dataclasses.replace(
+            env,
+            environ={
+                **env.environ,
+                "SPARKUBE_POD_S3_ENDPOINT": s3,
+                "SPARKUBE_JARS_REPOSITORY": jars,
+            },
+        )
+        t0 = time.monotonic()
+        submitted = cli(
+            "submit", "pi.jar", "--cluster", cluster, "--class",
+            "org.apache.spark.examples.SparkPi", "--executors", "2", "20", env=job_env,
+        )  # fmt: skip
+        seconds = round(time.monotonic() - t0, 1)
+        if submitted.exit_code != 0:
+            print(bed.run("control-plane", f"{ADMIN} get pods -A -o wide", check=False).stdout)
+            print(
+                bed.run(
+                    "control-plane", f"{ADMIN} -n spark describe pods | tail -60", check=False
+                ).stdout
+            )
+        assert submitted.exit_code == 0, submitted.stderr[-4000:] + submitted.stdout[-2000:]
+        assert "Pi is roughly 3.1" in submitted.stdout, submitted.stdout[-2000:]
+        listed = cli("jobs", "--cluster", cluster, "--output", "json", env=job_env)
+        assert listed.exit_code == 0, listed.stderr[-2000:]
+        record = next(r for r in json.loads(listed.stdout) if r["app"] == "pi.jar")
+        assert record["state"] == "Succeeded" and record["exit_code"] == 0, record
+        logs = cli("logs", record["job_id"], "--cluster", cluster, "--verbose", env=job_env)
+        assert logs.exit_code == 0, logs.stderr[-2000:]
+        assert "Pi is roughly 3.1" in logs.stdout, logs.stdout[-2000:]
+    # The driver ran on a worker and its two executors registered with it (pods the
+    # driver created on the workers, through the API with its own token).
+    registered = re.findall(r"Registered executor .*? with ID (\d+)", logs.stdout)
+    assert sorted(set(registered)) == ["1", "2"], logs.stdout[-3000:]
+    driver = bed.run(
+        "control-plane",
+        f"{ADMIN} -n spark get pods -l 'sparkube.io/job={record['job_id']},spark-role!=executor' "
+        "-o jsonpath='{.items[*].spec.nodeName}'",
+    ).stdout.split()
+    assert driver and all(n.startswith("worker-") for n in driver), driver
+    # Its event log reached the cluster's bucket from the pod (s3a through the node, with
+    # the credentials the instance metadata gave).
+    s3: Any = boto3.client(
+        "s3",
+        endpoint_url=env.environ["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    events = [
+        o["Key"]
+        for b in s3.list_buckets()["Buckets"]
+        for o in s3.list_objects_v2(Bucket=b["Name"], Prefix="spark-events/").get("Contents", [])
+    ]
+    assert events, "no event log in the bucket"
+    return {"job_id": record["job_id"], "seconds": seconds}
 
 
 def _wait_pod(bed: NodeBed, pod: str, *, timeout: float) -> str:
