@@ -25,19 +25,15 @@ Not collected by default (marker ``realnodes``, deselected in scripts/test.sh li
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import http.server
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,7 +41,6 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from sparkube.aws import userdata
 from sparkube.env import Environment
@@ -58,7 +53,7 @@ from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import MotoAws
-from tests.fixtures.motobed import MotoMachines
+from tests.fixtures.motobed import MotoMachines, PodServices
 from tests.fixtures.nodebed import (
     VM_KUBE_PROXY_CONFIG,
     VM_KUBEADM_SETTINGS,
@@ -92,7 +87,13 @@ def with_vm_settings(text: str) -> str:
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 
 
-VM_ONLY_WORDS = ("failCgroupV1", "ignorePreflightErrors", "SystemVerification", "maxPerCore")
+VM_ONLY_WORDS = (
+    "failCgroupV1",
+    "ignorePreflightErrors",
+    "SystemVerification",
+    "maxPerCore",
+    "evictionHard",
+)
 
 
 def test_sparkube_renders_none_of_the_vm_settings() -> None:
@@ -297,6 +298,11 @@ def _with_vm_kubeadm(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 SPARK_REF = SPARK_IMAGE.ref
+#: tools/spark/build.sh's output: the Spark home and the S3 jars' Maven folder.
+SPARK_LAYER = (
+    Path(os.environ.get("SPARKUBE_IMAGE_CACHE") or Path.home() / ".cache/sparkube/images")
+    / SPARK_IMAGE.cache_key
+)
 #: What the bed's Spark image must show inside a pod (tools/nodes/build.sh, "the Spark
 #: image"): the real image's contract, and where the test image differs on purpose
 #: (Debian 12's python3 3.11 where Ubuntu 22.04 has 3.10; Debian's OpenJDK 17 where the
@@ -328,13 +334,16 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
     environ = {
         **moto_aws.env.environ,
         "SPARKUBE_SSH_BOOT_TIMEOUT": "180",
-        # kube-opex-analytics' application is in no registry this machine reaches; the
-        # History Server reads the bucket with the instance role (not served to pods yet).
-        "SPARKUBE_SKIP_ADDONS": "kube-opex-analytics,spark-history",
+        # kube-opex-analytics' application is in no registry this machine reaches.
+        "SPARKUBE_SKIP_ADDONS": "kube-opex-analytics",
     }
-    env = dataclasses.replace(moto_aws.env, environ=environ)
     ec2: Any = moto_aws.client("ec2")
-    with NodeBed(tmp_path / "bed") as bed, MotoMachines(bed, ec2, cluster) as machines:
+    with (
+        NodeBed(tmp_path / "bed") as bed,
+        PodServices(bed, SPARK_LAYER / "maven") as pods,
+        MotoMachines(bed, ec2, cluster, on_boot=pods.route_metadata) as machines,
+    ):
+        env = dataclasses.replace(moto_aws.env, environ={**environ, **pods.environ()})
         t0 = time.monotonic()
         up = cli(
             "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32",
@@ -466,79 +475,33 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         )
 
 
-@contextlib.contextmanager
-def _pod_services(bed: NodeBed, maven: Path) -> Iterator[tuple[str, str]]:
-    """What pods reach on the bed's bridge address, as on AWS through their node: S3
-    and the instance metadata (the test's moto: a second listener of the same in-process
-    moto, so the same buckets and instance role) and the S3 jars' Maven repository
-    (tools/spark/build.sh's). Inside each node, 169.254.169.254:80 is DNATed to moto
-    (pods and the node itself), as EC2 answers it from the instance's host."""
-    server = ThreadedMotoServer(ip_address=bed.gateway, port=0, verbose=False)
-    server.start()
-    handler = functools.partial(_QuietFiles, directory=str(maven))
-    files = http.server.ThreadingHTTPServer((bed.gateway, 0), handler)
-    threading.Thread(target=files.serve_forever, daemon=True).start()
-    try:
-        port = server.get_host_and_port()[1]
-        for name in bed.nodes:
-            for chain in ("PREROUTING", "OUTPUT"):
-                bed.run(
-                    name,
-                    f"iptables -t nat -I {chain} -d 169.254.169.254/32 -p tcp --dport 80 "
-                    f"-j DNAT --to-destination {bed.gateway}:{port}",
-                )
-        yield f"http://{bed.gateway}:{port}", f"http://{bed.gateway}:{files.server_address[1]}"
-    finally:
-        files.shutdown()
-        files.server_close()
-        server.stop()
-
-
-class _QuietFiles(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def _spark_pi(
     bed: NodeBed, cli: Callable[..., CliResult], env: Environment, cluster: str
 ) -> dict[str, Any]:
     """``sparkube submit`` of SparkPi (2 executors) on the bed; ``jobs`` and ``logs``."""
-    images = Path(
-        os.environ.get("SPARKUBE_IMAGE_CACHE") or Path.home() / ".cache" / "sparkube" / "images"
-    )
-    layer = images / SPARK_IMAGE.cache_key
-    shutil.copy(layer / "layer" / SPARK_IMAGE.examples_jar.lstrip("/"), env.cwd / "pi.jar")
-    with _pod_services(bed, layer / "maven") as (s3, jars):
-        job_env = dataclasses.replace(
-            env,
-            environ={
-                **env.environ,
-                "SPARKUBE_POD_S3_ENDPOINT": s3,
-                "SPARKUBE_JARS_REPOSITORY": jars,
-            },
+    shutil.copy(SPARK_LAYER / "layer" / SPARK_IMAGE.examples_jar.lstrip("/"), env.cwd / "pi.jar")
+    t0 = time.monotonic()
+    submitted = cli(
+        "submit", "pi.jar", "--cluster", cluster, "--class",
+        "org.apache.spark.examples.SparkPi", "--executors", "2", "20", env=env,
+    )  # fmt: skip
+    seconds = round(time.monotonic() - t0, 1)
+    if submitted.exit_code != 0:
+        print(bed.run("control-plane", f"{ADMIN} get pods -A -o wide", check=False).stdout)
+        print(
+            bed.run(
+                "control-plane", f"{ADMIN} -n spark describe pods | tail -60", check=False
+            ).stdout
         )
-        t0 = time.monotonic()
-        submitted = cli(
-            "submit", "pi.jar", "--cluster", cluster, "--class",
-            "org.apache.spark.examples.SparkPi", "--executors", "2", "20", env=job_env,
-        )  # fmt: skip
-        seconds = round(time.monotonic() - t0, 1)
-        if submitted.exit_code != 0:
-            print(bed.run("control-plane", f"{ADMIN} get pods -A -o wide", check=False).stdout)
-            print(
-                bed.run(
-                    "control-plane", f"{ADMIN} -n spark describe pods | tail -60", check=False
-                ).stdout
-            )
-        assert submitted.exit_code == 0, submitted.stderr[-4000:] + submitted.stdout[-2000:]
-        assert "Pi is roughly 3.1" in submitted.stdout, submitted.stdout[-2000:]
-        listed = cli("jobs", "--cluster", cluster, "--output", "json", env=job_env)
-        assert listed.exit_code == 0, listed.stderr[-2000:]
-        record = next(r for r in json.loads(listed.stdout) if r["app"] == "pi.jar")
-        assert record["state"] == "Succeeded" and record["exit_code"] == 0, record
-        logs = cli("logs", record["job_id"], "--cluster", cluster, "--verbose", env=job_env)
-        assert logs.exit_code == 0, logs.stderr[-2000:]
-        assert "Pi is roughly 3.1" in logs.stdout, logs.stdout[-2000:]
+    assert submitted.exit_code == 0, submitted.stderr[-4000:] + submitted.stdout[-2000:]
+    assert "Pi is roughly 3.1" in submitted.stdout, submitted.stdout[-2000:]
+    listed = cli("jobs", "--cluster", cluster, "--output", "json", env=env)
+    assert listed.exit_code == 0, listed.stderr[-2000:]
+    record = next(r for r in json.loads(listed.stdout) if r["app"] == "pi.jar")
+    assert record["state"] == "Succeeded" and record["exit_code"] == 0, record
+    logs = cli("logs", record["job_id"], "--cluster", cluster, "--verbose", env=env)
+    assert logs.exit_code == 0, logs.stderr[-2000:]
+    assert "Pi is roughly 3.1" in logs.stdout, logs.stdout[-2000:]
     # The driver ran on a worker and its two executors registered with it (pods the
     # driver created on the workers, through the API with its own token).
     registered = re.findall(r"Registered executor .*? with ID (\d+)", logs.stdout)
@@ -564,7 +527,34 @@ def _spark_pi(
         for o in s3.list_objects_v2(Bucket=b["Name"], Prefix="spark-events/").get("Contents", [])
     ]
     assert events, "no event log in the bucket"
+    # The History Server (up's addon, on a worker, reading the bucket with the instance
+    # role) lists the job from its event log.
+    url = "/api/v1/namespaces/spark/services/spark-history:18080/proxy/api/v1/applications"
+    deadline = time.monotonic() + 180
+    apps = bed.run("control-plane", f"{ADMIN} get --raw {url}", check=False)
+    while apps.returncode != 0 or not any(
+        a.get("id") and any(a["id"] in key for key in events) for a in _json_list(apps.stdout)
+    ):
+        if time.monotonic() > deadline:
+            print(
+                bed.run(
+                    "control-plane",
+                    f"{ADMIN} -n spark logs deploy/spark-history --all-containers --tail 40",
+                    check=False,
+                ).stdout
+            )
+            raise AssertionError(f"the History Server does not list the job: {apps.stdout}")
+        time.sleep(3)
+        apps = bed.run("control-plane", f"{ADMIN} get --raw {url}", check=False)
     return {"job_id": record["job_id"], "seconds": seconds}
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 def _wait_pod(bed: NodeBed, pod: str, *, timeout: float) -> str:
