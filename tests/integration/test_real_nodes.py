@@ -325,7 +325,9 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
     its public IP as through EC2's internet gateway, with the key pair's key and the user
     data ``up`` gave EC2; ``up`` runs every phase over SSH to the public IPs and saves a
     kubeconfig for the control plane's public IP, as on AWS. The workers run the Spark
-    image; ``down`` terminates the instances and their machines go."""
+    image: SparkPi in cluster mode through ``sparkube submit`` (pods reach moto's S3 and
+    instance metadata through their node), the History Server lists it; an EC2 stop and
+    start act on a machine; ``down`` terminates the instances and their machines go."""
     reason = problem()
     if reason:
         pytest.skip(reason)
