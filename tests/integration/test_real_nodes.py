@@ -3,14 +3,17 @@ on three systemd-nspawn machines (tests/fixtures/nodebed.py), with real containe
 kubelet, ``kubeadm init``/``join``, Flannel from sparkube's manifest, kube-proxy and
 CoreDNS.
 
-What the nodes would fetch from the internet comes from stand-ins on the bed's bridge:
-``pkgs.k8s.io`` (prepare.sh's ``curl .../Release.key`` and its apt repository: kubelet,
-kubeadm, kubectl, kubernetes-cni .debs built from the Go binaries), the Debian mirror
-(prepare.sh's ``apt-get update``/``install``: the template already has containerd, curl,
-gpg, ...), and the registries (registry.k8s.io and ghcr.io images imported from local
-tars after preparation, before ``kubeadm init``). The settings only this VM needs are
-added by the bed (``VM_KUBEADM_SETTINGS``), and the first test proves that what sparkube
-renders contains none of them.
+What the nodes would fetch from the internet comes from stand-ins on the bed's bridge,
+reached through sparkube's own settings (``kubernetes_apt_repo`` and
+``registry_mirrors``, from ``nodebed.spec_settings``/``up_flags``): the Kubernetes apt
+repository (prepare.sh's ``curl .../Release.key`` and apt source: kubelet, kubeadm,
+kubectl, kubernetes-cni .debs built from the Go binaries), the Debian mirror (prepare.sh's
+``apt-get update``/``install``: the template already has containerd, curl, gpg, ...), and
+a registry that mirrors registry.k8s.io, ghcr.io, docker.io and sparkube.test: containerd
+pulls the images' real names through the ``hosts.toml`` files prepare.sh wrote. The
+settings only this VM needs are added by the bed (``VM_KUBEADM_SETTINGS``), and the first
+test proves that what sparkube renders contains none of them, and that its defaults are
+the real pkgs.k8s.io and no mirror.
 
 ``sparkube up`` on moto runs in one go: the instances it launches boot on the bed at
 their private IPs (tests/fixtures/motobed.py), ``up`` runs every phase on them
@@ -48,7 +51,7 @@ from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Node
 from sparkube.nodes import kubeadm, ttl
 from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase, ssh_settings
-from sparkube.nodes.prepare import render_prepare_script
+from sparkube.nodes.prepare import full_image_ref, render_prepare_script
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
@@ -60,6 +63,9 @@ from tests.fixtures.nodebed import (
     NodeBed,
     node_bed,  # noqa: F401 - the fixture
     problem,
+    registry_refs,
+    spec_settings,
+    up_flags,
 )
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
@@ -108,8 +114,12 @@ def test_sparkube_renders_none_of_the_vm_settings() -> None:
         userdata.render(render_prepare_script(spec), expires_at=None),
     ]
     for text in rendered:
-        for word in (*VM_ONLY_WORDS, "restrict_oom_score_adj", "nspawn", "testbed"):
+        for word in (*VM_ONLY_WORDS, "restrict_oom_score_adj", "nspawn", "testbed", ".test"):
             assert word not in text
+    # the defaults are the real places: pkgs.k8s.io, and the registries themselves
+    for text in rendered[2:]:
+        assert 'K8S_APT="https://pkgs.k8s.io/core:/stable:/v1.36/deb/"' in text
+        assert 'REGISTRY_MIRRORS=""' in text
     # and the bed's additions are exactly what with_vm_settings adds
     patched = with_vm_settings(rendered[0])
     assert "failCgroupV1: false" in patched and "SystemVerification" in patched
@@ -138,7 +148,16 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bed = node_bed
-    spec = ClusterSpec(name="bed", workers=2)
+    # Workers pre-pull the cluster's Spark image; the shell image stands in while the bed
+    # has no Spark image.
+    spark = full_image_ref(ClusterSpec().image)
+    prepull = spark if spark in registry_refs() else "sparkube.test/shell:1"
+    spec = ClusterSpec(
+        name="bed",
+        workers=2,
+        spark_image=None if prepull == spark else prepull,
+        **spec_settings(),
+    )
     env = Environment(
         environ={"HOME": str(tmp_path), "SPARKUBE_HOME": str(tmp_path / "sparkube")},
         cwd=tmp_path,
@@ -150,14 +169,18 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     )
     public_key = (cdir / f"{KEY_FILE}.pub").read_text()
     # What `up` gives EC2 as user data (no TTL here), exactly as encoded for RunInstances.
-    data = userdata.encode(userdata.render(render_prepare_script(spec), expires_at=None))
+    data = {
+        role: userdata.encode(
+            userdata.render(render_prepare_script(spec), expires_at=None, role=role)
+        )
+        for role in (CONTROL_PLANE, WORKER)
+    }
 
     t0 = time.monotonic()
     times: dict[str, float] = {}
     for name in NAMES:
-        bed.add_node(
-            name, public_key=public_key, user_data=data, control_plane=name == "control-plane"
-        )
+        role = CONTROL_PLANE if name == "control-plane" else WORKER
+        bed.add_node(name, public_key=public_key, user_data=data[role])
     nodes = tuple(
         Node(
             name,
@@ -216,6 +239,30 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
         assert info["kubeletVersion"] == KUBE_VERSION
         assert info["containerRuntimeVersion"] == f"containerd://{runtime}"
 
+    # The nodes installed from the apt repository and pulled through the mirrors that
+    # sparkube's settings named (they have no other way out).
+    for name in NAMES:
+        source = bed.run(name, "cat /etc/apt/sources.list.d/kubernetes.list").stdout
+        assert "https://apt.sparkube.test/core:/stable:/v1.36/deb/ /" in source, source
+        hosts = bed.run(name, "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml").stdout
+        assert 'server = "https://registry.k8s.io"' in hosts, hosts
+        assert '[host."https://registry.sparkube.test:5000/v2/registry.k8s.io"]' in hosts, hosts
+    # Workers pulled the Spark image (or its stand-in) while the control plane initialised.
+    prepull_s = {}
+    for name in NAMES[1:]:
+        bed.wait_for(
+            name,
+            "grep -q 'sparkube-prepull: pulled' /var/log/sparkube-prepull.log",
+            timeout=600,
+            what="the pre-pull",
+        )
+        log = bed.run(name, "cat /var/log/sparkube-prepull.log").stdout
+        prepull_s[name] = int(log.split(" in ")[-1].split()[0])
+        listed = bed.run(name, "ctr -n k8s.io images ls -q").stdout.split()
+        assert full_image_ref(prepull) in listed, listed
+    cp_log = bed.run("control-plane", "test -e /var/log/sparkube-prepull.log", check=False)
+    assert cp_log.returncode != 0  # the control plane does not pull the Spark image
+
     # CoreDNS answers a pod: kubernetes.default is the API service's ClusterIP. busybox's
     # nslookup asks for the name as given (no search list), so it gets the full name;
     # ping resolves the short one through the pod's resolv.conf search list, as
@@ -223,7 +270,7 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     service_ip = _kubectl_json(bed, "get service kubernetes -n default")["spec"]["clusterIP"]
     bed.run(
         "control-plane",
-        f"{ADMIN} run dns-check --image=sparkube.test/shell:1 --image-pull-policy=Never "
+        f"{ADMIN} run dns-check --image=sparkube.test/shell:1 "
         "--restart=Never --command -- sh -c "
         "'nslookup kubernetes.default.svc.cluster.local && "
         "{ ping -c1 -W1 kubernetes.default || true; }'",
@@ -257,7 +304,7 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     assert out.count("user data exited") == 1, out[-2000:]
     bed.run(
         "control-plane",
-        f"{ADMIN} run after-reboot --image=sparkube.test/shell:1 --image-pull-policy=Never "
+        f"{ADMIN} run after-reboot --image=sparkube.test/shell:1 "
         """--restart=Never --overrides='{"spec":{"nodeName":"worker-2"}}' --command -- """
         "nslookup kubernetes.default.svc.cluster.local",
     )
@@ -275,6 +322,8 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
         "prepared_s": round(times["prepared_s"], 1),
         "dns_s": round(times["dns_s"], 1),
         "reboot_to_pod_s": round(times["reboot_pod_s"], 1),
+        "prepull_image": prepull,
+        "prepull_s": prepull_s,
         "kubelet": KUBE_VERSION,
         "runtime": f"containerd://{runtime}",
         "rss_mib": {n: u["rss_bytes"] >> 20 for n, u in usage.items()},
@@ -349,7 +398,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         t0 = time.monotonic()
         up = cli(
             "up", "--cluster", cluster, "--workers", "2", "--allow-cidr", "203.0.113.7/32",
-            "--yes", "--ttl", "2h", env=env,
+            "--yes", "--ttl", "2h", *up_flags(), env=env,
         )  # fmt: skip
         ready_s = time.monotonic() - t0
         if up.exit_code != 0:
@@ -409,7 +458,26 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
             assert timer.stdout.strip() == "active", (name, timer.stdout, timer.stderr)
             assert bed.run(name, "cat /etc/sparkube/expires-at").stdout.strip()
 
-        # The Spark image, under the name sparkube's pods use, on a worker: its contract.
+        # The workers pre-pulled the Spark image while the control plane initialised
+        # (through the docker.io mirror sparkube's setting named); the control plane not.
+        prepull_s = {}
+        for name in NAMES[1:]:
+            bed.wait_for(
+                name,
+                "grep -q 'sparkube-prepull: pulled' /var/log/sparkube-prepull.log",
+                timeout=600,
+                what="the Spark image pre-pull",
+            )
+            log = bed.run(name, "cat /var/log/sparkube-prepull.log").stdout
+            prepull_s[name] = int(log.split(" in ")[-1].split()[0])
+            listed = bed.run(name, "ctr -n k8s.io images ls -q").stdout.split()
+            assert full_image_ref(SPARK_REF) in listed, listed
+        prepulled_s = time.monotonic() - t0
+        cp_log = bed.run("control-plane", "test -e /var/log/sparkube-prepull.log", check=False)
+        assert cp_log.returncode != 0
+
+        # The Spark image, under the name sparkube's pods use, on a worker: its contract
+        # (pull policy Never: the pod runs what the pre-pull left in the CRI's images).
         bed.run(
             "control-plane",
             f"{ADMIN} run spark-image --image={SPARK_REF} --image-pull-policy=Never "
@@ -468,6 +536,8 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
                 {
                     "up_s": round(ready_s, 1),
                     "metrics_s": round(metrics_s, 1),
+                    "prepull_s": prepull_s,
+                    "prepulled_after_s": round(prepulled_s, 1),
                     "spark_image_pod_s": round(image_s, 1),
                     "spark_pi_done_s": round(job_s, 1),
                     "spark_pi_job_s": job["seconds"],

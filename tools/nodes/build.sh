@@ -19,6 +19,9 @@
 #                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
 #                    empty signed Debian suite at the mirror's path
 #     pki/           the test CA and server certificate of those stand-ins, the apt key
+#     registry/      every image of images/*.tar in a registry's storage (Debian's
+#                    docker-registry), under <upstream registry>/<path>, and the TLS
+#                    certificate the bed serves it and the apt repository with
 #     timings.tsv    seconds each piece took when it was last built
 #
 # Idempotent: each piece has a .stamp of its inputs and is rebuilt only when they
@@ -71,7 +74,7 @@ t0=$SECONDS
 need=()
 for pair in systemd-nspawn:systemd-container debootstrap:debootstrap umoci:umoci skopeo:skopeo \
             gcc:gcc openssl:openssl gpg:gpg apt-ftparchive:apt-utils dpkg-deb:dpkg \
-            nsenter:util-linux ip:iproute2 ssh-keygen:openssh-client; do
+            nsenter:util-linux ip:iproute2 ssh-keygen:openssh-client docker-registry:docker-registry; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 [[ -f /usr/include/stdio.h ]] || need+=(libc6-dev)
@@ -523,6 +526,66 @@ UNIT
   sign "$deb"
   rm -rf "$work"
   built repo "$repo" "$st" "$t0"
+fi
+
+# --- registry: every image tar in images/ pushed into a registry's storage -------------
+# The bed serves this storage read-only with docker-registry on the bridge (nodes pull
+# through sparkube's registry_mirrors setting). Each image is stored under its upstream
+# registry's name as the first path component (registry.k8s.io/pause,
+# docker.io/apache/spark, ...): one mirror URL per registry, with a path prefix.
+# Generic: whatever tars other pieces put in images/ are pushed (the stamp covers them).
+reg="$cache/registry"
+tars_sig="$(cd "$images" && stat -c '%n %s %Y' ./*.tar)"
+st="$(stamp_of registry "$(docker-registry --version)" "$(cat "$pki/.stamp")" "$tars_sig" "$PAUSE_ALIASES")"
+if ! fresh "$reg" "$st"; then
+  t0=$SECONDS; rm -rf "$reg"; mkdir -p "$reg/storage"
+  work="$(mktemp -d "$cache/.registry.XXXXXX")"
+  # The stand-ins' certificate: the Kubernetes apt repository and the registry by the
+  # names sparkube's settings give them in the tests, and the names /etc/hosts maps.
+  openssl req -newkey ed25519 -nodes -subj "/CN=sparkube test bed registry and apt" \
+    -keyout "$reg/tls.key" -out "$work/tls.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:registry.sparkube.test,DNS:apt.sparkube.test,DNS:pkgs.k8s.io,DNS:%s\nextendedKeyUsage=serverAuth\n' \
+    "$mirror_host" >"$work/ext"
+  openssl x509 -req -in "$work/tls.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$work/ext" -out "$reg/tls.crt" 2>/dev/null
+  port=$((20000 + RANDOM % 20000))
+  cat >"$work/config.yml" <<CONFIG
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $reg/storage}}
+http: {addr: "127.0.0.1:$port"}
+CONFIG
+  docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
+  registry_pid=$!
+  trap 'kill "$registry_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.2; done
+  curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { kill "$registry_pid"; cat "$work/registry.log" >&2; die "docker-registry did not start"; }
+  push() {  # push SOURCE REF: REF as registry/path:tag in the bed registry
+    skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$1" "docker://127.0.0.1:$port/$2" >/dev/null \
+      || { kill "$registry_pid"; die "skopeo copy $1 failed"; }
+    echo "$2" >>"$reg/refs"
+  }
+  for tar in "$images"/*.tar; do
+    # each docker-archive's manifest names its images; Docker Hub's shorthand made explicit
+    refs="$(tar -xOf "$tar" manifest.json | python3 -c '
+import json, sys
+for entry in json.load(sys.stdin):
+    for ref in entry.get("RepoTags") or ():
+        first, _, rest = ref.partition("/")
+        if not rest or not ("." in first or ":" in first or first == "localhost"):
+            ref = "docker.io/" + (ref if rest else "library/" + ref)
+        print(ref)')"
+    for ref in $refs; do push "docker-archive:$tar:$ref" "$ref"; done
+  done
+  pause="registry.k8s.io/pause:$PAUSE_VERSION"
+  grep -qx "$pause" "$reg/refs" || { kill "$registry_pid"; die "no $pause among the images"; }
+  for tag in $PAUSE_ALIASES; do
+    [[ $tag == "$PAUSE_VERSION" ]] || push "docker://127.0.0.1:$port/$pause" "registry.k8s.io/pause:$tag"
+  done
+  kill "$registry_pid"; wait "$registry_pid" 2>/dev/null || true; trap - EXIT
+  rm -rf "$work"
+  built registry "$reg" "$st" "$t0"
+  echo "  [registry] $(wc -l <"$reg/refs") references, $(du -sh "$reg/storage" | cut -f1)"
 fi
 
 echo "Real-node test bed ready in $cache ($((SECONDS - t_all)) s)"
