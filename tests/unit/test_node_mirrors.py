@@ -50,6 +50,13 @@ CONTAINERD_2 = """version = 3
     config_path = ''
 """
 
+# containerd 2.2's default names two folders (containerd issue 12636: mirrors ignored).
+CONTAINERD_2_2 = CONTAINERD_2.replace(
+    "config_path = ''\n\n", "config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'\n\n", 1
+)
+# a config whose registry table has no config_path line
+CONTAINERD_2_BARE = CONTAINERD_2.replace("      config_path = ''\n\n", "\n", 1)
+
 
 def make_env(tmp_path: Path, **environ: str) -> Environment:
     return Environment(environ={"HOME": str(tmp_path), **environ}, cwd=tmp_path, interactive=False)
@@ -178,7 +185,9 @@ def _run_mirror_block(tmp_path: Path, spec: ClusterSpec, config: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "config", [CONTAINERD_1, CONTAINERD_2], ids=["containerd-1", "containerd-2"]
+    "config",
+    [CONTAINERD_1, CONTAINERD_2, CONTAINERD_2_2, CONTAINERD_2_BARE],
+    ids=["containerd-1.6", "containerd-2.0", "containerd-2.2", "no-config-path-line"],
 )
 def test_mirrors_render_hosts_toml_and_config_path(tmp_path: Path, config: str) -> None:
     spec = ClusterSpec(
@@ -190,6 +199,7 @@ def test_mirrors_render_hosts_toml_and_config_path(tmp_path: Path, config: str) 
         }
     )
     out = tomllib.loads(_run_mirror_block(tmp_path, spec, config))
+    assert CONTAINERD_2_2 != CONTAINERD_2 != CONTAINERD_2_BARE
     if config is CONTAINERD_1:
         registry = out["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
     else:

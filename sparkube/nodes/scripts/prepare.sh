@@ -108,10 +108,14 @@ if [ -n "$REGISTRY_MIRRORS" ]; then
             case "${host#https://}" in */*) echo '  override_path = true' ;; esac
         } >"$CERTS_D/$registry/hosts.toml"
     done
-    if grep -q "^[[:space:]]*\[plugins\.'io\.containerd\.cri\.v1\.images'\.registry\]" "$CONF.new"; then
-        sed -i "/^[[:space:]]*\[plugins\.'io\.containerd\.cri\.v1\.images'\.registry\]/,/^[[:space:]]*\[/ s|config_path = ''|config_path = '/etc/containerd/certs.d'|" "$CONF.new"
-    else
-        sed -i '/^[[:space:]]*\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]/,/^[[:space:]]*\[/ s|config_path = ""|config_path = "/etc/containerd/certs.d"|' "$CONF.new"
+    # whatever the default holds (2.2 names two folders, which broke mirroring: #12636)
+    V3="^[[:space:]]*\\[plugins\\.'io\\.containerd\\.cri\\.v1\\.images'\\.registry\\]"
+    V2='^[[:space:]]*\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]'
+    sed -i -e "/$V3/,/^[[:space:]]*\[/ s|^\([[:space:]]*\)config_path = .*|\1config_path = '/etc/containerd/certs.d'|" \
+        -e "/$V2/,/^[[:space:]]*\[/ s|^\([[:space:]]*\)config_path = .*|\1config_path = \"/etc/containerd/certs.d\"|" "$CONF.new"
+    if ! grep -q "config_path = ./etc/containerd/certs.d.$" "$CONF.new"; then
+        sed -i -e "/$V3/a\\      config_path = '/etc/containerd/certs.d'" \
+            -e "/$V2/a\\      config_path = \"/etc/containerd/certs.d\"" "$CONF.new"
     fi
     if ! grep -Eq "config_path = [\"']/etc/containerd/certs.d[\"']" "$CONF.new"; then
         echo "sparkube-prepare: could not set the registry config_path in $CONF" >&2
