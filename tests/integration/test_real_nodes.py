@@ -542,6 +542,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
                     "spark_pi_done_s": round(job_s, 1),
                     "spark_pi_job_s": job["seconds"],
                     "down_s": round(down_s, 1),
+                    "total_s": round(time.monotonic() - t0, 1),
                 }
             )
         )
