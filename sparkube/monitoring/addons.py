@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from sparkube.manifests import render_manifest
-from sparkube.spark.cluster import EVENTS_PREFIX, ClusterConfig, Endpoints, fetch_jars_container
+from sparkube.spark.cluster import EVENTS_PREFIX, ClusterConfig, Endpoints, role_jars_container
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
 METRICS_SERVER_VERSION = "v0.8.1"
@@ -63,7 +63,7 @@ def history_documents(config: ClusterConfig, endpoints: Endpoints) -> list[dict[
         if doc["kind"] != "Deployment":
             continue
         pod = doc["spec"]["template"]["spec"]
-        pod["initContainers"] = [fetch_jars_container(config.image, endpoints.jars)]
+        pod["initContainers"] = [role_jars_container(config, endpoints)]
         env = pod["containers"][0]["env"]
         for item in env:
             if item["name"] == "SPARK_HISTORY_OPTS":

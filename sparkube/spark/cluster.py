@@ -386,6 +386,18 @@ def fetch_jars_container(
     return jars.fetch_container(image, repository, RESTRICTED_CONTAINER, bucket_urls)
 
 
+def role_jars_container(config: ClusterConfig, endpoints: Endpoints) -> dict[str, Any]:
+    """:func:`fetch_jars_container` for a long-lived pod (the History Server): the jars'
+    bucket objects read with the node's instance role, the Maven repository after."""
+    container = fetch_jars_container(
+        config.image, endpoints.jars, jars.bucket_addresses(config.bucket)
+    )
+    container["env"].append({"name": "SPARKUBE_S3_REGION", "value": config.region})
+    if endpoints.s3:
+        container["env"].append({"name": "SPARKUBE_S3_ENDPOINT", "value": endpoints.s3})
+    return container
+
+
 #: DataFrame/SQL writes to s3a:// commit with the S3A magic committer (Hadoop's
 #: committers.md, Spark's cloud-integration.md): tasks upload straight to the destination
 #: as multipart uploads left open, the driver completes them at job commit and writes a

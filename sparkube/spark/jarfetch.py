@@ -6,6 +6,10 @@ passes it), and ``up`` imports it to fill the local jar cache the same way.
 
 Input: ``SPARKUBE_JARS``, one line per jar, ``NAME SIZE SHA256 URL [URL ...]``; the
 addresses are tried in order (the cluster's bucket first, then the Maven repository).
+An ``s3://BUCKET/KEY`` address is read with the node's instance role: credentials from
+instance metadata (IMDSv2; ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` elsewhere), the GET
+signed with Signature Version 4 for ``SPARKUBE_S3_REGION`` (``SPARKUBE_S3_ENDPOINT``, path
+style, where pods reach S3 elsewhere than AWS's regional endpoint).
 Each address gets a few attempts with a timeout on every connection and read; an HTTP
 4xx or a wrong checksum moves on to the next address at once (the same bytes would come
 back). A jar that no address gives intact fails the run with one line naming the jar
@@ -15,10 +19,14 @@ and what each address answered. Query strings (presigned signatures) are never p
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +44,93 @@ class JarError(Exception):
 
 def _shown(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+_credentials: list[dict[str, str]] = []
+_credentials_lock = threading.Lock()
+
+
+def _imds(path: str, token: str, timeout: float) -> str:
+    base = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254"
+    request = urllib.request.Request(
+        base.rstrip("/") + path, headers={"X-aws-ec2-metadata-token": token}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return str(resp.read().decode())
+
+
+def role_credentials(timeout: float = 5.0) -> dict[str, str]:
+    """The instance role's credentials from instance metadata (IMDSv2), read once."""
+    with _credentials_lock:
+        if not _credentials:
+            base = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254"
+            put = urllib.request.Request(
+                base.rstrip("/") + "/latest/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
+            )
+            with urllib.request.urlopen(put, timeout=timeout) as resp:
+                token = resp.read().decode()
+            where = "/latest/meta-data/iam/security-credentials/"
+            role = _imds(where, token, timeout).split()[0]
+            try:
+                _credentials.append(json.loads(_imds(where + role, token, timeout)))
+            except ValueError as exc:
+                raise OSError(f"instance metadata gave no credentials: {exc}") from None
+        return _credentials[0]
+
+
+def s3_request(url: str, credentials: dict[str, str], *, region: str, endpoint: str = "",
+               when: time.struct_time | None = None) -> urllib.request.Request:  # fmt: skip
+    """A GET of ``s3://BUCKET/KEY`` signed with Signature Version 4 (unsigned payload)."""
+    bucket, key = url[len("s3://") :].split("/", 1)
+    if endpoint:
+        base = endpoint.rstrip("/")
+        path = f"/{bucket}/{key}"
+    else:
+        base = f"https://{bucket}.s3.{region}.amazonaws.com"
+        path = f"/{key}"
+    path = urllib.parse.quote(path, safe="/-_.~")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", when or time.gmtime())
+    headers = {
+        "host": urllib.parse.urlsplit(base).netloc,
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+        "x-amz-date": stamp,
+    }
+    if credentials.get("Token"):
+        headers["x-amz-security-token"] = credentials["Token"]
+    names = ";".join(sorted(headers))
+    canonical = "\n".join(
+        ["GET", path, ""]
+        + [f"{k}:{headers[k]}" for k in sorted(headers)]
+        + ["", names, "UNSIGNED-PAYLOAD"]
+    )
+    scope = f"{stamp[:8]}/{region}/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key_bytes = ("AWS4" + credentials["SecretAccessKey"]).encode()
+    for part in (stamp[:8], region, "s3", "aws4_request"):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials['AccessKeyId']}/{scope}, "
+        f"SignedHeaders={names}, Signature={signature}"
+    )
+    return urllib.request.Request(base + path, headers=headers)
+
+
+def _request(url: str) -> str | urllib.request.Request:
+    if not url.startswith("s3://"):
+        return url
+    region = os.environ.get("SPARKUBE_S3_REGION", "")
+    if not region:
+        raise OSError("SPARKUBE_S3_REGION is not set for an s3:// address")
+    try:
+        return s3_request(url, role_credentials(), region=region,
+                          endpoint=os.environ.get("SPARKUBE_S3_ENDPOINT", ""))  # fmt: skip
+    except (KeyError, IndexError) as exc:
+        raise OSError(f"instance metadata gave no usable credentials ({exc!r})") from None
 
 
 def _sha256_of(path: str) -> str | None:
@@ -66,7 +161,7 @@ def fetch_jar(
     for index, url in enumerate(urls):
         for attempt in range(attempts):
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                with urllib.request.urlopen(_request(url), timeout=timeout) as resp:
                     data = resp.read()
             except urllib.error.HTTPError as exc:
                 said.append(f"{_shown(url)}: HTTP {exc.code}")

@@ -1,7 +1,7 @@
 """The S3 jars (hadoop-aws, the lean AWS SDK v2 set, spark-hadoop-cloud): once per
 cluster into its bucket, from there into every driver pod, each checked by SHA-256.
 
-Why the bucket (DESIGN.md "Data plane on the cluster"): the nodes reach their region's
+Why the bucket (DESIGN.md, Jobs, "The S3 jars"): the nodes reach their region's
 S3 fast (in-region transfer is free), it is already the cluster's one store, and
 sparkube already hands pods presigned URLs for a job's own files (pods hold no keys and
 the image has no S3 client). So:
@@ -16,9 +16,10 @@ the image has no S3 client). So:
   with two addresses per jar: a presigned URL of its bucket object, then the Maven
   repository (a cluster whose bucket lacks a jar, or a URL that expired, still works).
   Every jar is checked by SHA-256 wherever it came from; timeouts and retries there.
-- The History Server, a long-lived Deployment, fetches from the Maven repository with
-  the same checks: a presigned URL in its spec would expire (and change the spec on
-  every ``up``), and it fetches once per cluster anyway.
+- The History Server, a long-lived Deployment, reads the same objects with the node's
+  instance role (the fetch program signs its GETs itself from instance metadata's
+  credentials): a presigned URL in its spec would expire, and change the spec at every
+  ``up``. The Maven repository is its fallback too.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def fetch_container(
         "securityContext": dict(security),
         "volumeMounts": [{"name": "jars", "mountPath": JARS_MOUNT}],
     }
+
+
+def bucket_addresses(bucket: str) -> list[str]:
+    """``s3://`` addresses of every jar's bucket object, which the fetch program reads
+    with the node's instance role (for long-lived pods: no URL to expire)."""
+    return [f"s3://{bucket}/{bucket_key(jar)}" for jar in SPARK_IMAGE.s3_jars]
 
 
 def presigned_urls(presigner: Any, bucket: str) -> list[str]:

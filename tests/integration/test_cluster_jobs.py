@@ -455,6 +455,9 @@ def test_history_server_lists_a_finished_job(lab: ClusterLab) -> None:
         return ready[0] if ready else None
 
     pod = lab.pc.kube.wait_for("history server running", history_pod, timeout=120, interval=2)
+    # its S3 jars came from the bucket, read with the node's instance role (IMDS), checked
+    said = lab.pc.kube.pod_logs(SPARK_NAMESPACE, pod["metadata"]["name"], "fetch-s3-jars")
+    assert f"(37 from {lab.bucket})" in said, said
     url = f"http://{pod['status']['podIP']}:18080/api/v1/applications"
 
     def listed() -> list[dict[str, Any]] | None:

@@ -193,3 +193,46 @@ def test_every_jar_line_carries_the_pinned_checksum_and_both_addresses() -> None
         assert len(sha) == 64 and jar.sha256 in addresses[0]
         assert addresses[1] == f"https://repo1.maven.org/maven2/{maven_path(jar.coord)}"
     assert len({j.sha256 for j in SPARK_IMAGE.s3_jars}) == 37
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "token"),
+    [("", "session-token/with+chars="), ("http://10.1.1.1:9000", ""), ("https://s3.example", "t")],
+)
+def test_the_s3_signature_is_the_one_botocore_computes(
+    endpoint: str, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch program signs its bucket GETs itself (the image has no AWS SDK for
+    Python): byte for byte the Authorization botocore's S3 signer makes for the same
+    request, time and credentials."""
+    import datetime
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    creds = {"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"}
+    if token:
+        creds["Token"] = token
+    url = (
+        "s3://sparkube-c-us-east-1-0a1b2c3d/jars/" + SPARK_IMAGE.s3_jars[0].sha256 + "/x_y-1.0.jar"
+    )
+    when = datetime.datetime(2026, 12, 6, 18, 5, 9)
+    ours = jarfetch.s3_request(
+        url, creds, region="eu-west-3", endpoint=endpoint, when=when.timetuple()
+    )
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+    theirs = AWSRequest(method="GET", url=ours.full_url)
+    theirs.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    signer = botocore.auth.S3SigV4Auth(
+        Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], token or None),
+        "s3",
+        "eu-west-3",
+    )
+    signer.add_auth(theirs)
+    assert ours.get_header("Authorization") == theirs.headers["Authorization"]
+    if not endpoint:
+        assert ours.full_url.startswith("https://sparkube-c-us-east-1-0a1b2c3d.s3.eu-west-3.")
+    else:
+        assert ours.full_url.startswith(f"{endpoint}/sparkube-c-us-east-1-0a1b2c3d/jars/")

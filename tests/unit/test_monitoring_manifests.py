@@ -10,6 +10,7 @@ import yaml
 from sparkube.monitoring import addons
 from sparkube.spark.cluster import ClusterConfig, Endpoints
 from sparkube.spark.image import SPARK_IMAGE, maven_url
+from sparkube.spark.jars import bucket_key
 
 CONFIG = ClusterConfig(
     cluster="c", bucket="sparkube-c-eu-west-1-abcd1234", region="eu-west-1", workers=3,
@@ -90,8 +91,18 @@ def test_history_server_reads_the_bucket_with_the_lean_jars() -> None:
     lines = pod["initContainers"][0]["env"][0]["value"].splitlines()
     assert pod["initContainers"][0]["volumeMounts"][0]["mountPath"] == "/opt/sparkube/jars"
     assert len(lines) == len(SPARK_IMAGE.s3_jars)
-    # a long-lived Deployment: the Maven repository (no presigned URL to expire), checked
+    # a long-lived Deployment: the bucket with the instance role (no presigned URL to
+    # expire), then the Maven repository; checked
     assert [line.split()[2:] for line in lines] == [
-        [j.sha256, maven_url(j.coord)] for j in SPARK_IMAGE.s3_jars
+        [j.sha256, f"s3://{CONFIG.bucket}/{bucket_key(j)}", maven_url(j.coord)]
+        for j in SPARK_IMAGE.s3_jars
     ]
-    assert "AWS_" not in yaml.safe_dump(dep)
+    env = {e["name"]: e["value"] for e in pod["initContainers"][0]["env"]}
+    assert env["SPARKUBE_S3_REGION"] == CONFIG.region
+    # no keys: no AWS_ variable in any container, none named anywhere in the spec (the
+    # fetch program's text mentions only the metadata endpoint's variable)
+    assert not [e for c in pod["initContainers"] + pod["containers"] for e in c.get("env", [])
+                if e["name"].startswith("AWS_")]  # fmt: skip
+    dump = yaml.safe_dump(dep)
+    assert "AWS_ACCESS_KEY" not in dump and "AWS_SECRET" not in dump
+    assert "AWS_" not in dump.replace("AWS_EC2_METADATA_SERVICE_ENDPOINT", "")
