@@ -58,14 +58,14 @@ from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.motobed import MotoMachines, PodServices
 from tests.fixtures.nodebed import (
-    VM_KUBE_PROXY_CONFIG,
-    VM_KUBEADM_SETTINGS,
     NodeBed,
     node_bed,  # noqa: F401 - the fixture
     problem,
     registry_refs,
     spec_settings,
     up_flags,
+    with_vm_kubeadm,
+    with_vm_settings,
 )
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
@@ -73,24 +73,6 @@ pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 KUBE_VERSION = "v1.36.3"
 NAMES = ("control-plane", "worker-1", "worker-2")
 ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
-
-
-def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def with_vm_settings(text: str) -> str:
-    """sparkube's rendered kubeadm config plus what only this VM needs."""
-    docs = [d for d in yaml.safe_load_all(text) if d]
-    for doc in docs:
-        _merge(doc, VM_KUBEADM_SETTINGS.get(doc.get("kind", ""), {}))
-    if any(d.get("kind") == "InitConfiguration" for d in docs):
-        docs.append(dict(VM_KUBE_PROXY_CONFIG))
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 
 
 VM_ONLY_WORDS = (
@@ -201,13 +183,7 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     assert "3/3 prepared" in summary, summary
 
     # kubernetes phase, with this VM's settings merged into what sparkube renders.
-    render_init, render_join = kubeadm.render_init_config, kubeadm.render_join_config
-    monkeypatch.setattr(
-        kubeadm, "render_init_config", lambda *a, **k: with_vm_settings(render_init(*a, **k))
-    )
-    monkeypatch.setattr(
-        kubeadm, "render_join_config", lambda *a, **k: with_vm_settings(render_join(*a, **k))
-    )
+    with_vm_kubeadm(monkeypatch)
     cp = bed.nodes["control-plane"].address
     try:
         summary = run_kubernetes_phase(
@@ -336,16 +312,6 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
         Path(out).write_text(json.dumps(line) + "\n")
 
 
-def _with_vm_kubeadm(monkeypatch: pytest.MonkeyPatch) -> None:
-    render_init, render_join = kubeadm.render_init_config, kubeadm.render_join_config
-    monkeypatch.setattr(
-        kubeadm, "render_init_config", lambda *a, **k: with_vm_settings(render_init(*a, **k))
-    )
-    monkeypatch.setattr(
-        kubeadm, "render_join_config", lambda *a, **k: with_vm_settings(render_join(*a, **k))
-    )
-
-
 SPARK_REF = SPARK_IMAGE.ref
 #: tools/spark/build.sh's output: the Spark home and the S3 jars' Maven folder.
 SPARK_LAYER = (
@@ -381,7 +347,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
     if reason:
         pytest.skip(reason)
     cluster = "bed"
-    _with_vm_kubeadm(monkeypatch)
+    with_vm_kubeadm(monkeypatch)
     environ = {
         **moto_aws.env.environ,
         "SPARKUBE_SSH_BOOT_TIMEOUT": "180",
