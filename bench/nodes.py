@@ -197,14 +197,7 @@ def main() -> None:
 
             prepull_s = {}
             for name in NAMES[1:]:
-                bed.wait_for(
-                    name,
-                    "grep -q 'sparkube-prepull: pulled' /var/log/sparkube-prepull.log",
-                    timeout=600,
-                    what="the Spark image pre-pull",
-                )
-                log = bed.run(name, "cat /var/log/sparkube-prepull.log").stdout
-                prepull_s[name] = int(log.split(" in ")[-1].split()[0])
+                prepull_s[name] = bed.prepull_seconds(name)
             prepulled_after_s = time.monotonic() - t0
 
             with_prepull = first_job(bed, env)

@@ -226,14 +226,7 @@ def test_three_real_nodes_come_up_with_sparkube_phases(
     # Workers pulled the Spark image (or its stand-in) while the control plane initialised.
     prepull_s = {}
     for name in NAMES[1:]:
-        bed.wait_for(
-            name,
-            "grep -q 'sparkube-prepull: pulled' /var/log/sparkube-prepull.log",
-            timeout=600,
-            what="the pre-pull",
-        )
-        log = bed.run(name, "cat /var/log/sparkube-prepull.log").stdout
-        prepull_s[name] = int(log.split(" in ")[-1].split()[0])
+        prepull_s[name] = bed.prepull_seconds(name)
         listed = bed.run(name, "ctr -n k8s.io images ls -q").stdout.split()
         assert full_image_ref(prepull) in listed, listed
     cp_log = bed.run("control-plane", "test -e /var/log/sparkube-prepull.log", check=False)
@@ -428,14 +421,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         # (through the docker.io mirror sparkube's setting named); the control plane not.
         prepull_s = {}
         for name in NAMES[1:]:
-            bed.wait_for(
-                name,
-                "grep -q 'sparkube-prepull: pulled' /var/log/sparkube-prepull.log",
-                timeout=600,
-                what="the Spark image pre-pull",
-            )
-            log = bed.run(name, "cat /var/log/sparkube-prepull.log").stdout
-            prepull_s[name] = int(log.split(" in ")[-1].split()[0])
+            prepull_s[name] = bed.prepull_seconds(name)
             listed = bed.run(name, "ctr -n k8s.io images ls -q").stdout.split()
             assert full_image_ref(SPARK_REF) in listed, listed
         prepulled_s = time.monotonic() - t0
