@@ -16,3 +16,6 @@ MAX_ROOT_VOLUME_GB = 2000
 #: Burstable types (t2, t3, t3a, t4g) launch in this CPU credit mode: the hourly price is
 #: the bill. ``unlimited`` (AWS's default for t3, t3a, t4g) can bill surplus credits.
 DEFAULT_CPU_CREDITS: Final = "unlimited"
+#: Where nodes download containerd's release tarball (``containerd: release``): GitHub's
+#: release download path; a mirror must keep its layout (``vX.Y.Z/containerd-X.Y.Z-...``).
+DEFAULT_CONTAINERD_RELEASE_URL: Final = "https://github.com/containerd/containerd/releases/download"

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sparkube.defaults import (
     DEFAULT_CLUSTER,
+    DEFAULT_CONTAINERD_RELEASE_URL,
     DEFAULT_CONTROL_PLANE_TYPE,
     DEFAULT_CPU_CREDITS,
     DEFAULT_INSTANCE_TYPE,
@@ -120,6 +121,17 @@ class ClusterSpec(BaseModel):
     registry_mirrors: dict[str, str] = Field(
         default_factory=dict,
         description="Registry host -> mirror URL (https) the nodes pull its images through.",
+    )
+    containerd: Literal["auto", "distro", "release"] = Field(
+        "auto",
+        description="Where nodes get containerd: the distribution's package (distro), "
+        "containerd's pinned 2.x release (release), or auto: distro up to Kubernetes 1.36, "
+        "release from 1.37.",
+    )
+    containerd_release_url: str = Field(
+        DEFAULT_CONTAINERD_RELEASE_URL,
+        description="Where the containerd release is downloaded (GitHub's release download "
+        "path or a mirror with its layout); its SHA-256 stays the pinned one.",
     )
     spark_version: str = Field(DEFAULT_SPARK, description="Spark version of the cluster image.")
     spark_image: str | None = Field(None, description="Spark container image override.")
@@ -240,6 +252,22 @@ class ClusterSpec(BaseModel):
                 )
             out[host] = text
         return dict(sorted(out.items()))
+
+    @field_validator("containerd", mode="before")
+    @classmethod
+    def _containerd(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("containerd_release_url")
+    @classmethod
+    def _release_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._:+-]+)*", value):
+            raise ValueError(
+                f"{value!r} is not a URL like {DEFAULT_CONTAINERD_RELEASE_URL} (http or "
+                "https; letters, digits and . _ : + - in its path)"
+            )
+        return value
 
     @field_validator("ttl", mode="before")
     @classmethod

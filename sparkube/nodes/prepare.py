@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from sparkube.nodes import containerd
 from sparkube.spec import ClusterSpec
 from sparkube.templates import render
 
@@ -73,18 +74,23 @@ def render_prepare_script(spec: ClusterSpec) -> str:
 
     The cluster TTL is not handled here: the user-data wrapper (``sparkube.aws.userdata``)
     installs it first (``sparkube.nodes.ttl``: the absolute expiry time and a timer).
+    containerd comes from where :func:`sparkube.nodes.containerd.source` says.
     """
-    text = render(
-        script_text("prepare.sh"),
-        {
-            "K8S_MINOR": spec.kubernetes_version,
-            "K8S_APT": spec.kubernetes_apt_url,
-            "REGISTRY_MIRRORS": "+".join(
-                f"{registry}/{host}" for registry, host in mirror_hosts(spec).items()
-            ),
-            "PREPULL_IMAGE": prepull_image(spec),
-        },
-    )
+    values = {
+        "K8S_MINOR": spec.kubernetes_version,
+        "K8S_APT": spec.kubernetes_apt_url,
+        "REGISTRY_MIRRORS": "+".join(
+            f"{registry}/{host}" for registry, host in mirror_hosts(spec).items()
+        ),
+        "PREPULL_IMAGE": prepull_image(spec),
+        "CONTAINERD_SOURCE": containerd.source(spec),
+        "CONTAINERD_MIN_MAJOR": str(containerd.min_major(spec.kubernetes_version)),
+        "CONTAINERD_VERSION": containerd.RELEASE_VERSION,
+        "CONTAINERD_URL": spec.containerd_release_url,
+        "CONTAINERD_SHA256_AMD64": containerd.RELEASE_SHA256["amd64"],
+        "CONTAINERD_SHA256_ARM64": containerd.RELEASE_SHA256["arm64"],
+    }
+    text = render(script_text("prepare.sh"), values)
     if len(text.encode()) > USER_DATA_LIMIT:  # pragma: no cover - guarded by a unit test
         raise ValueError("the node preparation script exceeds EC2's 16 KB user-data limit")
     return text

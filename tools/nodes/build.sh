@@ -18,6 +18,9 @@
 #                    apt repository (kubelet, kubeadm, kubectl, kubernetes-cni .debs
 #                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
 #                    empty signed Debian suite at the mirror's path
+#     release/       a containerd 2.x release tarball (official layout, built from the Go
+#                    module) at GitHub's release download path, with its .sha256sum
+#                    (served on the apt stand-in: containerd_release_url)
 #     pki/           the test CA and server certificate of those stand-ins, the apt key
 #     registry/      every image of images/*.tar in a registry's storage (Debian's
 #                    docker-registry), under <upstream registry>/<path>, and the TLS
@@ -305,6 +308,34 @@ if ! fresh "$d" "$st"; then
     || die "apt-get download busybox-static containernetworking-plugins failed"
   rm -rf "$d/x"; for f in "$d"/*.deb; do dpkg-deb -x "$f" "$d/x"; done
   built debs "$d" "$st" "$t0"
+fi
+
+# --- containerd release tarball -----------------------------------------------------
+# What prepare.sh downloads for `containerd: release`: containerd-X-linux-amd64.tar.gz in
+# the official layout (bin/containerd, bin/containerd-shim-runc-v2, bin/containerd-stress,
+# bin/ctr), built from the Go module, with its .sha256sum, at the release download path.
+# Its SHA-256 is not the published one (a different build): the tests say so where they
+# give sparkube the bed's checksum.
+release="$cache/release"
+cd_version="${CONTAINERD_RELEASE_VERSION#v}"
+st="$(stamp_of containerd-release "$gover" "$CONTAINERD_RELEASE_VERSION")"
+if ! fresh "$release" "$st"; then
+  t0=$SECONDS; rm -rf "$release"; work="$(mktemp -d "$cache/.release.XXXXXX")"
+  echo "  [containerd] go install github.com/containerd/containerd/v2 $CONTAINERD_RELEASE_VERSION"
+  cd_pkg=github.com/containerd/containerd/v2
+  mkdir -p "$work/bin"
+  GOBIN="$work/bin" GOFLAGS="-buildvcs=false -trimpath" nice -n 10 go install -p "$jobs" -tags no_btrfs \
+    -ldflags "-s -w -X $cd_pkg/version.Version=$CONTAINERD_RELEASE_VERSION -X $cd_pkg/version.Package=$cd_pkg" \
+    "$cd_pkg/cmd/containerd@$CONTAINERD_RELEASE_VERSION" "$cd_pkg/cmd/containerd-shim-runc-v2@$CONTAINERD_RELEASE_VERSION" \
+    "$cd_pkg/cmd/ctr@$CONTAINERD_RELEASE_VERSION" "$cd_pkg/cmd/containerd-stress@$CONTAINERD_RELEASE_VERSION"
+  "$work/bin/containerd" --version | grep -q " $CONTAINERD_RELEASE_VERSION" \
+    || die "containerd --version does not say $CONTAINERD_RELEASE_VERSION"
+  d="$release/containerd/containerd/releases/download/$CONTAINERD_RELEASE_VERSION"; mkdir -p "$d"
+  tgz="containerd-$cd_version-linux-amd64.tar.gz"
+  tar -C "$work" --owner=0 --group=0 --numeric-owner -czf "$d/$tgz" bin
+  (cd "$d" && sha256sum "$tgz" >"$tgz.sha256sum")
+  rm -rf "$work"
+  built containerd-release "$release" "$st" "$t0"
 fi
 
 # --- images ------------------------------------------------------------------------

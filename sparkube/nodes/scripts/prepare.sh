@@ -16,6 +16,12 @@ K8S_APT="@@K8S_APT@@"
 REGISTRY_MIRRORS="@@REGISTRY_MIRRORS@@"
 # The Spark image a worker pulls in the background while the control plane initialises.
 PREPULL_IMAGE="@@PREPULL_IMAGE@@"
+# containerd: the distribution's package (distro) or containerd's release (release), at a
+# pinned version and SHA-256 per architecture (sparkube.nodes.containerd).
+CONTAINERD_SOURCE="@@CONTAINERD_SOURCE@@"
+CONTAINERD_MIN_MAJOR="@@CONTAINERD_MIN_MAJOR@@"
+CONTAINERD_VERSION="@@CONTAINERD_VERSION@@"
+CONTAINERD_URL="@@CONTAINERD_URL@@"
 ROOT="${SPARKUBE_NODE_ROOT:-}"
 STATE_DIR="$ROOT/var/lib/sparkube"
 LOG="$ROOT/var/log/sparkube-prepare.log"
@@ -66,7 +72,76 @@ sysctl --system >/dev/null
 
 step "packages"
 apt_get update
-apt_get install --no-install-recommends containerd apt-transport-https ca-certificates curl gpg
+runtime=containerd # the release brings containerd itself; runc comes from the distribution
+[ "$CONTAINERD_SOURCE" = distro ] || runtime=runc
+apt_get install --no-install-recommends "$runtime" apt-transport-https ca-certificates curl gpg
+
+if [ "$CONTAINERD_SOURCE" = release ]; then
+    step "containerd $CONTAINERD_VERSION release"
+    export PATH="$ROOT/usr/local/bin:$PATH"
+    arch="$(dpkg --print-architecture)"
+    case "$arch" in
+    amd64) sum="@@CONTAINERD_SHA256_AMD64@@" ;;
+    arm64) sum="@@CONTAINERD_SHA256_ARM64@@" ;;
+    *) echo "sparkube-prepare: no pinned containerd release for $arch" >&2 && exit 1 ;;
+    esac
+    changed=""
+    if [ "$("$ROOT/usr/local/bin/containerd" --version 2>/dev/null | awk '{print $3}')" != "v$CONTAINERD_VERSION" ]; then
+        tgz="containerd-$CONTAINERD_VERSION-linux-$arch.tar.gz"
+        dl="$(mktemp -d)"
+        curl -fsSL --retry 5 -o "$dl/$tgz" "$CONTAINERD_URL/v$CONTAINERD_VERSION/$tgz"
+        if ! echo "$sum  $dl/$tgz" | sha256sum -c --quiet -; then
+            echo "sparkube-prepare: $CONTAINERD_URL/v$CONTAINERD_VERSION/$tgz is not the published" \
+                "release (SHA-256 $(sha256sum <"$dl/$tgz" | cut -c1-64), expected $sum)" >&2
+            exit 1
+        fi
+        mkdir -p "$ROOT/usr/local"
+        tar -C "$ROOT/usr/local" -xzf "$dl/$tgz" bin
+        rm -rf "$dl"
+        changed=1
+    fi
+    UNIT="$ROOT/usr/local/lib/systemd/system/containerd.service"
+    mkdir -p "$(dirname "$UNIT")"
+    cat >"$UNIT.new" <<'UNIT'
+[Unit]
+Description=containerd container runtime (release installed by sparkube)
+Documentation=https://containerd.io
+After=network.target local-fs.target dbus.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    if cmp -s "$UNIT.new" "$UNIT"; then
+        rm -f "$UNIT.new"
+    else
+        mv -f "$UNIT.new" "$UNIT"
+        changed=1
+    fi
+    if [ -n "$changed" ]; then
+        systemctl daemon-reload
+        systemctl try-restart containerd # a distribution's containerd gives way to the release
+    fi
+fi
+have="$(containerd --version | awk '{print $3}')"
+have="${have#v}"
+if [ "${have%%.*}" -lt "$CONTAINERD_MIN_MAJOR" ]; then
+    echo "sparkube-prepare: containerd $have is too old for Kubernetes $K8S_MINOR (it needs" \
+        "$CONTAINERD_MIN_MAJOR.0 or later); set 'containerd: release' in the cluster spec" >&2
+    exit 1
+fi
 
 step "containerd"
 CONF="$ROOT/etc/containerd/config.toml"
