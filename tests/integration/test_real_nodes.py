@@ -433,6 +433,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
                         check=False,
                     ).stdout
                 )
+                print(bed.run("control-plane", f"{ADMIN} get nodes -o yaml", check=False).stdout)
                 raise AssertionError(f"no node metrics: {top.stdout}{top.stderr}")
             time.sleep(3)
             top = bed.run("control-plane", f"{ADMIN} top nodes --no-headers", check=False)
