@@ -93,6 +93,7 @@ if [ "$CONTAINERD_SOURCE" = release ]; then
         if ! echo "$sum  $dl/$tgz" | sha256sum -c --quiet -; then
             echo "sparkube-prepare: $CONTAINERD_URL/v$CONTAINERD_VERSION/$tgz is not the published" \
                 "release (SHA-256 $(sha256sum <"$dl/$tgz" | cut -c1-64), expected $sum)" >&2
+            rm -rf "$dl"
             exit 1
         fi
         mkdir -p "$ROOT/usr/local"
