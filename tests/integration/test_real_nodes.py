@@ -736,7 +736,7 @@ def _a_node_joining_later_gets_its_serving_certificate(
     # kubectl logs reaches the new node's kubelet over TLS with the approved certificate.
     bed.run(
         "control-plane",
-        f"{ADMIN} run later-logs --image=sparkube.test/shell:1 --image-pull-policy=Never "
+        f"{ADMIN} run later-logs --image=sparkube.test/shell:1 "
         f"""--restart=Never --overrides='{{"spec":{{"nodeName":"{later}"}}}}' --command -- """
         f"echo hello from {later}",
     )
