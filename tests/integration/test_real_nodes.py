@@ -37,6 +37,7 @@ import shlex
 import shutil
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,7 @@ from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.motobed import MotoMachines, PodServices
 from tests.fixtures.nodebed import (
     NodeBed,
+    approver_missing,
     node_bed,  # noqa: F401 - the fixture
     problem,
     registry_refs,
@@ -525,7 +527,16 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         assert out.count("user data exited") == 1, out[-2000:]
         assert [e for e, _ in worker.events] == ["boot", "stop", "start"], worker.events
 
-        later_s = _a_node_joining_later_gets_its_serving_certificate(bed, machines, ec2, cluster)
+        # The approver's image is built from its source, which no package registry
+        # serves (tools/nodes/README.md): where build.sh had none, it is not on the bed.
+        missing = approver_missing()
+        if missing:
+            warnings.warn(f"later join not checked: {missing}", stacklevel=1)
+            later_s = None
+        else:
+            later_s = _a_node_joining_later_gets_its_serving_certificate(
+                bed, machines, ec2, cluster
+            )
 
         # down terminates the instances in moto: their machines power off and go.
         t_down = time.monotonic()
@@ -547,7 +558,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
                     "spark_image_pod_s": round(image_s, 1),
                     "spark_pi_done_s": round(job_s, 1),
                     "spark_pi_job_s": job["seconds"],
-                    "later_join_to_logs_s": round(later_s, 1),
+                    "later_join_to_logs_s": later_s and round(later_s, 1),
                     "down_s": round(down_s, 1),
                     "total_s": round(time.monotonic() - t0, 1),
                     "runtime": runtime,
