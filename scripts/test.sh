@@ -51,7 +51,7 @@ fi
 
 if [ "$(id -u)" = 0 ] && command -v go >/dev/null 2>&1; then
   echo "== real-node test bed: node template, kubelet, images (cached after the first build)"
-  if ! bash tools/nodes/build.sh; then
+  if ! SPARKUBE_PYTHON="$py" bash tools/nodes/build.sh; then
     if [ "$ci" = true ]; then echo "!! real-node test bed failed to build" >&2; exit 1; fi
     echo "!! real-node test bed failed to build; the real-node tests will skip"
   fi
