@@ -54,7 +54,7 @@ from sparkube.nodes.prepare import full_image_ref  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE  # noqa: E402
 from tests.fixtures.common import isolated_environment  # noqa: E402
 from tests.fixtures.moto_server import reset_moto, serve_moto  # noqa: E402
-from tests.fixtures.motobed import MotoMachines, PodServices  # noqa: E402
+from tests.fixtures.motobed import MotoMachines, PodServices, default_subnet  # noqa: E402
 from tests.fixtures.nodebed import NodeBed, problem, up_flags, with_vm_kubeadm  # noqa: E402
 from tests.fixtures.procnode.images import image_cache  # noqa: E402
 
@@ -174,7 +174,8 @@ def main() -> None:
             t0 = time.monotonic()
             _, err = sparkube(
                 env, "up", "--cluster", CLUSTER, "--workers", "2",
-                "--allow-cidr", "203.0.113.7/32", "--yes", "--ttl", "2h", *up_flags(),
+                "--allow-cidr", "203.0.113.7/32", "--yes", "--ttl", "2h",
+                "--subnet-id", default_subnet(ec2), *up_flags(),
             )  # fmt: skip
             up_s = time.monotonic() - t0
             print(err, file=sys.stderr)

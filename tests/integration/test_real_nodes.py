@@ -58,7 +58,7 @@ from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import MotoAws
-from tests.fixtures.motobed import MotoMachines, PodServices
+from tests.fixtures.motobed import MotoMachines, PodServices, default_subnet
 from tests.fixtures.nodebed import (
     NodeBed,
     approver_missing,
@@ -369,12 +369,7 @@ def test_up_on_moto_brings_its_instances_up_as_real_nodes(
         "SPARKUBE_SKIP_ADDONS": "kube-opex-analytics",
     }
     ec2: Any = moto_aws.client("ec2")
-    # EC2 puts an instance launched without a subnet into a default subnet of the default
-    # VPC; moto gives it a random 10.x address outside every VPC (its EC2-Classic
-    # behaviour). The default subnet, named, gives the instances addresses of the VPC, as
-    # on EC2 (the kubelet-serving approver allows the VPC's CIDRs only).
-    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])
-    subnet = sorted(subnets["Subnets"], key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+    subnet = default_subnet(ec2)
     with (
         NodeBed(tmp_path / "bed") as bed,
         PodServices(bed, SPARK_LAYER / "maven") as pods,
