@@ -1,0 +1,21 @@
+"""The real-node cluster these tests share (tests/fixtures/bedcluster.py).
+
+pytest runs this package's modules one after another in file-name order, so the numbers
+in their names are the order a user's cluster lives through: ``up`` and what it left
+(1), jobs on it (2..8), then what ends it (9: a stop and start, a node that joins later,
+``down``). The cluster is made for the first test that asks for it and lives until the
+last module's ``down`` (or the package's end, if a test failed before)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.bedcluster import BedCluster, start_bed_cluster
+
+
+@pytest.fixture(scope="package")
+def bed_cluster(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BedCluster]:
+    with start_bed_cluster(moto_url, tmp_path_factory.mktemp("bedcluster")) as cluster:
+        yield cluster
