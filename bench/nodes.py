@@ -56,12 +56,12 @@ from tests.fixtures.common import isolated_environment  # noqa: E402
 from tests.fixtures.moto_server import reset_moto, serve_moto  # noqa: E402
 from tests.fixtures.motobed import MotoMachines, PodServices, default_subnet  # noqa: E402
 from tests.fixtures.nodebed import NodeBed, problem, up_flags, with_vm_kubeadm  # noqa: E402
-from tests.fixtures.procnode.images import image_cache  # noqa: E402
+from tests.fixtures.sparklayer import spark_dir  # noqa: E402
 
 CLUSTER = "bed"
 NAMES = ("control-plane", "worker-1", "worker-2")
 ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
-SPARK_LAYER = image_cache() / SPARK_IMAGE.cache_key
+SPARK_LAYER = spark_dir()
 
 
 def sparkube(env: Environment, *args: str) -> tuple[str, str]:

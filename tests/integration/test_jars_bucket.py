@@ -19,7 +19,7 @@ from sparkube.spark import jars
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.phase import stock_jars
 from tests.fixtures.moto_server import MotoAws
-from tests.fixtures.procnode.images import spark_layer
+from tests.fixtures.sparklayer import spark_layer
 
 pytestmark = pytest.mark.integration
 
