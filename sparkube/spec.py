@@ -335,10 +335,11 @@ FLAG_NAMES: dict[str, str] = {
     "name": "--cluster",
     "allow_cidrs": "--allow-cidr",
     "registry_mirrors": "--registry-mirror",
+    "containerd_release_url": "--containerd-url",
     **{
         name: "--" + name.replace("_", "-")
         for name in ClusterSpec.model_fields
-        if name not in ("name", "allow_cidrs", "registry_mirrors")
+        if name not in ("name", "allow_cidrs", "registry_mirrors", "containerd_release_url")
     },
 }
 

@@ -51,6 +51,7 @@ RECORDED: dict[str, str] = {
     "pod_cidr": "sparkube:pod-cidr",
     "kubernetes_apt_repo": "sparkube:kubernetes-apt-repo",
     "registry_mirrors": "sparkube:registry-mirrors",
+    "containerd_release_url": "sparkube:containerd-release-url",
 }
 #: AWS's limit on a tag value.
 TAG_VALUE_MAX = 256
@@ -85,6 +86,9 @@ def settings_tags(spec: ClusterSpec) -> dict[str, str]:
             value = format_duration(value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
+        elif field == "containerd_release_url":
+            if value == ClusterSpec.model_fields[field].default:
+                continue  # the default is not recorded
         elif field == "kubernetes_apt_repo":
             # the default is not recorded; a custom one as used (no braces in a tag)
             if value == ClusterSpec.model_fields[field].default:

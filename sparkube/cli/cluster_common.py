@@ -150,6 +150,28 @@ MirrorOption = Annotated[
         show_default=False,
     ),
 ]
+ContainerdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--containerd",
+        metavar="SOURCE",
+        help="Where nodes get containerd: distro (the Ubuntu package), release "
+        "(containerd's pinned 2.x release, checked by SHA-256) or auto (distro up to "
+        "Kubernetes 1.36, release from 1.37, which needs containerd 2). Default: auto.",
+        show_default=False,
+    ),
+]
+ContainerdUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--containerd-url",
+        metavar="URL",
+        help="Where nodes download containerd's release (with --containerd release or "
+        "auto): a mirror of GitHub's release download path, same layout; the pinned "
+        "SHA-256 is still checked. Default: GitHub's.",
+        show_default=False,
+    ),
+]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
@@ -158,6 +180,7 @@ _PARAM_TO_FIELD = {
     "cluster": "name",
     "allow_cidr": "allow_cidrs",
     "registry_mirror": "registry_mirrors",
+    "containerd_url": "containerd_release_url",
 }
 
 

@@ -16,6 +16,8 @@ from sparkube.cli.cluster_common import (
     AptRepoOption,
     CidrOption,
     ConfigOption,
+    ContainerdOption,
+    ContainerdUrlOption,
     CpTypeOption,
     CpuCreditsOption,
     MirrorOption,
@@ -57,6 +59,8 @@ def plan(
     subnet_id: SubnetOption = None,
     kubernetes_apt_repo: AptRepoOption = None,
     registry_mirror: MirrorOption = None,
+    containerd: ContainerdOption = None,
+    containerd_url: ContainerdUrlOption = None,
     offline: Annotated[
         bool,
         typer.Option(

@@ -14,6 +14,8 @@ from sparkube.cli.cluster_common import (
     AptRepoOption,
     CidrOption,
     ConfigOption,
+    ContainerdOption,
+    ContainerdUrlOption,
     CpTypeOption,
     CpuCreditsOption,
     MirrorOption,
@@ -53,6 +55,8 @@ def up(
     subnet_id: SubnetOption = None,
     kubernetes_apt_repo: AptRepoOption = None,
     registry_mirror: MirrorOption = None,
+    containerd: ContainerdOption = None,
+    containerd_url: ContainerdUrlOption = None,
     until: Annotated[
         str | None,
         typer.Option(

@@ -19,10 +19,11 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
+from sparkube.aws import settings
 from sparkube.defaults import DEFAULT_CONTAINERD_RELEASE_URL
 from sparkube.env import Environment
 from sparkube.errors import ConfigError
@@ -98,6 +99,25 @@ def test_bad_containerd_settings_are_refused_with_the_fix(tmp_path: Path) -> Non
     assert "SPARKUBE_CONTAINERD_RELEASE_URL" in message and "is not a URL like" in message
     env = Environment(environ={"SPARKUBE_CONTAINERD": " Release "}, cwd=tmp_path, interactive=False)
     assert load_spec(env=env).containerd == "release"
+
+
+def test_the_flags_set_the_source_and_a_bad_one_exits_2(cli: Any) -> None:
+    bad = cli("plan", "--offline", "--containerd", "2.x")
+    assert bad.exit_code == 2, bad.stderr
+    assert "option --containerd: '2.x' is not one of: auto, distro, release" in bad.stderr
+    bad = cli("up", "--containerd-url", "ftp://x/y", "--yes")
+    assert bad.exit_code == 2 and "option --containerd-url" in bad.stderr, bad.stderr
+
+
+def test_a_release_mirror_is_recorded_and_read_back_the_default_is_not(tmp_path: Path) -> None:
+    mirror = "https://mirror.example.com:8443/containerd/releases"
+    spec = ClusterSpec(containerd="release", containerd_release_url=mirror + "/")
+    tags = settings.settings_tags(spec)
+    assert tags["sparkube:containerd"] == "release"
+    assert tags["sparkube:containerd-release-url"] == mirror
+    again = ClusterSpec(containerd_release_url=tags["sparkube:containerd-release-url"])
+    assert again.containerd_release_url == spec.containerd_release_url
+    assert "sparkube:containerd-release-url" not in settings.settings_tags(ClusterSpec())
 
 
 # ------------------------------------------------------------ the script, run for real
