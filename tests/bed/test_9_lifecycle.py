@@ -1,12 +1,14 @@
 """What ends a cluster's life, on the shared real-node cluster (tests/fixtures/bedcluster.py),
 last in this package: an EC2 stop and start act on a machine; a node that joins after
 ``up`` gets its kubelet serving certificate from the in-cluster approver; ``down``
-terminates the instances and their machines go."""
+terminates the instances and their machines go; and nothing sparkube printed in the whole
+package holds a secret."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import warnings
 from typing import Any
@@ -199,6 +201,9 @@ def test_down_terminates_the_instances_and_their_machines_go(bed_cluster: BedClu
     down = c.cli("down", "--cluster", c.name, "--yes")
     c.down = down.exit_code == 0
     assert down.exit_code == 0, down.stderr[-3000:]
+    assert "nothing tagged with it remains" in down.stdout, down.stdout
+    assert [b["Name"] for b in c.s3().list_buckets()["Buckets"]] == []
+    assert not c.env.cluster_dir(c.name).exists()
     c.machines.wait(lambda m: not c.bed.nodes, timeout=60, what="machines removed after down")
     assert not c.machines.errors, c.machines.errors[-1]
     assert all(m.events[-1][0] == "remove" for m in c.machines.machines.values()), {
@@ -209,3 +214,18 @@ def test_down_terminates_the_instances_and_their_machines_go(bed_cluster: BedClu
     )
     assert not [i for r in left["Reservations"] for i in r["Instances"]]
     print(json.dumps({"down_s": round(time.monotonic() - t0, 1)}))
+
+
+def test_nothing_sparkube_printed_holds_a_secret(bed_cluster: BedCluster) -> None:
+    """Last: everything sparkube printed over the cluster's life (every command of this
+    package, ``up`` to ``down``, the dashboard's process included) and what it keeps on
+    disk after ``down`` hold none of the cluster's secrets (BedCluster.secrets: the
+    cluster's private key, the admin's client key, the bootstrap tokens, the AWS secret
+    key), no private key and no bearer token."""
+    c = bed_cluster
+    assert c.secrets and c.transcript
+    everything = "\n".join(c.transcript + list(c.written().values()))
+    for what, value in c.secrets.items():
+        assert value and value not in everything, f"{what} appears in sparkube's output"
+    assert "PRIVATE KEY" not in everything
+    assert not re.search(r"eyJ[\w-]{10,}\.[\w-]{10,}\.", everything), "a bearer token leaked"

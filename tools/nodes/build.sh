@@ -10,10 +10,13 @@
 #                    metrics-server, kubelet-csr-approver
 #     images/        docker-archive tars with the exact names kubeadm and sparkube's
 #                    manifests use (importable with `ctr images import`), the Spark
-#                    image (spark.tar) hard-linked from spark/
+#                    image (spark.tar) and the opex stand-in (opex.tar) hard-linked from
+#                    spark/ and opex/
 #     spark/         the Spark image sparkube deploys (SPARK_IMAGE of
 #                    sparkube/spark/image.py), Debian 12 + Java 17 + python3 around
 #                    tools/spark/build.sh's /opt/spark
+#     opex/          the kube-opex-analytics image sparkube's manifest names: a stand-in
+#                    (tools/nodes/opex/opex_standin.py) on Debian 12's python3
 #     repo/          what stands in for the internet on the test bridge: a Kubernetes
 #                    apt repository (kubelet, kubeadm, kubectl, kubernetes-cni .debs
 #                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
@@ -473,6 +476,50 @@ if ! fresh "$spark" "$st"; then
 fi
 ln -f "$spark/spark.tar" "$images/spark.tar"
 grep -qxF "$spark_ref" "$images/refs" || echo "$spark_ref" >>"$images/refs"
+
+# --- the kube-opex-analytics stand-in image ---------------------------------------------
+# The image sparkube's monitoring manifest names (rchakode/kube-opex-analytics:OPEX_VERSION
+# of sparkube/monitoring/addons.py), in its own folder (opex/) hard-linked into images/.
+# The real image is not reachable from here; this one runs tools/nodes/opex/opex_standin.py
+# (what it keeps of the real image's contract: its docstring) with Debian 12's python3,
+# laid out as the real image is: the app in /koa (WORKDIR), started by
+# `sh ./entrypoint.sh`, a user koa uid 4583 owning /koa and /data but no USER line (the
+# manifest's runAsUser picks it), VOLUME /data, port 5483.
+opex_version="$(sed -n 's/^OPEX_VERSION = "\(.*\)"$/\1/p' "$repo_root/sparkube/monitoring/addons.py")"
+[[ -n $opex_version ]] || die "no OPEX_VERSION in sparkube/monitoring/addons.py"
+opex_ref="rchakode/kube-opex-analytics:$opex_version"
+opex_include=python3
+opex="$cache/opex"
+st="$(stamp_of opex "$opex_ref" "$DEBIAN_SUITE" "$mirror" "$opex_include" \
+  "$(cat "$here/opex/opex_standin.py" "$here/opex/entrypoint.sh" | sha256sum | cut -c1-16)")"
+if ! fresh "$opex" "$st"; then
+  t0=$SECONDS; rm -rf "$opex"; mkdir -p "$opex"
+  work="$(mktemp -d "$cache/.opex.XXXXXX")"; r="$work/root"
+  echo "  [opex] debootstrap $DEBIAN_SUITE + $opex_include, $opex_ref running tools/nodes/opex/opex_standin.py"
+  nice -n 10 debootstrap --variant=minbase --include="$opex_include" "$DEBIAN_SUITE" "$r" "$mirror" \
+    >"$opex/debootstrap.log" 2>&1 || { tail -20 "$opex/debootstrap.log" >&2; die "debootstrap (opex) failed"; }
+  chroot "$r" groupadd --gid=4583 koa
+  chroot "$r" useradd --uid=4583 --gid=koa -d /koa -M koa
+  mkdir -p "$r/koa" "$r/data"
+  install -m 0644 "$here/opex/opex_standin.py" "$r/koa/opex_standin.py"
+  install -m 0755 "$here/opex/entrypoint.sh" "$r/koa/entrypoint.sh"
+  chown -R 4583:4583 "$r/koa" "$r/data"
+  chroot "$r" apt-get clean
+  rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/usr/share/doc/* "$r"/usr/share/man/* \
+    "$r"/usr/share/locale/* "$r"/usr/share/info/* "$r"/var/log/*.log "$r"/var/cache/debconf/*-old
+  l="$work/layout"; umoci init --layout "$l"; umoci new --image "$l:t"
+  umoci insert --image "$l:t" "$r" / >/dev/null
+  umoci config --image "$l:t" --config.workingdir /koa --config.entrypoint sh \
+    --config.entrypoint ./entrypoint.sh --config.volume /data --config.exposedports 5483/tcp \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  skopeo copy -q "oci:$l:t" "docker-archive:$opex/opex.tar:$opex_ref"
+  echo "$opex_ref" >"$opex/ref"
+  rm -rf "$work"
+  built opex "$opex" "$st" "$t0"
+  echo "  [opex] $opex_ref: $(du -sh "$opex/opex.tar" | cut -f1)"
+fi
+ln -f "$opex/opex.tar" "$images/opex.tar"
+grep -qxF "$opex_ref" "$images/refs" || echo "$opex_ref" >>"$images/refs"
 
 # --- stand-in repositories ----------------------------------------------------------
 repo="$cache/repo"
