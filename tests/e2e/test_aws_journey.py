@@ -1,4 +1,4 @@
-"""End to end on real AWS: the journey of tests/integration/test_journey.py, for real.
+"""End to end on real AWS: the journey of tests/bed/test_3_journey.py, for real.
 
 up (1 control plane + 2 t3.medium workers, TTL 1 h) → nodes Ready, Spark RBAC → wordcount
 on the bundled sample and on a larger input already in S3 → usage → one dashboard page
