@@ -13,7 +13,7 @@ writes a generated text of --mb MB once to a temp file, then measures in the sam
    the input; the next ones find it in the bucket (content-addressed: hash + HEAD only).
    The phases come from timestamps taken inside that same run: the library functions
    the CLI calls (``jobs.run_wordcount_cluster``, ``jobs.upload_inputs``,
-   ``ClusterJobs.submit/wait/finish``, ``cluster.concat_objects``) are wrapped to stamp
+   ``ClusterJobs.submit/wait/finish``, ``jobs.concat_objects``) are wrapped to stamp
    their start and end, and a watch on the ``spark`` namespace stamps the first time the
    driver pod is seen in phase Running and in phase Succeeded/Failed.
 2. The baseline: a bare in-cluster spark-submit of the same job. The Job and ConfigMap
@@ -65,6 +65,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sparkube.aws import s3 as s3_mod  # noqa: E402
 from sparkube.cli.app import run as cli_run  # noqa: E402
 from sparkube.env import Environment  # noqa: E402
 from sparkube.spark import cluster as cluster_mod  # noqa: E402
@@ -196,7 +197,7 @@ class Marks:
     times: dict[str, float] = field(default_factory=dict)
     job_id: str = ""
     spec: cluster_mod.JobSpec | None = None
-    uploads: list[cluster_mod.Upload] = field(default_factory=list)
+    uploads: list[s3_mod.Upload] = field(default_factory=list)
     polls: int = 0
 
 
@@ -240,7 +241,7 @@ def instrumented(marks: Marks) -> Iterator[None]:
     wrap(cluster_mod.ClusterJobs, "submit", on_submit)
     wrap(cluster_mod.ClusterJobs, "wait")
     wrap(cluster_mod.ClusterJobs, "finish")
-    wrap(cluster_mod, "concat_objects")
+    wrap(jobs_mod, "concat_objects")
     patched.append((cluster_mod.ClusterJobs, "progress", original_progress))
     cluster_mod.ClusterJobs.progress = counting_progress  # type: ignore[method-assign]
     try:
@@ -368,7 +369,7 @@ def run_sparkube(
     running, ended = watch.get(job, "driver running"), watch.get(job, "driver ended")
     if running is None or ended is None:
         raise RuntimeError(f"the watch missed driver {job} (running {running}, ended {ended})")
-    log = cluster_mod.get_text(s3, bucket, cluster_mod.log_key(job)) or ""
+    log = s3_mod.get_text(s3, bucket, cluster_mod.log_key(job)) or ""
     return {
         "job": job,
         "others": others + others_running(),
@@ -407,14 +408,14 @@ def run_baseline(
     config = api.config()
     job_id = f"bl-{run}-{os.getpid()}"
     parts = f"_sparkube-parts-{job_id}"
-    out_uri = cluster_mod.s3a(config.bucket, cluster_mod.output_prefix(job_id))
+    out_uri = s3_mod.s3a(config.bucket, cluster_mod.output_prefix(job_id))
     spec = cluster_mod.JobSpec(
         job_id=job_id,
         app_name="wordcount",
         app_file="wordcount.py",
         app_bytes=local.app_path("wordcount").read_bytes(),
         args=("--output", out_uri, "--top", TOP, "--parts-name", parts,
-              cluster_mod.s3a(config.bucket, input_key)),
+              s3_mod.s3a(config.bucket, input_key)),
         resources=jobs_mod.resources_for(config),
         kind="wordcount",
         output_uri=out_uri,
@@ -445,7 +446,7 @@ def run_baseline(
     total = time.monotonic() - t0
     t_end = time.monotonic()
     log = pc.logs(SPARK_NAMESPACE, pod["metadata"]["name"], "driver")
-    keys = cluster_mod.list_keys(s3, config.bucket, cluster_mod.output_prefix(job_id) + parts)
+    keys = s3_mod.list_keys(s3, config.bucket, cluster_mod.output_prefix(job_id) + parts)
     if phase != "Succeeded" or not any("/part-" in k for k in keys):
         raise RuntimeError(f"baseline driver {job_id} {phase}:\n{log[-4000:]}")
     running, ended = watch.get(job_id, "driver running"), watch.get(job_id, "driver ended")

@@ -71,6 +71,7 @@ from moto.server import ThreadedMotoServer
 
 import sparkube.kube.client as kube_client
 from sparkube.aws import storage
+from sparkube.aws.s3 import put_json
 from sparkube.aws.session import CallCounter, observe_calls
 from sparkube.cli.app import run
 from sparkube.env import Environment, write_private_file
@@ -87,7 +88,6 @@ from sparkube.spark.cluster import (
     Resources,
     log_key,
     pod_requests,
-    put_json,
     record_key,
     spark_properties,
 )

@@ -253,7 +253,7 @@ def _with_credits(clients: Any, inst: Instance, now: datetime, notes: list[str])
 
 def recorded_instances(s3: Any, bucket: str) -> dict[str, Instance]:
     """The instance facts kept in the bucket (empty when there are none)."""
-    from sparkube.spark.cluster import get_text
+    from sparkube.aws.s3 import get_text
 
     text = get_text(s3, bucket, KEY)
     out: dict[str, Instance] = {}
@@ -332,7 +332,7 @@ def record_instances(clients: Any, cluster: str, bucket: str) -> bool:
     """Write the cluster's instance facts, brought up to date with EC2, to the bucket
     (the write commands call this after they start, stop or end instances). True when
     they changed."""
-    from sparkube.spark.cluster import put_json
+    from sparkube.aws.s3 import put_json
 
     recorded = recorded_instances(clients.s3, bucket)
     facts, _ = instance_facts(clients, cluster, bucket, recorded=recorded)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sparkube.aws.s3 import list_keys
 from sparkube.cost.ledger import Interval, Job, Pod, iso
 from sparkube.spark.cluster import (
     ENDED_STATES,
@@ -40,7 +41,6 @@ from sparkube.spark.cluster import (
     ROLE_LABEL,
     ClusterJobs,
     JobRecord,
-    list_keys,
     log_key,
     parse_time,
 )

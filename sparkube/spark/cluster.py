@@ -33,7 +33,6 @@ Shape (DESIGN.md "Data plane on the cluster"), and why:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import re
@@ -41,9 +40,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from sparkube.aws.s3 import get_text, list_prefixes, object_exists, put_json, s3a
 from sparkube.errors import ClusterError, InputError
 from sparkube.spark import bundles, jars
 from sparkube.spark.bundles import Bundle
@@ -201,125 +200,6 @@ def default_resources(config: ClusterConfig) -> Resources:
     heap = max(512, heap_mib // 256 * 256)
     executor_memory = f"{heap // 1024}g" if heap % 1024 == 0 else f"{heap}m"
     return Resources(max(1, config.workers), cores, executor_memory)
-
-
-# --------------------------------------------------------------------------- S3 data
-
-
-@dataclass(frozen=True)
-class Upload:
-    local: Path
-    key: str
-    size: int
-    uploaded: bool  # False: the same content was already in the bucket
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-_MISSING = ("404", "NoSuchKey", "NotFound")
-
-
-def _is_missing(exc: BaseException) -> bool:
-    from sparkube.aws.errors import is_code  # botocore, loaded when S3 is used
-
-    return is_code(exc, *_MISSING)
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if _is_missing(exc):
-            return False
-        raise
-    return True
-
-
-def upload_content_addressed(
-    s3: Any,
-    bucket: str,
-    path: Path,
-    name: str,
-    *,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Upload:
-    """``inputs/SHA256/NAME``: uploaded only if no object with that content exists yet."""
-    digest = sha256_file(path)
-    key = f"inputs/{digest}/{name}"
-    size = path.stat().st_size
-    if _exists(s3, bucket, key):
-        if on_bytes is not None:
-            on_bytes(size)
-        return Upload(path, key, size, uploaded=False)
-    s3.upload_file(str(path), bucket, key, Callback=on_bytes)
-    return Upload(path, key, size, uploaded=True)
-
-
-def put_json(s3: Any, bucket: str, key: str, data: Mapping[str, Any]) -> None:
-    body = json.dumps(data, indent=2, sort_keys=True).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-
-
-def get_text(s3: Any, bucket: str, key: str) -> str | None:
-    try:
-        obj = s3.get_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if _is_missing(exc):
-            return None
-        raise
-    return str(obj["Body"].read().decode("utf-8", errors="replace"))
-
-
-def _pages(s3: Any, bucket: str, prefix: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    yield from s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **kwargs)
-
-
-def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    return [obj["Key"] for page in _pages(s3, bucket, prefix) for obj in page.get("Contents") or []]
-
-
-def list_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
-    """The "folders" right under ``prefix`` (one entry per job, whatever it holds)."""
-    return [
-        p["Prefix"]
-        for page in _pages(s3, bucket, prefix, Delimiter="/")
-        for p in page.get("CommonPrefixes") or []
-    ]
-
-
-def download_prefix(s3: Any, bucket: str, prefix: str, target: Path) -> list[Path]:
-    """Every object under ``prefix`` into ``target`` (relative paths kept)."""
-    written = []
-    for key in list_keys(s3, bucket, prefix):
-        rel = key[len(prefix) :].lstrip("/")
-        if not rel or rel.endswith("/"):
-            continue
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(dest))
-        written.append(dest)
-    return written
-
-
-def concat_objects(s3: Any, bucket: str, keys: Sequence[str], target: Path, header: bytes) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("wb") as out:
-        out.write(header)
-        for key in keys:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-            while chunk := body.read(1 << 20):
-                out.write(chunk)
-    tmp.replace(target)
-
-
-def s3a(bucket: str, key: str) -> str:
-    return f"s3a://{bucket}/{key}"
 
 
 # --------------------------------------------------------------------------- the job
@@ -1026,7 +906,7 @@ class ClusterJobs:
 
     def ensure_events_dir(self) -> None:
         cfg = self.config()
-        if not _exists(self.s3, cfg.bucket, EVENTS_PREFIX):
+        if not object_exists(self.s3, cfg.bucket, EVENTS_PREFIX):
             self.s3.put_object(Bucket=cfg.bucket, Key=EVENTS_PREFIX, Body=b"")
 
     def upload_bundles(self, found: Sequence[Bundle]) -> list[Bundle]:
@@ -1038,7 +918,7 @@ class ClusterJobs:
         out = []
         for bundle in found:
             key = bundle.key or f"inputs/{bundle.digest}/{bundle.object_name}"
-            if not bundle.key and not _exists(self.s3, cfg.bucket, key):
+            if not bundle.key and not object_exists(self.s3, cfg.bucket, key):
                 self.s3.put_object(Bucket=cfg.bucket, Key=key, Body=bundle.data)
             out.append(dataclasses.replace(bundle, key=key, data=b""))
         return out
@@ -1046,7 +926,7 @@ class ClusterJobs:
     def env_in_bucket(self, key: str) -> str | None:
         """The bucket key of an environment built earlier under ``key``, if kept."""
         found = f"envs/{key}/{bundles.PACKAGES}.zip"
-        return found if _exists(self.s3, self.config().bucket, found) else None
+        return found if object_exists(self.s3, self.config().bucket, found) else None
 
     def keep_env(self, key: str, bundle: Bundle) -> Bundle:
         """Store a freshly built environment under its requirements' key."""
@@ -1437,7 +1317,7 @@ class ClusterJobs:
         return data if isinstance(data, dict) else None
 
     def _has_log(self, job_id: str) -> bool:
-        return _exists(self.s3, self.config().bucket, log_key(job_id))
+        return object_exists(self.s3, self.config().bucket, log_key(job_id))
 
     def _job(self, job_id: str) -> Json | None:
         """The job's Kubernetes Job, or None when the cluster has none by that name."""

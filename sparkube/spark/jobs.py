@@ -20,6 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sparkube.aws.s3 import (
+    Upload,
+    concat_objects,
+    download_prefix,
+    list_keys,
+    object_exists,
+    s3a,
+    upload_content_addressed,
+)
 from sparkube.env import Environment
 from sparkube.errors import InputError, JobError, NoSuchCluster
 from sparkube.spark import bundles, local, packages
@@ -382,7 +391,7 @@ def upload_inputs(
     api: cluster_jobs.ClusterJobs,
     files: Sequence[tuple[Path, str]],
     on_progress: ProgressHandler | None = None,
-) -> list[cluster_jobs.Upload]:
+) -> list[Upload]:
     """Upload (path, name) pairs content-addressed; report bytes done of the total."""
     total = sum(path.stat().st_size for path, _ in files) or 1
     done = 0
@@ -396,9 +405,7 @@ def upload_inputs(
 
     for path, name in files:
         uploads.append(
-            cluster_jobs.upload_content_addressed(
-                api.s3, api.config().bucket, path, name, on_bytes=count
-            )
+            upload_content_addressed(api.s3, api.config().bucket, path, name, on_bytes=count)
         )
     return uploads
 
@@ -452,9 +459,9 @@ def run_wordcount_cluster(
             [(f.path, "input.gz" if f.compressed else "input.txt") for f in files],
             on_status,
         )
-        out_uri = cluster_jobs.s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+        out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
         args = ["--output", out_uri, "--top", str(top), "--parts-name", parts_name]
-        args += [cluster_jobs.s3a(config.bucket, u.key) for u in uploads]
+        args += [s3a(config.bucket, u.key) for u in uploads]
         spec = cluster_jobs.JobSpec(
             job_id=job_id,
             app_name="wordcount",
@@ -483,13 +490,13 @@ def run_wordcount_cluster(
         prefix = cluster_jobs.output_prefix(job_id) + parts_name + "/"
         keys = sorted(
             k
-            for k in cluster_jobs.list_keys(api.s3, config.bucket, prefix)
+            for k in list_keys(api.s3, config.bucket, prefix)
             if k.rsplit("/", 1)[-1].startswith("part-")
         )
         if on_status:
             on_status("downloading the result")
         make_output_dir(output_dir)
-        cluster_jobs.concat_objects(
+        concat_objects(
             api.s3,
             config.bucket,
             keys,
@@ -505,7 +512,7 @@ def run_wordcount_cluster(
 @dataclass(frozen=True)
 class ClusterSubmission:
     spec: cluster_jobs.JobSpec
-    uploads: list[cluster_jobs.Upload]
+    uploads: list[Upload]
 
 
 def prepare_submit_cluster(
@@ -550,16 +557,16 @@ def prepare_submit_cluster(
             prefix = f"inputs/tree-{tree}/"
             for i in indexes:
                 key = prefix + pairs[i][1]
-                if not cluster_jobs._exists(api.s3, config.bucket, key):
+                if not object_exists(api.s3, config.bucket, key):
                     api.s3.copy_object(
                         Bucket=config.bucket,
                         Key=key,
                         CopySource={"Bucket": config.bucket, "Key": uploads[i].key},
                     )
-            input_uris.append(cluster_jobs.s3a(config.bucket, prefix))
+            input_uris.append(s3a(config.bucket, prefix))
         else:
-            input_uris.append(cluster_jobs.s3a(config.bucket, uploads[indexes[0]].key))
-    out_uri = cluster_jobs.s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+            input_uris.append(s3a(config.bucket, uploads[indexes[0]].key))
+    out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
     spec = cluster_jobs.JobSpec(
         job_id=job_id,
         app_name=app.name,
@@ -652,9 +659,7 @@ def check_application(app: Path, main_class: str | None) -> None:
 
 def download_outputs(api: cluster_jobs.ClusterJobs, job_id: str, output_dir: Path) -> list[Path]:
     config = api.config()
-    return cluster_jobs.download_prefix(
-        api.s3, config.bucket, cluster_jobs.output_prefix(job_id), output_dir
-    )
+    return download_prefix(api.s3, config.bucket, cluster_jobs.output_prefix(job_id), output_dir)
 
 
 def parse_conf(items: Sequence[str]) -> dict[str, str]:

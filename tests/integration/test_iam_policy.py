@@ -37,6 +37,7 @@ import pytest
 
 from sparkube.aws import iam as sparkube_iam
 from sparkube.aws import instances, keys, storage
+from sparkube.aws import s3 as s3data
 from sparkube.aws import tags as T
 from sparkube.aws.provider import AwsProvider
 from sparkube.aws.session import AwsClients, CallCounter, observe_calls
@@ -235,7 +236,7 @@ def _resources(moto_aws: MotoAws) -> dict[str, list[str]]:
 
 def _drive_s3_like_jobs(moto_aws: MotoAws, tmp: Path) -> None:
     """The S3 calls the job commands make from the user's machine, through the same
-    helpers (sparkube.spark.cluster) and the same kind of client (AwsClients.s3)."""
+    helpers (sparkube.aws.s3) and the same kind of client (AwsClients.s3)."""
     s3 = AwsClients(moto_aws.env.environ, REGION).s3
     bucket = storage.bucket_name(CLUSTER, REGION, ACCOUNT)
     small = tmp / "book.txt"
@@ -243,17 +244,15 @@ def _drive_s3_like_jobs(moto_aws: MotoAws, tmp: Path) -> None:
     big = tmp / "big.txt"  # over boto3's 8 MiB multipart threshold
     big.write_bytes(b"word " * (2 * 1024 * 1024))
     for path in (small, big, small):  # the third finds its object and uploads nothing
-        cluster_jobs.upload_content_addressed(s3, bucket, path, path.name)
-    cluster_jobs.put_json(s3, bucket, cluster_jobs.record_key("job-1"), {"id": "job-1"})
-    assert cluster_jobs.get_text(s3, bucket, cluster_jobs.record_key("job-1"))
-    assert cluster_jobs.get_text(s3, bucket, "jobs/missing.json") is None
+        s3data.upload_content_addressed(s3, bucket, path, path.name)
+    s3data.put_json(s3, bucket, cluster_jobs.record_key("job-1"), {"id": "job-1"})
+    assert s3data.get_text(s3, bucket, cluster_jobs.record_key("job-1"))
+    assert s3data.get_text(s3, bucket, "jobs/missing.json") is None
     s3.put_object(Bucket=bucket, Key="results/job-1/part-0.csv", Body=b"the,1\n")
-    assert cluster_jobs.list_prefixes(s3, bucket, "results/") == ["results/job-1/"]
-    got = cluster_jobs.download_prefix(s3, bucket, "results/job-1/", tmp / "out")
+    assert s3data.list_prefixes(s3, bucket, "results/") == ["results/job-1/"]
+    got = s3data.download_prefix(s3, bucket, "results/job-1/", tmp / "out")
     assert [p.name for p in got] == ["part-0.csv"]
-    cluster_jobs.concat_objects(
-        s3, bucket, ["results/job-1/part-0.csv"], tmp / "wc.csv", b"word,count\n"
-    )
+    s3data.concat_objects(s3, bucket, ["results/job-1/part-0.csv"], tmp / "wc.csv", b"word,count\n")
     assert (tmp / "wc.csv").read_bytes() == b"word,count\nthe,1\n"
 
 

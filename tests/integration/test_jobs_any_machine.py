@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from sparkube.aws.s3 import put_json
 from sparkube.aws.storage import bucket_name
-from sparkube.spark.cluster import JobRecord, log_key, put_json, record_key
+from sparkube.spark.cluster import JobRecord, log_key, record_key
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, REGION, MotoAws
 
