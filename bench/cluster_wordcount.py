@@ -71,6 +71,7 @@ from sparkube.env import Environment  # noqa: E402
 from sparkube.spark import cluster as cluster_mod  # noqa: E402
 from sparkube.spark import jobs as jobs_mod  # noqa: E402
 from sparkube.spark import local  # noqa: E402
+from sparkube.spark.config import JOB_LABEL, ROLE_LABEL  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE, maven_path  # noqa: E402
 from sparkube.spark.rbac import SPARK_NAMESPACE  # noqa: E402
 from tests.fixtures.common import isolated_environment  # noqa: E402
@@ -165,12 +166,12 @@ class DriverWatch:
 
     def _record(self, pod: dict[str, Any], seen: float) -> None:
         labels = pod["metadata"].get("labels") or {}
-        job = labels.get(cluster_mod.JOB_LABEL)
+        job = labels.get(JOB_LABEL)
         if not job:
             return
         phase = (pod.get("status") or {}).get("phase") or "Pending"
         with self.lock:
-            if labels.get(cluster_mod.ROLE_LABEL) == "driver":
+            if labels.get(ROLE_LABEL) == "driver":
                 self.first.setdefault((job, "driver seen"), seen)
                 if phase in ("Running", "Succeeded", "Failed"):
                     self.first.setdefault((job, "driver running"), seen)
@@ -423,9 +424,7 @@ def run_baseline(
     job, configmap = cluster_mod.job_manifests(
         spec, config, api.endpoints, submitted=cluster_mod.now_iso()
     )
-    selector = urllib.parse.quote(
-        f"{cluster_mod.JOB_LABEL}={job_id},{cluster_mod.ROLE_LABEL}=driver"
-    )
+    selector = urllib.parse.quote(f"{JOB_LABEL}={job_id},{ROLE_LABEL}=driver")
     others = others_running()
     t0 = time.monotonic()
     created = pc.create(SPARK_NAMESPACE, job)

@@ -81,16 +81,15 @@ from sparkube.spark.cluster import (
     EVENTS_PREFIX,
     INDEX_KEY,
     RESULTS_PREFIX,
-    ClusterConfig,
     Endpoints,
     JobRecord,
     JobSpec,
-    Resources,
     log_key,
     pod_requests,
     record_key,
     spark_properties,
 )
+from sparkube.spark.config import ClusterConfig, Resources
 from sparkube.spark.phase import apply_cluster_config
 from sparkube.spark.rbac import render_spark_rbac
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir, start_control_plane

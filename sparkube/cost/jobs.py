@@ -36,14 +36,12 @@ from sparkube.cost.ledger import Interval, Job, Pod, iso
 from sparkube.spark.cluster import (
     ENDED_STATES,
     EVENTS_PREFIX,
-    JOB_LABEL,
-    MANAGED_BY,
-    ROLE_LABEL,
     ClusterJobs,
     JobRecord,
     log_key,
     parse_time,
 )
+from sparkube.spark.config import JOB_LABEL, MANAGED_BY, ROLE_LABEL
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 from sparkube.spark.rbac import SPARK_NAMESPACE
 

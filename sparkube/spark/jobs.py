@@ -34,6 +34,7 @@ from sparkube.errors import InputError, JobError, NoSuchCluster
 from sparkube.spark import bundles, local, packages
 from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark.apps import wordcount as wordcount_app
+from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
 
 RUNS_DIR = "sparkube-runs"
@@ -380,7 +381,7 @@ def open_jobs(env: Environment, cluster: str, region: str | None) -> cluster_job
     if not storage.exists(clients.s3, bucket):
         raise NoSuchCluster.in_region(cluster, where)
     return cluster_jobs.ClusterJobs.from_bucket(
-        clients.s3, cluster_jobs.ClusterConfig(cluster=cluster, bucket=bucket, region=where)
+        clients.s3, ClusterConfig(cluster=cluster, bucket=bucket, region=where)
     )
 
 
@@ -411,19 +412,19 @@ def upload_inputs(
 
 
 def resources_for(
-    config: cluster_jobs.ClusterConfig,
+    config: ClusterConfig,
     *,
     executors: int | None = None,
     executor_cores: int | None = None,
     executor_memory: str | None = None,
     driver_memory: str | None = None,
-) -> cluster_jobs.Resources:
-    base = cluster_jobs.default_resources(config)
+) -> Resources:
+    base = default_resources(config)
     if executors is not None and executors < 1:
         raise InputError(f"--executors must be at least 1 (got {executors}).")
     if executor_cores is not None and executor_cores < 1:
         raise InputError(f"--executor-cores must be at least 1 (got {executor_cores}).")
-    res = cluster_jobs.Resources(
+    res = Resources(
         executors if executors is not None else base.executors,
         executor_cores if executor_cores is not None else base.executor_cores,
         executor_memory or base.executor_memory,
@@ -441,7 +442,7 @@ def run_wordcount_cluster(
     output_dir: Path,
     top: int,
     job_id: str,
-    resources: cluster_jobs.Resources | None = None,
+    resources: Resources | None = None,
     on_status: ProgressHandler | None = None,
     on_progress: Callable[[cluster_jobs.Progress], None] | None = None,
     on_log: Callable[[str], None] | None = None,
@@ -523,7 +524,7 @@ def prepare_submit_cluster(
     job_id: str,
     inputs: Sequence[Path] = (),
     main_class: str | None = None,
-    resources: cluster_jobs.Resources | None = None,
+    resources: Resources | None = None,
     conf: Mapping[str, str] | None = None,
     on_status: ProgressHandler | None = None,
     extras: JobExtras | None = None,

@@ -17,7 +17,7 @@ from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.phases import Phase, PhaseContext, register
 from sparkube.progress import Reporter
-from sparkube.spark.cluster import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
+from sparkube.spark.config import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
 from sparkube.spark.diagnose import schedulable_capacity
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkube.env import Environment
-from sparkube.spark.cluster import ANNOTATION_PREFIX, MANAGED_BY
+from sparkube.spark.config import ANNOTATION_PREFIX, MANAGED_BY
 from sparkube.spark.rbac import SPARK_NAMESPACE
 
 #: Seconds to wait for the API server before giving up on the question.

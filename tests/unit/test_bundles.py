@@ -14,6 +14,7 @@ import pytest
 from sparkube.errors import InputError
 from sparkube.spark import bundles, packages
 from sparkube.spark import cluster as cj
+from sparkube.spark.config import ClusterConfig, Resources
 from tests.fixtures.wheels import local_index, make_wheel
 
 
@@ -80,10 +81,10 @@ def test_driver_fetches_bundles_and_serves_them_to_executors(tmp_path: Path) -> 
     ]
     spec = cj.JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
-        resources=cj.Resources(1, 1, "1g"), bundles=tuple(found),
+        resources=Resources(1, 1, "1g"), bundles=tuple(found),
         conf={"spark.files": "s3a://b/extra.txt"},
     )  # fmt: skip
-    config = cj.ClusterConfig(cluster="c", bucket="b", region="eu-west-1")
+    config = ClusterConfig(cluster="c", bucket="b", region="eu-west-1")
     lines = ["https://s3/x config.ini file", "https://s3/y data.zip zip"]
     job, cm = cj.job_manifests(spec, config, cj.Endpoints(), submitted="t", fetch=lines)
     pod = job["spec"]["template"]["spec"]

@@ -10,13 +10,14 @@ from sparkube.errors import InputError
 from sparkube.spark import cluster as cj
 from sparkube.spark import diagnose as dg
 from sparkube.spark import jarfetch
+from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 
 GIB = 2**30
 
 
-def config(cpu: float = 2, memory: int = 4 * GIB, workers: int = 3) -> cj.ClusterConfig:
-    return cj.ClusterConfig(
+def config(cpu: float = 2, memory: int = 4 * GIB, workers: int = 3) -> ClusterConfig:
+    return ClusterConfig(
         cluster="c", bucket="b", region="eu-west-1", worker_cpu=cpu, worker_memory=memory,
         workers=workers,
     )  # fmt: skip
@@ -32,24 +33,24 @@ def config(cpu: float = 2, memory: int = 4 * GIB, workers: int = 3) -> cj.Cluste
     ],
 )
 def test_default_resources_fit_a_worker(cpu: float, memory: int, cores: int, heap: str) -> None:
-    res = cj.default_resources(config(cpu, memory))
+    res = default_resources(config(cpu, memory))
     assert (res.executors, res.executor_cores, res.executor_memory) == (3, cores, heap)
     # heap + overhead stays within 40% of the node (plus rounding to 256 MiB)
     assert res.pod_memory_mib(heap) <= max(memory / 2**20 * 0.4, 896)
 
 
 def test_memory_syntax_is_checked() -> None:
-    assert cj.Resources.memory_mib("2g") == 2048
-    assert cj.Resources.memory_mib("1536m") == 1536
+    assert Resources.memory_mib("2g") == 2048
+    assert Resources.memory_mib("1536m") == 1536
     with pytest.raises(InputError, match="like 1g"):
-        cj.Resources.memory_mib("lots")
+        Resources.memory_mib("lots")
 
 
 def manifests() -> tuple[dict, dict]:  # type: ignore[type-arg]
     spec = cj.JobSpec(
         job_id="wc-20261202-1700-abcd", app_name="wordcount", app_file="wordcount.py",
         app_bytes=b"print('hi')\n", args=("--top", "3", "s3a://b/inputs/x/input.txt"),
-        resources=cj.Resources(2, 1, "1g"), kind="wordcount",
+        resources=Resources(2, 1, "1g"), kind="wordcount",
         output_uri="s3a://b/jobs/wc-20261202-1700-abcd/output/",
     )  # fmt: skip
     return cj.job_manifests(spec, config(), cj.Endpoints(), submitted="2026-12-02T17:00:00Z")
@@ -123,7 +124,7 @@ def test_pod_endpoints_for_unusual_networks() -> None:
             "SPARKUBE_JARS_REPOSITORY": "http://r/",
         }
     )
-    spec = cj.JobSpec("j", "a", "a.py", b"", (), cj.Resources(1, 1, "1g"))
+    spec = cj.JobSpec("j", "a", "a.py", b"", (), Resources(1, 1, "1g"))
     props = cj.spark_properties(spec, config(), ep)
     assert props["spark.hadoop.fs.s3a.endpoint"] == "http://10.1.1.1:9000"
     assert props["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
@@ -243,7 +244,7 @@ def test_driver_memory_conf_sizes_the_driver_pod() -> None:
     """--conf spark.driver.memory raised the heap but the pod kept 1408Mi (issue 16)."""
     spec = cj.JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
-        resources=cj.Resources(2, 1, "1g"),
+        resources=Resources(2, 1, "1g"),
         conf={"spark.driver.memory": "3g", "spark.executor.instances": "4",
               "spark.driver.cores": "2"},
     )  # fmt: skip
@@ -333,7 +334,7 @@ def test_s3_output_commits_with_the_magic_committer() -> None:
 
     spec = cj.JobSpec(
         job_id="j", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
-        resources=cj.Resources(1, 1, "1g"), conf={"spark.hadoop.fs.s3a.committer.name": "file"},
+        resources=Resources(1, 1, "1g"), conf={"spark.hadoop.fs.s3a.committer.name": "file"},
     )  # fmt: skip
     assert (
         cj.spark_properties(spec, config(), cj.Endpoints())["spark.hadoop.fs.s3a.committer.name"]
@@ -346,7 +347,7 @@ def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
     own committer instead of failing at its first write."""
     spec = cj.JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
-        resources=cj.Resources(2, 1, "1g"),
+        resources=Resources(2, 1, "1g"),
     )  # fmt: skip
     props = cj.spark_properties(spec, config(), cj.Endpoints())
     assert props["spark.hadoop.fs.s3a.committer.name"] == "magic"

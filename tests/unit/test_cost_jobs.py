@@ -19,6 +19,7 @@ from sparkube.cost.jobs import (
     pod_request,
 )
 from sparkube.spark import cluster as cj
+from sparkube.spark.config import ClusterConfig, Resources
 
 MIB = 2**20
 T0 = 1796570760000  # 2026-12-06T15:26:00Z in Spark's milliseconds
@@ -153,15 +154,15 @@ def test_event_log_files_are_found_by_application_id() -> None:
 # --------------------------------------------------------------------------- requests
 
 
-def config() -> cj.ClusterConfig:
-    return cj.ClusterConfig(cluster="c", bucket="b", region="eu-west-1", worker_cpu=4,
+def config() -> ClusterConfig:
+    return ClusterConfig(cluster="c", bucket="b", region="eu-west-1", worker_cpu=4,
                             worker_memory=16 * 2**30, workers=2)  # fmt: skip
 
 
 def spec(conf: dict[str, str] | None = None, app: str = "etl.py") -> cj.JobSpec:
     return cj.JobSpec(
         job_id="job-20261206-1526-4f2a", app_name=app, app_file=app, app_bytes=b"",
-        args=(), resources=cj.Resources(2, 3, "5888m"), conf=conf or {},
+        args=(), resources=Resources(2, 3, "5888m"), conf=conf or {},
     )  # fmt: skip
 
 

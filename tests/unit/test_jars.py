@@ -18,6 +18,7 @@ import pytest
 
 from sparkube.spark import cluster as cj
 from sparkube.spark import jarfetch, jars
+from sparkube.spark.config import ClusterConfig
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 
 
@@ -110,7 +111,7 @@ def test_the_driver_refuses_a_corrupted_jar_and_names_it(repo: Repo, tmp_path: P
 def test_the_history_server_container_refuses_a_corrupted_jar(repo: Repo, tmp_path: Path) -> None:
     from sparkube.monitoring import addons
 
-    config = cj.ClusterConfig(cluster="c", bucket="b", region="us-east-1", worker_type="t3.large",
+    config = ClusterConfig(cluster="c", bucket="b", region="us-east-1", worker_type="t3.large",
                               worker_cpu=2.0, worker_memory=8 * 2**30, workers=1)  # fmt: skip
     (dep,) = [d for d in addons.history_documents(config, cj.Endpoints(jars=repo.url))
               if d["kind"] == "Deployment"]  # fmt: skip

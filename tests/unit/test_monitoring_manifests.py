@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from sparkube.monitoring import addons
-from sparkube.spark.cluster import ClusterConfig, Endpoints
+from sparkube.spark.cluster import Endpoints
+from sparkube.spark.config import ClusterConfig
 from sparkube.spark.image import SPARK_IMAGE, maven_url
 from sparkube.spark.jars import bucket_key
 
