@@ -73,6 +73,7 @@ from sparkube.spark import jobs as jobs_mod  # noqa: E402
 from sparkube.spark import local  # noqa: E402
 from sparkube.spark.config import JOB_LABEL, ROLE_LABEL  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE, maven_path  # noqa: E402
+from sparkube.spark.podspec import JobSpec, job_manifests  # noqa: E402
 from sparkube.spark.rbac import SPARK_NAMESPACE  # noqa: E402
 from tests.fixtures.common import isolated_environment  # noqa: E402
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir  # noqa: E402
@@ -197,7 +198,7 @@ class Marks:
 
     times: dict[str, float] = field(default_factory=dict)
     job_id: str = ""
-    spec: cluster_mod.JobSpec | None = None
+    spec: JobSpec | None = None
     uploads: list[s3_mod.Upload] = field(default_factory=list)
     polls: int = 0
 
@@ -410,7 +411,7 @@ def run_baseline(
     job_id = f"bl-{run}-{os.getpid()}"
     parts = f"_sparkube-parts-{job_id}"
     out_uri = s3_mod.s3a(config.bucket, cluster_mod.output_prefix(job_id))
-    spec = cluster_mod.JobSpec(
+    spec = JobSpec(
         job_id=job_id,
         app_name="wordcount",
         app_file="wordcount.py",
@@ -421,9 +422,7 @@ def run_baseline(
         kind="wordcount",
         output_uri=out_uri,
     )  # fmt: skip
-    job, configmap = cluster_mod.job_manifests(
-        spec, config, api.endpoints, submitted=cluster_mod.now_iso()
-    )
+    job, configmap = job_manifests(spec, config, api.endpoints, submitted=cluster_mod.now_iso())
     selector = urllib.parse.quote(f"{JOB_LABEL}={job_id},{ROLE_LABEL}=driver")
     others = others_running()
     t0 = time.monotonic()

@@ -38,8 +38,8 @@ def manifests(
     # the bucket, and the hourly rate from the bundled price table.
     from sparkube.aws.pricing import bundled_price
     from sparkube.monitoring.addons import all_documents
-    from sparkube.spark.cluster import Endpoints
     from sparkube.spark.config import ClusterConfig
+    from sparkube.spark.podspec import Endpoints
 
     region = spec.region or "us-east-1"
     config = ClusterConfig(

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from sparkube.manifests import render_manifest
-from sparkube.spark.cluster import EVENTS_PREFIX, Endpoints, role_jars_container
 from sparkube.spark.config import ClusterConfig
+from sparkube.spark.podspec import EVENTS_PREFIX, Endpoints, role_jars_container
 from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
 
 METRICS_SERVER_VERSION = "v0.8.1"

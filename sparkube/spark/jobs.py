@@ -36,6 +36,7 @@ from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark.apps import wordcount as wordcount_app
 from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
+from sparkube.spark.podspec import Endpoints, JobSpec
 
 RUNS_DIR = "sparkube-runs"
 
@@ -341,7 +342,7 @@ def open_cluster(env: Environment, cluster: str) -> cluster_jobs.ClusterJobs:
     if not kubeconfig.is_file():
         raise NoSuchCluster.not_here(cluster, kubeconfig.parent)
     client = client_from_kubeconfig(kubeconfig, timeout=30.0)
-    endpoints = cluster_jobs.Endpoints.from_environ(env.environ)
+    endpoints = Endpoints.from_environ(env.environ)
 
     def pod_s3(region: str) -> Any:
         from botocore.config import Config
@@ -463,7 +464,7 @@ def run_wordcount_cluster(
         out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
         args = ["--output", out_uri, "--top", str(top), "--parts-name", parts_name]
         args += [s3a(config.bucket, u.key) for u in uploads]
-        spec = cluster_jobs.JobSpec(
+        spec = JobSpec(
             job_id=job_id,
             app_name="wordcount",
             app_file="wordcount.py",
@@ -512,7 +513,7 @@ def run_wordcount_cluster(
 
 @dataclass(frozen=True)
 class ClusterSubmission:
-    spec: cluster_jobs.JobSpec
+    spec: JobSpec
     uploads: list[Upload]
 
 
@@ -568,7 +569,7 @@ def prepare_submit_cluster(
         else:
             input_uris.append(s3a(config.bucket, uploads[indexes[0]].key))
     out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
-    spec = cluster_jobs.JobSpec(
+    spec = JobSpec(
         job_id=job_id,
         app_name=app.name,
         app_file=app.name,

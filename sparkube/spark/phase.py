@@ -129,7 +129,7 @@ def run_addons_phase(
         config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
         from sparkube.monitoring.addons import apply_monitoring
-        from sparkube.spark.cluster import Endpoints
+        from sparkube.spark.podspec import Endpoints
 
         if s3 is not None:
             stock_jars(s3, bucket, env=env, reporter=reporter)
@@ -154,7 +154,7 @@ def stock_jars(s3: Any, bucket: str, *, env: Environment, reporter: Reporter) ->
     """The S3 jars into the cluster's bucket, once (sparkube.spark.jars). A failure is
     reported, not fatal: jobs then fetch the jars from the Maven repository."""
     from sparkube.spark import jarfetch, jars
-    from sparkube.spark.cluster import Endpoints
+    from sparkube.spark.podspec import Endpoints
 
     try:
         done = jars.ensure_in_bucket(

@@ -437,8 +437,8 @@ def test_usage_while_a_job_runs(lab: ClusterLab) -> None:
 
 def test_history_server_lists_a_finished_job(lab: ClusterLab) -> None:
     from sparkube.monitoring.addons import render_history
-    from sparkube.spark.cluster import Endpoints
     from sparkube.spark.config import ClusterConfig
+    from sparkube.spark.podspec import Endpoints
 
     (lab.env.cwd / "h.txt").write_text("history of words\n")
     res = lab.run("wordcount", "h.txt", "--top", "2")

@@ -585,7 +585,7 @@ def _spark_submit(
     }
     # The spark namespace enforces PodSecurity "restricted": sparkube's security contexts
     # reach Spark's pods through pod templates.
-    from sparkube.spark.cluster import RESTRICTED_CONTAINER, RESTRICTED_POD
+    from sparkube.spark.podspec import RESTRICTED_CONTAINER, RESTRICTED_POD
 
     for role in ("driver", "executor"):
         template = tmp_path / f"{role}-template.json"

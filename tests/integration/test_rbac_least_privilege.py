@@ -31,9 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sparkube.spark.cluster import Endpoints, JobSpec, job_manifests
 from sparkube.spark.config import ClusterConfig, Resources
 from sparkube.spark.diagnose import diagnose
+from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 from tests.fixtures.controlplane import TEST_NS_LABEL
 from tests.fixtures.moto_server import REGION

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from sparkube.spark.cluster import API_TIMEOUT_MS, RESTRICTED_CONTAINER, RESTRICTED_POD
 from sparkube.spark.image import SPARK_IMAGE
+from sparkube.spark.podspec import API_TIMEOUT_MS, RESTRICTED_CONTAINER, RESTRICTED_POD
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
 

@@ -13,8 +13,8 @@ import pytest
 
 from sparkube.errors import InputError
 from sparkube.spark import bundles, packages
-from sparkube.spark import cluster as cj
 from sparkube.spark.config import ClusterConfig, Resources
+from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests
 from tests.fixtures.wheels import local_index, make_wheel
 
 
@@ -79,14 +79,14 @@ def test_driver_fetches_bundles_and_serves_them_to_executors(tmp_path: Path) -> 
         b.__class__(b.name, b.archive, b"", b.on_path, key=f"inputs/{b.digest}/{b.object_name}")
         for b in bundles.collect([Path("data"), Path("config.ini")], [], tmp_path)
     ]
-    spec = cj.JobSpec(
+    spec = JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
         resources=Resources(1, 1, "1g"), bundles=tuple(found),
         conf={"spark.files": "s3a://b/extra.txt"},
     )  # fmt: skip
     config = ClusterConfig(cluster="c", bucket="b", region="eu-west-1")
     lines = ["https://s3/x config.ini file", "https://s3/y data.zip zip"]
-    job, cm = cj.job_manifests(spec, config, cj.Endpoints(), submitted="t", fetch=lines)
+    job, cm = job_manifests(spec, config, Endpoints(), submitted="t", fetch=lines)
     pod = job["spec"]["template"]["spec"]
     fetch = next(c for c in pod["initContainers"] if c["name"] == "fetch-files")
     assert fetch["env"] == [{"name": "SPARKUBE_BUNDLES", "value": "\n".join(lines)}]

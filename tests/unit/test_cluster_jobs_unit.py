@@ -7,11 +7,20 @@ import json
 import pytest
 
 from sparkube.errors import InputError
-from sparkube.spark import cluster as cj
 from sparkube.spark import diagnose as dg
 from sparkube.spark import jarfetch
 from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
+from sparkube.spark.jars import JARS_MOUNT
+from sparkube.spark.podspec import (
+    RESTRICTED_CONTAINER,
+    S3A_MAGIC_COMMITTER,
+    Endpoints,
+    JobSpec,
+    fetch_jars_container,
+    job_manifests,
+    spark_properties,
+)
 
 GIB = 2**30
 
@@ -47,13 +56,13 @@ def test_memory_syntax_is_checked() -> None:
 
 
 def manifests() -> tuple[dict, dict]:  # type: ignore[type-arg]
-    spec = cj.JobSpec(
+    spec = JobSpec(
         job_id="wc-20261202-1700-abcd", app_name="wordcount", app_file="wordcount.py",
         app_bytes=b"print('hi')\n", args=("--top", "3", "s3a://b/inputs/x/input.txt"),
         resources=Resources(2, 1, "1g"), kind="wordcount",
         output_uri="s3a://b/jobs/wc-20261202-1700-abcd/output/",
     )  # fmt: skip
-    return cj.job_manifests(spec, config(), cj.Endpoints(), submitted="2026-12-02T17:00:00Z")
+    return job_manifests(spec, config(), Endpoints(), submitted="2026-12-02T17:00:00Z")
 
 
 def test_driver_job_is_restricted_and_valid() -> None:
@@ -97,8 +106,8 @@ def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
     assert "bundle" not in " ".join(urls)
     jars = props["spark.jars"].split(",")
     assert [j.rsplit("/", 1)[1] for j in jars] == [u.rsplit("/", 1)[1] for u in urls]
-    assert all(j.startswith(cj.JARS_MOUNT + "/") for j in jars)
-    assert init["securityContext"] == cj.RESTRICTED_CONTAINER
+    assert all(j.startswith(JARS_MOUNT + "/") for j in jars)
+    assert init["securityContext"] == RESTRICTED_CONTAINER
     assert props["spark.master"] == "k8s://https://kubernetes.default.svc:443"
     assert props["spark.eventLog.dir"] == "s3a://b/spark-events/"
     text = json.dumps(cm) + json.dumps(job)
@@ -118,17 +127,17 @@ def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:
 
 
 def test_pod_endpoints_for_unusual_networks() -> None:
-    ep = cj.Endpoints.from_environ(
+    ep = Endpoints.from_environ(
         {
             "SPARKUBE_POD_S3_ENDPOINT": "http://10.1.1.1:9000",
             "SPARKUBE_JARS_REPOSITORY": "http://r/",
         }
     )
-    spec = cj.JobSpec("j", "a", "a.py", b"", (), Resources(1, 1, "1g"))
-    props = cj.spark_properties(spec, config(), ep)
+    spec = JobSpec("j", "a", "a.py", b"", (), Resources(1, 1, "1g"))
+    props = spark_properties(spec, config(), ep)
     assert props["spark.hadoop.fs.s3a.endpoint"] == "http://10.1.1.1:9000"
     assert props["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
-    lines = cj.fetch_jars_container("img", ep.jars)["env"][0]["value"]
+    lines = fetch_jars_container("img", ep.jars)["env"][0]["value"]
     assert lines.split()[3].startswith("http://r/org/")
 
 
@@ -242,13 +251,13 @@ def test_no_credentials_is_not_called_access_denied() -> None:
 
 def test_driver_memory_conf_sizes_the_driver_pod() -> None:
     """--conf spark.driver.memory raised the heap but the pod kept 1408Mi (issue 16)."""
-    spec = cj.JobSpec(
+    spec = JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
         resources=Resources(2, 1, "1g"),
         conf={"spark.driver.memory": "3g", "spark.executor.instances": "4",
               "spark.driver.cores": "2"},
     )  # fmt: skip
-    job, _ = cj.job_manifests(spec, config(), cj.Endpoints(), submitted="2026-12-06T12:00:00Z")
+    job, _ = job_manifests(spec, config(), Endpoints(), submitted="2026-12-06T12:00:00Z")
     driver = job["spec"]["template"]["spec"]["containers"][0]
     assert driver["resources"]["limits"]["memory"] == f"{3072 + 384}Mi"
     assert driver["resources"]["requests"] == {"cpu": "2", "memory": f"{3072 + 384}Mi"}
@@ -256,18 +265,18 @@ def test_driver_memory_conf_sizes_the_driver_pod() -> None:
     pod_annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert pod_annotations["sparkube.io/executors"] == "4"
     overhead = dataclasses_replace_conf(spec, {"spark.driver.memoryOverhead": "1g"})
-    job, _ = cj.job_manifests(overhead, config(), cj.Endpoints(), submitted="x")
+    job, _ = job_manifests(overhead, config(), Endpoints(), submitted="x")
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
         "memory": f"{3072 + 1024}Mi"
     }
     with pytest.raises(InputError, match="whole numbers"):
-        cj.job_manifests(
+        job_manifests(
             dataclasses_replace_conf(spec, {"spark.executor.instances": "many"}),
-            config(), cj.Endpoints(), submitted="x",
+            config(), Endpoints(), submitted="x",
         )  # fmt: skip
 
 
-def dataclasses_replace_conf(spec: cj.JobSpec, extra: dict[str, str]) -> cj.JobSpec:
+def dataclasses_replace_conf(spec: JobSpec, extra: dict[str, str]) -> JobSpec:
     import dataclasses
 
     return dataclasses.replace(spec, conf={**spec.conf, **extra})
@@ -330,14 +339,14 @@ def test_s3_output_commits_with_the_magic_committer() -> None:
     cloud = f"org.apache.spark:spark-hadoop-cloud_{SPARK_IMAGE.scala_binary_version}:"
     (jar,) = [j for j in SPARK_IMAGE.s3_jars if j.coord.startswith(cloud)]
     assert jar.coord == cloud + SPARK_IMAGE.spark_version
-    assert props["spark.jars"].split(",").count(f"{cj.JARS_MOUNT}/{jar_file_name(jar.coord)}") == 1
+    assert props["spark.jars"].split(",").count(f"{JARS_MOUNT}/{jar_file_name(jar.coord)}") == 1
 
-    spec = cj.JobSpec(
+    spec = JobSpec(
         job_id="j", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
         resources=Resources(1, 1, "1g"), conf={"spark.hadoop.fs.s3a.committer.name": "file"},
     )  # fmt: skip
     assert (
-        cj.spark_properties(spec, config(), cj.Endpoints())["spark.hadoop.fs.s3a.committer.name"]
+        spark_properties(spec, config(), Endpoints())["spark.hadoop.fs.s3a.committer.name"]
         == "file"
     )
 
@@ -345,15 +354,15 @@ def test_s3_output_commits_with_the_magic_committer() -> None:
 def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
     """The magic committer refuses dynamic partition overwrite: such a job gets Hadoop's
     own committer instead of failing at its first write."""
-    spec = cj.JobSpec(
+    spec = JobSpec(
         job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
         resources=Resources(2, 1, "1g"),
     )  # fmt: skip
-    props = cj.spark_properties(spec, config(), cj.Endpoints())
+    props = spark_properties(spec, config(), Endpoints())
     assert props["spark.hadoop.fs.s3a.committer.name"] == "magic"
     overwrite = {"spark.sql.sources.partitionOverwriteMode": "DYNAMIC"}
-    props = cj.spark_properties(dataclasses_replace_conf(spec, overwrite), config(), cj.Endpoints())
-    assert not set(cj.S3A_MAGIC_COMMITTER) & set(props)
+    props = spark_properties(dataclasses_replace_conf(spec, overwrite), config(), Endpoints())
+    assert not set(S3A_MAGIC_COMMITTER) & set(props)
 
 
 @pytest.mark.parametrize(

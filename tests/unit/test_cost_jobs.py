@@ -20,6 +20,7 @@ from sparkube.cost.jobs import (
 )
 from sparkube.spark import cluster as cj
 from sparkube.spark.config import ClusterConfig, Resources
+from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests, pod_requests, spark_properties
 
 MIB = 2**20
 T0 = 1796570760000  # 2026-12-06T15:26:00Z in Spark's milliseconds
@@ -159,21 +160,21 @@ def config() -> ClusterConfig:
                             worker_memory=16 * 2**30, workers=2)  # fmt: skip
 
 
-def spec(conf: dict[str, str] | None = None, app: str = "etl.py") -> cj.JobSpec:
-    return cj.JobSpec(
+def spec(conf: dict[str, str] | None = None, app: str = "etl.py") -> JobSpec:
+    return JobSpec(
         job_id="job-20261206-1526-4f2a", app_name=app, app_file=app, app_bytes=b"",
         args=(), resources=Resources(2, 3, "5888m"), conf=conf or {},
     )  # fmt: skip
 
 
-def requests_for(s: cj.JobSpec) -> tuple[dict[str, float], dict[str, float]]:
-    return cj.pod_requests(s, cj.spark_properties(s, config(), cj.Endpoints()))
+def requests_for(s: JobSpec) -> tuple[dict[str, float], dict[str, float]]:
+    return pod_requests(s, spark_properties(s, config(), Endpoints()))
 
 
 def test_requests_are_the_pods_as_built() -> None:
     s = spec()
     driver, executor = requests_for(s)
-    job, _ = cj.job_manifests(s, config(), cj.Endpoints(), submitted="x")
+    job, _ = job_manifests(s, config(), Endpoints(), submitted="x")
     pod = {"spec": job["spec"]["template"]["spec"]}
     assert pod_request(pod) == (driver["cpu"], driver["memory_bytes"])
     assert driver == {"cpu": 0.5, "memory_bytes": (1024 + 384) * MIB}
@@ -230,7 +231,7 @@ def test_kubernetes_quantities_are_parsed_by_the_library() -> None:
 
 def test_the_job_id_is_the_application_id() -> None:
     s = spec({"spark.app.id": "mine"})
-    props = cj.spark_properties(s, config(), cj.Endpoints())
+    props = spark_properties(s, config(), Endpoints())
     assert props["spark.app.id"] == s.job_id
     assert props["spark.eventLog.compress"] == "false"
     # a Kubernetes label value (Spark labels executors spark-app-selector=ID) ...

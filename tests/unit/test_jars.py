@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from sparkube.spark import cluster as cj
 from sparkube.spark import jarfetch, jars
 from sparkube.spark.config import ClusterConfig
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
+from sparkube.spark.podspec import Endpoints, fetch_jars_container
 
 
 class Repo:
@@ -94,7 +94,7 @@ def test_the_driver_refuses_a_corrupted_jar_and_names_it(repo: Repo, tmp_path: P
         f"{repo.url}/bucket/{jars.bucket_key(j)}?X-Amz-Signature=secret"
         for j in SPARK_IMAGE.s3_jars
     ]
-    container = cj.fetch_jars_container("img", repo.url, bucket)
+    container = fetch_jars_container("img", repo.url, bucket)
     done = run_container(container, tmp_path)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
@@ -113,7 +113,7 @@ def test_the_history_server_container_refuses_a_corrupted_jar(repo: Repo, tmp_pa
 
     config = ClusterConfig(cluster="c", bucket="b", region="us-east-1", worker_type="t3.large",
                               worker_cpu=2.0, worker_memory=8 * 2**30, workers=1)  # fmt: skip
-    (dep,) = [d for d in addons.history_documents(config, cj.Endpoints(jars=repo.url))
+    (dep,) = [d for d in addons.history_documents(config, Endpoints(jars=repo.url))
               if d["kind"] == "Deployment"]  # fmt: skip
     (init,) = dep["spec"]["template"]["spec"]["initContainers"]
     bad = SPARK_IMAGE.s3_jars[1]
@@ -153,7 +153,7 @@ def test_bucket_first_then_repository_retries_and_skips_what_it_has(
             repo.put(f"bucket/{name}", (503, b""), (500, b""), (200, body))
         # i == 3: not in the bucket (404): straight to the repository
         entries.append((name, size, sha, [f"{repo.url}/bucket/{name}", f"{repo.url}/maven/{name}"]))
-    container = cj.fetch_jars_container("img", "http://unused")
+    container = fetch_jars_container("img", "http://unused")
     done = run_container(container, tmp_path, {"SPARKUBE_JARS": lines(entries)})
     assert done.returncode == 0, done.stderr
     for name, _, _, body in made:

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from sparkube.monitoring import addons
-from sparkube.spark.cluster import Endpoints
 from sparkube.spark.config import ClusterConfig
 from sparkube.spark.image import SPARK_IMAGE, maven_url
 from sparkube.spark.jars import bucket_key
+from sparkube.spark.podspec import Endpoints
 
 CONFIG = ClusterConfig(
     cluster="c", bucket="sparkube-c-eu-west-1-abcd1234", region="eu-west-1", workers=3,

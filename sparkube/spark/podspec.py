@@ -1,0 +1,500 @@
+"""What a cluster job is made of: its :class:`JobSpec`, the Spark properties it runs with
+(the S3A magic committer, instance-profile credentials, event logs in the bucket), the
+driver's Kubernetes Job and the ConfigMap with its app, properties and executor pod
+template (:func:`job_manifests`), the init containers that fetch the S3 jars and the
+job's files, PodSecurity ``restricted`` settings, and the CPU and memory its pods ask
+for, as Spark sizes them (:func:`pod_requests`). Nothing here talks to the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkube.aws.s3 import s3a
+from sparkube.errors import InputError
+from sparkube.spark import bundles, jars
+from sparkube.spark.bundles import Bundle
+from sparkube.spark.config import (
+    ANNOTATION_PREFIX,
+    DRIVER_CPU,
+    JOB_LABEL,
+    MANAGED_BY,
+    OVERHEAD_MIB,
+    ROLE_LABEL,
+    ClusterConfig,
+    Json,
+    Resources,
+)
+from sparkube.spark.diagnose import parse_cpu
+from sparkube.spark.image import MAVEN_CENTRAL, SPARK_IMAGE, jar_file_name
+from sparkube.spark.jars import JARS_MOUNT
+from sparkube.spark.rbac import SPARK_NAMESPACE, SPARK_SERVICE_ACCOUNT
+
+JOB_MOUNT = "/opt/sparkube/job"
+JOB_TTL_SECONDS = 3600
+EVENTS_PREFIX = "spark-events/"
+API_TIMEOUT_MS = 30_000
+INSTANCE_PROFILE_PROVIDER = "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider"
+# The AWS SDK gives instance metadata 1 s per call by default; a node busy starting JVMs
+# can be slower than that, and a missed answer fails the job's first S3 call.
+IMDS_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "5"}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    app_name: str  # what `jobs` shows (wordcount, etl.py, ...)
+    app_file: str  # file name inside the job ConfigMap
+    app_bytes: bytes
+    args: tuple[str, ...]
+    resources: Resources
+    main_class: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "submit"  # or "wordcount"
+    output_uri: str = ""  # s3a:// folder the job writes results to
+    #: Files, modules and packages for its working directory, each with its bucket key.
+    bundles: tuple[Bundle, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where pods reach S3 (None: AWS's regional S3), and the Maven repository of the S3
+    jars (``up`` fills the bucket from it; pods fall back to it). Unusual networks and
+    the tests set ``SPARKUBE_POD_S3_ENDPOINT`` and ``SPARKUBE_JARS_REPOSITORY``."""
+
+    s3: str | None = None
+    jars: str = MAVEN_CENTRAL
+
+    def s3a_properties(self) -> dict[str, str]:
+        """Hadoop properties that point s3a at ``s3`` (none for AWS's own endpoints)."""
+        if not self.s3:
+            return {}
+        props = {
+            "spark.hadoop.fs.s3a.endpoint": self.s3,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+        }
+        if self.s3.startswith("http://"):
+            props["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+        return props
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Endpoints:
+        return cls(
+            s3=environ.get("SPARKUBE_POD_S3_ENDPOINT") or None,
+            jars=(environ.get("SPARKUBE_JARS_REPOSITORY") or MAVEN_CENTRAL).rstrip("/"),
+        )
+
+
+def fetch_jars_container(
+    image: str, repository: str, bucket_urls: Sequence[str] = ()
+) -> dict[str, Any]:
+    """An init container that puts hadoop-aws and the lean AWS SDK set into the pod's
+    ``jars`` emptyDir (12 MiB), each checked by SHA-256: from ``bucket_urls`` (presigned,
+    one per jar) when given, else or on failure from the Maven repository."""
+    return jars.fetch_container(image, repository, RESTRICTED_CONTAINER, bucket_urls)
+
+
+def role_jars_container(config: ClusterConfig, endpoints: Endpoints) -> dict[str, Any]:
+    """:func:`fetch_jars_container` for a long-lived pod (the History Server): the jars'
+    bucket objects read with the node's instance role, the Maven repository after."""
+    container = fetch_jars_container(
+        config.image, endpoints.jars, jars.bucket_addresses(config.bucket)
+    )
+    container["env"].append({"name": "SPARKUBE_S3_REGION", "value": config.region})
+    if endpoints.s3:
+        container["env"].append({"name": "SPARKUBE_S3_ENDPOINT", "value": endpoints.s3})
+    return container
+
+
+#: DataFrame/SQL writes to s3a:// commit with the S3A magic committer (Hadoop's
+#: committers.md, Spark's cloud-integration.md): tasks upload straight to the destination
+#: as multipart uploads left open, the driver completes them at job commit and writes a
+#: JSON ``_SUCCESS`` naming the committer. No copy-and-delete "rename", and nothing of a
+#: failed job becomes visible. The two Spark classes come from spark-hadoop-cloud (one of
+#: SPARK_IMAGE.s3_jars); other schemes, and RDD saveAsTextFile (Hadoop's old mapred API),
+#: keep Hadoop's FileOutputCommitter. A user's --conf wins: fs.s3a.committer.name=file
+#: goes back to it, as dynamic partition overwrite needs (the magic committer refuses it).
+S3A_MAGIC_COMMITTER = {
+    "spark.sql.sources.commitProtocolClass": (
+        "org.apache.spark.internal.io.cloud.PathOutputCommitProtocol"
+    ),
+    "spark.sql.parquet.output.committer.class": (
+        "org.apache.spark.internal.io.cloud.BindingParquetOutputCommitter"
+    ),
+    "spark.hadoop.mapreduce.outputcommitter.factory.scheme.s3a": (
+        "org.apache.hadoop.fs.s3a.commit.S3ACommitterFactory"
+    ),
+    "spark.hadoop.fs.s3a.committer.name": "magic",
+    "spark.hadoop.fs.s3a.committer.magic.enabled": "true",
+}
+
+
+def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints) -> dict[str, str]:
+    r = spec.resources
+    props = {
+        "spark.master": "k8s://https://kubernetes.default.svc:443",
+        "spark.submit.deployMode": "client",
+        "spark.app.name": f"sparkube-{spec.job_id}",
+        "spark.kubernetes.namespace": SPARK_NAMESPACE,
+        "spark.kubernetes.container.image": config.image,
+        "spark.kubernetes.authenticate.driver.serviceAccountName": SPARK_SERVICE_ACCOUNT,
+        "spark.driver.port": "7078",
+        "spark.blockManager.port": "7079",
+        "spark.driver.memory": r.driver_memory,
+        "spark.executor.instances": str(r.executors),
+        "spark.executor.cores": str(r.executor_cores),
+        "spark.executor.memory": r.executor_memory,
+        "spark.kubernetes.executor.podNamePrefix": spec.job_id,
+        f"spark.kubernetes.executor.label.{JOB_LABEL}": spec.job_id,
+        f"spark.kubernetes.executor.label.{ROLE_LABEL}": "executor",
+        "spark.kubernetes.executor.podTemplateFile": f"{JOB_MOUNT}/executor-template.json",
+        "spark.kubernetes.executor.podTemplateContainerName": "executor",
+        "spark.kubernetes.executor.deleteOnTermination": "true",
+        # The driver's API client gives each call 10 s by default; a burstable control
+        # plane out of CPU credits (or a busy node) can take longer, and a refused call
+        # at the end of a job fails a job that did its work.
+        "spark.kubernetes.driver.requestTimeout": str(API_TIMEOUT_MS),
+        "spark.kubernetes.driver.connectionTimeout": str(API_TIMEOUT_MS),
+        "spark.kubernetes.allocation.batch.size": str(max(5, r.executors)),
+        # fetched from the bucket by the driver pod's init container; the driver serves
+        # them to its executors (local files on spark.jars), so executors never download
+        "spark.jars": ",".join(
+            f"{JARS_MOUNT}/{jar_file_name(jar.coord)}" for jar in SPARK_IMAGE.s3_jars
+        ),
+        "spark.jars.ivy": "/tmp/.ivy2",
+        "spark.hadoop.fs.s3a.endpoint.region": config.region,
+        # Credentials only from the nodes' instance profile (instance metadata): no
+        # environment, system property or profile file can give a pod other keys.
+        "spark.hadoop.fs.s3a.aws.credentials.provider": INSTANCE_PROFILE_PROVIDER,
+        **S3A_MAGIC_COMMITTER,
+        **{f"spark.executorEnv.{k}": v for k, v in IMDS_ENV.items()},
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": s3a(config.bucket, EVENTS_PREFIX),
+        # plain JSON lines (Spark 4 compresses with zstd by default), so the job's facts
+        # (sparkube.cost.jobs) are read with Python's own library from any machine
+        "spark.eventLog.compress": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.executorEnv.PYSPARK_PYTHON": "python3",
+        # Lower-casing follows the JVM's locale: pin it as the local runs do, so the
+        # cluster's output is byte for byte the local one.
+        "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
+        "spark.executor.extraJavaOptions": "-Duser.language=en -Duser.country=US",
+    }
+    props.update(endpoints.s3a_properties())
+    if spec.conf.get("spark.sql.sources.partitionOverwriteMode", "").lower() == "dynamic":
+        # the magic committer refuses dynamic partition overwrite: Hadoop's own committer
+        for key in S3A_MAGIC_COMMITTER:
+            props.pop(key)
+    props.update(bundles.spark_properties(spec.bundles))
+    for key, value in spec.conf.items():
+        joined = key in ("spark.files", "spark.archives", "spark.submit.pyFiles")
+        if joined and props.get(key):
+            props[key] = f"{props[key]},{value}"
+        elif key == "spark.executorEnv.PYTHONPATH" and props.get(key):
+            props[key] = f"{value}:{props[key]}"  # the user's first, the job's bundles kept
+        else:
+            props[key] = value
+    # The application's id is the job's: the driver's event log is then
+    # spark-events/eventlog_v2_JOB-ID/ (Spark 4's rolling default) or spark-events/JOB-ID,
+    # found from the job id alone (KubernetesClusterSchedulerBackend.applicationId
+    # returns spark.app.id when set, in client mode too). A job id is a valid Kubernetes
+    # label value (Spark labels the executors spark-app-selector=ID) and Spark's event
+    # log name keeps it as it is (lower case, no space, dot or colon).
+    props["spark.app.id"] = spec.job_id
+    return props
+
+
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": SPARK_IMAGE.spark_uid,
+    "runAsGroup": SPARK_IMAGE.spark_uid,
+    "fsGroup": SPARK_IMAGE.spark_uid,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def executor_template() -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": dict(MANAGED_BY)},
+        "spec": {
+            "securityContext": dict(RESTRICTED_POD),
+            "containers": [{"name": "executor", "securityContext": dict(RESTRICTED_CONTAINER)}],
+        },
+    }
+
+
+def effective_resources(spec: JobSpec, props: Mapping[str, str]) -> Resources:
+    """The job's size as Spark will see it: ``--conf spark.executor.*`` and
+    ``spark.driver.memory`` given by the user win over sparkube's defaults, so the pod
+    sizes, the records and the progress line follow what the driver really asks for."""
+    r = spec.resources
+    try:
+        executors = int(props.get("spark.executor.instances", r.executors))
+        cores = int(props.get("spark.executor.cores", r.executor_cores))
+    except ValueError:
+        raise InputError(
+            "spark.executor.instances and spark.executor.cores must be whole numbers; fix the "
+            "--conf value."
+        ) from None
+    resources = Resources(
+        executors,
+        cores,
+        props.get("spark.executor.memory", r.executor_memory),
+        props.get("spark.driver.memory", r.driver_memory),
+    )
+    resources.memory_mib(resources.executor_memory)  # validates (exit 2)
+    resources.memory_mib(resources.driver_memory)
+    return resources
+
+
+def driver_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int:
+    """The driver pod's memory: its heap plus Spark's overhead (or the user's
+    ``spark.driver.memoryOverhead``), as Spark itself sizes its pods."""
+    overhead = props.get("spark.driver.memoryOverhead")
+    if overhead:
+        return resources.memory_mib(resources.driver_memory) + resources.memory_mib(overhead)
+    return resources.pod_memory_mib(resources.driver_memory)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+def spark_mib(text: str) -> int:
+    """MiB of a Spark size property (``384``, ``2g``, ``1536m``, ``512mb``; a bare
+    number is MiB, as Spark reads these properties)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise InputError(f"Memory {text!r} is not like 1g or 1536m; fix the --conf value.")
+    scale = {"k": 1 / 1024, "m": 1, "": 1, "g": 1024, "t": 1024**2}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def executor_pod_memory_mib(resources: Resources, props: Mapping[str, str]) -> int:
+    """The executor pod's memory request, as Spark 4.1 sizes it (BasicExecutorFeatureStep,
+    ResourceProfile.getResourcesForClusterManager): heap + overhead (the user's
+    ``spark.executor.memoryOverhead``, else max(factor × heap rounded down,
+    ``spark.executor.minMemoryOverhead`` 384 MiB), the factor
+    ``spark.executor.memoryOverheadFactor``, else ``spark.kubernetes.memoryOverheadFactor``,
+    0.1) + off-heap memory when enabled + ``spark.executor.pyspark.memory`` when Spark
+    takes the app for Python: only when ``spark.kubernetes.resource.type`` is python,
+    which cluster-mode submission sets and client mode (sparkube's) does not."""
+    heap = resources.memory_mib(resources.executor_memory)
+    given = props.get("spark.executor.memoryOverhead")
+    if given:
+        overhead = spark_mib(given)
+    else:
+        factor = float(
+            props.get("spark.executor.memoryOverheadFactor")
+            or props.get("spark.kubernetes.memoryOverheadFactor")
+            or 0.1
+        )
+        minimum = spark_mib(props.get("spark.executor.minMemoryOverhead") or str(OVERHEAD_MIB))
+        overhead = max(int(factor * heap), minimum)
+    off_heap = 0
+    if props.get("spark.memory.offHeap.enabled", "").lower() == "true":
+        off_heap = spark_mib(props.get("spark.memory.offHeap.size") or "0")
+    python = props.get("spark.kubernetes.resource.type") == "python"
+    pyspark = spark_mib(props["spark.executor.pyspark.memory"]) if (
+        python and props.get("spark.executor.pyspark.memory")
+    ) else 0  # fmt: skip
+    return heap + overhead + off_heap + pyspark
+
+
+def _cores(text: str, key: str) -> float:
+    try:
+        return parse_cpu(text)
+    except (ValueError, ArithmeticError):
+        raise InputError(f"{key}={text} is not a CPU quantity like 1 or 500m.") from None
+
+
+def request(cpu: float, memory_mib: int) -> dict[str, Any]:
+    return {"cpu": cpu, "memory_bytes": memory_mib * 2**20}
+
+
+def pod_requests(spec: JobSpec, props: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(driver, executor) requests ``{cpu, memory_bytes}`` of the job's pods: the driver's
+    as sparkube builds its pod, each executor's as Spark builds it (cores from
+    ``spark.kubernetes.executor.request.cores`` when set, else ``spark.executor.cores``)."""
+    size = effective_resources(spec, props)
+    driver = request(
+        _cores(props.get("spark.driver.cores") or DRIVER_CPU, "spark.driver.cores"),
+        driver_pod_memory_mib(size, props),
+    )
+    cores = props.get("spark.kubernetes.executor.request.cores")
+    executor = request(
+        _cores(cores, "spark.kubernetes.executor.request.cores")
+        if cores
+        else float(size.executor_cores),
+        executor_pod_memory_mib(size, props),
+    )
+    return driver, executor
+
+
+def job_manifests(
+    spec: JobSpec,
+    config: ClusterConfig,
+    endpoints: Endpoints,
+    *,
+    submitted: str,
+    fetch: Sequence[str] = (),
+    jar_urls: Sequence[str] = (),
+) -> tuple[Json, Json]:
+    """The driver's Job and the ConfigMap with its app, properties and executor template.
+    ``fetch``: a "URL NAME KIND" line per bundle of the job, for its init container;
+    ``jar_urls``: a presigned URL per S3 jar in the cluster's bucket (none: the Maven
+    repository only)."""
+    props = spark_properties(spec, config, endpoints)
+    properties = "".join(f"{k}={_escape_property(v)}\n" for k, v in sorted(props.items()))
+    labels = {**MANAGED_BY, JOB_LABEL: spec.job_id}
+    size = effective_resources(spec, props)
+    annotations = {
+        ANNOTATION_PREFIX + "app": spec.app_name,
+        ANNOTATION_PREFIX + "kind": spec.kind,
+        ANNOTATION_PREFIX + "args": json.dumps(list(spec.args)),
+        ANNOTATION_PREFIX + "executors": str(size.executors),
+        ANNOTATION_PREFIX + "executor-cores": str(size.executor_cores),
+        ANNOTATION_PREFIX + "executor-memory": size.executor_memory,
+        ANNOTATION_PREFIX + "submitted": submitted,
+        ANNOTATION_PREFIX + "output": spec.output_uri,
+    }
+    configmap: Json = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": spec.job_id, "namespace": SPARK_NAMESPACE, "labels": labels},
+        "data": {
+            "spark.properties": properties,
+            "executor-template.json": json.dumps(executor_template(), indent=2),
+        },
+    }
+    if spec.app_file.endswith(".jar"):
+        import base64
+
+        configmap["binaryData"] = {spec.app_file: base64.b64encode(spec.app_bytes).decode()}
+    else:
+        configmap["data"][spec.app_file] = spec.app_bytes.decode("utf-8")
+    command = [
+        f"{SPARK_IMAGE.spark_home}/bin/spark-submit",
+        "--properties-file", f"{JOB_MOUNT}/spark.properties",
+        "--conf", "spark.driver.host=$(SPARKUBE_POD_IP)",
+        "--conf", "spark.driver.bindAddress=$(SPARKUBE_POD_IP)",
+        "--conf", "spark.kubernetes.driver.pod.name=$(SPARKUBE_POD_NAME)",
+    ]  # fmt: skip
+    if spec.main_class:
+        command += ["--class", spec.main_class]
+    command += [f"{JOB_MOUNT}/{spec.app_file}", *spec.args]
+    driver_mib = driver_pod_memory_mib(size, props)
+    driver_cpu = props.get("spark.driver.cores")
+    pod_spec: Json = {
+        "restartPolicy": "Never",
+        "serviceAccountName": SPARK_SERVICE_ACCOUNT,
+        "securityContext": dict(RESTRICTED_POD),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [
+            {
+                "name": "driver",
+                "image": config.image,
+                "command": command,
+                "env": [
+                    {
+                        "name": "SPARKUBE_POD_IP",
+                        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                    },
+                    {
+                        "name": "SPARKUBE_POD_NAME",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                    },
+                    {"name": "SPARKUBE_JOB_ID", "value": spec.job_id},
+                    {"name": "SPARKUBE_OUTPUT", "value": spec.output_uri},
+                    {"name": "PYSPARK_PYTHON", "value": "python3"},
+                    {"name": "HOME", "value": "/tmp"},
+                    *({"name": k, "value": v} for k, v in IMDS_ENV.items()),
+                ],
+                "resources": {
+                    "requests": {"cpu": driver_cpu or DRIVER_CPU, "memory": f"{driver_mib}Mi"},
+                    "limits": {"memory": f"{driver_mib}Mi"},
+                },
+                "ports": [
+                    {"name": "driver-rpc", "containerPort": 7078},
+                    {"name": "blockmanager", "containerPort": 7079},
+                    {"name": "spark-ui", "containerPort": 4040},
+                ],
+                "securityContext": dict(RESTRICTED_CONTAINER),
+                "volumeMounts": [
+                    {"name": "job", "mountPath": JOB_MOUNT, "readOnly": True},
+                    {"name": "jars", "mountPath": JARS_MOUNT, "readOnly": True},
+                ],
+            }
+        ],
+        "initContainers": [fetch_jars_container(config.image, endpoints.jars, jar_urls)],
+        "volumes": [
+            {"name": "job", "configMap": {"name": spec.job_id}},
+            {"name": "jars", "emptyDir": {}},
+        ],
+    }
+    if spec.bundles:
+        _add_bundles(pod_spec, spec, config.image, fetch)
+    job: Json = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": spec.job_id,
+            "namespace": SPARK_NAMESPACE,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {
+                # the pod carries the job's annotations too: the watcher reads how many
+                # executors the driver should get from the pod it lists anyway
+                "metadata": {
+                    "labels": {**labels, ROLE_LABEL: "driver"},
+                    "annotations": dict(annotations),
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+    return job, configmap
+
+
+def _add_bundles(pod_spec: Json, spec: JobSpec, image: str, fetch: Sequence[str]) -> None:
+    """The job's files and packages in the driver's working directory: an init container
+    fetches them (presigned URLs) into it, and keeps the objects Spark serves to the
+    executors."""
+    if len(fetch) != len(spec.bundles):
+        raise ValueError("one fetch line per bundle")
+    mounts = [
+        {"name": "work", "mountPath": bundles.WORK_DIR},
+        {"name": "fetched", "mountPath": bundles.FETCHED},
+    ]
+    pod_spec["initContainers"].append(
+        {
+            "name": "fetch-files",
+            "image": image,
+            "command": ["python3", "-c", bundles.FETCH_SCRIPT],
+            "env": [{"name": "SPARKUBE_BUNDLES", "value": "\n".join(fetch)}],
+            "securityContext": dict(RESTRICTED_CONTAINER),
+            "volumeMounts": mounts,
+        }
+    )
+    driver = pod_spec["containers"][0]
+    driver["workingDir"] = bundles.WORK_DIR
+    driver["env"].append({"name": "PYTHONPATH", "value": bundles.python_path(spec.bundles)})
+    driver["volumeMounts"] += mounts
+    pod_spec["volumes"] += [
+        {"name": "work", "emptyDir": {}},
+        {"name": "fetched", "emptyDir": {}},
+    ]
+
+
+def _escape_property(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
