@@ -75,6 +75,7 @@ from sparkube.spark.config import JOB_LABEL, ROLE_LABEL  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE, maven_path  # noqa: E402
 from sparkube.spark.podspec import JobSpec, job_manifests  # noqa: E402
 from sparkube.spark.rbac import SPARK_NAMESPACE  # noqa: E402
+from sparkube.spark.records import log_key, now_iso, output_prefix  # noqa: E402
 from tests.fixtures.common import isolated_environment  # noqa: E402
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir  # noqa: E402
 from tests.fixtures.moto_server import REGION  # noqa: E402
@@ -371,7 +372,7 @@ def run_sparkube(
     running, ended = watch.get(job, "driver running"), watch.get(job, "driver ended")
     if running is None or ended is None:
         raise RuntimeError(f"the watch missed driver {job} (running {running}, ended {ended})")
-    log = s3_mod.get_text(s3, bucket, cluster_mod.log_key(job)) or ""
+    log = s3_mod.get_text(s3, bucket, log_key(job)) or ""
     return {
         "job": job,
         "others": others + others_running(),
@@ -410,7 +411,7 @@ def run_baseline(
     config = api.config()
     job_id = f"bl-{run}-{os.getpid()}"
     parts = f"_sparkube-parts-{job_id}"
-    out_uri = s3_mod.s3a(config.bucket, cluster_mod.output_prefix(job_id))
+    out_uri = s3_mod.s3a(config.bucket, output_prefix(job_id))
     spec = JobSpec(
         job_id=job_id,
         app_name="wordcount",
@@ -422,7 +423,7 @@ def run_baseline(
         kind="wordcount",
         output_uri=out_uri,
     )  # fmt: skip
-    job, configmap = job_manifests(spec, config, api.endpoints, submitted=cluster_mod.now_iso())
+    job, configmap = job_manifests(spec, config, api.endpoints, submitted=now_iso())
     selector = urllib.parse.quote(f"{JOB_LABEL}={job_id},{ROLE_LABEL}=driver")
     others = others_running()
     t0 = time.monotonic()
@@ -444,7 +445,7 @@ def run_baseline(
     total = time.monotonic() - t0
     t_end = time.monotonic()
     log = pc.logs(SPARK_NAMESPACE, pod["metadata"]["name"], "driver")
-    keys = s3_mod.list_keys(s3, config.bucket, cluster_mod.output_prefix(job_id) + parts)
+    keys = s3_mod.list_keys(s3, config.bucket, output_prefix(job_id) + parts)
     if phase != "Succeeded" or not any("/part-" in k for k in keys):
         raise RuntimeError(f"baseline driver {job_id} {phase}:\n{log[-4000:]}")
     running, ended = watch.get(job_id, "driver running"), watch.get(job_id, "driver ended")

@@ -77,11 +77,11 @@ from sparkube.cli.app import run
 from sparkube.env import Environment, write_private_file
 from sparkube.kube.apply import apply_manifest
 from sparkube.monitoring.usage import UsageReport, build_report
-from sparkube.spark.cluster import INDEX_KEY, RESULTS_PREFIX, JobRecord, log_key, record_key
 from sparkube.spark.config import ClusterConfig, Resources
 from sparkube.spark.phase import apply_cluster_config
 from sparkube.spark.podspec import EVENTS_PREFIX, Endpoints, JobSpec, pod_requests, spark_properties
 from sparkube.spark.rbac import render_spark_rbac
+from sparkube.spark.records import INDEX_KEY, RESULTS_PREFIX, JobRecord, log_key, record_key
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir, start_control_plane
 from tests.fixtures.moto_server import ACCOUNT, REGION, moto_environ, seed_ubuntu
 

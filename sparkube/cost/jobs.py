@@ -33,11 +33,12 @@ from typing import Any
 
 from sparkube.aws.s3 import list_keys
 from sparkube.cost.ledger import Interval, Job, Pod, iso
-from sparkube.spark.cluster import ENDED_STATES, ClusterJobs, JobRecord, log_key, parse_time
+from sparkube.spark.cluster import ClusterJobs
 from sparkube.spark.config import JOB_LABEL, MANAGED_BY, ROLE_LABEL
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 from sparkube.spark.podspec import EVENTS_PREFIX
 from sparkube.spark.rbac import SPARK_NAMESPACE
+from sparkube.spark.records import ENDED_STATES, JobRecord, log_key, parse_time
 
 ROLLING_DIR = "eventlog_v2_"
 IN_PROGRESS = ".inprogress"

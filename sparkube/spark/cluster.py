@@ -37,7 +37,6 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sparkube.aws.s3 import get_text, list_prefixes, object_exists, put_json
@@ -47,14 +46,11 @@ from sparkube.spark.bundles import Bundle
 from sparkube.spark.config import (
     ANNOTATION_PREFIX,
     CLUSTER_CONFIG,
-    DRIVER_CPU,
-    DRIVER_MEMORY,
     JOB_LABEL,
     MANAGED_BY,
     ROLE_LABEL,
     ClusterConfig,
     Json,
-    Resources,
 )
 from sparkube.spark.diagnose import (
     NodeCapacity,
@@ -62,7 +58,6 @@ from sparkube.spark.diagnose import (
     exception_line,
     executor_refusal,
     known_problem,
-    parse_cpu,
     schedulable_capacity,
     statuses,
 )
@@ -72,18 +67,23 @@ from sparkube.spark.podspec import (
     Endpoints,
     JobSpec,
     effective_resources,
-    executor_pod_memory_mib,
     job_manifests,
     pod_requests,
-    request,
     spark_properties,
 )
 from sparkube.spark.rbac import SPARK_NAMESPACE
+from sparkube.spark.records import (
+    ENDED_STATES,
+    INDEX_KEY,
+    RESULTS_PREFIX,
+    JobRecord,
+    log_key,
+    now_iso,
+    parse_record,
+    record_key,
+)
 
 CONFIGMAP_LIMIT = 900_000  # bytes of app a ConfigMap carries (the API limit is 1 MiB)
-RESULTS_PREFIX = "jobs"
-INDEX_KEY = "jobs/index.json"
-ENDED_STATES = frozenset({"Succeeded", "Failed", "Cancelled"})
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
 PENDING_LIMIT = 600.0  # seconds a driver may stay Pending for a reason not diagnosed
 #: Seconds a running driver may have no executor pod before its log is read for the API
@@ -98,95 +98,6 @@ LOG_SNAPSHOT_INTERVAL = 20.0
 VANISHED_GRACE = 10.0
 #: Seconds a stopped job's pods are given to go before the command returns anyway.
 STOP_WAIT = 30.0
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class JobRecord:
-    """One job as ``jobs`` lists it: from the cluster while it exists, else the bucket."""
-
-    job_id: str
-    app: str
-    kind: str
-    state: str  # Pending, Running, Succeeded, Failed, Cancelled, Unknown
-    submitted: str
-    finished: str | None = None  # when the driver ended (its container's finishedAt)
-    exit_code: int | None = None
-    executors: int = 0
-    executor_cores: int = 0
-    executor_memory: str = ""
-    args: list[str] = field(default_factory=list)
-    output: str = ""
-    message: str = ""
-    started: str | None = None  # when the driver container started
-    #: The pods' requests as sparkube built them, ``{cpu, memory_bytes}`` (each executor
-    #: pod's); None in records written before sparkube kept them: see requests().
-    driver_request: dict[str, Any] | None = None
-    executor_request: dict[str, Any] | None = None
-
-    def requests(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """(driver, each executor) requests: as recorded at submit, else computed from the
-        sizes older records kept (the driver's defaults then: 500m and 1g + overhead).
-        The executor's is None when the record does not say its memory."""
-        driver = self.driver_request or request(
-            parse_cpu(DRIVER_CPU), Resources(0, 0, "").pod_memory_mib(DRIVER_MEMORY)
-        )
-        executor = self.executor_request
-        if executor is None and self.executor_memory:
-            with contextlib.suppress(InputError):
-                size = Resources(self.executors, self.executor_cores, self.executor_memory)
-                executor = request(float(self.executor_cores), executor_pod_memory_mib(size, {}))
-        return driver, executor
-
-    @property
-    def duration(self) -> float | None:
-        start = parse_time(self.submitted)
-        end = parse_time(self.finished) if self.finished else datetime.now(UTC)
-        return (end - start).total_seconds() if start and end else None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["duration_seconds"] = self.duration
-        return data
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_record(data: Any) -> JobRecord | None:
-    if not isinstance(data, Mapping):
-        return None
-    known = set(JobRecord.__dataclass_fields__)
-    try:
-        return JobRecord(**{k: v for k, v in data.items() if k in known})
-    except TypeError:
-        return None
-
-
-def record_key(job_id: str) -> str:
-    return f"{RESULTS_PREFIX}/{job_id}/job.json"
-
-
-def log_key(job_id: str) -> str:
-    return f"{RESULTS_PREFIX}/{job_id}/driver.log"
-
-
-def output_prefix(job_id: str) -> str:
-    return f"{RESULTS_PREFIX}/{job_id}/output/"
-
-
-# --------------------------------------------------------------------------- the runner
 
 
 @dataclass(frozen=True)
@@ -830,7 +741,7 @@ class ClusterJobs:
         if text:
             with contextlib.suppress(ValueError, AttributeError):
                 for data in json.loads(text).get("jobs", []):
-                    rec = _parse_record(data)
+                    rec = parse_record(data)
                     if rec is not None:
                         index[rec.job_id] = rec
         records = dict(index)
@@ -843,7 +754,7 @@ class ClusterJobs:
         def read(job_id: str) -> JobRecord | None:
             body = get_text(self.s3, cfg.bucket, record_key(job_id))
             with contextlib.suppress(ValueError):
-                return _parse_record(json.loads(body)) if body else None
+                return parse_record(json.loads(body)) if body else None
             return None
 
         if missing:
@@ -859,7 +770,7 @@ class ClusterJobs:
         """Keep an ended job's record in ``jobs/index.json`` (write paths only). Two
         writers at once may drop each other's entry: the record itself stays, and reads
         fall back to it."""
-        rec = _parse_record(data)
+        rec = parse_record(data)
         if rec is None or rec.state not in ENDED_STATES:
             return
         cfg = self.config()

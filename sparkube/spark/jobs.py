@@ -37,6 +37,7 @@ from sparkube.spark.apps import wordcount as wordcount_app
 from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
 from sparkube.spark.podspec import Endpoints, JobSpec
+from sparkube.spark.records import output_prefix
 
 RUNS_DIR = "sparkube-runs"
 
@@ -461,7 +462,7 @@ def run_wordcount_cluster(
             [(f.path, "input.gz" if f.compressed else "input.txt") for f in files],
             on_status,
         )
-        out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+        out_uri = s3a(config.bucket, output_prefix(job_id))
         args = ["--output", out_uri, "--top", str(top), "--parts-name", parts_name]
         args += [s3a(config.bucket, u.key) for u in uploads]
         spec = JobSpec(
@@ -489,7 +490,7 @@ def run_wordcount_cluster(
             raise JobError(
                 f"WordCount on the cluster printed no summary; see sparkube logs {job_id}."
             )
-        prefix = cluster_jobs.output_prefix(job_id) + parts_name + "/"
+        prefix = output_prefix(job_id) + parts_name + "/"
         keys = sorted(
             k
             for k in list_keys(api.s3, config.bucket, prefix)
@@ -568,7 +569,7 @@ def prepare_submit_cluster(
             input_uris.append(s3a(config.bucket, prefix))
         else:
             input_uris.append(s3a(config.bucket, uploads[indexes[0]].key))
-    out_uri = s3a(config.bucket, cluster_jobs.output_prefix(job_id))
+    out_uri = s3a(config.bucket, output_prefix(job_id))
     spec = JobSpec(
         job_id=job_id,
         app_name=app.name,
@@ -661,7 +662,7 @@ def check_application(app: Path, main_class: str | None) -> None:
 
 def download_outputs(api: cluster_jobs.ClusterJobs, job_id: str, output_dir: Path) -> list[Path]:
     config = api.config()
-    return download_prefix(api.s3, config.bucket, cluster_jobs.output_prefix(job_id), output_dir)
+    return download_prefix(api.s3, config.bucket, output_prefix(job_id), output_dir)
 
 
 def parse_conf(items: Sequence[str]) -> dict[str, str]:

@@ -28,7 +28,7 @@ import pytest
 
 from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
-from sparkube.spark.cluster import SPARK_NAMESPACE
+from sparkube.spark.rbac import SPARK_NAMESPACE
 from tests.fixtures.common import CliResult
 from tests.fixtures.joblab import CLUSTER, ClusterLab
 from tests.fixtures.moto_server import REGION

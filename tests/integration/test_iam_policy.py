@@ -43,8 +43,8 @@ from sparkube.aws.provider import AwsProvider
 from sparkube.aws.session import AwsClients, CallCounter, observe_calls
 from sparkube.phases import PhaseContext
 from sparkube.progress import NullReporter
-from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import phase as spark_phase
+from sparkube.spark.records import record_key
 from sparkube.spec import ClusterSpec
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, REGION, MotoAws
@@ -245,8 +245,8 @@ def _drive_s3_like_jobs(moto_aws: MotoAws, tmp: Path) -> None:
     big.write_bytes(b"word " * (2 * 1024 * 1024))
     for path in (small, big, small):  # the third finds its object and uploads nothing
         s3data.upload_content_addressed(s3, bucket, path, path.name)
-    s3data.put_json(s3, bucket, cluster_jobs.record_key("job-1"), {"id": "job-1"})
-    assert s3data.get_text(s3, bucket, cluster_jobs.record_key("job-1"))
+    s3data.put_json(s3, bucket, record_key("job-1"), {"id": "job-1"})
+    assert s3data.get_text(s3, bucket, record_key("job-1"))
     assert s3data.get_text(s3, bucket, "jobs/missing.json") is None
     s3.put_object(Bucket=bucket, Key="results/job-1/part-0.csv", Body=b"the,1\n")
     assert s3data.list_prefixes(s3, bucket, "results/") == ["results/job-1/"]

@@ -14,7 +14,7 @@ from sparkube.aws import storage
 from sparkube.aws.session import CallCounter, observe_calls
 from sparkube.cost.jobs import job_facts
 from sparkube.spark import jobs as spark_jobs
-from sparkube.spark.cluster import INDEX_KEY, log_key, record_key
+from sparkube.spark.records import INDEX_KEY, log_key, record_key
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, REGION, MotoAws
 

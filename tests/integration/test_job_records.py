@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from sparkube.aws.session import AwsClients, CallCounter, observe_calls
-from sparkube.spark.cluster import ClusterJobs, record_key
+from sparkube.spark.cluster import ClusterJobs
 from sparkube.spark.config import ClusterConfig
+from sparkube.spark.records import record_key
 from tests.fixtures.moto_server import REGION, MotoAws
 
 pytestmark = pytest.mark.integration

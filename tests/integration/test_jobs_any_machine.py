@@ -13,7 +13,7 @@ import pytest
 
 from sparkube.aws.s3 import put_json
 from sparkube.aws.storage import bucket_name
-from sparkube.spark.cluster import JobRecord, log_key, record_key
+from sparkube.spark.records import JobRecord, log_key, record_key
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import ACCOUNT, REGION, MotoAws
 

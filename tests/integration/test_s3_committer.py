@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from sparkube.spark.cluster import output_prefix
+from sparkube.spark.records import output_prefix
 from tests.fixtures.joblab import ClusterLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

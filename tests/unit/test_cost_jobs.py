@@ -18,9 +18,9 @@ from sparkube.cost.jobs import (
     parse_event_log,
     pod_request,
 )
-from sparkube.spark import cluster as cj
 from sparkube.spark.config import ClusterConfig, Resources
 from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests, pod_requests, spark_properties
+from sparkube.spark.records import JobRecord
 
 MIB = 2**20
 T0 = 1796570760000  # 2026-12-06T15:26:00Z in Spark's milliseconds
@@ -208,7 +208,7 @@ def test_conf_settings_reach_the_requests() -> None:
 
 
 def test_the_record_keeps_the_requests_and_old_records_still_give_them() -> None:
-    rec = cj.JobRecord("j", "a.py", "submit", "Succeeded", "2026-12-06T15:00:00Z",
+    rec = JobRecord("j", "a.py", "submit", "Succeeded", "2026-12-06T15:00:00Z",
                        executors=2, executor_cores=3, executor_memory="5888m")  # fmt: skip
     driver, executor = rec.requests()  # written before sparkube kept them
     assert driver == {"cpu": 0.5, "memory_bytes": 1408 * MIB}
@@ -245,8 +245,8 @@ def test_the_job_id_is_the_application_id() -> None:
 # --------------------------------------------------------------------------- job facts
 
 
-def record(state: str = "Succeeded", **changes: object) -> cj.JobRecord:
-    rec = cj.JobRecord(
+def record(state: str = "Succeeded", **changes: object) -> JobRecord:
+    rec = JobRecord(
         "job-1", "etl.py", "submit", state, "2026-12-06T15:25:50Z", executors=2,
         executor_cores=2, executor_memory="1g",
         driver_request={"cpu": 0.5, "memory_bytes": 1408 * MIB},
