@@ -62,6 +62,7 @@ from sparkube.spark.diagnose import (
     statuses,
 )
 from sparkube.spark.failures import AppFailure, parse_failure
+from sparkube.spark.logfollower import LogFollower
 from sparkube.spark.podspec import (
     EVENTS_PREFIX,
     Endpoints,
@@ -410,7 +411,7 @@ class ClusterJobs:
         deleted by someone else); archive its log."""
         started = time.monotonic()
         since: dict[str, float] = {}
-        follower: _LogFollower | None = None
+        follower: LogFollower | None = None
         watch = _Watch()
         try:
             while True:
@@ -442,7 +443,7 @@ class ClusterJobs:
                 if follower is None and prog.driver_phase != "Pending":
                     # the log is streamed while the job is watched: shown with --follow,
                     # and copied to the bucket, so a driver that vanishes leaves it
-                    follower = _LogFollower(self, watch.driver, on_log)
+                    follower = LogFollower(self.client, watch.driver, on_log)
                     follower.start()
                     watch.snapshot = now
                 if prog.driver_phase in ("Succeeded", "Failed"):
@@ -632,7 +633,7 @@ class ClusterJobs:
         except ApiError:
             return []
 
-    def _keep_log(self, job_id: str, follower: _LogFollower, watch: _Watch) -> None:
+    def _keep_log(self, job_id: str, follower: LogFollower, watch: _Watch) -> None:
         """Copy what the follower has received to the bucket, when it grew."""
         count = len(follower.lines)
         if count > watch.kept:
@@ -948,38 +949,3 @@ def _gone_message(job_id: str, driver: str | None, failed: Json | None, *, has_l
     return (
         f"The {pod} of {job_id} was deleted before it ended, not by sparkube cancel{why}; {kept}."
     )
-
-
-class _LogFollower:
-    """Streams a pod's log from a background thread: keeps every line (``lines``, with
-    their newlines) and hands each to ``on_line`` when given."""
-
-    def __init__(self, jobs: ClusterJobs, pod: str, on_line: Callable[[str], None] | None) -> None:
-        import threading
-
-        self.jobs, self.pod, self.on_line = jobs, pod, on_line
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        with contextlib.suppress(Exception):
-            for line in self.jobs.client.log(
-                self.pod, namespace=SPARK_NAMESPACE, container="driver", follow=True
-            ):
-                if self._stop.is_set():
-                    return
-                self.lines.append(line if line.endswith("\n") else line + "\n")
-                if self.on_line is not None:
-                    self.on_line(line.rstrip("\n"))
-
-    def drain(self, timeout: float = 5.0) -> None:
-        """Let the stream run to its end (the container ended), for at most ``timeout``."""
-        self._thread.join(timeout=timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=3)
