@@ -17,7 +17,7 @@ writes a generated text of --mb MB once to a temp file, then measures in the sam
    their start and end, and a watch on the ``spark`` namespace stamps the first time the
    driver pod is seen in phase Running and in phase Succeeded/Failed.
 2. The baseline: a bare in-cluster spark-submit of the same job. The Job and ConfigMap
-   of ``cluster.job_manifests`` for the same JobSpec (same app, arguments, resources,
+   of ``podspec.job_manifests`` for the same JobSpec (same app, arguments, resources,
    endpoints; the input already in S3) are POSTed directly and the driver pod's phase is
    polled every 0.25 s until Succeeded; no upload, no record, no log archive, no
    download. sparkube's overhead = (1) - (2), also as the ratio (1) / (2). On a small

@@ -28,6 +28,14 @@ Shape (DESIGN.md "Data plane on the cluster"), and why:
   machine and after the pods are gone. Event logs go to ``s3a://BUCKET/spark-events/``.
 - Pods run as uid 185, ``runAsNonRoot``, no privilege escalation, every capability
   dropped, seccomp RuntimeDefault: PodSecurity ``restricted``.
+
+This module is the runner: :class:`ClusterJobs` submits a job, watches it to its end
+(diagnosing one that cannot run), cancels it, and lists jobs and their logs. What it
+works with lives next to it: the cluster's settings, labels and a job's default size in
+:mod:`sparkube.spark.config`; the job's Spark properties, manifests and pod sizes in
+:mod:`sparkube.spark.podspec`; the records and logs kept in the bucket in
+:mod:`sparkube.spark.records`; the live driver log in :mod:`sparkube.spark.logfollower`;
+the S3 calls in :mod:`sparkube.aws.s3`.
 """
 
 from __future__ import annotations

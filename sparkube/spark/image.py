@@ -55,7 +55,7 @@ Plus ``org.apache.spark:spark-hadoop-cloud_2.13:4.1.2`` (33 KB, not in the image
 factories (``PathOutputCommitProtocol``, ``BindingParquetOutputCommitter``), through
 which cluster jobs commit their S3 output with the S3A magic committer (hadoop-aws's
 ``org.apache.hadoop.fs.s3a.commit``; see ``spark_properties`` in
-:mod:`sparkube.spark.cluster`). Its POM declares Spark, Hadoop's client jars and the
+:mod:`sparkube.spark.podspec`). Its POM declares Spark, Hadoop's client jars and the
 cloud connectors (hadoop-aws with the SDK bundle, Azure, GCS, ...); none of those is
 needed beyond this table: the classes it references outside itself (``javap``) are all
 in Spark 4.1.2's ``jars/`` (``hadoop-client-api``: ``PathOutputCommitterFactory``,

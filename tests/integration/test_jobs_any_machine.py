@@ -1,7 +1,7 @@
 """``jobs`` and ``logs`` from a machine that did not run ``up`` (issue 16): with only AWS
 credentials and the cluster's name they read the cluster's bucket (found from the name,
 the region and the credentials' account, as ``up`` named it), against moto. Records and
-logs are written as the cluster's jobs write them (sparkube.spark.cluster)."""
+logs are written as the cluster's jobs write them (sparkube.spark.records)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each variant is the Role sparkube ships (sparkube/manifests/spark-rbac.yaml, rendered by
 sparkube.spark.rbac) with one verb of one resource taken out, applied in a fresh
 namespace of the session's process cluster (tests/fixtures/procnodes.py), where a real
-job runs: sparkube's own driver Job and ConfigMap (sparkube.spark.cluster.job_manifests:
+job runs: sparkube's own driver Job and ConfigMap (sparkube.spark.podspec.job_manifests:
 the same spark-submit command, properties and executor template as `sparkube submit`),
 one executor, a sum over two partitions. Only the namespace differs from a real
 submission (sparkube's job code has the ``spark`` namespace fixed), so the variants can
