@@ -1,6 +1,6 @@
 """Spark jobs on the cluster: submitted inside it, data in S3, watched to the end.
 
-Shape (DESIGN.md "Data plane on the cluster"), and why:
+Shape (DESIGN.md "Jobs"), and why:
 
 - The driver is the single pod of a Kubernetes **Job** in the ``spark`` namespace running
   ``spark-submit --deploy-mode client`` against ``https://kubernetes.default.svc``, with
