@@ -1,35 +1,44 @@
-"""Benchmark: how fast do pods start and stop on the process nodes, and what does that
-cost a real Spark job?
+"""Benchmark: how fast do pods start and stop on real nodes, and what does a cluster cost
+a small Spark job against the same job run locally?
 
-Starts a moto server on 127.0.0.1 and a process cluster (tests/fixtures/procnodes.py:
-test control plane + the process-node agent playing ``worker-1``/``worker-2``, needs root),
-then measures in the same run:
+The cluster is the one the tests under tests/bed/ share (tests/fixtures/bedcluster.py):
+an in-process moto server on loopback, then ``sparkube up --workers 2`` against it, every
+instance booted as a machine of the node bed (real kubelet, containerd, Flannel,
+CoreDNS; it waits for the machine's one bed lock). Then, in the same run:
 
-1. Pod start-up: N pods (default 20) of ``python:3.11-slim`` running ``time.sleep(600)``,
-   created in batches (default 5): the POSTs of a batch are sent back to back, the next
-   batch once the whole batch runs. A watch on the namespace timestamps, per pod, the first
-   observation of ``spec.nodeName`` (scheduled) and of a container state ``running``; the
-   latency is counted from the start of the pod's POST. Then the pods are deleted in the
-   same batches (default grace period; python exits on SIGTERM) and DELETE -> the watch's
-   DELETED event is timed. p50/p95 (nearest rank) and max are printed.
-2. SparkPi (org.apache.spark.examples.SparkPi, 20 slices): the wall time of the
-   spark-submit command in cluster mode with 2 executors (the submission of
-   tests/integration/test_spark_procnodes.py) against the same example with
-   ``--master local[2]`` on the host, from the same Spark home (the image layer built by
-   tools/spark/build.sh), JVM start included in both. Each is run --repeat times
-   (alternating local, cluster); the medians and the ratio cluster/local are printed.
+1. Pod start-up: N pods (default 20) of the bed's shell image (``sparkube.test/shell:1``,
+   busybox) running ``sleep 600`` (a trap makes them exit at once on SIGTERM), created in
+   batches (default 5): the creates of a batch are sent back to back, the next batch
+   once the whole batch runs. One pod per worker runs first, untimed, so the image is on
+   both workers (the pull is bench/nodes.py's ``first_job_s``; this is the kubelet and
+   the runtime). A watch on the namespace (through the API server, from this machine)
+   timestamps, per pod, the first observation of ``spec.nodeName`` (scheduled) and of a
+   container state ``running``; the latency is counted from the start of the pod's
+   create. Then the pods are deleted in the same batches (default grace period) and
+   DELETE -> the watch's DELETED event is timed. p50/p95 (nearest rank) and max.
+2. SparkPi (org.apache.spark.examples.SparkPi, 20 slices, the examples jar of the Spark
+   image): ``sparkube submit --executors 2`` on the cluster (driver and executors as
+   pods on the workers; the Spark image is already on them: the workers' pre-pull)
+   against ``sparkube submit --local --executors 2`` (embedded Spark, local[2], on this
+   machine), both the CLI in-process, wall time of the command. Each is run --repeat
+   times (alternating local, cluster); the medians and the ratio cluster/local.
 
-No timed assertions: only a failed pod or job makes the exit code non-zero. Everything
-(pods, namespaces, agent, control plane, moto, temp folder) is removed at the end, also
-on Ctrl-C.
+The last line is one JSON object. No timed assertions: only a failed pod or job makes the
+exit code non-zero. Everything (pods, the cluster: ``down``, the machines, moto, the temp
+folder) is removed at the end, also on Ctrl-C.
 
     sudo .venv/bin/python bench/pods.py [--pods 20] [--batch 5] [--repeat 1]
-        [--agent-log PATH]
+
+Measured on the project's 2-core test machine (December 2026, the defaults, Kubernetes
+1.36.3 on containerd 2.3.4): ``up`` 49.1 s; create -> scheduled p50 0.04 s, p95 0.14 s;
+create -> running p50 1.36 s, p95 1.79 s, max 1.84 s; DELETE -> gone p50 0.99 s, p95
+1.37 s; SparkPi ``--local`` 4.7 s, on the cluster 22.1 s (ratio 4.68).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -37,33 +46,26 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sparkube.cli.app import run as cli_run  # noqa: E402
+from sparkube.env import Environment  # noqa: E402
 from sparkube.spark.image import SPARK_IMAGE  # noqa: E402
-from sparkube.spark.rbac import SPARK_NAMESPACE  # noqa: E402
-from tests.fixtures.controlplane import binaries_problem, kube_bin_dir  # noqa: E402
-from tests.fixtures.procnode.images import spark_layer  # noqa: E402
-from tests.fixtures.procnodes import (  # noqa: E402
-    ProcessCluster,
-    procnode_skip_reason,
-    start_process_cluster,
-    stop_process_cluster,
-)
+from tests.fixtures.bedcluster import CLUSTER, BedCluster, start_bed_cluster  # noqa: E402
+from tests.fixtures.moto_server import serve_moto  # noqa: E402
+from tests.fixtures.nodebed import problem as bed_problem  # noqa: E402
+from tests.fixtures.sparklayer import spark_layer  # noqa: E402
 
-PY = "python:3.11-slim"
+SHELL = "sparkube.test/shell:1"
 NAMESPACE = "bench-pods"
-JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 SPARK_PI = "org.apache.spark.examples.SparkPi"
 SLICES = "20"
 
@@ -72,10 +74,13 @@ SLICES = "20"
 
 
 class PodWatch:
-    """A watch on one namespace's pods in a thread: first-seen monotonic times per pod."""
+    """A watch on one namespace's pods in a thread (its own API client): first-seen
+    monotonic times per pod."""
 
-    def __init__(self, pc: ProcessCluster, namespace: str) -> None:
-        self.pc = pc
+    def __init__(self, env: Environment, namespace: str) -> None:
+        from sparkube.kube.client import client_from_kubeconfig
+
+        self.client = client_from_kubeconfig(env.cluster_dir(CLUSTER) / "kubeconfig")
         self.namespace = namespace
         self.scheduled: dict[str, float] = {}
         self.running: dict[str, float] = {}
@@ -84,43 +89,23 @@ class PodWatch:
         self.cond = threading.Condition()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
-        listing = pc.kube.get(f"/api/v1/namespaces/{namespace}/pods")
-        self.rv = str(listing["metadata"]["resourceVersion"])
         self.thread = threading.Thread(target=self._loop, name="pod-watch", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
+        from lightkube.resources.core_v1 import Pod
+
         try:
-            while not self.stopping.is_set():
-                self._watch_once()
+            for op, pod in self.client.watch(Pod, namespace=self.namespace, server_timeout=30):
+                seen = time.monotonic()
+                if self.stopping.is_set():
+                    return
+                self._record(op, pod.to_dict(), seen)
         except BaseException as exc:  # reported by wait()
             with self.cond:
-                self.error = exc
+                if not self.stopping.is_set():
+                    self.error = exc
                 self.cond.notify_all()
-
-    def _watch_once(self) -> None:
-        query = urllib.parse.urlencode(
-            {"watch": "1", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
-             "timeoutSeconds": "5"}
-        )  # fmt: skip
-        url = f"{self.pc.kube.server}/api/v1/namespaces/{self.namespace}/pods?{query}"
-        req = urllib.request.Request(url, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(req, context=self.pc.kube._ssl, timeout=30) as resp:
-            for line in resp:
-                seen = time.monotonic()
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                obj = event["object"]
-                if event["type"] == "ERROR":
-                    if obj.get("code") == 410:  # expired: start over from a fresh list
-                        listing = self.pc.kube.get(f"/api/v1/namespaces/{self.namespace}/pods")
-                        self.rv = str(listing["metadata"]["resourceVersion"])
-                        return
-                    raise RuntimeError(f"pod watch error: {obj}")
-                self.rv = str(obj["metadata"]["resourceVersion"])
-                if event["type"] != "BOOKMARK":
-                    self._record(event["type"], obj, seen)
 
     def _record(self, kind: str, pod: dict[str, Any], seen: float) -> None:
         name = pod["metadata"]["name"]
@@ -152,48 +137,65 @@ class PodWatch:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=1)  # a daemon: its stream ends with the cluster
 
 
-def sleeper(name: str) -> dict[str, Any]:
+def sleeper(name: str, node: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {"name": "main", "image": SHELL,
+             "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]}
+        ],
+    }  # fmt: skip
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "bench-sleeper"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {"name": "main", "image": PY,
-                 "command": ["python3", "-c", "import time; time.sleep(600)"]}
-            ],
-        },
-    }  # fmt: skip
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "bench-sleeper"}},
+        "spec": spec,
+    }
 
 
-def measure_pods(pc: ProcessCluster, count: int, batch: int) -> dict[str, list[float]]:
-    pc.kube.create_namespace(NAMESPACE)
-    watch = PodWatch(pc, NAMESPACE)
-    names = [f"sleeper-{i:02d}" for i in range(count)]
-    posted: dict[str, float] = {}
-    deleted: dict[str, float] = {}
+def measure_pods(cluster: BedCluster, count: int, batch: int) -> dict[str, list[float]]:
+    from lightkube import codecs
+    from lightkube.resources.core_v1 import Pod
+
+    from sparkube.kube.client import client_from_kubeconfig
+
+    client = client_from_kubeconfig(cluster.env.cluster_dir(CLUSTER) / "kubeconfig")
+    cluster.kubectl(f"create namespace {NAMESPACE}")
+    watch = PodWatch(cluster.env, NAMESPACE)
     try:
+        warm = [f"warm-{node}" for node in ("worker-1", "worker-2")]
+        for name in warm:
+            client.create(codecs.from_dict(sleeper(name, name.removeprefix("warm-"))))
+        watch.wait("the warm-up pods running", lambda: all(n in watch.running for n in warm), 300)
+        for name in warm:
+            client.delete(Pod, name, namespace=NAMESPACE)
+        watch.wait("the warm-up pods gone", lambda: all(n in watch.gone for n in warm), 120)
+
+        names = [f"sleeper-{i:02d}" for i in range(count)]
+        posted: dict[str, float] = {}
+        deleted: dict[str, float] = {}
         for start in range(0, count, batch):
             group = names[start : start + batch]
             for name in group:
                 posted[name] = time.monotonic()
-                pc.create(NAMESPACE, sleeper(name))
-            watch.wait(f"{group} running", lambda g=group: all(n in watch.running for n in g), 120)
+                client.create(codecs.from_dict(sleeper(name)))
+            watch.wait(f"{group} running", lambda g=group: all(n in watch.running for n in g), 180)
         for start in range(0, count, batch):
             group = names[start : start + batch]
             for name in group:
                 deleted[name] = time.monotonic()
-                pc.kube.api("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}")
-            watch.wait(f"{group} gone", lambda g=group: all(n in watch.gone for n in g), 120)
+                client.delete(Pod, name, namespace=NAMESPACE)
+            watch.wait(f"{group} gone", lambda g=group: all(n in watch.gone for n in g), 180)
     finally:
         watch.stop()
     return {
-        "POST -> scheduled": [watch.scheduled[n] - posted[n] for n in names],
-        "POST -> running": [watch.running[n] - posted[n] for n in names],
+        "create -> scheduled": [watch.scheduled[n] - posted[n] for n in names],
+        "create -> running": [watch.running[n] - posted[n] for n in names],
         "DELETE -> gone": [watch.gone[n] - deleted[n] for n in names],
     }
 
@@ -207,76 +209,30 @@ def percentile(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------- SparkPi
 
 
-def spark_env(home: Path, spark_home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KUBECONFIG", "SPARK_", "PYSPARK_"))
-    }
-    env.update(
-        HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", JAVA_HOME=JAVA_HOME, SPARK_HOME=str(spark_home)
-    )
-    return env
-
-
-def run_local(spark_home: Path, tmp: Path) -> float:
-    home = tmp / "home-local"
-    home.mkdir(exist_ok=True)
-    cmd = [
-        str(spark_home / "bin" / "spark-submit"),
-        "--master", "local[2]",
-        "--class", SPARK_PI,
-        str(spark_home / "examples" / "jars" / "spark-examples.jar"),
-        SLICES,
-    ]  # fmt: skip
+def submit_pi(env: Environment, *where: str) -> float:
+    """``sparkube submit pi.jar`` (SparkPi, 2 executors) with ``where``; its seconds."""
+    out, err = io.StringIO(), io.StringIO()
     started = time.monotonic()
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, env=spark_env(home, spark_home), timeout=600
-    )
+    code = cli_run(
+        ["submit", "pi.jar", *where, "--class", SPARK_PI, "--executors", "2", SLICES],
+        env=env, stdout=out, stderr=err,
+    )  # fmt: skip
     elapsed = time.monotonic() - started
-    if done.returncode != 0 or "Pi is roughly 3.1" not in done.stdout:
+    if code != 0 or "Pi is roughly 3.1" not in out.getvalue():
         raise RuntimeError(
-            f"local SparkPi failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}"
+            f"sparkube submit {' '.join(where)} failed ({code}):\n"
+            f"{err.getvalue()[-3000:]}\n{out.getvalue()[-2000:]}"
         )
     return elapsed
 
 
-def run_cluster(pc: ProcessCluster, tmp: Path, run: int) -> float:
-    from tests.integration.test_spark_procnodes import driver_pod, executor_pods, spark_submit
-
-    name = f"spark-pi-{run}"
-    work = tmp / f"cluster-{run}"
-    work.mkdir()
-    app = ["--class", SPARK_PI, f"local://{SPARK_IMAGE.examples_jar}", SLICES]
-    started = time.monotonic()
-    submitted = spark_submit(pc, work, name, app, {"spark.executor.instances": "2"})
-    elapsed = time.monotonic() - started
-    driver = driver_pod(pc, name, submitted)
-    driver_name = driver["metadata"]["name"]
-    log = pc.logs(SPARK_NAMESPACE, driver_name)
-    if driver["status"]["phase"] != "Succeeded" or "Pi is roughly 3.1" not in log:
-        raise RuntimeError(
-            f"cluster SparkPi failed (spark-submit exited {submitted.returncode}, driver "
-            f"{driver['status']['phase']}):\n{log[-4000:]}\n"
-            f"{(submitted.stdout + submitted.stderr)[-2000:]}"
-        )
-    # leave the cluster as found for the next run: driver deleted, executors gone
-    pc.kube.api("DELETE", f"/api/v1/namespaces/{SPARK_NAMESPACE}/pods/{driver_name}")
-    pc.wait_gone(SPARK_NAMESPACE, driver_name, timeout=60)
-    pc.kube.wait_for("executor pods gone", lambda: not executor_pods(pc), timeout=60)
-    return elapsed
-
-
-def measure_spark(pc: ProcessCluster, layer: Path, repeat: int, tmp: Path) -> list[list[float]]:
-    from tests.integration.test_spark_procnodes import apply_rbac, submitter_token
-
-    apply_rbac(pc)
-    submitter_token(pc)  # the submitter's service account, created before any timing
-    spark_home = layer / "opt" / "spark"
+def measure_spark(cluster: BedCluster, layer: Path, repeat: int) -> list[list[float]]:
+    env = cluster.env
+    shutil.copy(layer / SPARK_IMAGE.examples_jar.lstrip("/"), env.cwd / "pi.jar")
     runs: list[list[float]] = []
     for i in range(1, repeat + 1):
-        local_s = run_local(spark_home, tmp)
-        cluster_s = run_cluster(pc, tmp, i)
+        local_s = submit_pi(env, "--local")
+        cluster_s = submit_pi(env, "--cluster", CLUSTER)
         runs.append([local_s, cluster_s])
         print(f"  SparkPi run {i}: local[2] {local_s:.1f} s, cluster {cluster_s:.1f} s", flush=True)
     return runs
@@ -285,38 +241,20 @@ def measure_spark(pc: ProcessCluster, layer: Path, repeat: int, tmp: Path) -> li
 # --------------------------------------------------------------------------- main
 
 
-def agent_log_summary(path: Path) -> list[str]:
-    if not path.exists():
-        return [f"agent log {path} missing"]
-    lines = path.read_text(errors="replace").splitlines()
-    bad = [ln for ln in lines if " WARNING " in ln or " ERROR " in ln or "Traceback" in ln]
-    out = [f"agent log: {len(lines)} lines, {len(bad)} WARNING/ERROR/Traceback"]
-    out += [f"  {ln[:160]}" for ln in bad[:8]]
-    return out
-
-
 def problem(args: argparse.Namespace) -> str | None:
-    reason = procnode_skip_reason()
+    reason = bed_problem()
     if reason:
         return f"{reason} (run: sudo .venv/bin/python bench/pods.py)"
-    bin_dir = kube_bin_dir()
-    found = binaries_problem(bin_dir, check_stamp=not os.environ.get("SPARKUBE_KUBE_BIN_DIR"))
-    if found:
-        return f"{found} (looked in {bin_dir})"
-    if args.repeat > 0:
-        if spark_layer() is None:
-            return "Spark image layer not built: run bash tools/spark/build.sh"
-        if not Path(JAVA_HOME, "bin", "java").exists():
-            return f"Java 17 not found at {JAVA_HOME}"
+    if args.repeat > 0 and spark_layer() is None:
+        return "Spark image layer not built: run bash tools/spark/build.sh"
     return None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=20, help="pods to start and delete")
-    parser.add_argument("--batch", type=int, default=5, help="POSTs sent back to back")
+    parser.add_argument("--batch", type=int, default=5, help="creates sent back to back")
     parser.add_argument("--repeat", type=int, default=1, help="SparkPi runs each (0: skip)")
-    parser.add_argument("--agent-log", type=Path, help="copy the agent's log here at the end")
     args = parser.parse_args()
     found = problem(args)
     if found:
@@ -325,48 +263,54 @@ def main() -> int:
     # SIGTERM unwinds like Ctrl-C, so the cleanup below runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
-    from moto.server import ThreadedMotoServer
 
-    print(f"{os.cpu_count()} CPUs; {args.pods} x {PY} pods in batches of {args.batch}")
+    print(f"{os.cpu_count()} CPUs; {args.pods} x {SHELL} pods in batches of {args.batch}")
     ok = True
+    line: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sparkube-bench-pods-") as tmp_name:
         tmp = Path(tmp_name)
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        pc: ProcessCluster | None = None
+        (tmp / "no-maven").mkdir()
+        (tmp / "cluster").mkdir()
         try:
-            _, moto_port = moto.get_host_and_port()
-            t0 = time.monotonic()
-            pc = start_process_cluster(tmp / "cluster", int(moto_port))
-            print(f"process cluster up in {time.monotonic() - t0:.1f} s", flush=True)
-            pods = measure_pods(pc, args.pods, args.batch)
-            print(f"\n{'pods (n=' + str(args.pods) + ')':<20} {'p50':>7} {'p95':>7} {'max':>7}  s")
-            for label, values in pods.items():
-                print(
-                    f"{label:<20} {percentile(values, 50):7.2f} {percentile(values, 95):7.2f} "
-                    f"{max(values):7.2f}"
-                )
-            if args.repeat > 0:
-                layer = spark_layer()
-                assert layer is not None
-                print(f"\nSparkPi, {SLICES} slices, {args.repeat} run(s) each:", flush=True)
-                runs = measure_spark(pc, layer, args.repeat, tmp)
-                local_s = statistics.median(r[0] for r in runs)
-                cluster_s = statistics.median(r[1] for r in runs)
-                print(f"\n{'SparkPi (median)':<34} {'seconds':>8}")
-                print(f"{'spark-submit --master local[2]':<34} {local_s:8.1f}")
-                print(f"{'cluster mode, 2 executors':<34} {cluster_s:8.1f}")
-                print(f"ratio cluster/local = {cluster_s / local_s:.2f}")
+            with (
+                serve_moto(tmp / "no-maven") as moto_url,
+                start_bed_cluster(moto_url, tmp / "cluster") as cluster,
+            ):
+                print(f"sparkube up of 1+2 real nodes in {cluster.up_seconds:.1f} s", flush=True)
+                line["up_s"] = round(cluster.up_seconds, 1)
+                pods = measure_pods(cluster, args.pods, args.batch)
+                print(f"\n{'pods (n=' + str(args.pods) + ')':<20} {'p50':>7} {'p95':>7} "
+                      f"{'max':>7}  s")  # fmt: skip
+                for label, values in pods.items():
+                    print(
+                        f"{label:<20} {percentile(values, 50):7.2f} "
+                        f"{percentile(values, 95):7.2f} {max(values):7.2f}"
+                    )
+                    key = label.replace(" -> ", "_to_").replace(" ", "_").lower()
+                    line[key + "_s"] = {
+                        "p50": round(percentile(values, 50), 2),
+                        "p95": round(percentile(values, 95), 2),
+                        "max": round(max(values), 2),
+                    }
+                if args.repeat > 0:
+                    layer = spark_layer()
+                    assert layer is not None
+                    print(f"\nSparkPi, {SLICES} slices, {args.repeat} run(s) each:", flush=True)
+                    runs = measure_spark(cluster, layer, args.repeat)
+                    local_s = statistics.median(r[0] for r in runs)
+                    cluster_s = statistics.median(r[1] for r in runs)
+                    print(f"\n{'SparkPi (median)':<40} {'seconds':>8}")
+                    print(f"{'sparkube submit --local (local[2])':<40} {local_s:8.1f}")
+                    print(f"{'sparkube submit on the cluster, 2 exec.':<40} {cluster_s:8.1f}")
+                    print(f"ratio cluster/local = {cluster_s / local_s:.2f}")
+                    line["spark_pi_local_s"] = round(local_s, 1)
+                    line["spark_pi_cluster_s"] = round(cluster_s, 1)
+                    line["spark_pi_ratio_cluster_over_local"] = round(cluster_s / local_s, 2)
         except Exception as exc:
             ok = False
             print(f"bench/pods.py failed: {exc}", file=sys.stderr)
-        finally:
-            if pc is not None:
-                stop_process_cluster(pc)
-                print("\n" + "\n".join(agent_log_summary(pc.agent_log)))
-                if args.agent_log and pc.agent_log.exists():
-                    shutil.copyfile(pc.agent_log, args.agent_log)
-            moto.stop()
+    if line:
+        print(json.dumps(line))
     return 0 if ok else 1
 
 
