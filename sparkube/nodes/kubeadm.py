@@ -36,6 +36,8 @@ ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 #: Written by sparkube once ``kubeadm init`` returned 0: the control plane is complete.
 INIT_DONE = "/etc/sparkube/kubeadm-init.done"
+#: kubeadm init's output on the control plane (printed back to sparkube when it ends).
+INIT_LOG = "/var/log/sparkube-kubeadm-init.log"
 #: What an init leaves from its first phases on (certificates, static pod manifests).
 INIT_TRACES = ("/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/manifests/kube-apiserver.yaml")
 
@@ -242,7 +244,15 @@ def is_joined_command() -> str:
 
 
 def init_command() -> str:
-    return f"sudo kubeadm init --config {R}{INIT_CONFIG_PATH}"
+    """``kubeadm init`` writing its output to :data:`INIT_LOG` on the node, printed back
+    when it ends. Not straight to the SSH channel: kubeadm (a Go program) dies of SIGPIPE
+    at its next line once the channel's reader is gone, so an init whose connection
+    dropped stopped there (seen on the real-node bed, in its preflight) and the next
+    ``up`` had to init again, or reset and init when it had got further. Writing to a
+    file, it finishes by itself and the next ``up`` finds it done
+    (:func:`init_state_command`)."""
+    script = 'mkdir -p "${2%/*}" && kubeadm init --config "$1" >"$2" 2>&1; s=$?; cat "$2"; exit $s'
+    return f"sudo sh -c '{script}' sh {R}{INIT_CONFIG_PATH} {R}{INIT_LOG}"
 
 
 def join_command() -> str:
