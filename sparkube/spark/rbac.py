@@ -4,7 +4,7 @@ The original student project failed with "External scheduler cannot be instantia
 because the driver's service account could not create executor pods. sparkube binds a
 Role in the ``spark`` namespace with exactly the verbs the driver uses (its pod and its
 executors' pods and ConfigMaps; clean-up of Services and volume claims), each proved
-needed by a real job (tests/integration/test_rbac_least_privilege.py), never ``edit``
+needed by a real job (tests/bed/test_5_rbac.py), never ``edit``
 or anything cluster-wide. The CLI submits with the cluster's kubeconfig, not this account.
 """
 

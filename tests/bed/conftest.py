@@ -9,13 +9,22 @@ last module's ``down`` (or the package's end, if a test failed before)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bedcluster import BedCluster, start_bed_cluster
+from tests.fixtures.bedcluster import BedCluster, BedLab, open_lab, start_bed_cluster
 
 
 @pytest.fixture(scope="package")
 def bed_cluster(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BedCluster]:
     with start_bed_cluster(moto_url, tmp_path_factory.mktemp("bedcluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def bed_lab(bed_cluster: BedCluster, tmp_path: Path) -> Iterator[BedLab]:
+    """One test's use of the shared cluster (its own working directory); afterwards what
+    its jobs made is removed and up's Spark RBAC and job settings are as up left them."""
+    with open_lab(bed_cluster, tmp_path) as lab:
+        yield lab

@@ -57,7 +57,7 @@ def test_addons_phase_applies_spark_rbac_idempotently(
     again = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/spark/roles/spark-driver")
     assert again["metadata"]["resourceVersion"] == version  # re-applying changes nothing
 
-    # What the driver uses, in its namespace (test_rbac_least_privilege.py proves each):
+    # What the driver uses, in its namespace (tests/bed/test_5_rbac.py proves each):
     for verb, resource in [
         ("get", "pods"), ("create", "pods"), ("watch", "pods"), ("deletecollection", "pods"),
         ("create", "configmaps"), ("deletecollection", "services"),

@@ -6,7 +6,7 @@ exact sums of doubles and decimals, averages, an exact median, distinct counts, 
 sets, dates), runs a Python UDF on the executors, sorts, and writes one CSV with a header
 and the Spark version in every row. It runs through the CLI on embedded Spark and on the
 session's process cluster (real API server, driver and executor pods of the image's
-local layer, S3 on moto: see tests/integration/test_cluster_jobs.py), and the two CSVs
+local layer, S3 on moto: see tests/fixtures/joblab.py), and the two CSVs
 must be equal byte for byte.
 
 The values are chosen so the result does not depend on how rows are split or in which

@@ -6,7 +6,7 @@ server; no address moto hands out is ever contacted. The local-file checks look 
 `up` wrote under SPARKUBE_HOME and at the kubeconfig writers `up` and `kubeconfig --merge`
 use. The monitoring RBAC is checked against what the programs document they read
 (FACTS-MONITORING.md); the Spark Role is proved rule by rule with real jobs in
-test_rbac_least_privilege.py.
+tests/bed/test_5_rbac.py.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_namespaced_least_privilege() -> None:
     rules = role["rules"]  # type: ignore[index]
     granted = {(g, r, v) for rule in rules for g in rule["apiGroups"]
                for r in rule["resources"] for v in rule["verbs"]}  # fmt: skip
-    # each one proved needed by tests/integration/test_rbac_least_privilege.py
+    # each one proved needed by tests/bed/test_5_rbac.py
     assert granted == {
         *(("", "pods", v) for v in ("get", "list", "watch", "create", "deletecollection")),
         ("", "configmaps", "create"), ("", "configmaps", "deletecollection"),

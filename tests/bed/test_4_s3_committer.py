@@ -1,8 +1,9 @@
 """Cluster jobs commit their S3 output with the S3A magic committer (issue 16, item 8).
 
-On the session's process cluster (tests/fixtures/procnodes.py: real API server, real
-drivers and executors of the Spark image's local layer, moto for S3), a job submitted
-with `sparkube submit` writes DataFrames under $SPARKUBE_OUTPUT. Hadoop's
+On the shared real-node cluster (tests/fixtures/bedcluster.py: drivers and executors as
+pods on the workers, moto for S3 reached through the node with the instance role's
+credentials), a job submitted with `sparkube submit` writes DataFrames under
+$SPARKUBE_OUTPUT. Hadoop's
 FileOutputCommitter would "rename" its task output on S3 by copy and delete; the magic
 committer writes each file as a multipart upload left open and completes them all at
 job commit. What shows it did: the JSON `_SUCCESS` manifest the S3A committers write
@@ -20,9 +21,9 @@ import textwrap
 import pytest
 
 from sparkube.spark.records import output_prefix
-from tests.fixtures.joblab import ClusterLab
+from tests.fixtures.bedcluster import BedLab
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
 PARTS = 6
 ROWS = 3000
@@ -54,7 +55,7 @@ APP = textwrap.dedent(
 ).format(rows=ROWS, parts=PARTS)
 
 
-def submit(lab: ClusterLab, out: str) -> tuple[str, str]:
+def submit(lab: BedLab, out: str) -> tuple[str, str]:
     """Run the app with `sparkube submit`, its output downloaded to ``out``; returns its
     driver log (`sparkube logs`) and the job's id."""
     (lab.env.cwd / "commit.py").write_text(APP)
@@ -67,7 +68,7 @@ def submit(lab: ClusterLab, out: str) -> tuple[str, str]:
     return logged.stdout, found.group(1)
 
 
-def body(lab: ClusterLab, key: str) -> bytes:
+def body(lab: BedLab, key: str) -> bytes:
     data: bytes = lab.s3.get_object(Bucket=lab.bucket, Key=key)["Body"].read()
     return data
 
@@ -77,7 +78,8 @@ def write_seconds(log: str) -> str:
     return found.group(0) if found else "WRITE_SECONDS ?"
 
 
-def test_s3_output_is_committed_by_the_magic_committer(lab: ClusterLab) -> None:
+def test_s3_output_is_committed_by_the_magic_committer(bed_lab: BedLab) -> None:
+    lab = bed_lab
     log, job_id = submit(lab, "out")
     output = output_prefix(job_id)
     rows = sorted(f"row-{i}" for i in range(ROWS))

@@ -2,13 +2,16 @@
 
 Each variant is the Role sparkube ships (sparkube/manifests/spark-rbac.yaml, rendered by
 sparkube.spark.rbac) with one verb of one resource taken out, applied in a fresh
-namespace of the session's process cluster (tests/fixtures/procnodes.py), where a real
-job runs: sparkube's own driver Job and ConfigMap (sparkube.spark.podspec.job_manifests:
-the same spark-submit command, properties and executor template as `sparkube submit`),
-one executor, a sum over two partitions. Only the namespace differs from a real
+namespace of the shared real-node cluster (tests/fixtures/bedcluster.py), where a real
+job runs on the workers: sparkube's own driver Job and ConfigMap
+(sparkube.spark.podspec.job_manifests, with up's job settings: the same spark-submit
+command, properties and executor template as `sparkube submit`), one executor, a sum
+over two partitions. Only the namespace differs from a real
 submission (sparkube's job code has the ``spark`` namespace fixed), so the variants can
-run side by side; the objects are created with the admin credentials, as the CLI does
-with the cluster's kubeconfig, so what the driver may do depends only on the Role.
+run side by side, and up's own Role in ``spark`` is never changed (nothing to restore
+for the tests after these; each variant's namespace is deleted at the end); the objects
+are created with the admin credentials, as the CLI does with the cluster's kubeconfig,
+so what the driver may do depends only on the Role.
 
 "Breaks" means what a user would see: the job does not succeed (it fails, or never gets
 an executor before the deadline), or it succeeds but leaves its executor pods or
@@ -21,7 +24,7 @@ import concurrent.futures
 import contextlib
 import copy
 import dataclasses
-import ipaddress
+import json
 import re
 import secrets
 import time
@@ -35,11 +38,10 @@ from sparkube.spark.config import ClusterConfig, Resources
 from sparkube.spark.diagnose import diagnose
 from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
+from tests.fixtures.bedcluster import ADMIN, BedCluster
 from tests.fixtures.controlplane import TEST_NS_LABEL
-from tests.fixtures.moto_server import REGION
-from tests.fixtures.procnodes import ProcessCluster, spark_layer_or_skip
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
 APP = """\
 from pyspark.sql import SparkSession
@@ -107,17 +109,37 @@ class Outcome:
         return self.phase == "Succeeded" and not self.left_behind and not self.refused
 
 
-def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule | None) -> Outcome:
+def _create(c: BedCluster, doc: str | dict[str, Any], verb: str = "create") -> None:
+    text = doc if isinstance(doc, str) else json.dumps(doc)
+    c.bed.run("control-plane", f"{ADMIN} {verb} -f -", input=text)
+
+
+def _get(c: BedCluster, path: str) -> dict[str, Any]:
+    return dict(json.loads(c.kubectl(f"get --raw '{path}'").stdout))
+
+
+def _wait(what: str, check: Any, timeout: float, interval: float = 2) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def run_job(c: BedCluster, variant: str, rules: list[Rule], removed: Rule | None) -> Outcome:
     """Run the job with the Role of ``rules``. With ``removed``, stop waiting as soon as the
     driver logs that exact call refused (a job refused its executors would hang)."""
     namespace = f"rb-{secrets.token_hex(3)}"
-    pc.kube.kubectl("apply", "-f", "-", input=rbac_manifest(namespace, rules))
-    pc.kube.wait_for(
+    _create(c, rbac_manifest(namespace, rules), "apply")
+    _wait(
         f"service account {namespace}/spark",
-        lambda: pc.kube.exists(f"/api/v1/namespaces/{namespace}/serviceaccounts/spark"),
+        lambda: c.kubectl(f"-n {namespace} get sa spark", check=False).returncode == 0,
+        timeout=60,
     )
     job_id = f"rb{secrets.token_hex(4)}"
-    config = ClusterConfig(cluster="sparkube", bucket="unused", region=REGION, workers=2)
+    # up's job settings (the image, the region); the job's own event log is off
+    data = c.kubectl_json("-n spark get configmap sparkube-cluster")["data"]
+    config = ClusterConfig.from_data(data)
     spec = JobSpec(
         job_id=job_id,
         app_name="sum.py",
@@ -136,7 +158,7 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
             "spark.kubernetes.driver.connectionTimeout": "60000",
         },
     )  # fmt: skip
-    endpoints = Endpoints(s3=pc.s3_endpoint, jars=pc.maven_url)
+    endpoints = Endpoints(s3=c.pods.s3_endpoint, jars=c.pods.jars_repository)
     job, configmap = job_manifests(spec, config, endpoints, submitted="2026-01-01T00:00:00Z")
     job, configmap = copy.deepcopy(job), copy.deepcopy(configmap)
     job["metadata"]["namespace"] = configmap["metadata"]["namespace"] = namespace
@@ -146,19 +168,12 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
     configmap["data"]["spark.properties"] = props.replace(
         old, f"spark.kubernetes.namespace={namespace}\n"
     )
-    # The API server by its ClusterIP instead of kubernetes.default.svc: under this load
-    # the stand-in's DNS (the node agent) answers late and the JVM gives up resolving.
-    api_ip = ipaddress.ip_network(pc.service_cidr)[1]
-    master = "spark.master=k8s://https://kubernetes.default.svc:443\n"
-    props = configmap["data"]["spark.properties"]
-    assert master in props, props
-    configmap["data"]["spark.properties"] = props.replace(
-        master, f"spark.master=k8s://https://{api_ip}:443\n"
-    )
+    # (The process-node test named the API server by its ClusterIP, as the stand-in's
+    # DNS answered late under load; here CoreDNS answers for kubernetes.default.svc.)
     driver_spec = job["spec"]["template"]["spec"]
     driver_spec["containers"][0]["resources"]["requests"]["cpu"] = "100m"
-    pc.kube.api("POST", f"/api/v1/namespaces/{namespace}/configmaps", configmap)
-    pc.kube.api("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
+    _create(c, configmap)
+    _create(c, job)
 
     pods_path = f"/api/v1/namespaces/{namespace}/pods"
     started = time.monotonic()
@@ -166,12 +181,12 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
 
     def read_log(pod: dict[str, Any]) -> str:
         try:
-            return pc.logs(namespace, pod["metadata"]["name"], "driver")
-        except OSError:
+            return c.kubectl(f"-n {namespace} logs {pod['metadata']['name']} -c driver").stdout
+        except RuntimeError:
             return str(state["log"])
 
     def done() -> bool:
-        items = pc.kube.get(f"{pods_path}?labelSelector=sparkube.io/job%3D{job_id}")["items"]
+        items = _get(c, f"{pods_path}?labelSelector=sparkube.io/job%3D{job_id}")["items"]
         drivers = [p for p in items if p["metadata"]["labels"].get("sparkube.io/role") == "driver"]
         if not drivers:
             return False
@@ -186,7 +201,7 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
         return False
 
     with contextlib.suppress(TimeoutError):
-        pc.kube.wait_for("driver ended", done, JOB_DEADLINE, interval=3)
+        _wait("driver ended", done, JOB_DEADLINE, interval=3)
     seconds = time.monotonic() - started
     driver = state["driver"]
     log_text = str(state["log"])
@@ -196,8 +211,8 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
         exit_code = ((status.get("state") or {}).get("terminated") or {}).get("exitCode")
 
     def leftovers() -> list[str]:
-        pods = pc.kube.get(f"{pods_path}?labelSelector=spark-role%3Dexecutor")["items"]
-        cms = pc.kube.get(f"/api/v1/namespaces/{namespace}/configmaps")["items"]
+        pods = _get(c, f"{pods_path}?labelSelector=spark-role%3Dexecutor")["items"]
+        cms = _get(c, f"/api/v1/namespaces/{namespace}/configmaps")["items"]
         return [f"pod/{p['metadata']['name']}" for p in pods
                 if not p["metadata"].get("deletionTimestamp")] + [
             f"configmap/{c['metadata']['name']}" for c in cms
@@ -209,7 +224,7 @@ def run_job(pc: ProcessCluster, variant: str, rules: list[Rule], removed: Rule |
         deadline = time.monotonic() + CLEANUP_GRACE
         while (left := leftovers()) and time.monotonic() < deadline:
             time.sleep(2)
-    executors = pc.kube.get(f"{pods_path}?labelSelector=spark-role%3Dexecutor")["items"]
+    executors = _get(c, f"{pods_path}?labelSelector=spark-role%3Dexecutor")["items"]
     tail = log_text.splitlines()[-300:]
     return Outcome(
         variant, namespace, phase, exit_code, round(seconds, 1), left,
@@ -228,11 +243,11 @@ def refused_calls(log: str) -> set[Rule]:
 
 
 def run_variants(
-    pc: ProcessCluster, variants: dict[str, tuple[list[Rule], Rule | None]], parallel: int
+    c: BedCluster, variants: dict[str, tuple[list[Rule], Rule | None]], parallel: int
 ) -> dict[str, Outcome]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = {
-            name: pool.submit(run_job, pc, name, rules, removed)
+            name: pool.submit(run_job, c, name, rules, removed)
             for name, (rules, removed) in variants.items()
         }
         return {name: f.result() for name, f in futures.items()}
@@ -242,10 +257,9 @@ PARALLEL = 3  # jobs at once (a driver and an executor JVM each) on 2 cores
 
 
 @pytest.fixture(scope="module")
-def outcomes(process_cluster: ProcessCluster) -> Iterator[dict[str, Outcome]]:
+def outcomes(bed_cluster: BedCluster) -> Iterator[dict[str, Outcome]]:
     """The full Role and, side by side, the Role without each of its verbs in turn."""
-    spark_layer_or_skip()
-    pc = process_cluster
+    c = bed_cluster
     full = shipped_rules()
     variants: dict[str, tuple[list[Rule], Rule | None]] = {
         name(rule): ([r for r in full if r != rule], rule)
@@ -255,11 +269,11 @@ def outcomes(process_cluster: ProcessCluster) -> Iterator[dict[str, Outcome]]:
     variants["full"] = (full, None)
     started = time.monotonic()
     try:
-        results = run_variants(pc, variants, PARALLEL)
+        results = run_variants(c, variants, PARALLEL)
         for key, (rules, removed) in variants.items():
             first = results[key]
             if _proved_nothing(first, removed):  # a load hiccup, not RBAC: once more, alone
-                results[key] = run_variants(pc, {key: (rules, removed)}, 1)[key]
+                results[key] = run_variants(c, {key: (rules, removed)}, 1)[key]
                 results[key].variant = f"{key} (second run; first: {first.diagnosis})"
         elapsed = time.monotonic() - started
         print(f"\nRBAC variants: {len(variants)} jobs, {PARALLEL} at a time, {elapsed:.0f} s")
@@ -269,10 +283,10 @@ def outcomes(process_cluster: ProcessCluster) -> Iterator[dict[str, Outcome]]:
                   f"left={o.left_behind} refused={refused}")  # fmt: skip
         yield results
     finally:
-        out = pc.kube.kubectl("get", "ns", "-o", "name", check=False).stdout
-        for line in out.split():
-            if line.startswith("namespace/rb-"):
-                pc.delete_namespace(line.split("/", 1)[1])
+        out = c.kubectl("get ns -o name", check=False).stdout
+        made = [line for line in out.split() if line.startswith("namespace/rb-")]
+        if made:
+            c.kubectl(f"delete {' '.join(made)} --wait=true --timeout=300s", check=False)
 
 
 CONNECTION_HICCUPS = ("when getting a connection to", "Connection was closed",
