@@ -196,6 +196,12 @@ def test_dashboard_shows_the_opex_page_through_the_tunnel(bed_cluster: BedCluste
         f"rchakode/kube-opex-analytics:{addons.OPEX_VERSION}"
     )
     assert pod["spec"]["nodeName"] in NAMES, pod["spec"]
+    # the manifest runs unchanged on the image: its user, no command, the restricted
+    # namespace's securityContext, the readiness probe passing, no restart
+    (state,) = pod["status"]["containerStatuses"]
+    assert state["ready"] and state["restartCount"] == 0, pod["status"]
+    assert "command" not in pod["spec"]["containers"][0], pod["spec"]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 4583, pod["spec"]
     environ = {**c.env.environ, "PYTHONPATH": os.getcwd()}
     t0 = time.monotonic()
     proc, url = start_dashboard(environ, c.env.cwd, "--cluster", c.name)
