@@ -5,9 +5,9 @@ with ``submit --local`` is the job the cluster runs. The app below aggregates (c
 exact sums of doubles and decimals, averages, an exact median, distinct counts, sorted
 sets, dates), runs a Python UDF on the executors, sorts, and writes one CSV with a header
 and the Spark version in every row. It runs through the CLI on embedded Spark and on the
-session's process cluster (real API server, driver and executor pods of the image's
-local layer, S3 on moto: see tests/fixtures/joblab.py), and the two CSVs
-must be equal byte for byte.
+shared real-node cluster (tests/fixtures/bedcluster.py: driver and executor pods of the
+bed's Spark image on the workers, S3 on moto), and the two CSVs must be equal byte for
+byte.
 
 The values are chosen so the result does not depend on how rows are split or in which
 order partial aggregates meet (local[N] and two executors split differently): doubles are
@@ -20,15 +20,16 @@ straight from the bucket: the bytes the cluster wrote, not a copy of them.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from sparkube.spark.image import SPARK_IMAGE
-from tests.fixtures.joblab import ClusterLab
+from tests.fixtures.bedcluster import BedLab
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
 
 APP = textwrap.dedent(
@@ -88,20 +89,17 @@ def _csv(folder: Path) -> bytes:
     return parts[0].read_bytes()
 
 
-def _bucket_csv(lab: ClusterLab) -> bytes:
+def _bucket_csv(lab: BedLab, job_id: str) -> bytes:
     """The one CSV part the cluster job wrote under its ``output/summary/``."""
-    listed = lab.s3.list_objects_v2(Bucket=lab.bucket, Prefix="jobs/").get("Contents", [])
-    parts = [
-        o["Key"]
-        for o in listed
-        if "/output/summary/part-" in o["Key"] and o["Key"].endswith(".csv")
-    ]
-    assert len(parts) == 1, [o["Key"] for o in listed]
+    listed = lab.keys(f"jobs/{job_id}/")
+    parts = [k for k in listed if "/output/summary/part-" in k and k.endswith(".csv")]
+    assert len(parts) == 1, listed
     body: bytes = lab.s3.get_object(Bucket=lab.bucket, Key=parts[0])["Body"].read()
     return body
 
 
-def test_the_same_app_gives_the_same_bytes_locally_and_on_the_cluster(lab: ClusterLab) -> None:
+def test_the_same_app_gives_the_same_bytes_locally_and_on_the_cluster(bed_lab: BedLab) -> None:
+    lab = bed_lab
     app = lab.env.cwd / "one_spark.py"
     app.write_text(APP, encoding="utf-8")
 
@@ -112,10 +110,12 @@ def test_the_same_app_gives_the_same_bytes_locally_and_on_the_cluster(lab: Clust
 
     remote = lab.run("submit", "one_spark.py", "--executors", "2")
     assert remote.exit_code == 0, remote.stderr[-4000:]
-    assert "Running on cluster sparkube (2 executors" in remote.stderr
+    assert f"Running on cluster {lab.cluster.name} (2 executors" in remote.stderr
+    found = re.search(r"job (job-[\w-]+)", remote.stderr)
+    assert found, remote.stderr[-2000:]
 
     here = _csv(local_out / "summary")
-    there = _bucket_csv(lab)
+    there = _bucket_csv(lab, found.group(1))
     assert here == there
 
     lines = here.decode("utf-8").splitlines()
