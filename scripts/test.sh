@@ -5,7 +5,7 @@
 #
 # Prerequisites: Python 3.11+ with venv, Java 17+. Optional, else those tests skip with a
 # reason: Go 1.26 (real Kubernetes control plane), root + openssh-server + iproute2 (SSH
-# hosts in network namespaces, process nodes; with Go, the real-node test bed of
+# hosts in network namespaces; with Go, the real-node test bed of
 # tools/nodes/build.sh), a JDK + curl (the Spark image layer of
 # tools/spark/build.sh), shellcheck (node scripts). As root on Debian/Ubuntu this
 # script installs the apt packages itself. With CI=true nothing may be missing: a failed
@@ -59,7 +59,7 @@ elif [ "$ci" = true ]; then
   echo "!! CI needs root and Go for the real-node test bed" >&2; exit 1
 fi
 
-echo "== Spark image layer for the process nodes (cached after the first build)"
+echo "== Spark image layer: the Spark home of the bed's Spark image, the S3 jars (cached after the first build)"
 if ! SPARKUBE_PYTHON="$py" bash tools/spark/build.sh; then
   if [ "$ci" = true ]; then echo "!! Spark image layer failed to build" >&2; exit 1; fi
   echo "!! Spark image layer failed to build; the Spark-in-pods tests will skip"

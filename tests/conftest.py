@@ -22,8 +22,6 @@ pytest_plugins = [
     "tests.fixtures.controlplane",
     "tests.fixtures.sshhosts",
     "tests.fixtures.moto_server",
-    "tests.fixtures.procnodes",
-    "tests.fixtures.joblab",
 ]
 
 

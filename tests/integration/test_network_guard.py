@@ -61,7 +61,7 @@ def test_connect_outside_fails_at_once_naming_the_address(
     address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A session fixture alive in this process may have registered one of these for
-    # itself (the process cluster serves instance metadata at 169.254.169.254): this
+    # itself (the node bed registers its bridge and machine addresses): this
     # test is about addresses no fixture registered, so it runs with none registered.
     monkeypatch.setattr(netguard, "_allowed", [])
     family = socket.AF_INET6 if ":" in address else socket.AF_INET

@@ -6,7 +6,12 @@ copes with slow, failing, unreachable or impersonated nodes. The shim kubectl ap
 manifests to the real test API server where a test gives it one
 (``SshLab.serve_kube_api``); elsewhere it only checks that it was given manifests.
 
-A worker whose join fails once, on real nodes with the real kubeadm:
+Why shims and not the real-node bed (tests/bed/, test_real_nodes.py): these tests look
+at what a node was asked to do (every argv and stdin sparkube sent, in order: the
+bootstrap token never in argv, the kubeconfig saved 0600, the reset after a
+half-finished init) and make nodes misbehave on cue (booting, unreachable for a while,
+a changed host key, a refused login, twelve of them at once); a real node can do
+neither. A worker whose join fails once, on real nodes with the real kubeadm:
 test_real_node_faults.py.
 """
 

@@ -2,7 +2,9 @@
 
 Also the whole ``kubernetes`` phase end to end: SSH hosts in network namespaces play
 the machines (shim kubeadm hands out the test control plane's admin kubeconfig), the
-API server is the real one, and the phase waits until its nodes are Ready.
+API server is the real one, and the phase waits until its nodes are Ready. kwok nodes
+because the tests turn a node NotReady, late or gone on cue, which a real kubelet does
+not do to order; the real phase on real nodes: tests/bed/test_1_up.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 AWS is the moto server; the instances moto reports are played by sshd hosts in network
 namespaces (``SPARKUBE_NODE_ADDRESSES`` maps node names to them: nothing connects to a
 moto address); the Kubernetes API is the real test control plane, whose admin
-kubeconfig the shim ``kubeadm init`` leaves on the control-plane host.
+kubeconfig the shim ``kubeadm init`` leaves on the control-plane host. The same ``up``
+on real nodes, with real kubeadm: tests/bed/test_1_up.py; this module keeps what needs
+no real node and would cost a bed boot (``sparkube ssh``, the address override).
 """
 
 from __future__ import annotations

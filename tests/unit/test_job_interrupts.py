@@ -1,6 +1,7 @@
 """Ctrl-C while a cluster job runs: cancel it, or (on a terminal, if the user says so)
 leave it running. The cluster is replaced by a recorder of cancel calls (our own
-boundary: ClusterJobs); the real cancel is tested on the process cluster."""
+boundary: ClusterJobs); the real cancel is tested on the real-node cluster
+(tests/bed/test_4_jobs.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, etcd), metrics-server, and kubeadm (whose config
+# kube-scheduler, kubectl, kwok, etcd) and kubeadm (whose config
 # checks the tests run on the files sparkube renders) from Go modules into a cache
 # folder outside the repository, keyed by version:
 #
@@ -23,7 +23,7 @@ die() { echo "tools/kube/build.sh: error: $*" >&2; exit 1; }
 
 cache_root="${SPARKUBE_KUBE_CACHE:-$HOME/.cache/sparkube/kube}"
 dest="$cache_root/$KUBE_VERSION/bin"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok etcd metrics-server kubeadm)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok etcd kubeadm)
 
 # The stamp identifies the inputs; a change to any of them triggers a rebuild.
 # Bump RECIPE when a change to this script changes the binaries (flags, ldflags).
@@ -31,9 +31,7 @@ RECIPE=2
 inputs=("$here/versions.env"
         "$here/go.mod" "$here/go.sum" "$here/tools.go"
         "$here/kwok/go.mod" "$here/kwok/go.sum" "$here/kwok/tools.go"
-        "$here/etcd/go.mod" "$here/etcd/go.sum" "$here/etcd/tools.go"
-        "$here/metrics-server/go.mod" "$here/metrics-server/go.sum"
-        "$here/metrics-server/tools.go")
+        "$here/etcd/go.mod" "$here/etcd/go.sum" "$here/etcd/tools.go")
 for f in "${inputs[@]}"; do [[ -f $f ]] || die "missing input file $f"; done
 stamp="$({ echo "recipe $RECIPE"; cat "${inputs[@]}"; } | sha256sum | cut -c1-16)"
 
@@ -66,8 +64,6 @@ grep -qE "^require sigs.k8s.io/kwok $KWOK_VERSION\$" "$here/kwok/go.mod" \
   || die "tools/kube/kwok/go.mod does not require sigs.k8s.io/kwok $KWOK_VERSION (versions.env)"
 grep -qE "^require go.etcd.io/etcd/server/v3 $ETCD_VERSION\$" "$here/etcd/go.mod" \
   || die "tools/kube/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION (versions.env)"
-grep -qE "^require sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION\$" "$here/metrics-server/go.mod" \
-  || die "tools/kube/metrics-server/go.mod does not require sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION (versions.env)"
 
 mkdir -p "$cache_root/$KUBE_VERSION"
 
@@ -99,7 +95,7 @@ export GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
 stage="$(mktemp -d "$cache_root/$KUBE_VERSION/.build.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 
-echo "Building Kubernetes test binaries $KUBE_VERSION (kwok $KWOK_VERSION, etcd $ETCD_VERSION, metrics-server $METRICS_SERVER_VERSION) with $gover, -p $jobs"
+echo "Building Kubernetes test binaries $KUBE_VERSION (kwok $KWOK_VERSION, etcd $ETCD_VERSION) with $gover, -p $jobs"
 echo "  into $dest  (cold: ~25 min on 2 cores incl. module download; warm Go caches: ~1 min)"
 t_all=$SECONDS
 
@@ -126,11 +122,6 @@ step etcd "$here/etcd" "-s -w" go.etcd.io/etcd/server/v3
 # go names the binary of .../server/v3 after "server"
 for n in server v3; do [[ -x "$stage/$n" ]] && mv "$stage/$n" "$stage/etcd"; done
 step kwok "$here/kwok" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" sigs.k8s.io/kwok/cmd/kwok
-# metrics-server reads its version from client-go (its Makefile sets the same -X flags).
-ms_pkg=k8s.io/client-go/pkg/version
-step metrics-server "$here/metrics-server" \
-  "-s -w -X $ms_pkg.gitVersion=$METRICS_SERVER_VERSION -X $ms_pkg.gitTreeState=clean -X $ms_pkg.buildDate=$build_date" \
-  sigs.k8s.io/metrics-server/cmd/metrics-server
 step kubernetes "$here" "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubeadm
@@ -138,8 +129,6 @@ step kubernetes "$here" "$kube_ldflags" \
 for b in "${binaries[@]}"; do [[ -x "$stage/$b" ]] || die "build produced no $b"; done
 "$stage/kube-apiserver" --version | grep -q "$KUBE_VERSION" || die "kube-apiserver --version does not say $KUBE_VERSION"
 "$stage/kubeadm" version -o short | grep -qx "$KUBE_VERSION" || die "kubeadm version -o short does not say $KUBE_VERSION"
-"$stage/metrics-server" --version | grep -qx "$METRICS_SERVER_VERSION" \
-  || die "metrics-server --version does not say $METRICS_SERVER_VERSION"
 
 mkdir -p "$dest"
 for b in "${binaries[@]}"; do mv -f "$stage/$b" "$dest/$b"; done

@@ -422,7 +422,7 @@ fi
 # SPARK_IMAGE of sparkube/spark/image.py (apache/spark:4.1.2-scala2.13-java17-python3-ubuntu)
 # under its exact name, in its own folder (spark/) and hard-linked into images/ (which the
 # images piece rebuilds from scratch). Its Spark home is the layer tools/spark/build.sh
-# builds for the process nodes; around it a Debian 12 minbase rootfs with Java 17 and
+# builds; around it a Debian 12 minbase rootfs with Java 17 and
 # python3 and the image's contract: /opt/entrypoint.sh (the layer's), /opt/decom.sh (ours,
 # tools/nodes/spark/decom.sh), user spark uid/gid 185 with home /nonexistent, WORKDIR
 # /opt/spark/work-dir, SPARK_HOME=/opt/spark, JAVA_HOME=/opt/java/openjdk (the

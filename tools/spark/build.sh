@@ -10,13 +10,14 @@
 #     .stamp                identifies the inputs layer/ was built from
 #     .maven-stamp          identifies the jar list maven/ holds
 #
-# The test "process node" overlays layer/ (as an overlayfs lower layer) on the host's
-# top-level directories, so layer/opt/spark appears as /opt/spark in the pod. Pods run as
-# uid 185: everything is world-readable, directories world-searchable, and there are no
-# symlinks (real files only). Java and Python come from the host (Java 17, python3).
-# Overlay layer/etc too: Java takes user.home from the passwd entry of its uid, not from
-# $HOME, and without an entry for 185 it is "?" (spark-submit then fails: "basedir must be
-# absolute: ?/.ivy2.5.2/local"). The image has spark:x:185:185 with home /nonexistent.
+# tools/nodes/build.sh puts layer/ into the bed's Spark image (its /opt/spark, the
+# entrypoint, the passwd entries), around Debian 12's Java 17 and python3; the local
+# tests run its examples jar and read maven/. Pods run as uid 185: everything is
+# world-readable, directories world-searchable, and there are no symlinks (real files
+# only). layer/etc matters: Java takes user.home from the passwd entry of its uid, not
+# from $HOME, and without an entry for 185 it is "?" (spark-submit then fails: "basedir
+# must be absolute: ?/.ivy2.5.2/local"). The image has spark:x:185:185 with home
+# /nonexistent.
 #
 # Idempotent: returns at once when the folder was built from the current image.py and
 # RECIPE. Only SPARK_IMAGE's values count, not image.py's text; a change to its s3_jars
