@@ -6,8 +6,9 @@ Stand-ins: the moto server for AWS, sshd hosts in network namespaces for the nod
 kwok nodes for the Kubernetes API. Why not the real-node bed for the Ctrl-C cases and
 the node never reachable: each needs a cluster of its own from the first phase, a bed
 boot (about a minute of CI) each; what they prove is sparkube's resume logic, which the
-shims exercise through the same SSH and API calls. Where a fault is injected at one of sparkube's own
-boundaries (the progress reporter, the boto3 clients sparkube builds), the test says so.
+shims exercise through the same SSH and API calls. Where a fault is injected at one of
+sparkube's own boundaries (the progress reporter, the boto3 clients sparkube builds), the
+test says so.
 
 Cases covered elsewhere (not repeated here):
 
