@@ -246,3 +246,77 @@ def test_nothing_sparkube_wrote_holds_a_secret(bed_cluster: BedCluster) -> None:
             assert value not in text, f"{what} is in {path}"
         assert "PRIVATE KEY" not in text, path
         assert not re.search(r"eyJ[\w-]{10,}\.[\w-]{10,}\.", text), f"a bearer token in {path}"
+
+
+SLOW_APP = """\
+import time
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("ui-probe").getOrCreate()
+print("ui-probe counted", spark.range(1000).count(), flush=True)
+time.sleep(300)  # stays up while the test looks at its UI; cancelled by the test
+"""
+
+
+def _tunnel_get(
+    c: BedCluster, args: tuple[str, ...], path: str, *, wait_for: str, timeout: float = 120
+) -> str:
+    """``sparkube spark-ui ARGS --no-browser`` in its own process; GET ``path`` through
+    its tunnel until the answer holds ``wait_for``; Ctrl-C; the answer."""
+    environ = {**c.env.environ, "PYTHONPATH": os.getcwd()}
+    proc, url = start_dashboard(environ, c.env.cwd, *args, "--cluster", c.name, command="spark-ui")
+    body = ""
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), (url, proc.poll())
+        deadline = time.monotonic() + timeout
+        while wait_for not in body:
+            try:  # loopback: the tunnel's local end
+                with urllib.request.urlopen(url + path.lstrip("/"), timeout=20) as resp:
+                    body = resp.read().decode()
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {path} through the tunnel: {exc}") from None
+            if wait_for not in body:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{path} never held {wait_for!r}: {body[-2000:]}")
+                time.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        c.transcript += [out, err]
+    assert proc.returncode == 0, err[-2000:]
+    assert "Tunnel closed." in err, err[-2000:]
+    return body
+
+
+def test_spark_ui_shows_a_running_jobs_ui_and_the_history_server(bed_cluster: BedCluster) -> None:
+    """``sparkube spark-ui JOB``: the live UI of a running job's driver (port 4040 of its
+    pod, through the control plane); ``sparkube spark-ui``: the History Server, listing
+    the journey's finished jobs from their event logs in the bucket."""
+    c = bed_cluster
+    (c.env.cwd / "ui_probe.py").write_text(SLOW_APP)
+    started = c.cli("submit", "ui_probe.py", "--cluster", c.name, "--executors", "1", "--no-wait")
+    assert started.exit_code == 0, started.stderr[-3000:]
+    (record,) = [r for r in _jobs(c) if r["app"] == "ui_probe.py"]
+    job_id = record["job_id"]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            logs = c.cli("logs", job_id, "--cluster", c.name)
+            if "ui-probe counted 1000" in logs.stdout:
+                break
+            assert time.monotonic() < deadline, (logs.stdout[-2000:], logs.stderr[-2000:])
+            time.sleep(3)
+        live = json.loads(_tunnel_get(c, (job_id,), "/api/v1/applications", wait_for="ui-probe"))
+        assert [a["name"] for a in live] == ["ui-probe"], live
+        assert not live[0]["attempts"][0]["completed"]  # the live UI of the running job
+    finally:
+        cancelled = c.cli("cancel", job_id, "--cluster", c.name)
+        assert cancelled.exit_code == 0, cancelled.stderr[-2000:]
+    # The History Server, for finished jobs: the journey's earlier jobs are listed.
+    history = json.loads(
+        _tunnel_get(c, (), "/api/v1/applications", wait_for="journey-lines", timeout=180)
+    )
+    names = {a["name"] for a in history}
+    assert "journey-lines" in names, names
+    assert all(a["attempts"][0]["completed"] for a in history if a["name"] == "journey-lines")
