@@ -117,7 +117,10 @@ def test_wordcount_on_the_cluster_equals_local_and_reference(bed_lab: BedLab) ->
     assert not lab.pods("spark-role=executor")
     # the driver's S3 jars came from the cluster's bucket (put there once, by up), every
     # one checked against its pinned SHA-256, fetched by the pod through its node
-    (driver,) = lab.pods("sparkube.io/role=driver")
+    # (the newest driver pod: earlier jobs' drivers on the shared cluster follow their TTL)
+    driver = max(
+        lab.pods("sparkube.io/role=driver"), key=lambda p: p["metadata"]["creationTimestamp"]
+    )
     said = lab.logs(driver["metadata"]["name"], "fetch-s3-jars")
     pod_s3 = lab.env.environ["SPARKUBE_POD_S3_ENDPOINT"].split("/")[2]
     assert re.search(rf"37 jars \(12\.\d MiB\) checked in [\d.]+ s \(37 from {pod_s3}\)", said), (
