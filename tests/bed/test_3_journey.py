@@ -202,27 +202,9 @@ def test_dashboard_shows_the_opex_page_through_the_tunnel(bed_cluster: BedCluste
     assert state["ready"] and state["restartCount"] == 0, pod["status"]
     assert "command" not in pod["spec"]["containers"][0], pod["spec"]
     assert pod["spec"]["securityContext"]["runAsUser"] == 4583, pod["spec"]
-    environ = {**c.env.environ, "PYTHONPATH": os.getcwd()}
     t0 = time.monotonic()
-    proc, url = start_dashboard(environ, c.env.cwd, "--cluster", c.name)
-    page = ""
-    try:
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), (url, proc.poll())
-        deadline = time.monotonic() + 120
-        while "test stand-in" not in page:
-            try:  # loopback: the tunnel's local end
-                with urllib.request.urlopen(url, timeout=20) as resp:
-                    page = resp.read().decode()
-            except OSError as exc:  # the page's reads fail until node metrics exist
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no page through the tunnel: {exc}") from None
-                time.sleep(2)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        c.transcript += [out, err]
-    assert proc.returncode == 0, err[-2000:]
-    assert "Tunnel closed." in err, err[-2000:]
+    # (the page's reads fail until node metrics exist: the fetch is retried until then)
+    page = _tunnel_get(c, "dashboard", (), "/", until="test stand-in")
     assert "cost model CHARGE_BACK" in page, page
     node_rows = re.search(r"<td>nodes</td><td>(\d+)</td>", page)
     assert node_rows and int(node_rows.group(1)) == len(NAMES), page
@@ -259,26 +241,34 @@ time.sleep(300)  # stays up while the test looks at its UI; cancelled by the tes
 
 
 def _tunnel_get(
-    c: BedCluster, args: tuple[str, ...], path: str, *, wait_for: str, timeout: float = 120
+    c: BedCluster,
+    command: str,
+    args: tuple[str, ...],
+    path: str,
+    *,
+    until: str,
+    timeout: float = 120,
 ) -> str:
-    """``sparkube spark-ui ARGS --no-browser`` in its own process; GET ``path`` through
-    its tunnel until the answer holds ``wait_for``; Ctrl-C; the answer."""
+    """``sparkube COMMAND ARGS --no-browser`` (``dashboard``, ``spark-ui``) in its own
+    process, as a user runs it until Ctrl-C; GET ``path`` through its tunnel until the
+    answer holds ``until``; Ctrl-C; the answer. Everything it printed joins the
+    transcript."""
     environ = {**c.env.environ, "PYTHONPATH": os.getcwd()}
-    proc, url = start_dashboard(environ, c.env.cwd, *args, "--cluster", c.name, command="spark-ui")
+    proc, url = start_dashboard(environ, c.env.cwd, *args, "--cluster", c.name, command=command)
     body = ""
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), (url, proc.poll())
         deadline = time.monotonic() + timeout
-        while wait_for not in body:
+        while until not in body:
             try:  # loopback: the tunnel's local end
                 with urllib.request.urlopen(url + path.lstrip("/"), timeout=20) as resp:
                     body = resp.read().decode()
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no {path} through the tunnel: {exc}") from None
-            if wait_for not in body:
+            if until not in body:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{path} never held {wait_for!r}: {body[-2000:]}")
+                    raise AssertionError(f"{path} never held {until!r}: {body[-2000:]}")
                 time.sleep(2)
     finally:
         proc.send_signal(signal.SIGINT)
@@ -307,7 +297,9 @@ def test_spark_ui_shows_a_running_jobs_ui_and_the_history_server(bed_cluster: Be
                 break
             assert time.monotonic() < deadline, (logs.stdout[-2000:], logs.stderr[-2000:])
             time.sleep(3)
-        live = json.loads(_tunnel_get(c, (job_id,), "/api/v1/applications", wait_for="ui-probe"))
+        live = json.loads(
+            _tunnel_get(c, "spark-ui", (job_id,), "/api/v1/applications", until="ui-probe")
+        )
         assert [a["name"] for a in live] == ["ui-probe"], live
         assert not live[0]["attempts"][0]["completed"]  # the live UI of the running job
     finally:
@@ -315,7 +307,7 @@ def test_spark_ui_shows_a_running_jobs_ui_and_the_history_server(bed_cluster: Be
         assert cancelled.exit_code == 0, cancelled.stderr[-2000:]
     # The History Server, for finished jobs: the journey's earlier jobs are listed.
     history = json.loads(
-        _tunnel_get(c, (), "/api/v1/applications", wait_for="journey-lines", timeout=180)
+        _tunnel_get(c, "spark-ui", (), "/api/v1/applications", until="journey-lines", timeout=180)
     )
     names = {a["name"] for a in history}
     assert "journey-lines" in names, names

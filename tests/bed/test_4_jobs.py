@@ -23,14 +23,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.fixtures.bedcluster import BedLab
+from tests.fixtures.bedcluster import BedLab, wait_for
 from tests.fixtures.common import CliResult
 from tests.wordref import reference_count
 
@@ -44,19 +43,6 @@ TRICKY = (
     "हिन्दी भाषा हिन्दी — שָׁלוֹם שָׁלוֹם ภาษาไทย İstanbul ǅemal\n"
     "the the the a a b\n"
 )
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout:.0f} s")
-        time.sleep(interval)
 
 
 def iso_time(value: str) -> datetime:

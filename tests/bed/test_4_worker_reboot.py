@@ -15,12 +15,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.fixtures.bedcluster import BedLab
+from tests.fixtures.bedcluster import BedLab, wait_for
 from tests.fixtures.common import CliResult
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
@@ -38,18 +37,6 @@ APP = textwrap.dedent(
     print("SUM", spark.sparkContext.parallelize(range(8), 8).map(slow).sum())
     """
 )
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout:.0f} s")
-        time.sleep(interval)
 
 
 def test_a_worker_stopped_and_started_mid_job_the_job_still_finishes(bed_lab: BedLab) -> None:

@@ -33,7 +33,7 @@ from sparkube.monitoring.addons import render_opex
 from sparkube.monitoring.tunnel import check_ready, pick_port, serve_tunnel, service_target
 from sparkube.nodes.phase import ssh_settings
 from sparkube.spark.diagnose import parse_cpu, parse_memory
-from tests.fixtures.bedcluster import ADMIN, BedCluster
+from tests.fixtures.bedcluster import ADMIN, BedCluster, wait_for
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
@@ -64,17 +64,6 @@ def _apply(c: BedCluster, ns: str, *objects: dict[str, Any]) -> None:
     c.bed.run("control-plane", f"{ADMIN} -n {ns} apply -f -", input=body)
 
 
-def _wait(what: str, predicate: Any, *, timeout: float, interval: float = 1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def _raw(c: BedCluster, path: str) -> Any:
     got = c.kubectl(f"get --raw {shlex.quote(path)}", check=False)
     return json.loads(got.stdout) if got.returncode == 0 else None
@@ -97,13 +86,14 @@ def test_metrics_api_reports_a_busy_pod_and_every_node(bed_cluster: BedCluster, 
                                  "command": ["sh", "-c", script]}]},
     }  # fmt: skip
     _apply(c, ns, pod)
-    _wait(
+    wait_for(
         "the burner running",
         lambda: (
             (_raw(c, f"/api/v1/namespaces/{ns}/pods/burner") or {}).get("status", {}).get("phase")
             == "Running"
         ),
         timeout=90,
+        interval=1,
     )
     started = time.monotonic()
 
@@ -116,7 +106,9 @@ def test_metrics_api_reports_a_busy_pod_and_every_node(bed_cluster: BedCluster, 
             return dict(item)
         return None
 
-    item = _wait("PodMetrics of the burner with CPU and memory", busy, timeout=BURN_SECONDS - 5)
+    item = wait_for(
+        "PodMetrics of the burner with CPU and memory", busy, timeout=BURN_SECONDS - 5, interval=1
+    )
     assert time.monotonic() - started < BURN_SECONDS  # seen while it burns
     assert item["kind"] == "PodMetrics" and item["window"]
     assert [x["name"] for x in item["containers"]] == ["main"]
@@ -268,7 +260,7 @@ def test_the_dashboard_tunnel_carries_real_bytes(bed_cluster: BedCluster, ns: st
             return False
         return True
 
-    _wait("the page pod Ready", ready, timeout=120)
+    wait_for("the page pod Ready", ready, timeout=120, interval=1)
     target = service_target(client, ns, "page", 80, "the page")
     booted = c.machines.by_name()["control-plane"]
     node = Node(name="control-plane", role=CONTROL_PLANE, instance_id=booted.instance_id,
