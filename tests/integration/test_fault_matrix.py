@@ -50,7 +50,7 @@ from sparkube.env import Environment
 from sparkube.lock import lock_path
 from sparkube.nodes.prepare import render_prepare_script
 from sparkube.spec import ClusterSpec
-from tests.fixtures.common import CliResult
+from tests.fixtures.common import CliResult, at_step
 from tests.fixtures.controlplane import KubeControlPlane
 from tests.fixtures.moto_server import MotoAws
 from tests.fixtures.sshhosts import SshLab
@@ -563,31 +563,11 @@ def _removed(cli: Cli, lab: Lab) -> None:
 # --- 1. Ctrl-C in nodes, kubernetes and addons ---------------------------------------------
 
 
-def _at_step(
-    monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str, action: Callable[[], None]
-) -> None:
-    """Run ``action`` once, the first time ``up`` reports that step (text prefix).
-
-    Injected at our own boundary, the CLI's progress reporter."""
-    from sparkube.cli.progress import RichReporter
-
-    original = RichReporter.step
-    fired: list[bool] = []
-
-    def step(self: RichReporter, p: str, s: str, t: str) -> None:
-        original(self, p, s, t)
-        if (p, s) == (phase, subject) and t.startswith(text) and not fired:
-            fired.append(True)
-            action()
-
-    monkeypatch.setattr(RichReporter, "step", step)
-
-
 def _ctrl_c_at(monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str) -> None:
     """Press Ctrl-C when ``up`` reports that step: a real SIGINT to this process, which
     Python (or the phase's asyncio loop) turns into KeyboardInterrupt wherever the main
     thread is, as for a user's Ctrl-C."""
-    _at_step(monkeypatch, phase, subject, text, lambda: signal.raise_signal(signal.SIGINT))
+    at_step(monkeypatch, phase, subject, text, lambda: signal.raise_signal(signal.SIGINT))
 
 
 @pytest.mark.parametrize(

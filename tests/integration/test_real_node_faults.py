@@ -47,7 +47,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,7 +57,7 @@ import yaml
 from sparkube.cli.app import run
 from sparkube.env import Environment
 from tests.fixtures.bedcluster import ADMIN, BedMachines, bed_machines, print_boot_logs
-from tests.fixtures.common import CliResult
+from tests.fixtures.common import CliResult, at_step
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
@@ -206,25 +206,6 @@ def _start_api_server(m: BedMachines) -> None:
     m.bed.run(CP, f"mv {PARKED} {MANIFEST}")
 
 
-def _at_step(
-    monkeypatch: pytest.MonkeyPatch, phase: str, subject: str, text: str, action: Callable[[], None]
-) -> None:
-    """Run ``action`` once, the first time ``up`` reports that step (text prefix): the
-    CLI's progress reporter as a clock."""
-    from sparkube.cli.progress import RichReporter
-
-    original = RichReporter.step
-    fired: list[bool] = []
-
-    def step(self: RichReporter, p: str, s: str, t: str) -> None:
-        original(self, p, s, t)
-        if (p, s) == (phase, subject) and t.startswith(text) and not fired:
-            fired.append(True)
-            action()
-
-    monkeypatch.setattr(RichReporter, "step", step)
-
-
 # --- one cluster's life -------------------------------------------------------------------
 
 
@@ -294,7 +275,7 @@ def test_faults_on_real_nodes_then_up_resumes_and_down_leaves_nothing(
     # for longer than up waits.
     t2 = time.monotonic()
     with pytest.MonkeyPatch.context() as patch:
-        _at_step(patch, "addons", "spark", "job settings", lambda: _stop_api_server(m))
+        at_step(patch, "addons", "spark", "job settings", lambda: _stop_api_server(m))
         up = _cli(m, *m.up_args(), env=_with(m.env, SPARKUBE_API_WAIT="5"))
     timings["up_api_down_long_s"] = time.monotonic() - t2
     assert "control plane already up, 2/2 workers joined, 3/3 Ready" in up.stderr, up.stderr
@@ -319,7 +300,7 @@ def test_faults_on_real_nodes_then_up_resumes_and_down_leaves_nothing(
 
     try:
         with pytest.MonkeyPatch.context() as patch:
-            _at_step(patch, "addons", "spark", "job settings", restart)
+            at_step(patch, "addons", "spark", "job settings", restart)
             up = _cli(m, *m.up_args())
     finally:
         for timer in timers:
