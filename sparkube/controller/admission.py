@@ -1,0 +1,344 @@
+"""Which queued jobs start now: all-or-nothing admission over the workers' free room.
+
+A job is submitted as a suspended Kubernetes Job. It is *admitted* (unsuspended) when
+its driver and its minimum executors all fit, at once, into what the schedulable
+workers have left after every pod already on them and every pod an admitted job is
+still owed. Jobs are taken first come, first served: while the oldest queued job does
+not fit, no later one starts (a small job slipping past a large one again and again
+would starve it). Pure functions over the API's JSON, so the rules are tested on data.
+
+Why whole jobs: Spark's driver starts, then asks for executors one batch at a time. Two
+drivers started into room for one job each hold half of what they need and wait for
+ever; the scheduler cannot see that they belong together. So room is claimed for the
+whole minimum, and the next job is only considered once the last one admitted has
+its minimum pods placed (or :data:`SETTLE_SECONDS` passed): from then on the
+simulation starts from where the scheduler really put them.
+
+Why not Kueue: it admits a Job's own pods, but Spark's executors are made later by the
+driver, outside any Job, so it would admit drivers into room their executors then
+cannot get, the deadlock above; and it would be one more component (a Go build here,
+an image to trust there) for a decision this module makes in ~200 lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkube.spark.diagnose import human_cpu, human_memory, parse_cpu, parse_memory
+
+Json = Mapping[str, Any]
+log = logging.getLogger("sparkube.controller")
+
+#: Annotation the submitting sparkube writes on the Job: what admission must find room
+#: for (``{"driver": {"cpu", "memory_bytes"}, "executor": {...}, "min_executors": N}``).
+ASKS = "sparkube.io/admission"
+#: Written by the controller on queued Jobs (cleared when admitted).
+POSITION = "sparkube.io/queue-position"
+WAITS_FOR = "sparkube.io/waits-for"
+#: When the controller admitted the Job (ISO 8601, UTC).
+ADMITTED = "sparkube.io/admitted"
+#: Seconds after its admission that a job's missing minimum pods keep the queue waiting
+#: (a driver that never gets its executors must not hold the queue for ever: the
+#: watching sparkube stops such a job after about 10 s).
+SETTLE_SECONDS = 90.0
+ROLE_LABEL = "sparkube.io/role"
+JOB_LABEL = "sparkube.io/job"
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One pod's requests."""
+
+    cpu: float
+    memory: int
+
+    def fits(self, cpu: float, memory: int) -> bool:
+        return self.cpu <= cpu + 1e-9 and self.memory <= memory
+
+    def describe(self) -> str:
+        return f"{human_cpu(round(self.cpu, 3))} CPU and {human_memory(self.memory)}"
+
+
+@dataclass
+class Room:
+    """A schedulable worker: allocatable and what is left of it."""
+
+    name: str
+    cpu: float
+    memory: int
+    free_cpu: float
+    free_memory: int
+
+    def take(self, ask: Ask) -> None:
+        self.free_cpu -= ask.cpu
+        self.free_memory -= ask.memory
+
+
+@dataclass(frozen=True)
+class QueueJob:
+    """A sparkube Job as admission sees it."""
+
+    name: str
+    created: str  # ISO 8601: the queue's order
+    driver: Ask
+    executor: Ask
+    min_executors: int
+    suspended: bool
+    #: Admitted: seconds since the controller admitted it (None: not known).
+    admitted_for: float | None = None
+    #: Its pods that the scheduler placed on a node (and that have not ended).
+    placed_driver: bool = False
+    placed_executors: int = 0
+
+    def minimum(self) -> list[Ask]:
+        return [self.driver] + [self.executor] * self.min_executors
+
+    def owed(self) -> list[Ask]:
+        """The minimum pods an admitted job does not have placed yet."""
+        pods = [] if self.placed_driver else [self.driver]
+        return pods + [self.executor] * max(0, self.min_executors - self.placed_executors)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    position: int  # 1: next to start
+    waits_for: str
+    never: bool = False  # cannot fit on any worker there is
+
+
+@dataclass
+class Decision:
+    admit: list[str] = field(default_factory=list)
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- reading the API
+
+
+def pod_ask(pod: Json) -> Ask:
+    """A pod's requests as the scheduler counts them: its containers' sum, or its
+    largest init container if that is more."""
+    spec = pod.get("spec") or {}
+
+    def requests(container: Json) -> tuple[float, int]:
+        req = (container.get("resources") or {}).get("requests") or {}
+        return parse_cpu(req.get("cpu", 0)), parse_memory(req.get("memory", 0))
+
+    main = [requests(c) for c in spec.get("containers") or []]
+    init = [requests(c) for c in spec.get("initContainers") or []]
+    cpu = max([sum(c for c, _ in main), *(c for c, _ in init)])
+    memory = max([sum(m for _, m in main), *(m for _, m in init)])
+    return Ask(cpu, memory)
+
+
+def _ended(pod: Json) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
+    """The workers pods can land on (Ready, not cordoned, no NoSchedule or NoExecute
+    taint: so not the control plane), each with what its placed pods leave free."""
+    out: dict[str, Room] = {}
+    for node in nodes:
+        spec, status = node.get("spec") or {}, node.get("status") or {}
+        if spec.get("unschedulable"):
+            continue
+        if any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or []):
+            continue
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if not ready:
+            continue
+        alloc = status.get("allocatable") or {}
+        cpu, memory = parse_cpu(alloc.get("cpu", 0)), parse_memory(alloc.get("memory", 0))
+        name = str((node.get("metadata") or {}).get("name"))
+        out[name] = Room(name, cpu, memory, cpu, memory)
+    for pod in pods:
+        room = out.get(str((pod.get("spec") or {}).get("nodeName") or ""))
+        if room is not None and not _ended(pod):
+            room.take(pod_ask(pod))
+    return list(out.values())
+
+
+def queue_jobs(jobs: Iterable[Json], pods: Iterable[Json], now: float) -> list[QueueJob]:
+    """The sparkube Jobs that have not ended and carry admission asks, oldest first."""
+    from datetime import datetime
+
+    on_nodes: dict[str, tuple[bool, int]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        job = labels.get(JOB_LABEL)
+        if not job or _ended(pod) or not (pod.get("spec") or {}).get("nodeName"):
+            continue
+        has_driver, executors = on_nodes.get(job, (False, 0))
+        if labels.get(ROLE_LABEL) == "driver":
+            has_driver = True
+        elif labels.get("spark-role") == "executor":
+            executors += 1
+        on_nodes[job] = (has_driver, executors)
+    out = []
+    for job in jobs:
+        meta, spec, status = (
+            job.get("metadata") or {},
+            job.get("spec") or {},
+            job.get("status") or {},
+        )
+        ann = meta.get("annotations") or {}
+        if ASKS not in ann or meta.get("deletionTimestamp"):
+            continue
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        ):
+            continue
+        try:
+            asks = json.loads(ann[ASKS])
+            driver = Ask(float(asks["driver"]["cpu"]), int(asks["driver"]["memory_bytes"]))
+            executor = Ask(float(asks["executor"]["cpu"]), int(asks["executor"]["memory_bytes"]))
+            minimum = int(asks["min_executors"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not ours to judge: left as it is
+        admitted_for = None
+        if ann.get(ADMITTED):
+            try:
+                when = datetime.fromisoformat(ann[ADMITTED].replace("Z", "+00:00"))
+                admitted_for = max(0.0, now - when.timestamp())
+            except ValueError:
+                admitted_for = None
+        name = str(meta.get("name"))
+        on_node = on_nodes.get(name, (False, 0))
+        out.append(
+            QueueJob(
+                name=name,
+                created=str(meta.get("creationTimestamp") or ""),
+                driver=driver,
+                executor=executor,
+                min_executors=minimum,
+                suspended=bool(spec.get("suspend")),
+                admitted_for=admitted_for,
+                placed_driver=on_node[0],
+                placed_executors=on_node[1],
+            )
+        )
+    return sorted(out, key=lambda j: (j.created, j.name))
+
+
+# ---------------------------------------------------------------------- deciding
+
+
+def place(asks: Sequence[Ask], free: Sequence[Room]) -> bool:
+    """Put every ask on a room (largest ask first, each on the room it fills best);
+    True and the rooms reduced if all fit, False and the rooms unchanged otherwise."""
+    trial = {r.name: (r.free_cpu, r.free_memory) for r in free}
+    for ask in sorted(asks, key=lambda a: (a.memory, a.cpu), reverse=True):
+        best = None
+        for room in free:
+            cpu, memory = trial[room.name]
+            if ask.fits(cpu, memory):
+                left = (cpu - ask.cpu) / max(room.cpu, 1e-9) + (memory - ask.memory) / max(
+                    room.memory, 1
+                )
+                if best is None or left < best[0]:
+                    best = (left, room.name)
+        if best is None:
+            return False
+        cpu, memory = trial[best[1]]
+        trial[best[1]] = (cpu - ask.cpu, memory - ask.memory)
+    for room in free:
+        room.free_cpu, room.free_memory = trial[room.name]
+    return True
+
+
+def never_fits(job: QueueJob, workers: Sequence[Room]) -> str | None:
+    """Why the job can never start on workers like these (a pod larger than the largest
+    worker offers), or None."""
+    if not workers:
+        return None
+    big_cpu = max(r.cpu for r in workers)
+    big_memory = max(r.memory for r in workers)
+    for role, ask in (("driver", job.driver), ("executor", job.executor)):
+        if job.min_executors == 0 and role == "executor":
+            continue
+        if not ask.fits(big_cpu, big_memory):
+            return (
+                f"its {role} pod asks for {ask.describe()} but the largest worker offers "
+                f"{Ask(big_cpu, big_memory).describe()}"
+            )
+    return None
+
+
+def shortage(asks: Sequence[Ask], free: Sequence[Room]) -> str:
+    """What the asks wait for, in a few words."""
+    need_cpu = sum(a.cpu for a in asks)
+    need_memory = sum(a.memory for a in asks)
+    have_cpu = sum(max(0.0, r.free_cpu) for r in free)
+    have_memory = sum(max(0, r.free_memory) for r in free)
+    short = []
+    if need_cpu > have_cpu + 1e-9:
+        short.append(
+            f"CPU ({human_cpu(round(need_cpu, 3))} asked, {human_cpu(round(have_cpu, 3))} free)"
+        )
+    if need_memory > have_memory:
+        short.append(
+            f"memory ({human_memory(need_memory)} asked, {human_memory(have_memory)} free)"
+        )
+    if short:
+        return " and ".join(short)
+    largest = max(asks, key=lambda a: (a.memory, a.cpu))
+    return f"a worker with room for a pod of {largest.describe()}"
+
+
+def decide(jobs: Sequence[QueueJob], workers: Sequence[Room]) -> Decision:
+    """Which suspended jobs to admit now, and for the others their place in the queue
+    and what they wait for. ``workers`` are reduced by what is admitted (a copy is
+    taken: the caller's list is left alone)."""
+    free = [Room(r.name, r.cpu, r.memory, r.free_cpu, r.free_memory) for r in workers]
+    decision = Decision()
+    blocked: str | None = None
+    # Admitted jobs first: room they are owed is theirs. One still settling (its
+    # minimum pods not all placed yet) holds the queue: the scheduler may place them
+    # otherwise than this simulation, so the next decision waits to start from facts.
+    for job in jobs:
+        if job.suspended:
+            continue
+        owed = job.owed()
+        if not owed:
+            continue
+        settling = job.admitted_for is not None and job.admitted_for < SETTLE_SECONDS
+        placed = place(owed, free)  # room it is owed is reserved when there is some
+        if settling and blocked is None:
+            blocked = f"job {job.name} to start"
+        elif not placed:
+            log.debug("job %s is owed pods that do not fit now", job.name)
+    position = 0
+    for job in jobs:
+        if not job.suspended:
+            continue
+        position += 1
+        never = never_fits(job, workers)
+        if never is not None:
+            decision.waiting[job.name] = Waiting(position, never, never=True)
+            continue
+        if blocked is None:
+            if place(job.minimum(), free):
+                decision.admit.append(job.name)
+                # the next job waits for this one's pods to be placed
+                blocked = f"job {job.name} to start"
+                continue
+            decision.waiting[job.name] = Waiting(position, shortage(job.minimum(), free))
+            blocked = f"job {job.name} ahead of it"
+            continue
+        decision.waiting[job.name] = Waiting(position, blocked or "the jobs ahead of it")
+    # positions among those still queued
+    order = [j.name for j in jobs if j.suspended and j.name not in decision.admit]
+    for index, name in enumerate(order, start=1):
+        w = decision.waiting[name]
+        decision.waiting[name] = Waiting(index, w.waits_for, w.never)
+    return decision

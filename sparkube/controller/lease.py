@@ -1,0 +1,137 @@
+"""One controller acts at a time: a ``coordination.k8s.io`` Lease, as Kubernetes' own
+controllers elect their leader.
+
+The holder renews the Lease every cycle; another replica takes it over only once it has
+gone unrenewed for its duration. Updates carry the resourceVersion read, so two
+contenders cannot both win (the API server refuses the second with a conflict).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+LEASE_NAME = "sparkube-controller"
+LEASE_SECONDS = 20
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _micro(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: Any) -> dt.datetime | None:
+    if isinstance(text, dt.datetime):
+        return text if text.tzinfo else text.replace(tzinfo=dt.UTC)
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Lease:
+    """Hold the Lease ``namespace/LEASE_NAME`` as ``identity``."""
+
+    def __init__(self, client: Any, namespace: str, identity: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.identity = identity
+        self.held = False
+
+    def hold(self) -> bool:
+        """Acquire or renew; True while this process holds the Lease."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.coordination_v1 import Lease as LeaseResource
+
+        now = _now()
+        try:
+            lease = self.client.get(LeaseResource, LEASE_NAME, namespace=self.namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": LEASE_SECONDS,
+                    "acquireTime": _micro(now),
+                    "renewTime": _micro(now),
+                    "leaseTransitions": 0,
+                },
+            }
+            try:
+                self.client.create(LeaseResource.from_dict(body))
+            except ApiError as exc2:
+                if exc2.status.code != 409:
+                    raise
+                self.held = False
+                return False
+            self.held = True
+            return True
+        spec = lease.spec
+        holder = spec.holderIdentity
+        renewed = _parse(spec.renewTime) or _parse(spec.acquireTime)
+        duration = spec.leaseDurationSeconds or LEASE_SECONDS
+        expired = renewed is None or (now - renewed).total_seconds() > duration
+        if holder != self.identity and holder and not expired:
+            self.held = False
+            return False
+        body = lease.to_dict()
+        body["spec"]["renewTime"] = _micro(now)
+        body["spec"]["leaseDurationSeconds"] = LEASE_SECONDS
+        if holder != self.identity:
+            body["spec"]["holderIdentity"] = self.identity
+            body["spec"]["acquireTime"] = _micro(now)
+            body["spec"]["leaseTransitions"] = (spec.leaseTransitions or 0) + 1
+        try:
+            self.client.replace(LeaseResource.from_dict(body))
+        except ApiError as exc:
+            if exc.status.code != 409:
+                raise
+            self.held = False
+            return False
+        self.held = True
+        return True
+
+    def release(self) -> None:
+        """Give the Lease up on a clean exit, so a successor need not wait it out."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.coordination_v1 import Lease as LeaseResource
+
+        if not self.held:
+            return
+        try:
+            lease = self.client.get(LeaseResource, LEASE_NAME, namespace=self.namespace)
+            if lease.spec.holderIdentity != self.identity:
+                return
+            body = lease.to_dict()
+            body["spec"]["holderIdentity"] = None
+            body["spec"]["renewTime"] = None
+            self.client.replace(LeaseResource.from_dict(body))
+        except ApiError:
+            pass
+        self.held = False
+
+
+def holder(client: Any, namespace: str) -> tuple[str | None, float | None]:
+    """(who holds the Lease, seconds since it was last renewed); (None, None) if no
+    controller ever took it."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.coordination_v1 import Lease as LeaseResource
+
+    try:
+        lease = client.get(LeaseResource, LEASE_NAME, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None, None
+        raise
+    renewed = _parse(lease.spec.renewTime)
+    age = (_now() - renewed).total_seconds() if renewed else None
+    return lease.spec.holderIdentity, age
