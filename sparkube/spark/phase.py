@@ -131,12 +131,18 @@ def run_addons_phase(
         from sparkube.monitoring.addons import apply_monitoring
         from sparkube.spark.podspec import Endpoints
 
-        if s3 is not None:
-            stock_jars(s3, bucket, env=env, reporter=reporter)
-
         skip = frozenset(
             p.strip() for p in env.environ.get("SPARKUBE_SKIP_ADDONS", "").split(",") if p.strip()
         )
+        controller: list[str] = []
+        if s3 is not None and CONTROLLER not in skip:
+            controller = deploy_controller(
+                client, s3, config, control_plane_type=control_plane_type or worker_type,
+                env=env, reporter=reporter,
+            )  # fmt: skip
+        if s3 is not None:
+            stock_jars(s3, bucket, env=env, reporter=reporter)
+
         reporter.step(ADDONS, "monitoring", "metrics-server, kube-opex-analytics, history server")
         monitoring = apply_monitoring(
             client, config, Endpoints.from_environ(env.environ), skip=skip
@@ -144,10 +150,40 @@ def run_addons_phase(
         reporter.step(ADDONS, "monitoring", f"{len(monitoring)} objects applied")
         return (
             ("kubelet-csr-approver, " if approver else "")
-            + "spark RBAC, metrics-server, kube-opex-analytics, history server "
-            f"({len(approver) + len(applied) + len(monitoring)} objects)"
+            + "spark RBAC, "
+            + ("sparkube controller, " if controller else "")
+            + "metrics-server, kube-opex-analytics, history server "
+            f"({len(approver) + len(applied) + len(controller) + len(monitoring)} objects)"
         )
     return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
+
+
+#: The ``SPARKUBE_SKIP_ADDONS`` name of the controller (sparkube.controller).
+CONTROLLER = "sparkube-controller"
+
+
+def deploy_controller(
+    client: Any,
+    s3: Any,
+    config: ClusterConfig,
+    *,
+    control_plane_type: str,
+    env: Environment,
+    reporter: Reporter,
+) -> list[str]:
+    """sparkube's controller on the control plane, its code from the cluster's bucket
+    (sparkube.controller.bundle, sparkube.controller.deploy)."""
+    from sparkube.controller import deploy
+    from sparkube.spark.podspec import Endpoints
+
+    reporter.step(ADDONS, "controller", f"sparkube controller in {deploy.NAMESPACE}")
+    applied, said = deploy.deploy(
+        client, s3, cluster=config.cluster, bucket=config.bucket, region=config.region,
+        control_plane_type=control_plane_type, endpoints=Endpoints.from_environ(env.environ),
+        environ=env.environ, progress=lambda msg: reporter.step(ADDONS, "controller", msg),
+    )  # fmt: skip
+    reporter.step(ADDONS, "controller", said)
+    return applied
 
 
 def stock_jars(s3: Any, bucket: str, *, env: Environment, reporter: Reporter) -> None:
