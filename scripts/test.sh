@@ -78,6 +78,18 @@ if ! ls "$wheelhouse"/numpy-"$numpy_version"-*.whl >/dev/null 2>&1; then
   fi
 fi
 
+echo "== wheels of the controller's environment (cached after the first download)"
+# 'up' builds the in-cluster controller's Python packages with pip for the controller
+# image's Python 3.11 on manylinux x86_64 (sparkube/controller/bundle.py); the tests give
+# pip this folder only (PIP_NO_INDEX, tests/fixtures/moto_server.py).
+if ! "$py" -c 'import sys; from tests.fixtures.wheels import controller_wheels_missing as m; sys.exit(1 if m() else 0)'; then
+  read -r -a controller_wheels <<<"$("$py" -m sparkube.controller.bundle x86_64)"
+  if ! "$py" -m pip download -q --disable-pip-version-check -d "$wheelhouse" "${controller_wheels[@]}"; then
+    if [ "$ci" = true ]; then echo "!! controller wheels download failed" >&2; exit 1; fi
+    echo "!! controller wheels download failed; the tests that run 'up' with a bucket will fail"
+  fi
+fi
+
 echo "== ruff"
 "$venv/bin/ruff" check sparkube tests bench
 "$venv/bin/ruff" format --check sparkube tests bench
