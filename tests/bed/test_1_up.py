@@ -14,6 +14,7 @@ keeps the distribution's containerd (Debian's 1.6)."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from typing import Any
@@ -21,10 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
+from sparkube.controller.bundle import BUCKET_PREFIX as CONTROLLER_PREFIX
 from sparkube.nodes import containerd
 from sparkube.nodes.prepare import full_image_ref
 from sparkube.spark.image import SPARK_IMAGE
-from tests.fixtures.bedcluster import NAMES, BedCluster
+from tests.fixtures.bedcluster import NAMES, BedCluster, wait_for
+from tests.fixtures.nodebed import controller_image_missing
 
 pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
 
@@ -150,3 +153,57 @@ def test_the_spark_image_keeps_its_contract_in_a_pod(bed_cluster: BedCluster) ->
     pod: Any = c.kubectl_json("get pod spark-image")
     assert pod["spec"]["nodeName"].startswith("worker-"), pod["spec"]
     c.kubectl("delete pod spark-image --wait=false")
+
+
+def test_the_controller_runs_on_the_control_plane_and_holds_its_lease(
+    bed_cluster: BedCluster,
+) -> None:
+    """sparkube's controller (``up``'s addon): its code came from the cluster's bucket
+    (fetched by the init container with the node's instance role from moto's S3, each
+    zip checked), it runs in the Python image's stand-in on the control plane, started,
+    and holds the Lease that lets one controller act."""
+    c = bed_cluster
+    reason = controller_image_missing()
+    if reason:
+        pytest.skip(reason)
+    assert re.search(r"code \w{12} \+ \d+ packages for Python 3\.11 on Linux x86_64", c.up.stderr)
+    bucket = c.kubectl_json("-n spark get configmap sparkube-cluster")["data"]["bucket"]
+    listed = c.s3().list_objects_v2(Bucket=bucket, Prefix=CONTROLLER_PREFIX)["Contents"]
+    keys = [o["Key"] for o in listed]
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["pyenv.zip", "sparkube.zip"], keys
+    ns = "-n sparkube-system"
+    selector = "-l app.kubernetes.io/name=sparkube-controller"
+
+    def running() -> dict[str, Any] | None:
+        pods = c.kubectl_json(f"{ns} get pods {selector}")["items"]
+        return next((p for p in pods if p["status"].get("phase") == "Running"), None)
+
+    try:
+        pod = wait_for("the controller pod Running", running, 240)
+    except TimeoutError:
+        print(c.kubectl(f"{ns} describe pods {selector}", check=False).stdout)
+        print(c.kubectl(f"{ns} logs {selector} -c fetch-code", check=False).stdout)
+        raise
+    name = pod["metadata"]["name"]
+    assert pod["spec"]["nodeName"] == "control-plane"
+    fetched = c.kubectl(f"{ns} logs {name} -c fetch-code").stdout
+    assert "controller code ready" in fetched, fetched
+    assert "sparkube.zip" in fetched and "pyenv.zip" in fetched
+
+    def started() -> str | None:
+        log = c.kubectl(f"{ns} logs {name} -c controller", check=False).stdout
+        # sparkube/controller/__main__.py, once it runs
+        return log if f"sparkube controller {name} started" in log else None
+
+    wait_for("the controller's start in its log", started, 60)
+
+    def holder() -> str | None:
+        got = c.kubectl(f"{ns} get lease sparkube-controller -o json", check=False)
+        if got.returncode != 0:
+            return None
+        who = json.loads(got.stdout)["spec"].get("holderIdentity")
+        return who if who == name else None
+
+    wait_for("the Lease held by the controller's pod", holder, 60)
+    restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+    assert restarts == 0, c.kubectl(f"{ns} logs {name} -c controller --previous", check=False)
