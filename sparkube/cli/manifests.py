@@ -16,7 +16,8 @@ def manifests(
     """Print every Kubernetes manifest that up applies, as one YAML stream.
 
     The pod network (Flannel, pinned), Spark's namespace, service account and
-    namespaced Role, metrics-server, kube-opex-analytics and the Spark History Server.
+    namespaced Role, sparkube's controller, metrics-server, kube-opex-analytics and the
+    Spark History Server.
     Nothing is contacted (the bucket name and hourly rate are shown as up would fill
     them in); the output can be reviewed or kept in Git.
 
@@ -49,6 +50,20 @@ def manifests(
         workers=spec.workers,
         control_plane_usd_per_hour=bundled_price(region, spec.control_plane_type) or 0.0,
         worker_usd_per_hour=bundled_price(region, spec.instance_type) or 0.0,
+    )
+    from sparkube.controller import bundle, deploy
+
+    code = bundle.for_review(
+        bundle.target_for(spec.control_plane_type), environ=app_ctx.env.environ
+    )
+    documents.append(
+        (
+            f"sparkube controller in {deploy.NAMESPACE} ({bundle.IMAGE}; its code from the "
+            "cluster's bucket, checked by SHA-256)",
+            deploy.render(
+                code, cluster=spec.name, bucket=config.bucket, region=region, endpoints=Endpoints()
+            ),
+        )
     )
     documents += list(all_documents(config, Endpoints()).items())
     for title, text in documents:

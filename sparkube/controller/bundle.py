@@ -54,10 +54,12 @@ class Artifact:
 
     name: str  # "sparkube.zip" or "pyenv.zip"
     data: bytes
+    #: Not built yet (``sparkube manifests`` before any ``up``): the digest is a word.
+    unbuilt: bool = False
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return "BUILT-BY-UP" if self.unbuilt else hashlib.sha256(self.data).hexdigest()
 
     @property
     def size(self) -> int:
@@ -178,6 +180,19 @@ def build(target: packages.Target, *, environ: Mapping[str, str]) -> ControllerC
         target=target,
         requirements=tuple(lines),
     )
+
+
+def for_review(target: packages.Target, *, environ: Mapping[str, str]) -> ControllerCode:
+    """What ``up`` would deploy, without building or contacting anything: the package
+    zipped now, the environment from the local cache if an earlier ``up`` built it."""
+    lines = requirement_lines(target)
+    cached = env_cache(environ) / f"{packages.env_key(lines, target)}.zip"
+    env = (
+        Artifact(ENV_NAME, cached.read_bytes())
+        if cached.is_file()
+        else Artifact(ENV_NAME, b"", unbuilt=True)
+    )
+    return ControllerCode(Artifact(CODE_NAME, package_zip()), env, target, tuple(lines))
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ def test_the_code_travels_through_the_bucket_and_imports_alone(
     except subprocess.TimeoutExpired:
         run.kill()
         _, err = run.communicate()
+    else:  # no service account here: lightkube's configuration, after every import
+        assert "lightkube.core.exceptions.ConfigError" in err, err
     assert "ModuleNotFoundError" not in err and "ImportError" not in err, err
 
     # A second run (the pod restarted, its emptyDir kept) fetches nothing again.

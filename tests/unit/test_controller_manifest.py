@@ -203,3 +203,18 @@ def test_the_init_container_reads_the_pinned_objects_with_the_node_role() -> Non
 def test_the_spec_changes_only_with_the_code() -> None:
     assert docs() == docs()  # up again: the same objects, nothing rolls
     assert docs(env=b"other") != docs()
+
+
+def test_manifests_shows_the_controller_without_building_anything(tmp_path: Path) -> None:
+    """``sparkube manifests``: the package's real digest; the environment's from the
+    local cache once an ``up`` built it, a word before that (nothing is built)."""
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    before = bundle.for_review(TARGET, environ=environ)
+    assert before.code.sha256 == bundle.Artifact("x", bundle.package_zip()).sha256
+    assert before.env.sha256 == "BUILT-BY-UP" and not list(tmp_path.rglob("*"))
+    lines = bundle.requirement_lines(TARGET)
+    cached = bundle.env_cache(environ) / f"{packages.env_key(lines, TARGET)}.zip"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"built")
+    after = bundle.for_review(TARGET, environ=environ)
+    assert after.env.sha256 == bundle.Artifact("x", b"built").sha256
