@@ -101,6 +101,10 @@ def test_up_runs_nodes_and_kubernetes_then_ssh_works(
     assert float(settings["worker_usd_per_hour"]) > 0
     assert kube.exists("/apis/apps/v1/namespaces/monitoring/deployments/kube-opex-analytics")
     assert kube.exists("/apis/apps/v1/namespaces/spark/deployments/spark-history")
+    # ... and sparkube's controller, its code put in the bucket first (pip installed its
+    # packages from the tests' wheelhouse: PIP_NO_INDEX)
+    assert kube.exists("/apis/apps/v1/namespaces/sparkube-system/deployments/sparkube-controller")
+    assert re.search(r"controller +code \w{12} \+ \d+ packages .* \(2 uploaded", up.stderr)
     assert not kube.exists("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io")
     status = json.loads(cli("status", "-o", "json", env=env).stdout)
     assert status["phases_done"][:3] == ["infra", "nodes", "kubernetes"]
