@@ -505,6 +505,9 @@ def _run_local_submit(
 
 def _progress_line(p: cluster_jobs.Progress) -> str:
     minutes, seconds = divmod(int(p.elapsed), 60)
+    if p.driver_phase == "Queued":
+        said = cluster_jobs.queue_message(p.position, p.waits_for)
+        return f"Queued ({said}) · {minutes}:{seconds:02d}"
     executors = f"{p.executors_running}/{p.executors_wanted} executors"
     if p.executors_pending:
         executors += f" ({p.executors_pending} pending)"
@@ -708,6 +711,9 @@ def jobs_command(
             f"{r.executors} × {r.executor_cores}" if r.executor_cores else str(r.executors),
         )  # fmt: skip
     ui.out.print(table)
+    for r in records:
+        if r.state == "Queued" and r.message:
+            ui.out.print(f"{r.job_id} queued: {escape(r.message)}", highlight=False)
 
 
 @app.command(rich_help_panel="Jobs")

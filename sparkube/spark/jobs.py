@@ -456,6 +456,7 @@ def run_wordcount_cluster(
     config = api.config()
     res = resources or resources_for(config)
     parts_name = f"_sparkube-parts-{job_id}"
+    api.check_fits(JobSpec(job_id, "wordcount", "wordcount.py", b"", (), res))
     try:
         uploads = upload_inputs(
             api,
@@ -536,6 +537,11 @@ def prepare_submit_cluster(
     files, modules and packages (:mod:`sparkube.spark.bundles`)."""
     check_application(app, main_class)
     config = api.config()
+    # a job that could never start is refused before anything is uploaded
+    api.check_fits(
+        JobSpec(job_id, app.name, app.name, b"", (), resources or resources_for(config),
+                conf=dict(conf or {}))
+    )  # fmt: skip
     found = extras.cluster_bundles(api, on_status) if extras is not None else []
     pairs: list[tuple[Path, str]] = []
     layout: list[tuple[Path, list[int]]] = []

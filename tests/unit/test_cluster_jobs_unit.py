@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from sparkube.errors import InputError
 from sparkube.spark import diagnose as dg
 from sparkube.spark import jarfetch
+from sparkube.spark.cluster import ClusterJobs
 from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 from sparkube.spark.jars import JARS_MOUNT
@@ -382,3 +384,44 @@ def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
 def test_kubernetes_quantities(text: str, cpu: float, memory: int) -> None:
     assert dg.parse_cpu(text) == pytest.approx(cpu)
     assert dg.parse_memory(text) == memory
+
+
+class _Nodes(ClusterJobs):
+    """ClusterJobs whose API answers are given (our own boundary: no API server here;
+    the same rule runs against real nodes in tests/bed/test_4_queue.py)."""
+
+    def __init__(self, nodes: list[dg.NodeCapacity]) -> None:
+        super().__init__(None, lambda _region: None)
+        self._nodes = nodes
+
+    def node_capacity(self) -> list[dg.NodeCapacity]:
+        return self._nodes
+
+    def events(self, pod_names: Any) -> list[Any]:
+        return []
+
+
+def test_an_unschedulable_pod_that_fits_a_worker_waits_one_that_fits_none_is_stuck() -> None:
+    api = _Nodes([dg.NodeCapacity("w1", 2, 4 * GIB), dg.NodeCapacity("w2", 2, 8 * GIB)])
+    since: dict[str, float] = {"job-exec-1": 0.0}  # unschedulable for long enough
+    assert api.stuck(None, [executor("1", "6Gi")], since) is None  # room may come
+    assert api.stuck(None, [executor("8", "9Gi")], {"job-exec-1": 0.0}) == (
+        "The executor pod asks for 8 CPU and 9Gi but the largest node offers 2 CPU and 8Gi; "
+        "lower --executor-cores / --executor-memory, or add workers with sparkube up "
+        "--workers N."
+    )
+
+
+def test_a_queued_job_says_its_place_and_what_it_waits_for() -> None:
+    from sparkube.cli.jobs import _progress_line
+    from sparkube.spark.cluster import Progress, queue_message
+
+    assert queue_message(1, "CPU (2.5 asked, 1.4 free)") == (
+        "1st in line, waits for CPU (2.5 asked, 1.4 free)"
+    )
+    assert [queue_message(n, "x").split(" ")[0] for n in (2, 3, 4, 11, 12, 21, 113)] == [
+        "2nd", "3rd", "4th", "11th", "12th", "21st", "113th",
+    ]  # fmt: skip
+    assert queue_message(0, "") == "waits for the cluster's controller to look at it"
+    line = _progress_line(Progress("Queued", 0, 0, 0, 75.0, position=2, waits_for="job j1"))
+    assert line == "Queued (2nd in line, waits for job j1) · 1:15"
