@@ -154,7 +154,7 @@ def wordcount(
     elif not placement.local:
         api = jobs.open_cluster(env, spec.name)
         config = api.config()
-        res = jobs.resources_for(config, driver_memory=driver_memory)
+        res = jobs.resources_for(config, driver_memory=driver_memory, api=api)
         ui.note(
             f"Running on cluster {spec.name} ({res.executors} executors × "
             f"{res.executor_cores} core{'s' if res.executor_cores != 1 else ''}, "
@@ -570,7 +570,7 @@ def _submit_cluster(
     config = api.config()
     res = jobs.resources_for(
         config, executors=executors, executor_cores=executor_cores,
-        executor_memory=executor_memory, driver_memory=driver_memory,
+        executor_memory=executor_memory, driver_memory=driver_memory, api=api,
     )  # fmt: skip
     job_id = jobs.new_job_id("job")
     ui.note(

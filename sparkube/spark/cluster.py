@@ -161,6 +161,7 @@ class ClusterJobs:
         self._s3: Any = None
         self.endpoints = endpoints or Endpoints()
         self._config: ClusterConfig | None = None
+        self._room: list[admission.Room] | None = None
 
     @classmethod
     def from_bucket(cls, s3: Any, config: ClusterConfig) -> ClusterJobs:
@@ -316,26 +317,35 @@ class ClusterJobs:
             lines.append(f"{url} {bundle.object_name} {'zip' if bundle.archive else 'file'}")
         return lines
 
+    def job_room(self) -> list[admission.Room]:
+        """What each schedulable worker has for jobs: allocatable less the pods that are
+        not jobs' (read once per command: the defaults and the never-fits check)."""
+        if self._room is None:
+            from lightkube import operators
+            from lightkube.resources.core_v1 import Node, Pod
+
+            nodes = [
+                n.to_dict() for n in self._api("Listing nodes", lambda: self.client.list(Node))
+            ]
+            live = {"status.phase": operators.not_in(["Succeeded", "Failed"])}
+            pods = self._api(
+                "Listing pods",
+                lambda: [p.to_dict() for p in self.client.list(Pod, namespace="*", fields=live)],
+            )
+            self._room = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
+        return self._room
+
     def check_fits(self, spec: JobSpec) -> None:
         """Refuse (exit 2, before anything is made) a job that could never start here:
         a pod larger than any worker has for jobs, or a driver and minimum executors
         that even the empty workers cannot hold at once. One that only has to wait for
         others is queued instead."""
-        from lightkube import operators
-        from lightkube.resources.core_v1 import Node, Pod
-
         props = spark_properties(spec, self.config(), self.endpoints)
         size = effective_resources(spec, props)
         driver, executor = (
             admission.Ask(r["cpu"], r["memory_bytes"]) for r in pod_requests(spec, props)
         )
-        nodes = [n.to_dict() for n in self._api("Listing nodes", lambda: self.client.list(Node))]
-        live = {"status.phase": operators.not_in(["Succeeded", "Failed"])}
-        pods = self._api(
-            "Listing pods",
-            lambda: [p.to_dict() for p in self.client.list(Pod, namespace="*", fields=live)],
-        )
-        baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
+        baseline = self.job_room()
         problem = admission.never_fits(
             [driver] + [executor] * size.executors,
             ["driver"] + ["executor"] * size.executors,

@@ -425,3 +425,34 @@ def test_a_queued_job_says_its_place_and_what_it_waits_for() -> None:
     assert queue_message(0, "") == "waits for the cluster's controller to look at it"
     line = _progress_line(Progress("Queued", 0, 0, 0, 75.0, position=2, waits_for="job j1"))
     assert line == "Queued (2nd in line, waits for job j1) · 1:15"
+
+
+def test_default_job_fits_what_one_small_worker_has_for_jobs() -> None:
+    """t3.medium: 2 CPU and about 3.7Gi allocatable; with the History Server, CoreDNS
+    and metrics-server on the only worker about 1.6 CPU and 2.4Gi are left for jobs. The
+    size from allocatable alone (1g driver + 1g executor: 2.75Gi) could never start."""
+    from sparkube.controller import admission
+
+    config = ClusterConfig(cluster="c", bucket="b", region="r", worker_cpu=2.0,
+                           worker_memory=3790 * 2**20, workers=1)  # fmt: skip
+    assert default_resources(config) == Resources(1, 1, "1g", "1g")
+    room = (1.6, 2457 * 2**20)
+    res = default_resources(config, [room])
+    assert res == Resources(1, 1, "512m", "1g")
+    pods = [admission.Ask(0.5, res.pod_memory_mib("1g") * 2**20),
+            admission.Ask(1.0, res.pod_memory_mib("512m") * 2**20)]  # fmt: skip
+    worker = admission.Room("w", 2.0, 3790 * 2**20, *room)
+    assert admission.never_fits(pods, ["driver", "executor"], [worker]) is None
+
+
+def test_default_job_leaves_out_a_worker_too_small_and_shrinks_the_driver_last() -> None:
+    config = ClusterConfig(cluster="c", bucket="b", region="r", worker_cpu=4.0,
+                           worker_memory=16 * GIB, workers=3)  # fmt: skip
+    roomy = (3.8, 14 * GIB)
+    assert default_resources(config, [roomy, roomy, roomy]) == Resources(3, 3, "5888m", "1g")
+    # a worker with 0.5 CPU left for jobs gets no executor
+    assert default_resources(config, [roomy, (0.5, 14 * GIB), roomy]) == Resources(
+        2, 3, "5888m", "1g"
+    )
+    # a single worker with 1.5Gi for jobs: 512m driver and executor
+    assert default_resources(config, [(3.8, 1800 * 2**20)]) == Resources(1, 3, "512m", "512m")
