@@ -85,9 +85,9 @@ def test_the_controller_holds_its_lease_and_says_what_it_did(bed_lab: BedLab) ->
     and the one it queued."""
     lab = bed_lab
     lease = lab.cluster.kubectl_json("-n sparkube-system get lease sparkube-controller")
-    (pod,) = lab.cluster.kubectl_json("-n sparkube-system get pods -l app=sparkube-controller")[
-        "items"
-    ]
+    (pod,) = lab.cluster.kubectl_json(
+        "-n sparkube-system get pods -l app.kubernetes.io/name=sparkube-controller"
+    )["items"]
     assert lease["spec"]["holderIdentity"] == pod["metadata"]["name"]
     log = lab.kubectl(f"-n sparkube-system logs {pod['metadata']['name']}").stdout
     assert "admitted job " in log and " queued, position 1: waits for " in log, log[-3000:]
