@@ -106,7 +106,7 @@ def test_a_queue_larger_than_the_workers_drains_in_order(
         time.sleep(0.05)  # distinct creation order (seconds resolution: tie by name)
     kube.wait_for(
         f"{workers} jobs started", lambda: all(_started(kube, n) for n in names[:workers]), 60
-    )  # noqa: E501
+    )
     waiting = _job(kube, names[workers])
     assert waiting["spec"]["suspend"] is True
     ann = waiting["metadata"]["annotations"]
