@@ -24,6 +24,7 @@ from sparkube.controller import admission
 from sparkube.controller.lease import LEASE_NAME, Lease, holder
 from sparkube.controller.loop import Controller
 from sparkube.kube.client import client_from_kubeconfig
+from sparkube.spark.diagnose import parse_cpu
 from tests.fixtures.controlplane import KubeControlPlane
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ LEASE_NS = "queue-lease"
 
 def suspended_job(name: str, cpu: str, *, delay: str = "2s") -> dict[str, Any]:
     asks = {
-        "driver": {"cpu": float(cpu), "memory_bytes": 2**30},
+        "driver": {"cpu": parse_cpu(cpu), "memory_bytes": 2**30},
         "executor": {"cpu": 1.0, "memory_bytes": 2**30},
         "min_executors": 0,
     }
@@ -102,16 +103,22 @@ def test_a_queue_larger_than_the_workers_drains_in_order(
     names = [f"q{i}" for i in range(workers + 2)]
     for name in names:
         kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
-                 suspended_job(name, "1500m", delay="4s"))  # fmt: skip
+                 suspended_job(name, "1500m", delay="12s"))  # fmt: skip
         time.sleep(0.05)  # distinct creation order (seconds resolution: tie by name)
     kube.wait_for(
         f"{workers} jobs started", lambda: all(_started(kube, n) for n in names[:workers]), 60
     )
+
+    # once the last admitted job's driver is placed, the next says what it waits for:
+    # 1.5 CPU are free in all, but 0.5 on each worker
+    def waits_for_room() -> bool:
+        ann = _job(kube, names[workers])["metadata"]["annotations"]
+        return ann.get(admission.WAITS_FOR) == "a worker with room for a pod of 1.5 CPU and 1Gi"
+
+    kube.wait_for("the next job to wait for a worker", waits_for_room, 30, interval=0.2)
     waiting = _job(kube, names[workers])
     assert waiting["spec"]["suspend"] is True
-    ann = waiting["metadata"]["annotations"]
-    assert ann[admission.POSITION] == "1"
-    assert ann[admission.WAITS_FOR].startswith("CPU (1.5 asked, "), ann
+    assert waiting["metadata"]["annotations"][admission.POSITION] == "1"
     last = _job(kube, names[workers + 1])["metadata"]["annotations"]
     assert last[admission.POSITION] == "2"
     assert last[admission.WAITS_FOR] == f"job {names[workers]} ahead of it"
