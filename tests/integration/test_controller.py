@@ -12,6 +12,7 @@ pods, and a queue that drains in order as pods end.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
-from sparkube.controller import admission
+from sparkube.controller import NAMESPACE, admission
 from sparkube.controller.lease import LEASE_NAME, Lease, holder
 from sparkube.controller.loop import Controller
 from sparkube.kube.client import client_from_kubeconfig
@@ -170,3 +172,157 @@ def test_one_controller_acts_and_a_successor_takes_over_after_release(
     lease = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}")
     assert lease["spec"]["holderIdentity"] == "two"
     assert lease["spec"]["leaseTransitions"] == 1
+
+
+# ---------------------------------------------------------------------------- its RBAC
+
+Rule = tuple[str, str, str, str]  # (where: "cluster" or a namespace, apiGroup, resource, verb)
+
+
+def shipped_rbac() -> list[dict[str, Any]]:
+    from sparkube.manifests import render_manifest
+
+    text = render_manifest(
+        "sparkube-controller",
+        {"NAMESPACE": NAMESPACE, "JOBS_NAMESPACE": "spark", "IMAGE": "x", "CLUSTER": "c",
+         "REGION": "r"},
+    )  # fmt: skip
+    return [d for d in yaml.safe_load_all(text) if d and d["kind"] in ("ClusterRole", "Role")]
+
+
+def grants(docs: list[dict[str, Any]]) -> list[Rule]:
+    out = []
+    for doc in docs:
+        where = doc["metadata"].get("namespace", "cluster")
+        for rule in doc["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    out += [(where, group, resource, verb) for verb in rule["verbs"]]
+    return out
+
+
+def without(docs: list[dict[str, Any]], removed: Rule | None) -> list[dict[str, Any]]:
+    """The shipped roles less one verb of one resource (rules left empty dropped)."""
+    out = copy.deepcopy(docs)
+    if removed is None:
+        return out
+    where, group, resource, verb = removed
+    for doc in out:
+        if doc["metadata"].get("namespace", "cluster") != where:
+            continue
+        kept = []
+        for rule in doc["rules"]:
+            if group in rule["apiGroups"] and resource in rule["resources"]:
+                rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+            if rule["verbs"]:
+                kept.append(rule)
+        doc["rules"] = kept
+    return out
+
+
+def _apply_roles(kube: KubeControlPlane, docs: list[dict[str, Any]], account: str) -> None:
+    for doc in docs:
+        kind, ns = doc["kind"], doc["metadata"].get("namespace")
+        name = f"{account}-{kind.lower()}"
+        role = {**doc, "metadata": {"name": name, **({"namespace": ns} if ns else {})}}
+        binding_kind = "ClusterRoleBinding" if kind == "ClusterRole" else "RoleBinding"
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": binding_kind,
+            "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+        }
+        base = "/apis/rbac.authorization.k8s.io/v1" + (f"/namespaces/{ns}" if ns else "")
+        kube.api("POST", f"{base}/{kind.lower()}s", role)
+        kube.api("POST", f"{base}/{binding_kind.lower()}s", binding)
+
+
+def _calls(client: Any, name: str) -> tuple[list[str], bool]:
+    """Every kind of call the controller makes, as it makes them: take the Lease and
+    renew it, one cycle (lists; a merge patch admitting the queued job), and a watch of
+    each kind. Returns the calls refused (403) and whether the job was admitted."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.batch_v1 import Job
+    from lightkube.resources.core_v1 import Node, Pod
+
+    refused = []
+    lease = Lease(client, NAMESPACE, name)
+    ctl = Controller(client, jobs_namespace="spark", lease=lease)
+    calls = [
+        ("take the Lease", lease.hold),
+        ("renew the Lease", lease.hold),
+        ("a cycle", ctl.cycle),
+        ("watch Jobs", lambda: next(iter(client.watch(Job, namespace="spark")))),
+        ("watch Pods", lambda: next(iter(client.watch(Pod, namespace="*")))),
+        ("watch Nodes", lambda: next(iter(client.watch(Node)))),
+    ]
+    for what, call in calls:
+        try:
+            call()
+        except ApiError as exc:
+            if exc.status.code != 403:
+                raise
+            refused.append(what)
+    return refused, False
+
+
+def test_each_rule_of_the_controllers_roles_is_needed(kube: KubeControlPlane) -> None:
+    """The shipped ClusterRole and Roles, then each less one verb: with all of them every
+    call the controller makes goes through and it admits a queued job; without any one
+    of them, one of its calls is refused (so no rule is there for nothing)."""
+    for ns in ("spark", NAMESPACE):
+        kube.create_namespace(ns)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "other"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    kube.api("POST", "/api/v1/namespaces/spark/pods", pod)  # something for a watch to see
+    docs = shipped_rbac()
+    rules = grants(docs)
+    assert rules, "no rules shipped"
+    results: dict[Rule | None, list[str]] = {}
+    for index, removed in enumerate([None, *rules]):
+        account = f"ctl-{index}"
+        kube.create_service_account(NAMESPACE, account)
+        _apply_roles(kube, without(docs, removed), account)
+        job = suspended_job(f"rbac-{index}", "100m", delay="60s")
+        kube.api("POST", "/apis/batch/v1/namespaces/spark/jobs", job)
+        token = kube.token_for(NAMESPACE, account)
+        client = _client_with_token(kube, token)
+        kube.api(  # each variant takes the Lease afresh
+            "DELETE",
+            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}",
+            ok_statuses=(404,),
+        )
+        refused, _ = _calls(client, account)
+        admitted = _job_in(kube, "spark", f"rbac-{index}")["spec"].get("suspend") is False
+        results[removed] = refused + ([] if admitted else ["admitting the job"])
+        kube.api("DELETE", f"/apis/batch/v1/namespaces/spark/jobs/rbac-{index}"
+                 "?propagationPolicy=Background")  # fmt: skip
+    assert results[None] == [], results[None]
+    unneeded = [rule for rule in rules if not results[rule]]
+    assert unneeded == [], f"rules no call of the controller needs: {unneeded}"
+    for rule in rules:
+        print(f"without {rule}: refused {results[rule]}")
+
+
+def _job_in(kube: KubeControlPlane, ns: str, name: str) -> dict[str, Any]:
+    return dict(kube.get(f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"))
+
+
+def _client_with_token(kube: KubeControlPlane, token: str) -> Any:
+    """A lightkube client of the test API server with a service account's token."""
+    import httpx2
+    from lightkube import Client, KubeConfig
+
+    admin = yaml.safe_load(kube.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": "u", "user": {"token": token}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+    return Client(config=config, timeout=httpx2.Timeout(15.0), field_manager="t",
+                  trust_env=False)  # fmt: skip
