@@ -699,15 +699,19 @@ def jobs_command(
         ui.note(f"No jobs on cluster {spec.name} yet; run one with sparkube wordcount FILE.")
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("job", "app", "state", "started", "duration", "executors"):
-        table.add_column(col, justify="right" if col in ("duration", "executors") else "left")
+    numbers = ("queued", "duration", "executors")
+    for col in ("job", "app", "state", "submitted", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
+
+    def clock(value: float | None) -> str:
+        minutes, seconds = divmod(int(value or 0), 60)
+        return f"{minutes}:{seconds:02d}" if value is not None else ""
+
     for r in records:
-        dur = r.duration
-        minutes, seconds = divmod(int(dur or 0), 60)
         state = r.state + (f" ({r.exit_code})" if r.exit_code not in (None, 0) else "")
         table.add_row(
             r.job_id, escape(r.app), state, r.submitted.replace("T", " ").rstrip("Z"),
-            f"{minutes}:{seconds:02d}" if dur is not None else "",
+            clock(r.queued_seconds), clock(r.duration),
             f"{r.executors} × {r.executor_cores}" if r.executor_cores else str(r.executors),
         )  # fmt: skip
     ui.out.print(table)

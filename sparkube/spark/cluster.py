@@ -753,11 +753,23 @@ class ClusterJobs:
         }
         if started:
             changes["started"] = started
+        admitted = self._admitted(job_id)
+        if admitted:
+            changes["admitted"] = admitted
         return (
             Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure),
             changes,
             log,
         )
+
+    def _admitted(self, job_id: str) -> str | None:
+        """When the cluster's controller let the job start (it waited queued from its
+        submission until then), while the cluster still has its Job."""
+        if self.client is None:
+            return None
+        job = self._job(job_id)
+        ann = ((job or {}).get("metadata") or {}).get("annotations") or {}
+        return str(ann[admission.ADMITTED]) if ann.get(admission.ADMITTED) else None
 
     def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
@@ -976,6 +988,8 @@ class ClusterJobs:
         driver = self.driver(rec.job_id)
         phase = (driver.get("status") or {}).get("phase") if driver else None
         failed = _condition(job, "Failed")
+        ann = (job.get("metadata") or {}).get("annotations") or {}
+        rec.admitted = ann.get(admission.ADMITTED) or rec.admitted
         if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
             outcome, changes, _ = self.ended(rec.job_id, driver)
             rec.state, rec.exit_code = outcome.state, outcome.exit_code
@@ -990,7 +1004,6 @@ class ClusterJobs:
         elif phase:
             rec.state = phase
         elif driver is None and (job.get("spec") or {}).get("suspend"):
-            ann = (job.get("metadata") or {}).get("annotations") or {}
             rec.state = "Queued"
             rec.message = queue_message(
                 int(ann.get(admission.POSITION) or 0), str(ann.get(admission.WAITS_FOR) or "")

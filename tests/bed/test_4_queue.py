@@ -78,6 +78,11 @@ def test_two_jobs_at_once_one_queues_both_exact(bed_lab: BedLab) -> None:
     assert ann[first][admission.ADMITTED] <= ann[second][admission.ADMITTED]
     ended = {r["job_id"]: r for r in _jobs(lab)}
     assert ended[first]["finished"] <= ended[second]["started"], (ended[first], ended[second])
+    # the wait is on record: submitted, then admitted, then its driver started
+    assert ended[second]["queued_seconds"] > 0, ended[second]
+    assert ended[second]["admitted"] <= ended[second]["started"]
+    table = lab.run("jobs").stdout
+    assert "queued" in table.splitlines()[0], table
 
 
 def test_the_controller_holds_its_lease_and_says_what_it_did(bed_lab: BedLab) -> None:
