@@ -242,6 +242,7 @@ def _calls(client: Any, name: str) -> tuple[list[str], bool]:
     """Every kind of call the controller makes, as it makes them: take the Lease and
     renew it, one cycle (lists; a merge patch admitting the queued job), and a watch of
     each kind. Returns the calls refused (403) and whether the job was admitted."""
+    import httpx2
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.batch_v1 import Job
     from lightkube.resources.core_v1 import Node, Pod
@@ -262,6 +263,10 @@ def _calls(client: Any, name: str) -> tuple[list[str], bool]:
             call()
         except ApiError as exc:
             if exc.status.code != 403:
+                raise
+            refused.append(what)
+        except httpx2.HTTPStatusError as exc:  # a watch refused at its start
+            if exc.response.status_code != 403:
                 raise
             refused.append(what)
     return refused, False
