@@ -183,7 +183,7 @@ def check_instance_types(clients: AwsClients, spec: ClusterSpec) -> tuple[Check,
         finding, fix = _split(exc.message, "Choose another --instance-type or region.")
         return Check("EC2 instance types", FAIL, finding, fix), None
     cp, worker = types[spec.control_plane_type], types[spec.instance_type]
-    needed = cp.vcpus + spec.workers * worker.vcpus
+    needed = cp.vcpus + spec.max_count * worker.vcpus  # the worker group at its maximum
     shown = ", ".join(
         f"{t.name} ({t.vcpus} vCPU, {t.memory_mib / 1024:g} GiB)"
         for t in sorted(types.values(), key=lambda t: t.name)

@@ -38,6 +38,7 @@ class Node:
     ssh_host: str | None = None
     ssh_port: int = 22
     image_id: str | None = None
+    subnet_id: str | None = None
     #: The instance's tags (``sparkube:*``, ``Name`` and the user's own).
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -48,6 +49,22 @@ class Node:
         if host is None:
             raise ValueError(f"node {self.name} has no address yet")
         return host
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """The cluster's Auto Scaling group of workers and its launch template."""
+
+    name: str
+    min_size: int
+    max_size: int
+    desired: int
+    #: The launch template version the group launches (a number as text).
+    template_version: str | None = None
+    #: The group's instances, as the group lists them.
+    instance_ids: tuple[str, ...] = ()
+    #: AWS's status of the group (``Delete in progress`` while it goes), else None.
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,9 @@ class ClusterInfo:
     expires_at: datetime | None = None
     #: The CIDRs the security group lets reach SSH (the operator's).
     operator_cidrs: tuple[str, ...] = ()
+    #: The workers' Auto Scaling group, and the id of their launch template.
+    worker_group: WorkerGroup | None = None
+    launch_template: str | None = None
 
     @property
     def done_phase(self) -> str | None:

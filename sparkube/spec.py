@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sparkube.defaults import (
     DEFAULT_CLUSTER,
@@ -98,7 +98,25 @@ class ClusterSpec(BaseModel):
 
     name: str = Field(DEFAULT_CLUSTER, description="Cluster name; tags and local files use it.")
     region: str | None = Field(None, description="AWS region; default: the AWS SDK's own.")
-    workers: int = Field(DEFAULT_WORKERS, ge=0, le=MAX_WORKERS, description="Worker nodes.")
+    workers: int = Field(
+        DEFAULT_WORKERS,
+        ge=0,
+        le=MAX_WORKERS,
+        description="Workers the cluster keeps at least: the minimum of its worker group "
+        "(the same setting as min_workers).",
+    )
+    min_workers: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_WORKERS,
+        description="The worker group's minimum; another name for workers (give one of them).",
+    )
+    max_workers: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_WORKERS,
+        description="The worker group's maximum (at least the minimum); default: the minimum.",
+    )
     instance_type: str = Field(DEFAULT_INSTANCE_TYPE, description="EC2 type of the workers.")
     control_plane_type: str = Field(
         DEFAULT_CONTROL_PLANE_TYPE, description="EC2 type of the control plane."
@@ -289,7 +307,17 @@ class ClusterSpec(BaseModel):
             )
         return value
 
-    @field_validator("workers", "root_volume_gb", mode="before")
+    @model_validator(mode="after")
+    def _minimum(self) -> ClusterSpec:
+        """``min_workers`` given alone sets ``workers`` (one setting, two names); both
+        given and different are refused by :func:`load_spec`, which knows where each
+        came from."""
+        if self.min_workers is not None and "workers" not in self.model_fields_set:
+            object.__setattr__(self, "workers", self.min_workers)
+            self.model_fields_set.add("workers")
+        return self
+
+    @field_validator("workers", "min_workers", "max_workers", "root_volume_gb", mode="before")
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
@@ -323,6 +351,11 @@ class ClusterSpec(BaseModel):
     @property
     def node_count(self) -> int:
         return 1 + self.workers
+
+    @property
+    def max_count(self) -> int:
+        """The worker group's maximum: ``max_workers``, else the minimum."""
+        return self.workers if self.max_workers is None else max(self.max_workers, self.workers)
 
 
 #: Environment variable for each field (``name`` is ``SPARKUBE_CLUSTER`` per DESIGN.md).
@@ -443,7 +476,33 @@ def load_spec(
         raise _config_error(_problems(exc.errors(), unknown, sources)) from None
     if unknown:
         raise _config_error(_problems([], unknown, sources))
+    _check_group_size(spec, sources)
     return spec
+
+
+def _where(sources: Mapping[str, _Source], key: str, value: Any) -> str:
+    source = sources.get(key, _Source("default", key))
+    if source.kind == "flag":
+        return f"{source.where} {value}"
+    return f"{_describe_source(source, key)} {value}"
+
+
+def _check_group_size(spec: ClusterSpec, sources: Mapping[str, _Source]) -> None:
+    """The worker group's size across fields: ``workers`` and ``min_workers`` are one
+    setting, and the maximum is at least the minimum."""
+    if spec.min_workers is not None and spec.min_workers != spec.workers:
+        raise ConfigError(
+            f"{_where(sources, 'workers', spec.workers)} and "
+            f"{_where(sources, 'min_workers', spec.min_workers)} differ; they are one "
+            "setting (the worker group's minimum), so give only one of them."
+        )
+    if spec.max_workers is not None and spec.max_workers < spec.workers:
+        key = "min_workers" if spec.min_workers is not None else "workers"
+        raise ConfigError(
+            f"{_where(sources, 'max_workers', spec.max_workers)} is less than the minimum "
+            f"({_where(sources, key, spec.workers)}); raise the maximum or leave it out "
+            "(it defaults to the minimum)."
+        )
 
 
 def _env_value(field_name: str, raw: str) -> Any:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sparkube.aws import iam, instances, keys, network, storage
+from sparkube.aws import iam, instances, keys, network, storage, workergroup
 from sparkube.aws import tags as T
 from sparkube.aws.session import AwsClients
 from sparkube.model import ClusterInfo, Node
@@ -37,6 +37,8 @@ def describe_cluster(clients: AwsClients, cluster: str) -> ClusterInfo:
     bucket_name = storage.bucket_name(cluster, clients.region, clients.account_id())
     bucket = bucket_name if storage.exists(clients.s3, bucket_name) else None
     group_tags = T.from_aws(group.get("Tags")) if group else {}
+    worker_group = workergroup.find_group(clients.autoscaling, cluster)
+    template = workergroup.find_template(ec2, cluster)
     return ClusterInfo(
         name=cluster,
         region=clients.region,
@@ -50,6 +52,8 @@ def describe_cluster(clients: AwsClients, cluster: str) -> ClusterInfo:
         vpc_id=str(group["VpcId"]) if group and group.get("VpcId") else None,
         expires_at=expires_at(nodes),
         operator_cidrs=network.operator_cidrs_of(group) if group else (),
+        worker_group=worker_group,
+        launch_template=template,
     )
 
 
@@ -68,6 +72,8 @@ def is_empty(info: ClusterInfo) -> bool:
         or info.bucket
         or info.instance_profile
         or info.role_name
+        or info.worker_group
+        or info.launch_template
     )
 
 
@@ -88,12 +94,17 @@ def infra_complete(info: ClusterInfo) -> bool:
         and info.control_plane() is not None
         and len(info.workers()) >= workers
         and all(n.state == "running" for n in info.nodes)
+        and not any(instances.is_unnamed(n.tags) for n in info.nodes)
     )
 
 
 def leftovers(info: ClusterInfo, *, keep_data: bool = False) -> list[str]:
     """Human names of what still exists (the bucket only if not kept on purpose)."""
     out = [f"instance {n.instance_id} ({n.name}, {n.state})" for n in info.nodes]
+    if info.worker_group:
+        out.append(f"worker group {info.worker_group.name}")
+    if info.launch_template:
+        out.append(f"launch template {info.launch_template}")
     if info.security_group_id:
         out.append(f"security group {info.security_group_id}")
     if info.key_name:

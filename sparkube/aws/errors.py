@@ -139,6 +139,30 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
         return CloudError(
             f"AWS kept throttling sparkube ({op}); wait a minute and run the command again."
         )
+    if "AWSServiceRoleForAutoScaling" in message or (
+        op == "CreateAutoScalingGroup" and "service-linked role" in message.lower()
+    ):
+        return CloudError(
+            f"EC2 Auto Scaling has no service-linked role in this account yet and could not "
+            f"make it{where} ({message}); allow iam:CreateServiceLinkedRole for "
+            "autoscaling.amazonaws.com (docs/iam-policy.json) and run 'sparkube up' again."
+        )
+    if code == "LimitExceeded" and op in (
+        "CreateAutoScalingGroup",
+        "CreateLaunchTemplate",
+        "CreateLaunchTemplateVersion",
+        "PutScheduledUpdateGroupAction",
+    ):
+        return CloudError(
+            f"Your account reached an Auto Scaling or launch template limit{where} "
+            f"({message}); delete unused groups or templates, or ask for more in Service "
+            "Quotas, then run 'sparkube up' again."
+        )
+    if code in ("ScalingActivityInProgress", "ResourceInUse"):
+        return CloudError(
+            f"The worker group is busy with a scaling activity{where} ({message}); wait a "
+            "minute and run the command again."
+        )
     if code == "BucketAlreadyExists":
         return CloudError(
             f"The S3 bucket name is taken by another account ({message}); use another cluster name."
@@ -147,7 +171,7 @@ def translate(exc: BaseException, *, region: str | None = None) -> SparkubeError
 
 
 #: Services whose operations sparkube calls, in lookup order (IAM action prefix = name).
-_SERVICES = ("ec2", "iam", "s3", "ssm", "sts", "pricing")
+_SERVICES = ("ec2", "iam", "s3", "ssm", "sts", "pricing", "autoscaling")
 
 
 @functools.cache

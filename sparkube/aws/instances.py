@@ -1,13 +1,17 @@
-"""EC2 instances: type checks, the Ubuntu AMI, one RunInstances per role, waiters.
+"""EC2 instances: type checks, the Ubuntu AMI, the control plane's RunInstances, the
+launch settings the workers' launch template shares with it, waiters.
 
 Every read of the cluster's nodes is one filtered ``DescribeInstances`` (by the cluster
-tag), so the number of calls does not grow with the number of workers. Workers launched
-in one call share their tags; a worker's name is ``worker-{first + AmiLaunchIndex}``
-(tag ``sparkube:first-worker``), so no per-instance tagging call is needed.
+tag), so the number of calls does not grow with the number of workers. A node's name is
+its ``sparkube:node`` tag: the control plane's is set at launch, a worker of the group
+(:mod:`sparkube.aws.workergroup`) gets ``worker-K`` right after the group launched it.
+Workers launched by ``RunInstances`` before the group existed share their tags and are
+named ``worker-{first + AmiLaunchIndex}`` (tag ``sparkube:first-worker``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
@@ -182,33 +186,27 @@ class LaunchRequest:
     cpu_credits: str | None = None
 
 
-def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
-    cluster = req.cluster
-    if req.role == CONTROL_PLANE:
-        role_tags = {
-            T.ROLE: CONTROL_PLANE,
-            T.NODE: CONTROL_PLANE,
-            T.NAME: f"{cluster}-control-plane",
-        }
-    else:
-        role_tags = {
-            T.ROLE: WORKER,
-            T.FIRST_WORKER: str(req.first_worker),
-            T.NAME: f"{cluster}-worker",
-        }
-    instance_tags = {**req.tags, **role_tags}
-    volume_tags = {**req.tags, T.ROLE: req.role, T.NAME: role_tags[T.NAME]}
-    tag_specs = [
-        T.spec_for("instance", instance_tags),
-        T.spec_for("volume", volume_tags),
-        T.spec_for("network-interface", volume_tags),
-    ]
+def role_tags(cluster: str, role: Role, first_worker: int | None = None) -> dict[str, str]:
+    """The tags that say what a node is: the control plane by name; a worker by role
+    only (its group names it after launch) or, launched by RunInstances, by the number
+    of the first worker of its batch."""
+    if role == CONTROL_PLANE:
+        return {T.ROLE: CONTROL_PLANE, T.NODE: CONTROL_PLANE, T.NAME: f"{cluster}-control-plane"}
+    tags = {T.ROLE: WORKER, T.NAME: f"{cluster}-worker"}
+    if first_worker is not None:
+        tags[T.FIRST_WORKER] = str(first_worker)
+    return tags
+
+
+def instance_settings(req: LaunchRequest) -> dict[str, Any]:
+    """What every node is launched with, by RunInstances (the control plane) and by the
+    workers' launch template alike: the AMI and type, key, group, role, IMDSv2 with hop
+    limit 2, the encrypted root volume, the CPU credit mode of burstable types, the
+    shutdown behaviour and the market. ``UserData`` is the raw bytes (RunInstances
+    encodes them; a launch template takes them base64-encoded)."""
     params: dict[str, Any] = {
         "ImageId": req.ami.image_id,
         "InstanceType": req.instance_type,
-        "MinCount": req.count,
-        "MaxCount": req.count,
-        "ClientToken": client_token(cluster, req.group_id, req.role, req.first_worker, req.count),
         "KeyName": req.key_name,
         "SecurityGroupIds": [req.group_id],
         "IamInstanceProfile": {"Name": req.instance_profile},
@@ -229,15 +227,13 @@ def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
                 },
             }
         ],
-        "TagSpecifications": tag_specs,
     }
     if req.cpu_credits and is_burstable(req.instance_type):
         params["CreditSpecification"] = {"CpuCredits": req.cpu_credits}
     if req.terminate_on_shutdown:
         params["InstanceInitiatedShutdownBehavior"] = "terminate"
-    if req.subnet_id:
-        params["SubnetId"] = req.subnet_id
     if req.spot:
+        # one-time and terminate: the only spot options an Auto Scaling group accepts
         params["InstanceMarketOptions"] = {
             "MarketType": "spot",
             "SpotOptions": {
@@ -245,8 +241,55 @@ def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
                 "InstanceInterruptionBehavior": "terminate",
             },
         }
+    return params
+
+
+def node_tags(
+    req: LaunchRequest, *, first_worker: int | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(instance tags, volume tags) of a launch."""
+    role = role_tags(req.cluster, req.role, first_worker)
+    instance_tags = {**req.tags, **role}
+    volume_tags = {**req.tags, T.ROLE: req.role, T.NAME: role[T.NAME]}
+    return instance_tags, volume_tags
+
+
+def launch_parameters(req: LaunchRequest) -> dict[str, Any]:
+    cluster = req.cluster
+    instance_tags, volume_tags = node_tags(
+        req, first_worker=None if req.role == CONTROL_PLANE else req.first_worker
+    )
+    tag_specs = [
+        T.spec_for("instance", instance_tags),
+        T.spec_for("volume", volume_tags),
+        T.spec_for("network-interface", volume_tags),
+    ]
+    params: dict[str, Any] = {
+        **instance_settings(req),
+        "MinCount": req.count,
+        "MaxCount": req.count,
+        "ClientToken": client_token(cluster, req.group_id, req.role, req.first_worker, req.count),
+        "TagSpecifications": tag_specs,
+    }
+    if req.subnet_id:
+        params["SubnetId"] = req.subnet_id
+    if req.spot:
         tag_specs.append(T.spec_for("spot-instances-request", volume_tags))
     return params
+
+
+def template_data(req: LaunchRequest) -> dict[str, Any]:
+    """The workers' ``LaunchTemplateData``: :func:`instance_settings` with the user data
+    base64-encoded and the tags of the group's instances and their volumes (the group
+    names each worker after launch)."""
+    instance_tags, volume_tags = node_tags(req, first_worker=None)
+    data = instance_settings(req)
+    data["UserData"] = base64.b64encode(req.user_data).decode()
+    data["TagSpecifications"] = [
+        T.spec_for("instance", instance_tags),
+        T.spec_for("volume", volume_tags),
+    ]
+    return data
 
 
 def _profile_not_visible(exc: BaseException) -> bool:
@@ -414,9 +457,16 @@ def node_name(tags: Mapping[str, str], launch_index: int) -> tuple[str, Role]:
     return f"worker-{first + launch_index}", role
 
 
+def is_unnamed(tags: Mapping[str, str]) -> bool:
+    """A worker its group launched that ``up`` has not named yet (no ``sparkube:node``)."""
+    return tags.get(T.ROLE) == WORKER and not tags.get(T.NODE) and not tags.get(T.FIRST_WORKER)
+
+
 def to_node(item: Mapping[str, Any]) -> Node:
     tags = T.from_aws(item.get("Tags"))
     name, role = node_name(tags, int(item.get("AmiLaunchIndex") or 0))
+    if is_unnamed(tags):
+        name = str(item["InstanceId"])  # until 'up' names it worker-K
     launch_time = item.get("LaunchTime")
     return Node(
         name=name,
@@ -431,6 +481,7 @@ def to_node(item: Mapping[str, Any]) -> Node:
         availability_zone=item.get("Placement", {}).get("AvailabilityZone"),
         spot=item.get("InstanceLifecycle") == "spot",
         image_id=item.get("ImageId"),
+        subnet_id=item.get("SubnetId") or None,
         tags=tags,
     )
 

@@ -208,12 +208,30 @@ class CostEstimate:
     volume: VolumePrice | None = None
     #: Public IPv4 addresses (one per node when the subnet gives nodes one).
     addresses: int = 0
-    #: Nodes of a burstable type launched in ``unlimited`` CPU credit mode.
-    unlimited_nodes: int = 0
+    #: The CPU credit mode burstable nodes launch in.
+    cpu_credits: str = "standard"
 
     @property
     def nodes(self) -> int:
         return 1 + self.workers
+
+    def with_workers(self, workers: int) -> CostEstimate:
+        """The same cluster with ``workers`` workers (e.g. the worker group's maximum)."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self, workers=workers, addresses=(1 + workers) if self.addresses else 0
+        )
+
+    @property
+    def unlimited_nodes(self) -> int:
+        """Nodes of a burstable type launched in ``unlimited`` CPU credit mode."""
+        return _unlimited_nodes(
+            self.cpu_credits,
+            self.control_plane.instance_type,
+            self.worker.instance_type,
+            self.workers,
+        )
 
     def _rate(self) -> Any:
         """The hourly rate of the planned nodes from the one cost model
@@ -335,11 +353,13 @@ def offline_estimate(
     volume_type: str = "gp3",
     public_ipv4: bool = False,
     cpu_credits: str = "standard",
+    max_workers: int | None = None,
 ) -> CostEstimate:
     """The estimate from the bundled table alone: no AWS call, no credentials needed.
     Spot workers are priced at on-demand (spot prices come only from AWS); a type or
     region the table lacks has no price (None)."""
-    worker_market = "spot (priced at on-demand)" if spot and workers else "on-demand"
+    any_workers = workers or max_workers
+    worker_market = "spot (priced at on-demand)" if spot and any_workers else "on-demand"
     return CostEstimate(
         Price(control_plane_type, bundled_price(region, control_plane_type), BUNDLED),
         Price(worker_type, bundled_price(region, worker_type), BUNDLED, worker_market),
@@ -347,7 +367,7 @@ def offline_estimate(
         volume_gb=root_volume_gb,
         volume=offline_ebs_price(region, volume_type) if root_volume_gb else None,
         addresses=1 + workers if public_ipv4 else 0,
-        unlimited_nodes=_unlimited_nodes(cpu_credits, control_plane_type, worker_type, workers),
+        cpu_credits=cpu_credits,
     )
 
 
@@ -363,12 +383,14 @@ def estimate(
     volume_type: str = "gp3",
     public_ipv4: bool = False,
     cpu_credits: str = "standard",
+    max_workers: int | None = None,
 ) -> CostEstimate:
-    """The estimate from AWS's prices (the bundled table where AWS does not answer).
+    """The estimate from AWS's prices (the bundled table where AWS does not answer),
+    at ``workers`` workers (:meth:`CostEstimate.with_workers` gives it at ``max_workers``).
     Without ``root_volume_gb`` and ``public_ipv4``, the instances alone."""
     prices = on_demand_prices(clients, region, [control_plane_type, worker_type])
     worker = prices[worker_type]
-    if spot and workers:
+    if spot and (workers or max_workers):
         worker = spot_price(clients, region, worker_type, worker)
     return CostEstimate(
         prices[control_plane_type],
@@ -377,5 +399,5 @@ def estimate(
         volume_gb=root_volume_gb,
         volume=ebs_price(clients, region, volume_type) if root_volume_gb else None,
         addresses=1 + workers if public_ipv4 else 0,
-        unlimited_nodes=_unlimited_nodes(cpu_credits, control_plane_type, worker_type, workers),
+        cpu_credits=cpu_credits,
     )

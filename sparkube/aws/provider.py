@@ -25,6 +25,7 @@ from sparkube.aws import (
     settings,
     storage,
     teardown,
+    workergroup,
 )
 from sparkube.aws import tags as T
 from sparkube.aws import userdata as UD
@@ -58,6 +59,8 @@ class PlannedInstances:
     cpu_credits: str | None = None
     #: Whether each node gets a public IPv4 address (billed per hour).
     public_ipv4: bool = True
+    #: The most nodes of the role (the worker group's maximum; ``count`` is its minimum).
+    max_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Plan:
     allow_cidrs: tuple[str, ...]
     resources: tuple[PlannedResource, ...]
     instances: tuple[PlannedInstances, ...]
+    #: The price per hour at the minimum of workers (what ``up`` launches).
     cost: pricing.CostEstimate
     ttl_minutes: int | None
     existing: ClusterInfo
@@ -89,6 +93,11 @@ class Plan:
     @property
     def to_create(self) -> list[PlannedResource]:
         return [r for r in self.resources if not r.exists]
+
+    @property
+    def cost_at_max(self) -> pricing.CostEstimate:
+        """The price per hour with the worker group at its maximum."""
+        return self.cost.with_workers(self.spec.max_count)
 
 
 @dataclass(frozen=True)
@@ -171,8 +180,8 @@ class AwsProvider:
         """
         if reuse and self._last_check is not None and spec in self._last_check[0]:
             return self._last_check[1]
-        if not 0 <= spec.workers <= MAX_WORKERS:
-            raise ConfigError(f"--workers must be between 0 and {MAX_WORKERS}.")
+        if not 0 <= spec.workers <= MAX_WORKERS or not 0 <= spec.max_count <= MAX_WORKERS:
+            raise ConfigError(f"--workers and --max-workers must be between 0 and {MAX_WORKERS}.")
         ec2 = self.clients.ec2
         with aws_errors(self.region):
             existing = discovery.describe_cluster(self.clients, spec.name)
@@ -238,6 +247,7 @@ class AwsProvider:
                 volume_type=instances.ROOT_VOLUME_TYPE,
                 public_ipv4=checked.public_ipv4,
                 cpu_credits=spec.cpu_credits,
+                max_workers=spec.max_count,
             )
         bucket = storage.bucket_name(spec.name, self.region, account)
         role = iam.role_name(spec.name, self.region)
@@ -274,6 +284,18 @@ class AwsProvider:
                 existing.bucket is not None,
                 "public access blocked, encrypted (SSE-S3)",
             ),
+            PlannedResource(
+                "launch template",
+                workergroup.template_name(spec.name),
+                existing.launch_template is not None,
+                "the workers' launch settings and user data",
+            ),
+            PlannedResource(
+                "worker group",
+                workergroup.group_name(spec.name),
+                existing.worker_group is not None,
+                f"Auto Scaling, {spec.workers} to {spec.max_count} workers",
+            ),
         ]
         cp_type = types[spec.control_plane_type]
         w_type = types[spec.instance_type]
@@ -308,6 +330,7 @@ class AwsProvider:
                 cost.worker.usd_per_hour,
                 _credits(w_type.name, spec.cpu_credits),
                 checked.public_ipv4,
+                max_count=spec.max_count,
             ),
         )
         ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None
@@ -375,14 +398,29 @@ class AwsProvider:
             storage.ensure(self.clients.s3, bucket, name, self.region, base)
             reporter.step(PHASE, "iam", "role and instance profile")
             _, profile = iam.ensure(self.clients.iam, name, self.region, bucket=bucket, tags=base)
-            launches = self._launches(spec, checked, key_name, group_id, profile, prepare_script)
+            cp_request, worker_request = self._requests(
+                spec, checked, key_name, group_id, profile, prepare_script
+            )
             new_ids: list[str] = []
-            for req in launches:
-                what = "control plane" if req.role == CONTROL_PLANE else f"{req.count} workers"
-                reporter.step(PHASE, "instances", f"launching {what}")
+            if existing.control_plane() is None:
+                reporter.step(PHASE, "instances", "launching control plane")
                 new_ids += instances.launch(
-                    ec2, req, sleep=self.sleep, note=lambda t: reporter.step(PHASE, "instances", t)
+                    ec2,
+                    cp_request,
+                    sleep=self.sleep,
+                    note=lambda t: reporter.step(PHASE, "instances", t),
                 )
+            group = self._ensure_workers(spec, checked, worker_request, new_ids, reporter)
+            nodes = instances.describe_nodes(ec2, cluster=name)
+            known = {n.instance_id for n in existing.nodes}
+            new_ids += [
+                n.instance_id
+                for n in nodes
+                if n.instance_id not in known and n.instance_id not in new_ids
+            ]
+            named = workergroup.name_new_workers(ec2, name, nodes)
+            if named:
+                reporter.step(PHASE, "workers", f"named {', '.join(named)}")
             stopped = [n.instance_id for n in existing.nodes if n.state == "stopped"]
             if stopped:
                 # EC2 forgets when they stopped as soon as they start: the ledger keeps it
@@ -390,14 +428,89 @@ class AwsProvider:
                 reporter.step(PHASE, "instances", f"starting {len(stopped)} stopped")
                 ec2.start_instances(InstanceIds=stopped)
             ids = [n.instance_id for n in existing.nodes] + new_ids
-            changed = bool(new_ids or stopped) or any(n.state == "pending" for n in existing.nodes)
+            changed = bool(new_ids or stopped or named) or any(
+                n.state == "pending" for n in existing.nodes
+            )
             if changed:
                 reporter.step(PHASE, "instances", f"waiting for {len(ids)} to run")
                 instances.wait_running(ec2, ids)
             info = discovery.describe_cluster(self.clients, name) if changed else existing
+            if not changed and group is not None and group != existing.worker_group:
+                info = dataclasses.replace(info, worker_group=group)
             if changed:
                 self._record_instances(name, bucket)
         return info
+
+    def _ensure_workers(
+        self,
+        spec: ClusterSpec,
+        checked: _Checked,
+        req: instances.LaunchRequest,
+        new_ids: list[str],
+        reporter: Reporter,
+    ) -> Any:
+        """The workers' launch template and Auto Scaling group, at the spec's size; waits
+        until the group has its desired capacity in service."""
+        ec2, autoscaling, name = self.clients.ec2, self.clients.autoscaling, spec.name
+        existing = checked.existing
+        # Workers launched before the cluster had a group (RunInstances) count too.
+        outside = [w for w in existing.workers() if not w.tags.get(T.GROUP)]
+        low = max(0, spec.workers - len(outside))
+        high = max(low, spec.max_count - len(outside))
+        reporter.step(PHASE, "workers", "launch template")
+        template_id, version = workergroup.ensure_template(
+            ec2, name, instances.template_data(req), T.base_tags(name, spec.tags)
+        )
+        subnet = checked.placement.subnet_id or self._control_plane_subnet(
+            existing, new_ids, checked.placement.vpc_id
+        )
+        reporter.step(PHASE, "workers", f"group of {low} to {high}")
+        group, _ = workergroup.ensure_group(
+            autoscaling,
+            name,
+            template_id=template_id,
+            version=version,
+            min_size=low,
+            max_size=high,
+            subnet_id=subnet,
+            tags={**req.tags, **instances.role_tags(name, WORKER)},
+            sleep=self.sleep,
+        )
+        expires = req.tags.get(T.EXPIRES)
+        if expires:
+            workergroup.schedule_expiry(autoscaling, name, datetime.fromisoformat(expires))
+        if group.desired:
+            reporter.step(PHASE, "workers", f"waiting for {group.desired} in service")
+            group = workergroup.wait_in_service(autoscaling, name)
+        return group
+
+    def _control_plane_subnet(self, existing: ClusterInfo, new_ids: list[str], vpc_id: str) -> str:
+        """The subnet the workers' group launches into when none was given: the control
+        plane's (one zone: no cross-zone traffic between the nodes)."""
+        ec2 = self.clients.ec2
+        cp = existing.control_plane()
+        if cp is None and new_ids:
+            found = instances.describe_nodes(ec2, instance_ids=new_ids[:1])
+            cp = found[0] if found else None
+        if cp is not None and cp.subnet_id:
+            return cp.subnet_id
+        zone = cp.availability_zone if cp is not None else None
+        filters = [
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "default-for-az", "Values": ["true"]},
+        ]
+        if zone:
+            filters.append({"Name": "availability-zone", "Values": [zone]})
+        subnets = sorted(
+            ec2.describe_subnets(Filters=filters).get("Subnets", []),
+            key=lambda s: (str(s["AvailabilityZone"]), str(s["SubnetId"])),
+        )
+        if not subnets:
+            raise ConfigError(
+                f"VPC {vpc_id} has no default subnet for the workers' group; pass --subnet-id "
+                "of a public subnet."
+            )
+        return str(subnets[0]["SubnetId"])
 
     def _record_instances(self, cluster: str, bucket: str) -> None:
         """Bring the instance facts of the cluster's ledger up to date (sparkube.cost).
@@ -409,7 +522,7 @@ class AwsProvider:
         except Exception as exc:
             log.warning("could not record the instances in the ledger: %s", exc)
 
-    def _launches(
+    def _requests(
         self,
         spec: ClusterSpec,
         checked: _Checked,
@@ -417,13 +530,10 @@ class AwsProvider:
         group_id: str,
         profile: str,
         prepare_script: str | None,
-    ) -> list[instances.LaunchRequest]:
+    ) -> tuple[instances.LaunchRequest, instances.LaunchRequest]:
+        """How the control plane is launched and how the workers' template launches
+        each worker (same AMI rule, key, group, profile, volume, TTL and tags)."""
         existing = checked.existing
-        need_cp = existing.control_plane() is None
-        workers = existing.workers()
-        missing = spec.workers - len(workers)
-        if not need_cp and missing <= 0:
-            return []
         expires = existing.expires_at
         if expires is None and spec.ttl is not None:
             expires = self.now() + spec.ttl
@@ -438,20 +548,14 @@ class AwsProvider:
             extra[T.EXPIRES] = expires.isoformat(timespec="seconds")
         tags = T.base_tags(spec.name, spec.tags, **extra)
 
-        def ami_for(itype: str) -> instances.AmiInfo:
-            arch = checked.types[itype].arch
-            return self.ami(arch, spec.ami)
-
-        def request(
-            role: Role, count: int, first: int, itype: str, spot: bool
-        ) -> instances.LaunchRequest:
+        def request(role: Role, itype: str, spot: bool) -> instances.LaunchRequest:
             return instances.LaunchRequest(
                 cluster=spec.name,
                 role=role,
-                count=count,
-                first_worker=first,
+                count=1,
+                first_worker=0,
                 instance_type=itype,
-                ami=ami_for(itype),
+                ami=self.ami(checked.types[itype].arch, spec.ami),
                 key_name=key_name,
                 group_id=group_id,
                 instance_profile=profile,
@@ -467,13 +571,10 @@ class AwsProvider:
                 cpu_credits=spec.cpu_credits,
             )
 
-        out = []
-        if need_cp:
-            out.append(request(CONTROL_PLANE, 1, 0, spec.control_plane_type, False))
-        if missing > 0:
-            first = next_worker_number(existing)
-            out.append(request(WORKER, missing, first, spec.instance_type, spec.spot))
-        return out
+        return (
+            request(CONTROL_PLANE, spec.control_plane_type, False),
+            request(WORKER, spec.instance_type, spec.spot),
+        )
 
     def record_done(self, info: ClusterInfo, phase: str) -> ClusterInfo:
         """Record on the cluster's security group that ``up`` completed ``phase``
@@ -522,15 +623,6 @@ class AwsProvider:
 def _credits(instance_type: str, cpu_credits: str) -> str | None:
     """The CPU credit mode nodes of ``instance_type`` launch in (None: not burstable)."""
     return cpu_credits if instances.is_burstable(instance_type) else None
-
-
-def next_worker_number(info: ClusterInfo) -> int:
-    numbers = [
-        int(n.name.rsplit("-", 1)[-1])
-        for n in info.workers()
-        if n.name.rsplit("-", 1)[-1].isdigit()
-    ]
-    return max(numbers, default=0) + 1
 
 
 def check_region(region: str) -> None:

@@ -351,6 +351,10 @@ class AwsClients:
         return self.client("iam")
 
     @property
+    def autoscaling(self) -> Any:
+        return self.client("autoscaling")
+
+    @property
     def s3(self) -> Any:
         return self.client("s3")
 

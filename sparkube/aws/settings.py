@@ -9,9 +9,11 @@ instance), and every later ``up``/``plan`` starts from what exists:
 - a field the user did not set (no flag, variable or file key: pydantic's
   ``model_fields_set``) takes the recorded value (:func:`adopt`);
 - a field the user set to something else is a "different spec" error that says what
-  differs (:func:`check_matches`), except ``workers`` (larger adds workers, smaller is
-  refused with the way to remove nodes) and ``allow_cidrs`` (given CIDRs are added to
-  the security group, nothing is revoked).
+  differs (:func:`check_matches`), except ``workers`` (the worker group's minimum:
+  larger adds workers, smaller is refused with the way to remove nodes),
+  ``max_workers`` (any value from the minimum up updates the group; one left out that
+  the new minimum passes follows the minimum, as it does on a new cluster) and
+  ``allow_cidrs`` (given CIDRs are added to the security group, nothing is revoked).
 
 What the nodes themselves show (instance types, spot, image, the Kubernetes/root-volume
 tags they were launched with) wins over the group's record, which only fills in what
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 #: Spec field -> the security-group tag that records it.
 RECORDED: dict[str, str] = {
     "workers": "sparkube:workers",
+    "max_workers": "sparkube:max-workers",
     "instance_type": "sparkube:instance-type",
     "control_plane_type": "sparkube:control-plane-type",
     "spot": "sparkube:spot",
@@ -80,6 +83,8 @@ def settings_tags(spec: ClusterSpec) -> dict[str, str]:
     out: dict[str, str] = {}
     for field, tag in RECORDED.items():
         value = getattr(spec, field)
+        if field == "max_workers":
+            value = spec.max_count  # recorded as in force: the minimum when not set
         if value is None:
             continue
         if field == "ttl":
@@ -182,6 +187,11 @@ def adopt(spec: ClusterSpec, info: ClusterInfo) -> ClusterSpec:
         for field, value in recorded.items()
         if field not in explicit and getattr(spec, field) != value
     }
+    if "max_workers" in update:
+        minimum = update.get("workers", spec.workers)
+        if update["max_workers"] < minimum:
+            # the maximum left out follows a minimum raised past it (as on a new cluster)
+            update["max_workers"] = minimum
     if not update:
         return spec
     log.info("adopting the existing cluster's settings: %s", sorted(update))
@@ -227,6 +237,12 @@ def check_matches(spec: ClusterSpec, info: ClusterInfo, extra_diffs: Sequence[st
             + "; ".join(diffs)
             + ". Leave those settings out to keep the cluster's, use another --cluster "
             f"name, or 'sparkube down -c {spec.name}' first."
+        )
+    if spec.max_workers is not None and spec.max_workers < spec.workers:
+        raise ConfigError(
+            f"--max-workers {spec.max_workers} is less than cluster {spec.name}'s minimum "
+            f"of {spec.workers} workers; give a maximum of at least {spec.workers}, or "
+            "leave it out."
         )
     have_workers = len(info.workers())
     if spec.workers < have_workers:

@@ -10,6 +10,8 @@ ROLE = "sparkube:role"
 NODE = "sparkube:node"
 #: Workers launched together share tags; a worker's number is this + its AmiLaunchIndex.
 FIRST_WORKER = "sparkube:first-worker"
+#: What AWS tags every instance of an Auto Scaling group with (the group's name).
+GROUP = "aws:autoscaling:groupName"
 EXPIRES = "sparkube:expires-at"
 KUBERNETES = "sparkube:kubernetes"
 ROOT_GB = "sparkube:root-gb"

@@ -1,8 +1,10 @@
 """Deleting a cluster, found by tag, in dependency order.
 
-Instances first (and wait until they are gone: their network interfaces hold the
-security group), then the security group (EC2 may still answer ``DependencyViolation``
-for a while: retried with backoff), the instance profile and role, the key pair, the
+The workers' Auto Scaling group first (force-deleted, so its instances go with it)
+together with the other instances, waiting until the group and every instance are gone
+(their network interfaces hold the security group), then the launch template, then the
+security group (EC2 may still answer ``DependencyViolation`` for a while: retried with
+backoff), the instance profile and role, the key pair, the
 bucket (emptied first) unless the data is kept, and the local files. Every step is
 idempotent, so an interrupted ``down`` is finished by the next one.
 """
@@ -14,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sparkube.aws import iam, instances, storage
+from sparkube.aws import iam, instances, storage, workergroup
 from sparkube.aws.errors import is_code
 from sparkube.aws.session import AwsClients
 from sparkube.env import Environment
@@ -72,6 +74,11 @@ def teardown(
     result = TeardownResult()
     ec2 = clients.ec2
     ids = [n.instance_id for n in info.nodes]
+    group = info.worker_group
+    if group is not None:
+        # the group first: it would replace the workers terminated under it
+        reporter.step(PHASE, "worker group", f"deleting {group.name} and its instances")
+        workergroup.start_delete(clients.autoscaling, info.name, group)
     if ids:
         reporter.step(PHASE, "instances", f"terminating {len(ids)}")
         instances.terminate(ec2, ids)
@@ -79,6 +86,11 @@ def teardown(
         if on_terminated is not None:  # e.g. the ledger keeps when they ended
             on_terminated()
         result.deleted.append(f"{len(ids)} instance{'s' if len(ids) != 1 else ''}")
+    if group is not None or info.launch_template:
+        reporter.step(PHASE, "worker group", "waiting until it is gone, then the launch template")
+        result.deleted += workergroup.finish_delete(
+            clients.autoscaling, ec2, info.name, group=group
+        )
     if info.security_group_id:
         reporter.step(PHASE, "security group", f"deleting {info.security_group_id}")
         delete_group(clients, info.security_group_id, sleep=sleep)

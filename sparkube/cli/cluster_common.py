@@ -47,8 +47,29 @@ WorkersOption = Annotated[
     typer.Option(
         "--workers",
         "-w",
-        help=f"Number of worker nodes (0-{MAX_WORKERS}). On an existing cluster, more adds "
-        f"workers. Default: {DEFAULT_WORKERS}.",
+        help=f"Workers the cluster keeps at least (0-{MAX_WORKERS}): the minimum of its "
+        "worker group, the same as --min-workers. On an existing cluster, more adds "
+        f"workers; fewer is refused. Default: {DEFAULT_WORKERS}.",
+        show_default=False,
+    ),
+]
+MinWorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--min-workers",
+        help="The worker group's minimum; another name for --workers (give one of them). "
+        f"Default: {DEFAULT_WORKERS}.",
+        show_default=False,
+    ),
+]
+MaxWorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-workers",
+        help="The most workers the group may have, at least the minimum; plan shows the "
+        "price at both. Workers beyond the minimum are not launched by up (a scaler would "
+        "add them; none is built yet). On an existing cluster, a new value updates the "
+        "group. Default: the minimum.",
         show_default=False,
     ),
 ]

@@ -48,6 +48,8 @@ METAVARS = {
     "--until": "PHASE",
     "--vpc-id": "VPC-ID",
     "--workers": "N",
+    "--min-workers": "N",
+    "--max-workers": "N",
 }
 #: Argument names shown in help and usage (default: the parameter name in capitals).
 ARGUMENT_NAMES = {"inputs": "INPUT", "args": "ARG", "application": "APP"}

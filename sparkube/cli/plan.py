@@ -20,6 +20,8 @@ from sparkube.cli.cluster_common import (
     ContainerdUrlOption,
     CpTypeOption,
     CpuCreditsOption,
+    MaxWorkersOption,
+    MinWorkersOption,
     MirrorOption,
     SpotOption,
     SubnetOption,
@@ -32,7 +34,15 @@ from sparkube.cli.cluster_common import (
     cluster_spec,
 )
 from sparkube.cli.options import ClusterOption, OutputOption, RegionOption, check_output
-from sparkube.cli.render import cost_notes, cost_parts, money, plan_header, print_json, total
+from sparkube.cli.render import (
+    cost_notes,
+    cost_parts,
+    max_line,
+    money,
+    plan_header,
+    print_json,
+    total,
+)
 from sparkube.cli.ui import UI, context
 from sparkube.cli.views import OfflinePlanView, PlanView
 from sparkube.env import Environment
@@ -47,6 +57,8 @@ def plan(
     ctx: typer.Context,
     config: ConfigOption = None,
     workers: WorkersOption = None,
+    min_workers: MinWorkersOption = None,
+    max_workers: MaxWorkersOption = None,
     instance_type: TypeOption = None,
     control_plane_type: CpTypeOption = None,
     spot: SpotOption = None,
@@ -144,7 +156,13 @@ def _plan_table(ui: UI, result: Plan) -> None:
     for i in result.instances:
         new = max(0, i.count - i.existing)
         text = Text(
-            f"{i.count} × {i.instance_type}" + (f" ({new} new)" if i.existing and new else "")
+            f"{i.count} × {i.instance_type}"
+            + (f" ({new} new)" if i.existing and new else "")
+            + (
+                f" (group of {i.count} to {i.max_count})"
+                if i.max_count is not None and i.max_count != i.count
+                else ""
+            )
         )
         text.append(
             f"  {i.vcpus} vCPU, {i.memory_mib / 1024:g} GiB, {i.architecture}, {i.ami}, "
@@ -172,7 +190,12 @@ def _plan_table(ui: UI, result: Plan) -> None:
         soft_wrap=not ui.out.is_terminal,
         markup=False,
     )
-    cost_notes(ui, cost)
+    ui.out.print(
+        max_line(cost, result.spec.workers, result.spec.max_count),
+        soft_wrap=not ui.out.is_terminal,
+        markup=False,
+    )
+    cost_notes(ui, result.cost_at_max)
 
 
 def _offline_plan(
@@ -202,6 +225,7 @@ def _offline_plan(
         volume_type=ROOT_VOLUME_TYPE,
         public_ipv4=True,  # the default VPC's subnets give each node one
         cpu_credits=spec.cpu_credits,
+        max_workers=spec.max_count,
     )
     missing = sorted(
         {p.instance_type for p in (cost.control_plane, cost.worker) if p.usd_per_hour is None}
@@ -241,7 +265,9 @@ def _offline_plan(
     )
     table.add_row(
         "workers",
-        f"{spec.workers} × {spec.instance_type}" + (" spot" if spec.spot else ""),
+        f"{spec.workers} × {spec.instance_type}"
+        + (f" (up to {spec.max_count})" if spec.max_count > spec.workers else "")
+        + (" spot" if spec.spot else ""),
         f"{money(cost.worker.usd_per_hour)} each"
         + (" (spot priced at on-demand)" if spec.spot and spec.workers else "")
         + (credits(spec.instance_type) if spec.workers else ""),
@@ -267,4 +293,9 @@ def _offline_plan(
         markup=False,
         soft_wrap=not ui.out.is_terminal,
     )
-    cost_notes(ui, cost)
+    ui.out.print(
+        max_line(cost, spec.workers, spec.max_count),
+        markup=False,
+        soft_wrap=not ui.out.is_terminal,
+    )
+    cost_notes(ui, cost.with_workers(spec.max_count))

@@ -39,6 +39,24 @@ def total(cost: CostEstimate) -> str:
     return ("" if cost.exact else "at least ") + money(cost.at_least_usd_per_hour)
 
 
+def at_max(cost: CostEstimate, minimum: int, maximum: int) -> str:
+    """`` · up to $0.2496/h at 6 workers (the group's maximum)`` when the worker group
+    may grow, else nothing."""
+    if maximum <= minimum:
+        return ""
+    return (
+        f" · up to {total(cost.with_workers(maximum))} at {maximum} workers (the group's maximum)"
+    )
+
+
+def max_line(cost: CostEstimate, minimum: int, maximum: int) -> str:
+    """The plan's line for the price with the worker group at its maximum."""
+    top = cost.with_workers(maximum)
+    if maximum <= minimum:
+        return f"At most the same: the worker group's maximum is its minimum ({minimum})."
+    return f"At the maximum of {maximum} workers: {total(top)} = {cost_parts(top)}."
+
+
 def cost_parts(cost: CostEstimate) -> str:
     """``instances $0.1664 + volumes $0.0175 (4 × 40 GiB gp3) + public IPv4 $0.0200 (4 ×
     $0.005)``: what the hourly price is made of."""
@@ -85,12 +103,19 @@ def plan_header(ui: UI, plan: Plan, *, notes: bool = True) -> None:
     ui.err.print(
         f"Cluster [bold]{escape(plan.cluster)}[/bold] · {plan.region} · 1 × {cp.instance_type} "
         f"control plane + {workers.count} × {workers.instance_type} workers"
+        + (
+            f" (up to {workers.max_count})"
+            if workers.max_count is not None and workers.max_count > workers.count
+            else ""
+        )
         + (" (spot)" if workers.spot else ""),
         soft_wrap=not wrap,
     )
     ui.err.print(
         f"Estimated cost: {total(plan.cost)} = {cost_parts(plan.cost)} ({plan.cost.market}, "
-        f"{plan.cost.sources}) · SSH/API open to {', '.join(plan.allow_cidrs)}",
+        f"{plan.cost.sources})"
+        + at_max(plan.cost, plan.spec.workers, plan.spec.max_count)
+        + f" · SSH/API open to {', '.join(plan.allow_cidrs)}",
         soft_wrap=not wrap,
         markup=False,
     )

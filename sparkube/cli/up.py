@@ -18,6 +18,8 @@ from sparkube.cli.cluster_common import (
     ContainerdUrlOption,
     CpTypeOption,
     CpuCreditsOption,
+    MaxWorkersOption,
+    MinWorkersOption,
     MirrorOption,
     SpotOption,
     SubnetOption,
@@ -43,6 +45,8 @@ def up(
     ctx: typer.Context,
     config: ConfigOption = None,
     workers: WorkersOption = None,
+    min_workers: MinWorkersOption = None,
+    max_workers: MaxWorkersOption = None,
     instance_type: TypeOption = None,
     control_plane_type: CpTypeOption = None,
     spot: SpotOption = None,
@@ -73,7 +77,9 @@ def up(
     """Create the cluster, or resume and complete it (every phase is idempotent).
 
     Re-running resumes: settings you leave out are the existing cluster's own (recorded
-    in its tags); a larger --workers adds workers; other different settings are refused.
+    in its tags); a larger --workers adds workers; a new --max-workers updates the worker
+    group; other different settings are refused. Workers run in an Auto Scaling group
+    between --workers (its minimum, which up launches) and --max-workers.
 
     Examples: sparkube up --workers 3 --ttl 4h · sparkube up (resume) ·
     sparkube up --until infra · sparkube up --allow-cidr 203.0.113.0/24

@@ -101,6 +101,8 @@ class InstancesView:
     usd_per_hour_each: float | None
     #: standard or unlimited; None for a type without CPU credits (not burstable)
     cpu_credits: str | None
+    #: The most of this role (workers: the group's maximum; ``count`` is its minimum).
+    max_count: int
 
 
 def _r6(value: float | None) -> float | None:
@@ -176,7 +178,10 @@ class PlanView:
     allow_cidrs: list[str]
     resources: list[ResourceView]
     instances: list[InstancesView]
+    #: The price per hour at the minimum of workers (what ``up`` launches) ...
     cost: CostView
+    #: ... and with the worker group at its maximum.
+    cost_at_max: CostView
     ttl_minutes: int | None
 
     @classmethod
@@ -201,10 +206,12 @@ class PlanView:
                     spot=i.spot,
                     usd_per_hour_each=i.usd_per_hour,
                     cpu_credits=i.cpu_credits,
+                    max_count=i.count if i.max_count is None else i.max_count,
                 )
                 for i in plan.instances
             ],
             cost=CostView.of(plan.cost),
+            cost_at_max=CostView.of(plan.cost_at_max),
             ttl_minutes=plan.ttl_minutes,
         )
 
@@ -217,6 +224,7 @@ class OfflineInstancesView:
     spot: bool
     usd_per_hour_each: float | None
     cpu_credits: str | None
+    max_count: int
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,7 @@ class OfflinePlanView:
     region: str
     instances: list[OfflineInstancesView]
     cost: CostView
+    cost_at_max: CostView
     ttl_minutes: int | None
 
     @classmethod
@@ -251,10 +260,12 @@ class OfflinePlanView:
                     spot=role == "worker" and spec.spot,
                     usd_per_hour_each=price.usd_per_hour,
                     cpu_credits=spec.cpu_credits if is_burstable(price.instance_type) else None,
+                    max_count=spec.max_count if role == "worker" else count,
                 )
                 for role, count, price in each
             ],
             cost=CostView.of(cost, source),
+            cost_at_max=CostView.of(cost.with_workers(spec.max_count), source),
             ttl_minutes=_ttl_minutes(spec.ttl),
         )
 

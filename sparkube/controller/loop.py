@@ -49,7 +49,7 @@ class Controller:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         #: (job, annotations) last written, so a cycle writes only changes.
-        self._said: dict[str, tuple[str, str, str]] = {}
+        self._said: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------------ one cycle
 
@@ -75,7 +75,9 @@ class Controller:
         """Read, decide, write. Returns the decision (for tests and the log)."""
         jobs, pods, nodes = self.read()
         now = self.clock()
-        queue, decision = admission.judge(jobs, pods, nodes, now)
+        queue = admission.queue_jobs(jobs, pods, now)
+        workers = admission.rooms(nodes, pods)
+        decision = admission.decide(queue, workers)
         for name in decision.admit:
             self._admit(name, now)
         for name, waiting in decision.waiting.items():
@@ -107,7 +109,6 @@ class Controller:
                         admission.ADMITTED: _iso(now),
                         admission.POSITION: None,
                         admission.WAITS_FOR: None,
-                        admission.NEVER: None,
                     }
                 },
                 "spec": {"suspend": False},
@@ -117,7 +118,7 @@ class Controller:
         log.info("admitted job %s", name)
 
     def _queued(self, name: str, waiting: admission.Waiting) -> None:
-        said = (str(waiting.position), waiting.waits_for, "true" if waiting.never else "")
+        said = (str(waiting.position), waiting.waits_for)
         if self._said.get(name) == said:
             return
         self._patch(
@@ -127,13 +128,12 @@ class Controller:
                     "annotations": {
                         admission.POSITION: said[0],
                         admission.WAITS_FOR: said[1],
-                        admission.NEVER: said[2] or None,
                     }
                 }
             },
         )
         self._said[name] = said
-        log.info("job %s queued, position %s: waits for %s", name, *said[:2])
+        log.info("job %s queued, position %s: waits for %s", name, *said)
 
     # ------------------------------------------------------------------ running
 

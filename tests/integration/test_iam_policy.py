@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from sparkube.aws import iam as sparkube_iam
-from sparkube.aws import instances, keys, storage
+from sparkube.aws import instances, keys, storage, workergroup
 from sparkube.aws import s3 as s3data
 from sparkube.aws import tags as T
 from sparkube.aws.provider import AwsProvider
@@ -65,6 +65,8 @@ OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
         for op in (
             "DescribeImages",
             "DescribeInstanceCreditSpecifications",
+            "DescribeLaunchTemplateVersions",
+            "DescribeLaunchTemplates",
             "DescribeInstanceTypeOfferings",
             "DescribeInstanceTypes",
             "DescribeInstances",
@@ -88,7 +90,46 @@ OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "ec2.AuthorizeSecurityGroupIngress": (("ec2:AuthorizeSecurityGroupIngress", "security-group"),),
     "ec2.DeleteSecurityGroup": (("ec2:DeleteSecurityGroup", "security-group"),),
-    "ec2.CreateTags": (("ec2:CreateTags", "security-group"),),
+    # the settings on the group; a worker's name on its instance
+    "ec2.CreateTags": (("ec2:CreateTags", "security-group"), ("ec2:CreateTags", "instance")),
+    # the workers' launch template: made tagged, changed only when tagged
+    "ec2.CreateLaunchTemplate": (
+        ("ec2:CreateLaunchTemplate", "launch-template"),
+        ("ec2:CreateTags", "launch-template"),
+    ),
+    "ec2.CreateLaunchTemplateVersion": (("ec2:CreateLaunchTemplateVersion", "launch-template"),),
+    "ec2.ModifyLaunchTemplate": (("ec2:ModifyLaunchTemplate", "launch-template"),),
+    "ec2.DeleteLaunchTemplate": (("ec2:DeleteLaunchTemplate", "launch-template"),),
+    # Auto Scaling: reads on "*"; a group with a launch template also needs RunInstances
+    # on the template and PassRole of its instance profile's role, tags at creation
+    # CreateOrUpdateTags, and the account's first group Auto Scaling's service-linked role
+    # ("Launch template permissions" and "Service-linked roles" in the Auto Scaling guide)
+    **{
+        f"auto-scaling.{op}": ((f"autoscaling:{op}", "*"),)
+        for op in (
+            "DescribeAutoScalingGroups",
+            "DescribeScalingActivities",
+            "DescribeScheduledActions",
+        )
+    },
+    "auto-scaling.CreateAutoScalingGroup": (
+        ("autoscaling:CreateAutoScalingGroup", "worker-group"),
+        ("autoscaling:CreateOrUpdateTags", "worker-group"),
+        ("ec2:RunInstances", "launch-template"),
+        ("iam:PassRole", "passed-role"),
+        ("iam:CreateServiceLinkedRole", "autoscaling-service-role"),
+    ),
+    "auto-scaling.UpdateAutoScalingGroup": (
+        ("autoscaling:UpdateAutoScalingGroup", "worker-group"),
+        ("ec2:RunInstances", "launch-template"),
+        ("iam:PassRole", "passed-role"),
+    ),
+    "auto-scaling.PutScheduledUpdateGroupAction": (
+        ("autoscaling:PutScheduledUpdateGroupAction", "worker-group"),
+    ),
+    "auto-scaling.DeleteAutoScalingGroup": (
+        ("autoscaling:DeleteAutoScalingGroup", "worker-group"),
+    ),
     "ec2.RunInstances": (
         ("ec2:RunInstances", "instance"),
         ("ec2:RunInstances", "volume"),
@@ -157,6 +198,17 @@ NOT_DRIVEN_HERE = {
     # only for nodes in unlimited CPU credit mode, which moto never reports (its
     # DescribeInstanceCreditSpecifications answers standard); test_cost_ledger drives it
     "cloudwatch.GetMetricStatistics": ("sparkube/cost/instances.py", "get_metric_statistics("),
+    # only when the group does not reach its size (the reason it gives), and when the
+    # workers' launch settings change on a resume: test_worker_group drives those
+    "auto-scaling.DescribeScalingActivities": (
+        "sparkube/aws/workergroup.py",
+        "describe_scaling_activities(",
+    ),
+    "ec2.CreateLaunchTemplateVersion": (
+        "sparkube/aws/workergroup.py",
+        "create_launch_template_version(",
+    ),
+    "ec2.ModifyLaunchTemplate": ("sparkube/aws/workergroup.py", "modify_launch_template("),
 }
 
 
@@ -202,6 +254,13 @@ def _resources(moto_aws: MotoAws) -> dict[str, list[str]]:
     profile = iam.get_instance_profile(InstanceProfileName=sparkube_iam.role_name(CLUSTER, REGION))
     bucket = storage.bucket_name(CLUSTER, REGION, ACCOUNT)
     parameter = instances.UBUNTU_PARAMETER.format(arch="amd64")
+    autoscaling: Any = moto_aws.client("autoscaling")
+    (worker_group,) = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[workergroup.group_name(CLUSTER)]
+    )["AutoScalingGroups"]
+    (template,) = ec2.describe_launch_templates(
+        LaunchTemplateNames=[workergroup.template_name(CLUSTER)]
+    )["LaunchTemplates"]
     return {
         "*": ["*"],
         "instance": [f"{arn}:instance/{i['InstanceId']}" for i in nodes],
@@ -231,6 +290,12 @@ def _resources(moto_aws: MotoAws) -> dict[str, list[str]]:
         "object": [f"arn:aws:s3:::{bucket}/inputs/x", f"arn:aws:s3:::{bucket}/jobs/index.json"],
         "ami-parameter": [f"arn:aws:ssm:{REGION}::parameter{parameter}"],
         "vcpu-quota": [f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"],
+        "worker-group": [worker_group["AutoScalingGroupARN"]],
+        "launch-template": [f"{arn}:launch-template/{template['LaunchTemplateId']}"],
+        "autoscaling-service-role": [
+            f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/"
+            "AWSServiceRoleForAutoScaling"
+        ],
     }
 
 
@@ -372,11 +437,17 @@ def test_policy_conditions_name_what_sparkube_writes() -> None:
     role is passed to, and sparkube's name prefixes."""
     statements = _load_policy()
     by_sid = {st["Sid"]: st for st in statements}
-    for sid in ("LaunchOnlyTaggedInstancesAndVolumes", "CreateTaggedGroup"):
+    for sid in (
+        "LaunchOnlyTaggedInstancesAndVolumes",
+        "CreateTaggedGroup",
+        "CreateTaggedLaunchTemplate",
+    ):
         assert by_sid[sid]["Condition"] == {"Null": {f"aws:RequestTag/{T.CLUSTER}": "false"}}
-    assert by_sid["ChangeOnlyClusterInstancesAndGroup"]["Condition"] == {
-        "Null": {f"aws:ResourceTag/{T.CLUSTER}": "false"}
-    }
+    for sid in ("ChangeOnlyClusterInstancesAndGroup", "ChangeOnlyClusterLaunchTemplates"):
+        assert by_sid[sid]["Condition"] == {"Null": {f"aws:ResourceTag/{T.CLUSTER}": "false"}}
+    linked = by_sid["AutoScalingServiceLinkedRole"]["Condition"]["StringEquals"]
+    assert linked == {"iam:AWSServiceName": "autoscaling.amazonaws.com"}
+    assert workergroup.group_name("x").startswith("sparkube-")
     passed = by_sid["PassNodeRoleToEc2Only"]["Condition"]["StringEquals"]
     assert passed == {"iam:PassedToService": "ec2.amazonaws.com"}
     assert sparkube_iam.PATH == "/sparkube/"

@@ -63,9 +63,11 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         )
     assert result.exit_code == 0, result.stderr
     assert "✓ infra" in result.stderr
-    # One RunInstances per role, never per node.
-    assert counter.calls["ec2.RunInstances"] == 2
-    assert counter.writes().get("ec2.CreateTags", 0) == 0
+    # One RunInstances (the control plane); the workers come from their Auto Scaling
+    # group (tests/integration/test_worker_group.py), each named with one CreateTags.
+    assert counter.calls["ec2.RunInstances"] == 1
+    assert counter.calls["auto-scaling.CreateAutoScalingGroup"] == 1
+    assert counter.writes().get("ec2.CreateTags", 0) == 3
 
     ec2, iam, s3 = (moto_aws.client(s) for s in ("ec2", "iam", "s3"))
     home = moto_aws.env.cluster_dir("sparkube")
@@ -136,19 +138,20 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     # Instances.
     nodes = _instances(ec2)
     assert len(nodes) == 4
-    # moto associates the profile with the first instance of each RunInstances only.
+    # (moto associates the profile with the first instance of a RunInstances only, and
+    # with each worker the group launches from the template by faithful_launch_templates)
     profiles = {
         a["InstanceId"]: a["IamInstanceProfile"]["Arn"]
         for a in ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
     }
-    assert len(profiles) == 2
+    assert len(profiles) == 4
     assert all(arn.endswith(role_name) for arn in profiles.values())
     roles = sorted(_tags(i)["sparkube:role"] for i in nodes)
     assert roles == ["control-plane", "worker", "worker", "worker"]
     for inst in nodes:
         tags = _tags(inst)
         assert tags["team"] == "data"
-        assert tags["Name"] in ("sparkube-control-plane", "sparkube-worker")
+        assert tags["Name"] == f"sparkube-{tags['sparkube:node']}"
         assert tags["sparkube:expires-at"]
         assert inst["ImageId"] == moto_aws.amis["amd64"]
         assert inst["KeyName"] == "sparkube-sparkube"
@@ -240,7 +243,10 @@ def test_more_workers_adds_the_next_numbers_fewer_is_an_error(cli: Cli, moto_aws
     with observe_calls(counter):
         grown = _up(cli, moto_aws, "--workers", "4")
     assert grown.exit_code == 0, grown.stderr
-    assert counter.calls["ec2.RunInstances"] == 1
+    # the group grows (no RunInstances of sparkube's own) and the two new ones are named
+    assert "ec2.RunInstances" not in counter.calls
+    assert counter.calls["auto-scaling.UpdateAutoScalingGroup"] == 1
+    assert counter.writes()["ec2.CreateTags"] == 3  # the settings record and two names
     status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
     assert [n["name"] for n in status["nodes"]] == [
         "control-plane",
@@ -427,19 +433,20 @@ def test_up_of_a_cluster_past_its_ttl_is_refused_before_anything_starts(
 
 
 def _launches(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What sparkube sends to RunInstances (moto accepts CreditSpecification but keeps
-    no record of it: its DescribeInstanceCreditSpecifications answers standard always)."""
+    """What sparkube launches nodes with: the control plane's RunInstances, then the
+    workers' launch template (moto accepts CreditSpecification but keeps no record of it
+    on an instance: its DescribeInstanceCreditSpecifications answers standard always)."""
     from sparkube.aws import instances
 
     sent: list[dict[str, Any]] = []
-    real = instances.launch_parameters
+    real = instances.instance_settings
 
     def recording(req: Any) -> dict[str, Any]:
         params = real(req)
         sent.append(params)
         return params
 
-    monkeypatch.setattr(instances, "launch_parameters", recording)
+    monkeypatch.setattr(instances, "instance_settings", recording)
     return sent
 
 

@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from sparkube.aws import iam, instances, network, storage
-from sparkube.aws.provider import next_worker_number
+from sparkube.aws import iam, instances, network, storage, workergroup
 from sparkube.errors import ConfigError
 from sparkube.model import ClusterInfo, Node
 
@@ -192,10 +191,58 @@ def _node(name: str) -> Node:
     return Node(name, "control-plane" if name == "control-plane" else "worker")
 
 
-def test_next_worker_number_skips_gaps() -> None:
-    info = _cluster(_node("control-plane"), _node("worker-1"), _node("worker-4"))
-    assert next_worker_number(info) == 5
-    assert next_worker_number(_cluster()) == 1
+def test_group_workers_get_the_smallest_free_names_oldest_first() -> None:
+    from datetime import UTC, datetime
+
+    named: list[tuple[str, dict[str, str]]] = []
+
+    class Ec2:
+        def create_tags(self, *, Resources: list[str], Tags: list[dict[str, str]]) -> None:
+            named.append((Resources[0], {t["Key"]: t["Value"] for t in Tags}))
+
+    def unnamed(iid: str, minute: int) -> Node:
+        tags = {"sparkube:role": "worker", "aws:autoscaling:groupName": "g"}
+        launched = datetime(2026, 12, 7, 1, minute, tzinfo=UTC)
+        return Node(iid, "worker", instance_id=iid, state="running", launch_time=launched,
+                    tags=tags)  # fmt: skip
+
+    nodes = [
+        _node("control-plane"),
+        _node("worker-1"),
+        _node("worker-3"),
+        unnamed("i-late", 9),
+        unnamed("i-early", 1),
+    ]
+    assert workergroup.name_new_workers(Ec2(), "c", nodes) == ["worker-2", "worker-4"]
+    assert named == [
+        ("i-early", {"sparkube:node": "worker-2", "Name": "c-worker-2"}),
+        ("i-late", {"sparkube:node": "worker-4", "Name": "c-worker-4"}),
+    ]
+    # until named, such a worker is known by its instance id (not as a worker-K)
+    item = {"InstanceId": "i-late", "Tags": [{"Key": k, "Value": v} for k, v in
+                                             nodes[3].tags.items()]}  # fmt: skip
+    assert instances.to_node(item).name == "i-late"
+    assert workergroup.name_new_workers(Ec2(), "c", nodes[:3]) == []
+
+
+def test_the_launch_template_holds_what_run_instances_would_get() -> None:
+    import base64
+
+    req = _request(spot=True, terminate_on_shutdown=True, cpu_credits="unlimited")
+    data = instances.template_data(req)
+    params = instances.launch_parameters(req)
+    same = ("MinCount", "MaxCount", "ClientToken", "TagSpecifications", "UserData", "SubnetId")
+    assert {k: v for k, v in data.items() if k not in same} == {
+        k: v for k, v in params.items() if k not in same
+    }
+    assert base64.b64decode(data["UserData"]) == params["UserData"]
+    specs = {s["ResourceType"]: {t["Key"]: t["Value"] for t in s["Tags"]}
+             for s in data["TagSpecifications"]}  # fmt: skip
+    assert set(specs) == {"instance", "volume"}
+    assert specs["instance"]["sparkube:role"] == "worker"
+    assert "sparkube:first-worker" not in specs["instance"]  # the group names each one
+    assert workergroup.template_hash(data) == workergroup.template_hash(dict(data))
+    assert workergroup.template_hash(data) != workergroup.template_hash({**data, "KeyName": "x"})
 
 
 def test_a_batch_launched_before_and_terminated_since_is_launched_again() -> None:

@@ -121,7 +121,7 @@ def _instances(role: str, count: int, existing: int) -> PlannedInstances:
 
 
 def test_plan_json() -> None:
-    spec = ClusterSpec(name="demo", workers=2)
+    spec = ClusterSpec(name="demo", workers=2, max_workers=5)
     cost = offline_estimate(
         "us-east-1", control_plane_type="t3.medium", worker_type="t3.medium", workers=2,
         spot=False, root_volume_gb=40, public_ipv4=True,
@@ -136,7 +136,7 @@ def test_plan_json() -> None:
     doc = json.loads(to_json(PlanView.of(plan)))
     assert list(doc) == [
         "cluster", "region", "vpc_id", "allow_cidrs", "resources", "instances", "cost",
-        "ttl_minutes",
+        "cost_at_max", "ttl_minutes",
     ]  # fmt: skip
     assert doc["allow_cidrs"] == ["203.0.113.7/32"] and doc["ttl_minutes"] == 90
     assert doc["resources"] == [
@@ -144,7 +144,7 @@ def test_plan_json() -> None:
     ]
     assert list(doc["instances"][1]) == [
         "role", "count", "existing", "instance_type", "vcpus", "memory_mib", "architecture",
-        "ami", "root_volume_gb", "spot", "usd_per_hour_each", "cpu_credits",
+        "ami", "root_volume_gb", "spot", "usd_per_hour_each", "cpu_credits", "max_count",
     ]  # fmt: skip
     assert doc["instances"][1]["cpu_credits"] == "standard"
     # instances + 3 root volumes of 40 GiB gp3 at $0.08/GB-month + 3 public IPv4
@@ -164,6 +164,10 @@ def test_plan_json() -> None:
         },
         "addresses": {"count": 3, "usd_per_hour_each": 0.005, "source": IPV4_SOURCE},
     }  # fmt: skip
+    # the same at the worker group's maximum: 6 nodes
+    top = doc["cost_at_max"]
+    assert top["usd_per_hour"] == round(6 * 0.0416 + 2 * volumes + 6 * 0.005, 6)
+    assert (top["volumes"]["count"], top["addresses"]["count"]) == (6, 6)
 
 
 def test_offline_plan_json() -> None:
@@ -175,7 +179,9 @@ def test_offline_plan_json() -> None:
         cpu_credits="unlimited",
     )  # fmt: skip
     view = OfflinePlanView.of(spec, "eu-west-1", cost, reason="--offline was given", source="s")
-    assert json.loads(to_json(view)) == {
+    doc = json.loads(to_json(view))
+    assert doc.pop("cost_at_max") == doc["cost"]  # the maximum is the minimum here
+    assert doc == {
         "offline": True,
         "reason": "--offline was given",
         "cluster": "demo",
@@ -184,11 +190,12 @@ def test_offline_plan_json() -> None:
             {
                 "role": "control-plane", "count": 1, "instance_type": "t3.medium",
                 "spot": False, "usd_per_hour_each": cost.control_plane.usd_per_hour,
-                "cpu_credits": "unlimited",
+                "cpu_credits": "unlimited", "max_count": 1,
             },
             {
                 "role": "worker", "count": 1, "instance_type": "m7i.large", "spot": True,
                 "usd_per_hour_each": cost.worker.usd_per_hour, "cpu_credits": None,
+                "max_count": 1,
             },
         ],
         "cost": {

@@ -182,3 +182,26 @@ def test_a_bad_cpu_credit_mode_is_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_spec(env=make_env(tmp_path, SPARKUBE_CPU_CREDITS="burst"))
     assert str(err.value).startswith("environment variable SPARKUBE_CPU_CREDITS: 'burst' is not")
+
+
+def test_the_worker_group_size_from_every_source(tmp_path: Path) -> None:
+    """workers and min_workers are one setting (the group's minimum); max_workers is at
+    least it and defaults to it."""
+    spec = load_spec(env=make_env(tmp_path))
+    assert (spec.workers, spec.max_workers, spec.max_count) == (2, None, 2)
+    spec = load_spec(env=make_env(tmp_path, SPARKUBE_MIN_WORKERS="3", SPARKUBE_MAX_WORKERS="5"))
+    assert (spec.workers, spec.min_workers, spec.max_count) == (3, 3, 5)
+    assert "workers" in spec.model_fields_set  # a resume treats it as given
+    spec = load_spec(env=make_env(tmp_path, SPARKUBE_WORKERS="4"), flags={"min_workers": 4})
+    assert spec.workers == 4  # the same value from two places is no conflict
+    (tmp_path / "sparkube.yaml").write_text("min_workers: 2\n")
+    with pytest.raises(ConfigError) as clash:
+        load_spec(env=make_env(tmp_path, SPARKUBE_WORKERS="3"))
+    assert clash.value.message == (
+        "environment variable SPARKUBE_WORKERS 3 and sparkube.yaml line 1: min_workers 2 "
+        "differ; they are one setting (the worker group's minimum), so give only one of them."
+    )
+    with pytest.raises(ConfigError, match=r"--max-workers 1 is less than the minimum"):
+        load_spec(env=make_env(tmp_path), flags={"max_workers": 1})
+    with pytest.raises(ConfigError, match="--max-workers: true is not a whole number"):
+        load_spec(env=make_env(tmp_path), flags={"max_workers": True})
