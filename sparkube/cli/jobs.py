@@ -154,7 +154,7 @@ def wordcount(
     elif not placement.local:
         api = jobs.open_cluster(env, spec.name)
         config = api.config()
-        res = jobs.resources_for(config, driver_memory=driver_memory)
+        res = jobs.resources_for(config, driver_memory=driver_memory, api=api)
         ui.note(
             f"Running on cluster {spec.name} ({res.executors} executors × "
             f"{res.executor_cores} core{'s' if res.executor_cores != 1 else ''}, "
@@ -505,6 +505,9 @@ def _run_local_submit(
 
 def _progress_line(p: cluster_jobs.Progress) -> str:
     minutes, seconds = divmod(int(p.elapsed), 60)
+    if p.driver_phase == "Queued":
+        said = cluster_jobs.queue_message(p.position, p.waits_for)
+        return f"Queued ({said}) · {minutes}:{seconds:02d}"
     executors = f"{p.executors_running}/{p.executors_wanted} executors"
     if p.executors_pending:
         executors += f" ({p.executors_pending} pending)"
@@ -567,7 +570,7 @@ def _submit_cluster(
     config = api.config()
     res = jobs.resources_for(
         config, executors=executors, executor_cores=executor_cores,
-        executor_memory=executor_memory, driver_memory=driver_memory,
+        executor_memory=executor_memory, driver_memory=driver_memory, api=api,
     )  # fmt: skip
     job_id = jobs.new_job_id("job")
     ui.note(
@@ -696,18 +699,25 @@ def jobs_command(
         ui.note(f"No jobs on cluster {spec.name} yet; run one with sparkube wordcount FILE.")
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for col in ("job", "app", "state", "started", "duration", "executors"):
-        table.add_column(col, justify="right" if col in ("duration", "executors") else "left")
+    numbers = ("queued", "duration", "executors")
+    for col in ("job", "app", "state", "submitted", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
+
+    def clock(value: float | None) -> str:
+        minutes, seconds = divmod(int(value or 0), 60)
+        return f"{minutes}:{seconds:02d}" if value is not None else ""
+
     for r in records:
-        dur = r.duration
-        minutes, seconds = divmod(int(dur or 0), 60)
         state = r.state + (f" ({r.exit_code})" if r.exit_code not in (None, 0) else "")
         table.add_row(
             r.job_id, escape(r.app), state, r.submitted.replace("T", " ").rstrip("Z"),
-            f"{minutes}:{seconds:02d}" if dur is not None else "",
+            clock(r.queued_seconds), clock(r.duration),
             f"{r.executors} × {r.executor_cores}" if r.executor_cores else str(r.executors),
         )  # fmt: skip
     ui.out.print(table)
+    for r in records:
+        if r.state == "Queued" and r.message:
+            ui.out.print(f"{r.job_id} queued: {escape(r.message)}", highlight=False)
 
 
 @app.command(rich_help_panel="Jobs")

@@ -20,6 +20,7 @@ def main() -> int:
     import httpx2
     from lightkube import Client, KubeConfig
 
+    from sparkube.controller import NAMESPACE
     from sparkube.controller.lease import Lease
     from sparkube.controller.loop import Controller
 
@@ -31,7 +32,7 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     identity = os.environ.get("POD_NAME") or socket.gethostname()
-    namespace = os.environ.get("POD_NAMESPACE", "sparkube-system")
+    namespace = os.environ.get("POD_NAMESPACE", NAMESPACE)
     jobs_namespace = os.environ.get("SPARKUBE_JOBS_NAMESPACE", "spark")
     client = Client(
         config=KubeConfig.from_env(),

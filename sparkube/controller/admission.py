@@ -39,6 +39,8 @@ ASKS = "sparkube.io/admission"
 #: Written by the controller on queued Jobs (cleared when admitted).
 POSITION = "sparkube.io/queue-position"
 WAITS_FOR = "sparkube.io/waits-for"
+#: "true" on a queued Job that can never start on the workers there are.
+NEVER = "sparkube.io/never-fits"
 #: When the controller admitted the Job (ISO 8601, UTC).
 ADMITTED = "sparkube.io/admitted"
 #: Seconds after its admission that a job's missing minimum pods keep the queue waiting
@@ -137,6 +139,11 @@ def pod_ask(pod: Json) -> Ask:
 
 def _ended(pod: Json) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def is_jobs(pod: Json) -> bool:
+    """A pod of a sparkube job (its driver or an executor)."""
+    return JOB_LABEL in ((pod.get("metadata") or {}).get("labels") or {})
 
 
 def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
@@ -256,22 +263,38 @@ def place(asks: Sequence[Ask], free: Sequence[Room]) -> bool:
     return True
 
 
-def never_fits(job: QueueJob, workers: Sequence[Room]) -> str | None:
-    """Why the job can never start on workers like these (a pod larger than the largest
-    worker offers), or None."""
-    if not workers:
+def _copy(workers: Sequence[Room]) -> list[Room]:
+    return [Room(r.name, r.cpu, r.memory, r.free_cpu, r.free_memory) for r in workers]
+
+
+def never_fits(asks: Sequence[Ask], roles: Sequence[str], baseline: Sequence[Room]) -> str | None:
+    """Why pods ``asks`` (of ``roles``) can never all run at once on these workers, even
+    with no job running (``baseline``: each worker's room less the pods that are not
+    jobs', e.g. DaemonSets), or None. No worker at all is not "never": one may come."""
+    if not baseline:
         return None
-    big_cpu = max(r.cpu for r in workers)
-    big_memory = max(r.memory for r in workers)
-    for role, ask in (("driver", job.driver), ("executor", job.executor)):
-        if job.min_executors == 0 and role == "executor":
-            continue
-        if not ask.fits(big_cpu, big_memory):
+    most = Ask(max(r.free_cpu for r in baseline), max(r.free_memory for r in baseline))
+    for role, ask in zip(roles, asks, strict=True):
+        if not any(ask.fits(r.free_cpu, r.free_memory) for r in baseline):
             return (
-                f"its {role} pod asks for {ask.describe()} but the largest worker offers "
-                f"{Ask(big_cpu, big_memory).describe()}"
+                f"its {role} pod asks for {ask.describe()} but the largest worker has "
+                f"{most.describe()} for jobs"
             )
-    return None
+    if place(asks, _copy(baseline)):
+        return None
+    total = Ask(sum(a.cpu for a in asks), sum(a.memory for a in asks))
+    room = Ask(sum(r.free_cpu for r in baseline), sum(r.free_memory for r in baseline))
+    return (
+        f"its driver and {len(asks) - 1} executor{'s' if len(asks) != 2 else ''} ask for "
+        f"{total.describe()} at once but "
+        + ("the worker has" if len(baseline) == 1 else f"the {len(baseline)} workers have")
+        + f" {room.describe()} for jobs"
+    )
+
+
+def job_never_fits(job: QueueJob, baseline: Sequence[Room]) -> str | None:
+    roles = ["driver"] + ["executor"] * job.min_executors
+    return never_fits(job.minimum(), roles, baseline)
 
 
 def shortage(asks: Sequence[Ask], free: Sequence[Room]) -> str:
@@ -295,11 +318,14 @@ def shortage(asks: Sequence[Ask], free: Sequence[Room]) -> str:
     return f"a worker with room for a pod of {largest.describe()}"
 
 
-def decide(jobs: Sequence[QueueJob], workers: Sequence[Room]) -> Decision:
+def decide(
+    jobs: Sequence[QueueJob], workers: Sequence[Room], baseline: Sequence[Room] | None = None
+) -> Decision:
     """Which suspended jobs to admit now, and for the others their place in the queue
-    and what they wait for. ``workers`` are reduced by what is admitted (a copy is
-    taken: the caller's list is left alone)."""
-    free = [Room(r.name, r.cpu, r.memory, r.free_cpu, r.free_memory) for r in workers]
+    and what they wait for. ``workers``: the room left now; ``baseline``: the room with
+    no job running (for "never fits"; default ``workers``). The caller's lists are left
+    alone."""
+    free = _copy(workers)
     decision = Decision()
     blocked: str | None = None
     # Admitted jobs first: room they are owed is theirs. One still settling (its
@@ -322,7 +348,7 @@ def decide(jobs: Sequence[QueueJob], workers: Sequence[Room]) -> Decision:
         if not job.suspended:
             continue
         position += 1
-        never = never_fits(job, workers)
+        never = job_never_fits(job, workers if baseline is None else baseline)
         if never is not None:
             decision.waiting[job.name] = Waiting(position, never, never=True)
             continue
@@ -342,3 +368,14 @@ def decide(jobs: Sequence[QueueJob], workers: Sequence[Room]) -> Decision:
         w = decision.waiting[name]
         decision.waiting[name] = Waiting(index, w.waits_for, w.never)
     return decision
+
+
+def judge(
+    jobs: Iterable[Json], pods: Sequence[Json], nodes: Sequence[Json], now: float
+) -> tuple[list[QueueJob], Decision]:
+    """The whole rule from the API's lists: the sparkube Jobs, the pods that have not
+    ended (every namespace), the nodes; ``now`` in epoch seconds."""
+    queue = queue_jobs(jobs, pods, now)
+    workers = rooms(nodes, pods)
+    baseline = rooms(nodes, [p for p in pods if not is_jobs(p)])
+    return queue, decide(queue, workers, baseline)

@@ -66,15 +66,7 @@ class Lease:
                     "leaseTransitions": 0,
                 },
             }
-            try:
-                self.client.create(LeaseResource.from_dict(body))
-            except ApiError as exc2:
-                if exc2.status.code != 409:
-                    raise
-                self.held = False
-                return False
-            self.held = True
-            return True
+            return self._write(self.client.create, LeaseResource.from_dict(body))
         spec = lease.spec
         holder = spec.holderIdentity
         renewed = _parse(spec.renewTime) or _parse(spec.acquireTime)
@@ -90,8 +82,15 @@ class Lease:
             body["spec"]["holderIdentity"] = self.identity
             body["spec"]["acquireTime"] = _micro(now)
             body["spec"]["leaseTransitions"] = (spec.leaseTransitions or 0) + 1
+        return self._write(self.client.replace, LeaseResource.from_dict(body))
+
+    def _write(self, call: Any, lease: Any) -> bool:
+        """Create or replace the Lease; a conflict (another replica wrote it since it was
+        read) means this one does not hold it."""
+        from lightkube.core.exceptions import ApiError
+
         try:
-            self.client.replace(LeaseResource.from_dict(body))
+            call(lease)
         except ApiError as exc:
             if exc.status.code != 409:
                 raise

@@ -49,7 +49,7 @@ class Controller:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         #: (job, annotations) last written, so a cycle writes only changes.
-        self._said: dict[str, tuple[str, str]] = {}
+        self._said: dict[str, tuple[str, str, str]] = {}
 
     # ------------------------------------------------------------------ one cycle
 
@@ -75,9 +75,7 @@ class Controller:
         """Read, decide, write. Returns the decision (for tests and the log)."""
         jobs, pods, nodes = self.read()
         now = self.clock()
-        queue = admission.queue_jobs(jobs, pods, now)
-        workers = admission.rooms(nodes, pods)
-        decision = admission.decide(queue, workers)
+        queue, decision = admission.judge(jobs, pods, nodes, now)
         for name in decision.admit:
             self._admit(name, now)
         for name, waiting in decision.waiting.items():
@@ -109,6 +107,7 @@ class Controller:
                         admission.ADMITTED: _iso(now),
                         admission.POSITION: None,
                         admission.WAITS_FOR: None,
+                        admission.NEVER: None,
                     }
                 },
                 "spec": {"suspend": False},
@@ -118,7 +117,7 @@ class Controller:
         log.info("admitted job %s", name)
 
     def _queued(self, name: str, waiting: admission.Waiting) -> None:
-        said = (str(waiting.position), waiting.waits_for)
+        said = (str(waiting.position), waiting.waits_for, "true" if waiting.never else "")
         if self._said.get(name) == said:
             return
         self._patch(
@@ -128,12 +127,13 @@ class Controller:
                     "annotations": {
                         admission.POSITION: said[0],
                         admission.WAITS_FOR: said[1],
+                        admission.NEVER: said[2] or None,
                     }
                 }
             },
         )
         self._said[name] = said
-        log.info("job %s queued, position %s: waits for %s", name, *said)
+        log.info("job %s queued, position %s: waits for %s", name, *said[:2])
 
     # ------------------------------------------------------------------ running
 

@@ -48,6 +48,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sparkube.aws.s3 import get_text, list_prefixes, object_exists, put_json
+from sparkube.controller import NAMESPACE as CONTROLLER_NAMESPACE
+from sparkube.controller import admission, lease
 from sparkube.errors import ClusterError, InputError
 from sparkube.spark import bundles, jars
 from sparkube.spark.bundles import Bundle
@@ -93,6 +95,9 @@ from sparkube.spark.records import (
 )
 
 CONFIGMAP_LIMIT = 900_000  # bytes of app a ConfigMap carries (the API limit is 1 MiB)
+#: Seconds a job may be queued before ``submit`` checks that the controller is alive,
+#: and how long the controller may go without renewing its Lease.
+CONTROLLER_SILENT = 60.0
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
 PENDING_LIMIT = 600.0  # seconds a driver may stay Pending for a reason not diagnosed
 #: Seconds a running driver may have no executor pod before its log is read for the API
@@ -117,6 +122,11 @@ class Progress:
     executors_wanted: int
     elapsed: float
     detail: str = ""
+    #: Queued (``driver_phase == "Queued"``): its place in line (0: not said yet) and
+    #: what it waits for, as the cluster's controller last wrote them.
+    position: int = 0
+    waits_for: str = ""
+    never: bool = False
 
 
 @dataclass
@@ -151,6 +161,7 @@ class ClusterJobs:
         self._s3: Any = None
         self.endpoints = endpoints or Endpoints()
         self._config: ClusterConfig | None = None
+        self._room: list[admission.Room] | None = None
 
     @classmethod
     def from_bucket(cls, s3: Any, config: ClusterConfig) -> ClusterJobs:
@@ -306,9 +317,52 @@ class ClusterJobs:
             lines.append(f"{url} {bundle.object_name} {'zip' if bundle.archive else 'file'}")
         return lines
 
+    def job_room(self) -> list[admission.Room]:
+        """What each schedulable worker has for jobs: allocatable less the pods that are
+        not jobs' (read once per command: the defaults and the never-fits check)."""
+        if self._room is None:
+            from lightkube import operators
+            from lightkube.resources.core_v1 import Node, Pod
+
+            nodes = [
+                n.to_dict() for n in self._api("Listing nodes", lambda: self.client.list(Node))
+            ]
+            live = {"status.phase": operators.not_in(["Succeeded", "Failed"])}
+            pods = self._api(
+                "Listing pods",
+                lambda: [p.to_dict() for p in self.client.list(Pod, namespace="*", fields=live)],
+            )
+            self._room = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
+        return self._room
+
+    def check_fits(self, spec: JobSpec) -> None:
+        """Refuse (exit 2, before anything is made) a job that could never start here:
+        a pod larger than any worker has for jobs, or a driver and minimum executors
+        that even the empty workers cannot hold at once. One that only has to wait for
+        others is queued instead."""
+        props = spark_properties(spec, self.config(), self.endpoints)
+        size = effective_resources(spec, props)
+        driver, executor = (
+            admission.Ask(r["cpu"], r["memory_bytes"]) for r in pod_requests(spec, props)
+        )
+        baseline = self.job_room()
+        problem = admission.never_fits(
+            [driver] + [executor] * size.executors,
+            ["driver"] + ["executor"] * size.executors,
+            baseline,
+        )
+        if problem:
+            raise InputError(
+                f"Job {spec.job_id} could never start on this cluster: {problem}; lower "
+                "--executors, --executor-cores, --executor-memory or --driver-memory, or "
+                "give the cluster more or larger workers (sparkube up --workers N, "
+                "--instance-type)."
+            )
+
     def submit(self, spec: JobSpec) -> JobRecord:
         from lightkube import codecs
 
+        self.check_fits(spec)
         if len(spec.app_bytes) > CONFIGMAP_LIMIT:
             raise InputError(
                 f"{spec.app_name} is {len(spec.app_bytes) / 1e6:.1f} MB; apps up to 0.9 MB are "
@@ -337,7 +391,7 @@ class ClusterJobs:
             job_id=spec.job_id,
             app=spec.app_name,
             kind=spec.kind,
-            state="Pending",
+            state="Queued",
             submitted=submitted,
             executors=size.executors,
             executor_cores=size.executor_cores,
@@ -360,6 +414,20 @@ class ClusterJobs:
         phase = (driver.get("status") or {}).get("phase", "Pending") if driver else "Submitted"
         detail = ""
         wanted = 0
+        if driver is None:
+            job = self._job(job_id)
+            if job is not None and (job.get("spec") or {}).get("suspend"):
+                ann = (job.get("metadata") or {}).get("annotations") or {}
+                return (
+                    Progress(
+                        "Queued", 0, 0, 0, time.monotonic() - started,
+                        position=int(ann.get(admission.POSITION) or 0),
+                        waits_for=str(ann.get(admission.WAITS_FOR) or ""),
+                        never=ann.get(admission.NEVER) == "true",
+                    ),
+                    None,
+                    [],
+                )  # fmt: skip
         if driver:
             detail = next(
                 (r for r, _ in _waiting(driver) if r not in (None, "PodInitializing")), ""
@@ -379,6 +447,7 @@ class ClusterJobs:
         pods = ([driver] if driver else []) + list(executors)
         now = time.monotonic()
         blocked = []
+        largest: admission.Ask | None = None  # what the largest worker offers
         for pod in pods:
             name = pod["metadata"]["name"]
             status = pod.get("status") or {}
@@ -386,6 +455,18 @@ class ClusterJobs:
             unsched = any(
                 c.get("reason") == "Unschedulable" for c in status.get("conditions") or []
             )
+            if unsched:
+                # admitted, so room was there: an unschedulable pod waits for it (taken
+                # by a pod that is not a job's, or a node gone) unless no node could
+                # ever hold it (its size changed by --conf past what was checked)
+                if largest is None:
+                    caps = self.node_capacity()
+                    largest = admission.Ask(
+                        max((n.cpu for n in caps), default=0.0),
+                        max((n.memory for n in caps), default=0),
+                    )
+                ask = admission.pod_ask(pod)
+                unsched = largest.memory > 0 and not ask.fits(largest.cpu, largest.memory)
             if reasons & {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"} or unsched:
                 grace = UNSCHEDULABLE_GRACE if unsched else 5.0
             elif "CreateContainerConfigError" in reasons:
@@ -427,6 +508,14 @@ class ClusterJobs:
                 if on_progress:
                     on_progress(prog)
                 now = time.monotonic()
+                if prog.driver_phase == "Queued":
+                    queued = self._still_queued(job_id, prog, watch, now)
+                    if queued is not None:
+                        return queued
+                    time.sleep(interval)
+                    continue
+                if watch.admitted is None:
+                    watch.admitted = now
                 if driver is None or _deleting(driver):
                     if driver is not None and watch.driver is None:
                         watch.driver = driver["metadata"]["name"]
@@ -439,7 +528,7 @@ class ClusterJobs:
                     vanished = self._vanished(job_id, watch, now)
                     if vanished is not None:
                         return vanished
-                    if watch.driver is None and now - started > 60:
+                    if watch.driver is None and now - watch.admitted > 60:
                         raise ClusterError(
                             f"No driver pod appeared for job {job_id} within 60 s; check the "
                             f"Job with kubectl -n {SPARK_NAMESPACE} describe job {job_id}."
@@ -458,7 +547,7 @@ class ClusterJobs:
                     if follower is not None:
                         follower.drain()  # the stream ends with the container: keep it all
                     break
-                if prog.driver_phase == "Pending" and now - started > PENDING_LIMIT:
+                if prog.driver_phase == "Pending" and now - watch.admitted > PENDING_LIMIT:
                     pending = (
                         f"The driver of {job_id} has been Pending for "
                         f"{PENDING_LIMIT / 60:.0f} minutes ({prog.detail or 'no reason given'}); "
@@ -482,6 +571,56 @@ class ClusterJobs:
             if follower is not None:
                 follower.stop()
         return self.finish(job_id, driver, streamed=follower.lines if follower else None)
+
+    def _still_queued(
+        self, job_id: str, prog: Progress, watch: _Watch, now: float
+    ) -> Outcome | None:
+        """A queued job waits, unless it can never start (the workers changed since it
+        was submitted) or no controller is there to start it: then it is stopped with
+        that said, rather than waited on for ever."""
+        if watch.queued_since is None:
+            watch.queued_since = now
+        problem = None
+        if prog.never:
+            problem = (
+                f"Job {job_id} could never start on this cluster: {prog.waits_for}; submit it "
+                "smaller, or give the cluster more or larger workers."
+            )
+        elif (
+            now - watch.queued_since >= CONTROLLER_SILENT
+            and now - watch.controller_check >= EXECUTOR_CHECK_INTERVAL
+        ):
+            watch.controller_check = now
+            problem = self.controller_problem()
+            if problem:
+                problem = f"Job {job_id} stays queued: {problem}"
+        if problem is None:
+            return None
+        self._stop(job_id, problem)
+        return Outcome(1, "Failed", None, [], problem)
+
+    def controller_problem(self) -> str | None:
+        """Why the cluster's controller would not start a queued job, or None when it
+        holds its Lease."""
+        from lightkube.core.exceptions import ApiError
+
+        try:
+            holder, age = lease.holder(self.client, CONTROLLER_NAMESPACE)
+        except ApiError as exc:
+            return f"its controller's Lease cannot be read ({exc.status.message})"
+        if holder is None or age is None:
+            return (
+                "the cluster has no sparkube controller to start it (its Lease "
+                f"{CONTROLLER_NAMESPACE}/{lease.LEASE_NAME} is not held); run sparkube up "
+                "to install it"
+            )
+        if age > CONTROLLER_SILENT:
+            return (
+                f"the cluster's sparkube controller ({holder}) has not renewed its Lease "
+                f"for {age:.0f} s; see kubectl -n {CONTROLLER_NAMESPACE} get pods, or run "
+                "sparkube up"
+            )
+        return None
 
     def _stop(self, job_id: str, reason: str) -> None:
         """Stop a job that cannot run, and wait (briefly) for its pods to go, so that
@@ -614,11 +753,23 @@ class ClusterJobs:
         }
         if started:
             changes["started"] = started
+        admitted = self._admitted(job_id)
+        if admitted:
+            changes["admitted"] = admitted
         return (
             Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure),
             changes,
             log,
         )
+
+    def _admitted(self, job_id: str) -> str | None:
+        """When the cluster's controller let the job start (it waited queued from its
+        submission until then), while the cluster still has its Job."""
+        if self.client is None:
+            return None
+        job = self._job(job_id)
+        ann = ((job or {}).get("metadata") or {}).get("annotations") or {}
+        return str(ann[admission.ADMITTED]) if ann.get(admission.ADMITTED) else None
 
     def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
@@ -837,6 +988,8 @@ class ClusterJobs:
         driver = self.driver(rec.job_id)
         phase = (driver.get("status") or {}).get("phase") if driver else None
         failed = _condition(job, "Failed")
+        ann = (job.get("metadata") or {}).get("annotations") or {}
+        rec.admitted = ann.get(admission.ADMITTED) or rec.admitted
         if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
             outcome, changes, _ = self.ended(rec.job_id, driver)
             rec.state, rec.exit_code = outcome.state, outcome.exit_code
@@ -850,6 +1003,11 @@ class ClusterJobs:
             rec.message = _gone_message(rec.job_id, name, failed, has_log=self._has_log(rec.job_id))
         elif phase:
             rec.state = phase
+        elif driver is None and (job.get("spec") or {}).get("suspend"):
+            rec.state = "Queued"
+            rec.message = queue_message(
+                int(ann.get(admission.POSITION) or 0), str(ann.get(admission.WAITS_FOR) or "")
+            )
         elif driver is None:
             rec.state = "Pending"
 
@@ -892,6 +1050,16 @@ class ClusterJobs:
         yield from text.splitlines(keepends=True)
 
 
+def queue_message(position: int, waits_for: str) -> str:
+    """``3rd in line, waits for memory (…)``, as ``jobs`` and the live line say it."""
+    if position <= 0:
+        return "waits for the cluster's controller to look at it"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(
+        position % 10 if position % 100 not in (11, 12, 13) else 0, "th"
+    )
+    return f"{position}{suffix} in line, waits for {waits_for or 'room'}"
+
+
 def _waiting(pod: Json) -> list[tuple[str | None, str]]:
     """(reason, message) of each container of the pod that is waiting."""
     out = []
@@ -913,6 +1081,9 @@ class _Watch:
     kept: int = 0  # lines of the followed log copied to the bucket
     captured: bool = False  # the log was copied as the pod was being deleted
     vanished_at: float | None = None  # the pod was first seen gone
+    queued_since: float | None = None  # first seen queued
+    admitted: float | None = None  # first seen out of the queue
+    controller_check: float = 0.0  # last look at the controller's Lease
 
 
 def _annotation(pod: Json | None, name: str) -> str | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sparkube.errors import ClusterError, InputError
+from sparkube.spark.diagnose import parse_cpu
 from sparkube.spark.image import SPARK_IMAGE
 from sparkube.spark.rbac import SPARK_NAMESPACE
 
@@ -118,13 +119,58 @@ class Resources:
         return mib + max(OVERHEAD_MIB, math.ceil(mib * 0.1))
 
 
-def default_resources(config: ClusterConfig) -> Resources:
+def _heap_for(pod_mib: int) -> int:
+    """The largest heap (a multiple of 256 MiB, at least 512) whose pod (heap plus
+    Spark's overhead) fits in ``pod_mib``."""
+    heap = int(min(pod_mib - OVERHEAD_MIB, pod_mib / 1.1))
+    return max(512, heap // 256 * 256)
+
+
+def _spark_memory(mib: int) -> str:
+    return f"{mib // 1024}g" if mib % 1024 == 0 else f"{mib}m"
+
+
+#: The smallest executor and driver a default job is given (512 MiB heap: 896 MiB pods).
+SMALLEST_POD_MIB = 512 + OVERHEAD_MIB
+
+
+def default_resources(config: ClusterConfig, rooms: Sequence[tuple[float, int]] = ()) -> Resources:
     """One executor per worker, with the worker's vCPUs minus one (at least 1) and 40% of
-    its memory (heap plus Spark's 384 MiB overhead), so a default job and its driver fit
-    next to the cluster's own pods."""
+    its memory (heap plus Spark's 384 MiB overhead).
+
+    ``rooms``: what each schedulable worker has for jobs now (CPU, bytes: allocatable
+    less the pods that are not jobs', e.g. Flannel, CoreDNS, the History Server). Given,
+    the defaults are cut to fit it whole: the driver shares the roomiest worker with one
+    executor, every other executor has a worker of its own; workers too small for an
+    executor are left out, and the driver gets 512m instead of 1g when 1g would not
+    leave room for one. So a default job fits even a one-worker cluster."""
     cores = max(1, int(config.worker_cpu) - 1)
     budget_mib = int(config.worker_memory / 2**20 * 0.4)  # heap + overhead
-    heap_mib = int(min(budget_mib - OVERHEAD_MIB, budget_mib / 1.1))
-    heap = max(512, heap_mib // 256 * 256)
-    executor_memory = f"{heap // 1024}g" if heap % 1024 == 0 else f"{heap}m"
-    return Resources(max(1, config.workers), cores, executor_memory)
+    heap = _heap_for(budget_mib)
+    base = Resources(max(1, config.workers), cores, _spark_memory(heap))
+    if not rooms:
+        return base
+    mib = sorted(
+        (
+            (cpu, memory // 2**20)
+            for cpu, memory in rooms
+            if cpu >= 1 and memory >= SMALLEST_POD_MIB * 2**20  # room for an executor
+        ),
+        key=lambda r: -r[1],
+    )
+    if not mib:
+        return base
+    driver_cpu = parse_cpu(DRIVER_CPU)
+    driver_mib = base.pod_memory_mib(DRIVER_MEMORY)
+    driver_memory = DRIVER_MEMORY
+    if mib[0][1] - driver_mib < SMALLEST_POD_MIB:
+        driver_memory, driver_mib = "512m", SMALLEST_POD_MIB
+    executor_mib = base.pod_memory_mib(base.executor_memory)
+    for count in range(len(mib), 0, -1):
+        first, others = mib[0], mib[1:count]
+        pod_mib = min([executor_mib, first[1] - driver_mib, *(m for _, m in others)])
+        pod_cpu = min([cores, int(first[0] - driver_cpu), *(int(c) for c, _ in others)])
+        if pod_mib >= SMALLEST_POD_MIB and pod_cpu >= 1:
+            heap = _heap_for(pod_mib)
+            return Resources(count, pod_cpu, _spark_memory(heap), driver_memory)
+    return base

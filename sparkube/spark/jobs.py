@@ -420,8 +420,12 @@ def resources_for(
     executor_cores: int | None = None,
     executor_memory: str | None = None,
     driver_memory: str | None = None,
+    api: cluster_jobs.ClusterJobs | None = None,
 ) -> Resources:
-    base = default_resources(config)
+    """The job's size: the flags, else defaults fitted to the cluster (to what its
+    workers have for jobs now, when ``api`` can read the nodes)."""
+    rooms = [(r.free_cpu, r.free_memory) for r in api.job_room()] if api is not None else []
+    base = default_resources(config, rooms)
     if executors is not None and executors < 1:
         raise InputError(f"--executors must be at least 1 (got {executors}).")
     if executor_cores is not None and executor_cores < 1:
@@ -454,8 +458,9 @@ def run_wordcount_cluster(
     pod, the sorted parts downloaded and concatenated exactly as the local run does."""
     started = time.monotonic()
     config = api.config()
-    res = resources or resources_for(config)
+    res = resources or resources_for(config, api=api)
     parts_name = f"_sparkube-parts-{job_id}"
+    api.check_fits(JobSpec(job_id, "wordcount", "wordcount.py", b"", (), res))
     try:
         uploads = upload_inputs(
             api,
@@ -536,6 +541,11 @@ def prepare_submit_cluster(
     files, modules and packages (:mod:`sparkube.spark.bundles`)."""
     check_application(app, main_class)
     config = api.config()
+    # a job that could never start is refused before anything is uploaded
+    api.check_fits(
+        JobSpec(job_id, app.name, app.name, b"", (), resources or resources_for(config, api=api),
+                conf=dict(conf or {}))
+    )  # fmt: skip
     found = extras.cluster_bundles(api, on_status) if extras is not None else []
     pairs: list[tuple[Path, str]] = []
     layout: list[tuple[Path, list[int]]] = []
@@ -576,7 +586,7 @@ def prepare_submit_cluster(
         app_file=app.name,
         app_bytes=app.read_bytes(),
         args=(*args, *input_uris),
-        resources=resources or resources_for(config),
+        resources=resources or resources_for(config, api=api),
         main_class=main_class,
         conf=dict(conf or {}),
         kind="submit",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparkube.aws.s3 import s3a
+from sparkube.controller import admission
 from sparkube.errors import InputError
 from sparkube.spark import bundles, jars
 from sparkube.spark.bundles import Bundle
@@ -440,6 +441,7 @@ def job_manifests(
     }
     if spec.bundles:
         _add_bundles(pod_spec, spec, config.image, fetch)
+    driver_request, executor_request = pod_requests(spec, props)
     job: Json = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -447,9 +449,22 @@ def job_manifests(
             "name": spec.job_id,
             "namespace": SPARK_NAMESPACE,
             "labels": labels,
-            "annotations": annotations,
+            # what the controller must find room for before it starts the job
+            "annotations": {
+                **annotations,
+                admission.ASKS: json.dumps(
+                    {
+                        "driver": driver_request,
+                        "executor": executor_request,
+                        "min_executors": size.executors,
+                    },
+                    sort_keys=True,
+                ),
+            },
         },
         "spec": {
+            # queued: the cluster's sparkube controller starts it when it fits whole
+            "suspend": True,
             "backoffLimit": 0,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             "template": {

@@ -29,7 +29,7 @@ class JobRecord:
     job_id: str
     app: str
     kind: str
-    state: str  # Pending, Running, Succeeded, Failed, Cancelled, Unknown
+    state: str  # Queued, Pending, Running, Succeeded, Failed, Cancelled, Unknown
     submitted: str
     finished: str | None = None  # when the driver ended (its container's finishedAt)
     exit_code: int | None = None
@@ -44,6 +44,14 @@ class JobRecord:
     #: pod's); None in records written before sparkube kept them: see requests().
     driver_request: dict[str, Any] | None = None
     executor_request: dict[str, Any] | None = None
+    #: When the cluster's controller let it start: it waited ``Queued`` from
+    #: ``submitted`` until then (None: not known, or jobs from before the queue).
+    admitted: str | None = None
+
+    @property
+    def queued_seconds(self) -> float | None:
+        start, end = parse_time(self.submitted), parse_time(self.admitted)
+        return max(0.0, (end - start).total_seconds()) if start and end else None
 
     def requests(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(driver, each executor) requests: as recorded at submit, else computed from the
@@ -68,6 +76,7 @@ class JobRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["duration_seconds"] = self.duration
+        data["queued_seconds"] = self.queued_seconds
         return data
 
 

@@ -13,6 +13,7 @@ keeps the distribution's containerd (Debian's 1.6)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import shlex
@@ -155,6 +156,10 @@ def test_the_spark_image_keeps_its_contract_in_a_pod(bed_cluster: BedCluster) ->
     c.kubectl("delete pod spark-image --wait=false")
 
 
+def _when(stamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def test_the_controller_runs_on_the_control_plane_and_holds_its_lease(
     bed_cluster: BedCluster,
 ) -> None:
@@ -186,6 +191,8 @@ def test_the_controller_runs_on_the_control_plane_and_holds_its_lease(
         raise
     name = pod["metadata"]["name"]
     assert pod["spec"]["nodeName"] == "control-plane"
+    started_at = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    start_s = (_when(started_at) - _when(pod["metadata"]["creationTimestamp"])).total_seconds()
     fetched = c.kubectl(f"{ns} logs {name} -c fetch-code").stdout
     assert "controller code ready" in fetched, fetched
     assert "sparkube.zip" in fetched and "pyenv.zip" in fetched
@@ -207,3 +214,6 @@ def test_the_controller_runs_on_the_control_plane_and_holds_its_lease(
     wait_for("the Lease held by the controller's pod", holder, 60)
     restarts = pod["status"]["containerStatuses"][0]["restartCount"]
     assert restarts == 0, c.kubectl(f"{ns} logs {name} -c controller --previous", check=False)
+    fetch_s = re.search(r"controller code ready in ([\d.]+) s", fetched)
+    print(json.dumps({"controller_pod_start_s": start_s,
+                      "code_fetch_s": float(fetch_s.group(1)) if fetch_s else None}))  # fmt: skip

@@ -128,8 +128,7 @@ def test_second_job_waits_while_the_first_holds_the_room_then_starts() -> None:
         pod("j1-driver", "worker-1", "500m", "1Gi", job="j1", role="driver"),
         pod("j1-exec-1", "worker-1", "1", "1536Mi", job="j1", role="executor"),
     ]
-    queue = admission.queue_jobs([first, second], pods, now=10**10)
-    d = decide(queue, rooms(nodes, pods))
+    d = admission.judge([first, second], pods, nodes, 10**10)[1]
     assert d.admit == []
     waits = d.waiting["j2"].waits_for
     assert waits.startswith("CPU (1.5 asked, 0.5 free) and memory"), waits
@@ -162,8 +161,8 @@ def test_first_come_first_served_no_small_job_overtakes() -> None:
     nodes = [node("worker-1", cpu="2", memory="8Gi")]
     big = job("big", "2026-12-07T01:00:00Z", executor=(1.5, GI))  # needs 2 CPU: 0.5 + 1.5
     small = job("small", "2026-12-07T01:00:01Z", executor=(0.1, GI))
-    pods = [pod("other", "worker-1", "1", "1Gi")]
-    d = decide(admission.queue_jobs([big, small], pods, now=0), rooms(nodes, pods))
+    pods = [pod("other", "worker-1", "1", "1Gi", job="older", role="driver")]
+    d = admission.judge([big, small], pods, nodes, 0)[1]
     assert d.admit == []
     assert d.waiting["big"] == admission.Waiting(1, "CPU (2 asked, 1 free)")
     assert d.waiting["small"] == admission.Waiting(2, "job big ahead of it")
@@ -173,19 +172,37 @@ def test_a_job_that_can_never_fit_does_not_hold_the_queue() -> None:
     nodes = [node("worker-1", cpu="2", memory="3800Mi")]
     huge = job("huge", "2026-12-07T01:00:00Z", executor=(1.0, 8 * GI))
     fine = job("fine", "2026-12-07T01:00:01Z")
-    d = decide(admission.queue_jobs([huge, fine], [], now=0), rooms(nodes, []))
+    d = admission.judge([huge, fine], [], nodes, 0)[1]
     assert d.admit == ["fine"]
     assert d.waiting["huge"].never
-    assert "executor pod asks for 1 CPU and 8Gi but the largest worker offers 2 CPU and" in (
-        d.waiting["huge"].waits_for
+    assert d.waiting["huge"].waits_for == (
+        "its executor pod asks for 1 CPU and 8Gi but the largest worker has 2 CPU and 3.7Gi "
+        "for jobs"
+    )
+
+
+def test_a_job_whose_pods_each_fit_but_not_all_at_once_never_fits() -> None:
+    nodes = [node("worker-1", cpu="2", memory="3800Mi")]
+    system = [pod("flannel", "worker-1", "100m", "50Mi")]
+    wide = job("wide", "2026-12-07T01:00:00Z", driver=(0.5, 1408 * 2**20),
+               executor=(1.0, int(2.5 * GI)))  # fmt: skip
+    d = admission.judge([wide], system, nodes, 0)[1]
+    assert d.waiting["wide"] == admission.Waiting(
+        1,
+        "its driver and 1 executor ask for 1.5 CPU and 3.9Gi at once but the worker has "
+        "1.9 CPU and 3.7Gi for jobs",
+        never=True,
     )
 
 
 def test_fragmented_room_is_named_as_such() -> None:
     nodes = [node("worker-1", cpu="2", memory="4Gi"), node("worker-2", cpu="2", memory="4Gi")]
-    pods = [pod("x", "worker-1", "1", "1Gi"), pod("y", "worker-2", "1", "1Gi")]
+    pods = [
+        pod("x", "worker-1", "1", "1Gi", job="older", role="driver"),
+        pod("y", "worker-2", "1", "1Gi", job="older", role="executor"),
+    ]
     wide = job("wide", "2026-12-07T01:00:00Z", driver=(0.1, GI), executor=(1.5, GI))
-    d = decide(admission.queue_jobs([wide], pods, now=0), rooms(nodes, pods))
+    d = admission.judge([wide], pods, nodes, 0)[1]
     assert d.waiting["wide"].waits_for == "a worker with room for a pod of 1.5 CPU and 1Gi"
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from sparkube.errors import InputError
 from sparkube.spark import diagnose as dg
 from sparkube.spark import jarfetch
+from sparkube.spark.cluster import ClusterJobs
 from sparkube.spark.config import ClusterConfig, Resources, default_resources
 from sparkube.spark.image import SPARK_IMAGE, jar_file_name, maven_path
 from sparkube.spark.jars import JARS_MOUNT
@@ -382,3 +384,75 @@ def test_dynamic_partition_overwrite_keeps_hadoops_committer() -> None:
 def test_kubernetes_quantities(text: str, cpu: float, memory: int) -> None:
     assert dg.parse_cpu(text) == pytest.approx(cpu)
     assert dg.parse_memory(text) == memory
+
+
+class _Nodes(ClusterJobs):
+    """ClusterJobs whose API answers are given (our own boundary: no API server here;
+    the same rule runs against real nodes in tests/bed/test_4_queue.py)."""
+
+    def __init__(self, nodes: list[dg.NodeCapacity]) -> None:
+        super().__init__(None, lambda _region: None)
+        self._nodes = nodes
+
+    def node_capacity(self) -> list[dg.NodeCapacity]:
+        return self._nodes
+
+    def events(self, pod_names: Any) -> list[Any]:
+        return []
+
+
+def test_an_unschedulable_pod_that_fits_a_worker_waits_one_that_fits_none_is_stuck() -> None:
+    api = _Nodes([dg.NodeCapacity("w1", 2, 4 * GIB), dg.NodeCapacity("w2", 2, 8 * GIB)])
+    since: dict[str, float] = {"job-exec-1": 0.0}  # unschedulable for long enough
+    assert api.stuck(None, [executor("1", "6Gi")], since) is None  # room may come
+    assert api.stuck(None, [executor("8", "9Gi")], {"job-exec-1": 0.0}) == (
+        "The executor pod asks for 8 CPU and 9Gi but the largest node offers 2 CPU and 8Gi; "
+        "lower --executor-cores / --executor-memory, or add workers with sparkube up "
+        "--workers N."
+    )
+
+
+def test_a_queued_job_says_its_place_and_what_it_waits_for() -> None:
+    from sparkube.cli.jobs import _progress_line
+    from sparkube.spark.cluster import Progress, queue_message
+
+    assert queue_message(1, "CPU (2.5 asked, 1.4 free)") == (
+        "1st in line, waits for CPU (2.5 asked, 1.4 free)"
+    )
+    assert [queue_message(n, "x").split(" ")[0] for n in (2, 3, 4, 11, 12, 21, 113)] == [
+        "2nd", "3rd", "4th", "11th", "12th", "21st", "113th",
+    ]  # fmt: skip
+    assert queue_message(0, "") == "waits for the cluster's controller to look at it"
+    line = _progress_line(Progress("Queued", 0, 0, 0, 75.0, position=2, waits_for="job j1"))
+    assert line == "Queued (2nd in line, waits for job j1) · 1:15"
+
+
+def test_default_job_fits_what_one_small_worker_has_for_jobs() -> None:
+    """t3.medium: 2 CPU and about 3.7Gi allocatable; with the History Server, CoreDNS
+    and metrics-server on the only worker about 1.6 CPU and 2.4Gi are left for jobs. The
+    size from allocatable alone (1g driver + 1g executor: 2.75Gi) could never start."""
+    from sparkube.controller import admission
+
+    config = ClusterConfig(cluster="c", bucket="b", region="r", worker_cpu=2.0,
+                           worker_memory=3790 * 2**20, workers=1)  # fmt: skip
+    assert default_resources(config) == Resources(1, 1, "1g", "1g")
+    room = (1.6, 2457 * 2**20)
+    res = default_resources(config, [room])
+    assert res == Resources(1, 1, "512m", "1g")
+    pods = [admission.Ask(0.5, res.pod_memory_mib("1g") * 2**20),
+            admission.Ask(1.0, res.pod_memory_mib("512m") * 2**20)]  # fmt: skip
+    worker = admission.Room("w", 2.0, 3790 * 2**20, *room)
+    assert admission.never_fits(pods, ["driver", "executor"], [worker]) is None
+
+
+def test_default_job_leaves_out_a_worker_too_small_and_shrinks_the_driver_last() -> None:
+    config = ClusterConfig(cluster="c", bucket="b", region="r", worker_cpu=4.0,
+                           worker_memory=16 * GIB, workers=3)  # fmt: skip
+    roomy = (3.8, 14 * GIB)
+    assert default_resources(config, [roomy, roomy, roomy]) == Resources(3, 3, "5888m", "1g")
+    # a worker with 0.5 CPU left for jobs gets no executor
+    assert default_resources(config, [roomy, (0.5, 14 * GIB), roomy]) == Resources(
+        2, 3, "5888m", "1g"
+    )
+    # a single worker with 1.5Gi for jobs: 512m driver and executor
+    assert default_resources(config, [(3.8, 1800 * 2**20)]) == Resources(1, 3, "512m", "512m")

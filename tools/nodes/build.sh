@@ -17,6 +17,8 @@
 #                    tools/spark/build.sh's /opt/spark
 #     opex/          the kube-opex-analytics image sparkube's manifest names: a stand-in
 #                    (tools/nodes/opex/opex_standin.py) on Debian 12's python3
+#     python/        the controller's Python image (python:3.11.x-slim-bookworm): the
+#                    opex stand-in's rootfs without its program
 #     repo/          what stands in for the internet on the test bridge: a Kubernetes
 #                    apt repository (kubelet, kubeadm, kubectl, kubernetes-cni .debs
 #                    built from the Go binaries, signed) at pkgs.k8s.io's paths, and an
@@ -520,6 +522,46 @@ if ! fresh "$opex" "$st"; then
 fi
 ln -f "$opex/opex.tar" "$images/opex.tar"
 grep -qxF "$opex_ref" "$images/refs" || echo "$opex_ref" >>"$images/refs"
+
+# --- the controller's Python image (a stand-in) -----------------------------------------
+# The image sparkube's controller manifest names (IMAGE of sparkube/controller/bundle.py,
+# python:3.11.x-slim-bookworm, Docker Hub's official image, out of reach here). The
+# controller needs only a python3 of the same minor version (its code comes from the
+# cluster's bucket): the opex stand-in's Debian 12 rootfs has exactly that (python3 3.11),
+# so this image is that rootfs without the opex program and its user, laid out as the
+# official image: python3 and python in /usr/local/bin, no USER (root by default; the
+# manifest runs it as a fixed non-root uid), LANG=C.UTF-8, CMD python3. Deriving it costs
+# a repack instead of a second debootstrap.
+python_ref="$(sed -n 's/^IMAGE = "\(python:.*\)"$/\1/p' "$repo_root/sparkube/controller/bundle.py")"
+[[ -n $python_ref ]] || die "no IMAGE in sparkube/controller/bundle.py"
+pyimg="$cache/python"
+st="$(stamp_of python "$python_ref" "$(cat "$opex/.stamp")")"
+if ! fresh "$pyimg" "$st"; then
+  t0=$SECONDS; rm -rf "$pyimg"; mkdir -p "$pyimg"
+  work="$(mktemp -d "$cache/.python.XXXXXX")"
+  echo "  [python] $python_ref from the opex stand-in's Debian 12 rootfs"
+  skopeo copy -q "docker-archive:$opex/opex.tar" "oci:$work/from:t"
+  umoci unpack --image "$work/from:t" "$work/bundle" >/dev/null
+  r="$work/bundle/rootfs"
+  rm -rf "$r/koa" "$r/data"
+  chroot "$r" userdel koa
+  ln -s /usr/bin/python3 "$r/usr/local/bin/python3"
+  ln -s python3 "$r/usr/local/bin/python"
+  pyver="$(chroot "$r" python3 -c 'import platform; print(platform.python_version())')"
+  [[ ${python_ref#python:} == "${pyver%.*}".* ]] || die "$python_ref stand-in: Debian's python3 is $pyver"
+  l="$work/layout"; umoci init --layout "$l"; umoci new --image "$l:t"
+  umoci insert --image "$l:t" "$r" / >/dev/null
+  umoci config --image "$l:t" --config.cmd python3 --config.env LANG=C.UTF-8 \
+    --config.env PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env "PYTHON_VERSION=$pyver"
+  skopeo copy -q "oci:$l:t" "docker-archive:$pyimg/python.tar:$python_ref"
+  echo "$python_ref" >"$pyimg/ref"
+  rm -rf "$work"
+  built python "$pyimg" "$st" "$t0"
+  echo "  [python] $python_ref (Debian's Python $pyver): $(du -sh "$pyimg/python.tar" | cut -f1)"
+fi
+ln -f "$pyimg/python.tar" "$images/python.tar"
+grep -qxF "$python_ref" "$images/refs" || echo "$python_ref" >>"$images/refs"
 
 # --- stand-in repositories ----------------------------------------------------------
 repo="$cache/repo"

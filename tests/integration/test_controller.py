@@ -1,0 +1,333 @@
+"""The controller's loop against the real test control plane (real API server, Job
+controller and scheduler; kwok plays the kubelets of three 2-CPU workers).
+
+Jobs here are plain suspended Jobs carrying sparkube's admission annotation, whose one
+pod is labelled as a sparkube driver: kwok runs it and completes it after a delay, as a
+driver ending. Executors are left out (minimum 0): kwok has no Spark to create them;
+whole-job admission with executors on real nodes is tests/bed/test_4_queue.py. What
+this proves on the real API: the Lease (one acting replica, a successor after release),
+the merge patches (suspend off, annotations on and off), the reads of every namespace's
+pods, and a queue that drains in order as pods end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkube.controller import NAMESPACE, admission
+from sparkube.controller.lease import LEASE_NAME, Lease, holder
+from sparkube.controller.loop import Controller
+from sparkube.kube.client import client_from_kubeconfig
+from sparkube.spark.diagnose import parse_cpu
+from tests.fixtures.controlplane import KubeControlPlane
+
+pytestmark = pytest.mark.integration
+
+NS = "queue-test"
+LEASE_NS = "queue-lease"
+
+
+def suspended_job(name: str, cpu: str, *, delay: str = "2s") -> dict[str, Any]:
+    asks = {
+        "driver": {"cpu": parse_cpu(cpu), "memory_bytes": 2**30},
+        "executor": {"cpu": 1.0, "memory_bytes": 2**30},
+        "min_executors": 0,
+    }
+    labels = {"app.kubernetes.io/managed-by": "sparkube", "sparkube.io/job": name}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {admission.ASKS: json.dumps(asks)},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {
+                    "labels": {**labels, "sparkube.io/role": "driver"},
+                    "annotations": {"sparkube.test/delay": delay},
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "driver",
+                            "image": "busybox",
+                            "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture
+def controller(kube: KubeControlPlane) -> Iterator[Controller]:
+    kube.create_namespace(NS)
+    kube.create_namespace(LEASE_NS)
+    client = client_from_kubeconfig(kube.kubeconfig)
+    ctl = Controller(client, jobs_namespace=NS, lease=Lease(client, LEASE_NS, "test-a"))
+    ctl.start_watches()
+    thread = threading.Thread(target=ctl.run, daemon=True)
+    thread.start()
+    yield ctl
+    ctl.stopping.set()
+    ctl.wake.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def _job(kube: KubeControlPlane, name: str) -> dict[str, Any]:
+    return dict(kube.get(f"/apis/batch/v1/namespaces/{NS}/jobs/{name}"))
+
+
+def _started(kube: KubeControlPlane, name: str) -> bool:
+    return _job(kube, name)["spec"].get("suspend") is False
+
+
+def test_a_queue_larger_than_the_workers_drains_in_order(
+    kube: KubeControlPlane, controller: Controller
+) -> None:
+    # each driver asks 1.5 of a worker's 2 CPU: one job per worker at a time
+    workers = len(kube.workers)
+    names = [f"q{i}" for i in range(workers + 2)]
+    for name in names:
+        kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+                 suspended_job(name, "1500m", delay="12s"))  # fmt: skip
+        time.sleep(0.05)  # distinct creation order (seconds resolution: tie by name)
+    kube.wait_for(
+        f"{workers} jobs started", lambda: all(_started(kube, n) for n in names[:workers]), 60
+    )
+
+    # once the last admitted job's driver is placed, the next says what it waits for:
+    # 1.5 CPU are free in all, but 0.5 on each worker
+    def waits_for_room() -> bool:
+        ann = _job(kube, names[workers])["metadata"]["annotations"]
+        return ann.get(admission.WAITS_FOR) == "a worker with room for a pod of 1.5 CPU and 1Gi"
+
+    kube.wait_for("the next job to wait for a worker", waits_for_room, 30, interval=0.2)
+    waiting = _job(kube, names[workers])
+    assert waiting["spec"]["suspend"] is True
+    assert waiting["metadata"]["annotations"][admission.POSITION] == "1"
+    last = _job(kube, names[workers + 1])["metadata"]["annotations"]
+    assert last[admission.POSITION] == "2"
+    assert last[admission.WAITS_FOR] == f"job {names[workers]} ahead of it"
+    # never more running at once than there is room for, and everyone finishes
+    seen_running: list[int] = []
+
+    def all_done() -> bool:
+        pods = kube.get(f"/api/v1/namespaces/{NS}/pods")["items"]
+        seen_running.append(sum(1 for p in pods if p["status"].get("phase") == "Running"))
+        jobs = [_job(kube, n) for n in names]
+        return all(
+            any(c["type"] == "Complete" and c["status"] == "True"
+                for c in j.get("status", {}).get("conditions", []))
+            for j in jobs
+        )  # fmt: skip
+
+    kube.wait_for("every job complete", all_done, 90, interval=0.2)
+    assert max(seen_running) <= workers
+    for name in names:
+        ann = _job(kube, name)["metadata"]["annotations"]
+        assert admission.ADMITTED in ann
+        assert admission.POSITION not in ann and admission.WAITS_FOR not in ann
+
+
+def test_a_job_that_never_fits_is_marked_and_does_not_hold_the_queue(
+    kube: KubeControlPlane, controller: Controller
+) -> None:
+    kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", suspended_job("huge", "3"))
+    kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", suspended_job("small", "500m"))
+    kube.wait_for("small started", lambda: _started(kube, "small"), 30)
+    ann = _job(kube, "huge")["metadata"]["annotations"]
+    assert ann[admission.NEVER] == "true"
+    assert ann[admission.WAITS_FOR].startswith("its driver pod asks for 3 CPU and 1Gi"), ann
+
+
+def test_one_controller_acts_and_a_successor_takes_over_after_release(
+    kube: KubeControlPlane,
+) -> None:
+    kube.create_namespace(LEASE_NS)
+    client = client_from_kubeconfig(kube.kubeconfig)
+    first, second = Lease(client, LEASE_NS, "one"), Lease(client, LEASE_NS, "two")
+    assert holder(client, LEASE_NS) == (None, None)
+    assert first.hold() and not second.hold()
+    assert first.hold()  # renewing
+    who, age = holder(client, LEASE_NS)
+    assert who == "one" and age is not None and age < 5
+    first.release()
+    assert second.hold() and not first.hold()
+    lease = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}")
+    assert lease["spec"]["holderIdentity"] == "two"
+    assert lease["spec"]["leaseTransitions"] == 1
+
+
+# ---------------------------------------------------------------------------- its RBAC
+
+Rule = tuple[str, str, str, str]  # (where: "cluster" or a namespace, apiGroup, resource, verb)
+
+
+def shipped_rbac() -> list[dict[str, Any]]:
+    from sparkube.manifests import render_manifest
+
+    text = render_manifest(
+        "sparkube-controller",
+        {"NAMESPACE": NAMESPACE, "JOBS_NAMESPACE": "spark", "IMAGE": "x", "CLUSTER": "c",
+         "REGION": "r"},
+    )  # fmt: skip
+    return [d for d in yaml.safe_load_all(text) if d and d["kind"] in ("ClusterRole", "Role")]
+
+
+def grants(docs: list[dict[str, Any]]) -> list[Rule]:
+    out = []
+    for doc in docs:
+        where = doc["metadata"].get("namespace", "cluster")
+        for rule in doc["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    out += [(where, group, resource, verb) for verb in rule["verbs"]]
+    return out
+
+
+def without(docs: list[dict[str, Any]], removed: Rule | None) -> list[dict[str, Any]]:
+    """The shipped roles less one verb of one resource (rules left empty dropped)."""
+    out = copy.deepcopy(docs)
+    if removed is None:
+        return out
+    where, group, resource, verb = removed
+    for doc in out:
+        if doc["metadata"].get("namespace", "cluster") != where:
+            continue
+        kept = []
+        for rule in doc["rules"]:
+            if group in rule["apiGroups"] and resource in rule["resources"]:
+                rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+            if rule["verbs"]:
+                kept.append(rule)
+        doc["rules"] = kept
+    return out
+
+
+def _apply_roles(kube: KubeControlPlane, docs: list[dict[str, Any]], account: str) -> None:
+    for doc in docs:
+        kind, ns = doc["kind"], doc["metadata"].get("namespace")
+        name = f"{account}-{kind.lower()}"
+        role = {**doc, "metadata": {"name": name, **({"namespace": ns} if ns else {})}}
+        binding_kind = "ClusterRoleBinding" if kind == "ClusterRole" else "RoleBinding"
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": binding_kind,
+            "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+        }
+        base = "/apis/rbac.authorization.k8s.io/v1" + (f"/namespaces/{ns}" if ns else "")
+        kube.api("POST", f"{base}/{kind.lower()}s", role)
+        kube.api("POST", f"{base}/{binding_kind.lower()}s", binding)
+
+
+def _calls(client: Any, name: str) -> tuple[list[str], bool]:
+    """Every kind of call the controller makes, as it makes them: take the Lease and
+    renew it, one cycle (lists; a merge patch admitting the queued job), and a watch of
+    each kind. Returns the calls refused (403) and whether the job was admitted."""
+    import httpx2
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.batch_v1 import Job
+    from lightkube.resources.core_v1 import Node, Pod
+
+    refused = []
+    lease = Lease(client, NAMESPACE, name)
+    ctl = Controller(client, jobs_namespace="spark", lease=lease)
+    calls = [
+        ("take the Lease", lease.hold),
+        ("renew the Lease", lease.hold),
+        ("a cycle", ctl.cycle),
+        ("watch Jobs", lambda: next(iter(client.watch(Job, namespace="spark")))),
+        ("watch Pods", lambda: next(iter(client.watch(Pod, namespace="*")))),
+        ("watch Nodes", lambda: next(iter(client.watch(Node)))),
+    ]
+    for what, call in calls:
+        try:
+            call()
+        except ApiError as exc:
+            if exc.status.code != 403:
+                raise
+            refused.append(what)
+        except httpx2.HTTPStatusError as exc:  # a watch refused at its start
+            if exc.response.status_code != 403:
+                raise
+            refused.append(what)
+    return refused, False
+
+
+def test_each_rule_of_the_controllers_roles_is_needed(kube: KubeControlPlane) -> None:
+    """The shipped ClusterRole and Roles, then each less one verb: with all of them every
+    call the controller makes goes through and it admits a queued job; without any one
+    of them, one of its calls is refused (so no rule is there for nothing)."""
+    for ns in ("spark", NAMESPACE):
+        kube.create_namespace(ns)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "other"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    kube.api("POST", "/api/v1/namespaces/spark/pods", pod)  # something for a watch to see
+    docs = shipped_rbac()
+    rules = grants(docs)
+    assert rules, "no rules shipped"
+    results: dict[Rule | None, list[str]] = {}
+    for index, removed in enumerate([None, *rules]):
+        account = f"ctl-{index}"
+        kube.create_service_account(NAMESPACE, account)
+        _apply_roles(kube, without(docs, removed), account)
+        job = suspended_job(f"rbac-{index}", "100m", delay="60s")
+        kube.api("POST", "/apis/batch/v1/namespaces/spark/jobs", job)
+        token = kube.token_for(NAMESPACE, account)
+        client = _client_with_token(kube, token)
+        kube.api(  # each variant takes the Lease afresh
+            "DELETE",
+            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}",
+            ok_statuses=(404,),
+        )
+        refused, _ = _calls(client, account)
+        admitted = _job_in(kube, "spark", f"rbac-{index}")["spec"].get("suspend") is False
+        results[removed] = refused + ([] if admitted else ["admitting the job"])
+        kube.api("DELETE", f"/apis/batch/v1/namespaces/spark/jobs/rbac-{index}"
+                 "?propagationPolicy=Background")  # fmt: skip
+    assert results[None] == [], results[None]
+    unneeded = [rule for rule in rules if not results[rule]]
+    assert unneeded == [], f"rules no call of the controller needs: {unneeded}"
+    for rule in rules:
+        print(f"without {rule}: refused {results[rule]}")
+
+
+def _job_in(kube: KubeControlPlane, ns: str, name: str) -> dict[str, Any]:
+    return dict(kube.get(f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"))
+
+
+def _client_with_token(kube: KubeControlPlane, token: str) -> Any:
+    """A lightkube client of the test API server with a service account's token."""
+    import httpx2
+    from lightkube import Client, KubeConfig
+
+    admin = yaml.safe_load(kube.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = KubeConfig.from_dict(
+        {
+            "clusters": [{"name": "c", "cluster": cluster}],
+            "users": [{"name": "u", "user": {"token": token}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+    return Client(config=config, timeout=httpx2.Timeout(15.0), field_manager="t",
+                  trust_env=False)  # fmt: skip
