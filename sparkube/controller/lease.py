@@ -43,8 +43,10 @@ class Lease:
         self.identity = identity
         self.held = False
 
-    def hold(self) -> bool:
-        """Acquire or renew; True while this process holds the Lease."""
+    def hold(self, health: dict[str, str] | None = None) -> bool:
+        """Acquire or renew; True while this process holds the Lease. ``health``: the
+        holder's annotations on the Lease (how its last cycles went), written with the
+        renewal, so whoever reads the Lease sees a holder that renews but cannot act."""
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.coordination_v1 import Lease as LeaseResource
 
@@ -57,7 +59,11 @@ class Lease:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "metadata": {
+                    "name": LEASE_NAME,
+                    "namespace": self.namespace,
+                    "annotations": dict(health or {}),
+                },
                 "spec": {
                     "holderIdentity": self.identity,
                     "leaseDurationSeconds": LEASE_SECONDS,
@@ -76,6 +82,11 @@ class Lease:
             self.held = False
             return False
         body = lease.to_dict()
+        if health is not None:
+            body["metadata"]["annotations"] = {
+                **(body["metadata"].get("annotations") or {}),
+                **health,
+            }
         body["spec"]["renewTime"] = _micro(now)
         body["spec"]["leaseDurationSeconds"] = LEASE_SECONDS
         if holder != self.identity:
@@ -117,6 +128,32 @@ class Lease:
         except ApiError:
             pass
         self.held = False
+
+
+#: Annotations of the Lease: when the holder's last cycle succeeded, and the error of its
+#: last cycle ("" when it succeeded).
+CYCLE_OK = "sparkube.io/cycle-ok"
+CYCLE_ERROR = "sparkube.io/cycle-error"
+
+
+def failing(client: Any, namespace: str, longer_than: float) -> str | None:
+    """The holder's error, when its cycles have failed for more than ``longer_than``
+    seconds (None when it works, or failed only briefly)."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.resources.coordination_v1 import Lease as LeaseResource
+
+    try:
+        lease = client.get(LeaseResource, LEASE_NAME, namespace=namespace)
+    except ApiError:
+        return None
+    ann = lease.metadata.annotations or {}
+    error = ann.get(CYCLE_ERROR) or ""
+    ok = _parse(ann.get(CYCLE_OK))
+    if not error:
+        return None
+    if ok is not None and (_now() - ok).total_seconds() <= longer_than:
+        return None
+    return error
 
 
 def holder(client: Any, namespace: str) -> tuple[str | None, float | None]:

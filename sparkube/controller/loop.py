@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparkube.controller import admission
-from sparkube.controller.lease import Lease
+from sparkube.controller.lease import CYCLE_ERROR, CYCLE_OK, Lease
 
 log = logging.getLogger("sparkube.controller")
 Json = Mapping[str, Any]
@@ -31,6 +31,13 @@ DEBOUNCE_SECONDS = 0.3
 
 def _iso(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _said(exc: BaseException) -> str:
+    """One line for an error: the API server's message when it has one."""
+    status = getattr(exc, "status", None)
+    message = getattr(status, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(message).split())[:300]
 
 
 class Controller:
@@ -163,15 +170,19 @@ class Controller:
         """Until :attr:`stopping` is set: a cycle whenever this process holds the Lease
         and something happened, or every RESYNC_SECONDS."""
         failures = 0
+        health: dict[str, str] = {}
         while not self.stopping.is_set():
             self.wake.clear()
             try:
-                if self.lease.hold():
+                if self.lease.hold(health):
                     self.cycle()
+                    health = {CYCLE_OK: _iso(self.clock()), CYCLE_ERROR: ""}
                 failures = 0
-            except Exception:
+            except Exception as exc:
                 failures += 1
                 log.exception("cycle failed (%d in a row)", failures)
+                # said on the Lease at the next renewal: a queued submit reads it
+                health = {**health, CYCLE_ERROR: _said(exc)}
                 if failures >= 30:
                     raise
             self.wake.wait(RESYNC_SECONDS)

@@ -98,6 +98,9 @@ CONFIGMAP_LIMIT = 900_000  # bytes of app a ConfigMap carries (the API limit is 
 #: Seconds a job may be queued before ``submit`` checks that the controller is alive,
 #: and how long the controller may go without renewing its Lease.
 CONTROLLER_SILENT = 60.0
+#: Seconds the controller's cycles may fail (while it renews its Lease) before a queued
+#: submit stops the job with the controller's error.
+CONTROLLER_FAILING = 60.0
 UNSCHEDULABLE_GRACE = 20.0  # seconds a pod may stay unschedulable before we call it
 PENDING_LIMIT = 600.0  # seconds a driver may stay Pending for a reason not diagnosed
 #: Seconds a running driver may have no executor pod before its log is read for the API
@@ -619,6 +622,12 @@ class ClusterJobs:
                 f"the cluster's sparkube controller ({holder}) has not renewed its Lease "
                 f"for {age:.0f} s; see kubectl -n {CONTROLLER_NAMESPACE} get pods, or run "
                 "sparkube up"
+            )
+        error = lease.failing(self.client, CONTROLLER_NAMESPACE, CONTROLLER_FAILING)
+        if error:
+            return (
+                f"the cluster's sparkube controller runs but fails ({error.rstrip('.')}); "
+                "run sparkube up to put its service account's rights back"
             )
         return None
 

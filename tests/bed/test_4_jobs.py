@@ -345,7 +345,7 @@ def test_diagnosis_rbac_without_the_binding(bed_lab: BedLab) -> None:
     spark-submit itself ran the driver): without the binding the driver runs and cannot
     make its scheduler; its log says so. (The fixture puts up's binding back.)"""
     lab = bed_lab
-    lab.kubectl("-n spark delete rolebinding --all")
+    lab.kubectl("-n spark delete rolebinding spark-driver")  # (not the controller's)
     (lab.env.cwd / "w.txt").write_text("a b\n")
     before = jobs(lab)
     res = lab.run("wordcount", "w.txt")

@@ -331,3 +331,37 @@ def _client_with_token(kube: KubeControlPlane, token: str) -> Any:
     )
     return Client(config=config, timeout=httpx2.Timeout(15.0), field_manager="t",
                   trust_env=False)  # fmt: skip
+
+
+def test_a_controller_that_renews_its_lease_but_cannot_act_is_reported(
+    kube: KubeControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rights to the Jobs taken away (a binding deleted by hand): it still holds its
+    Lease, and says on it why its cycles fail, which a queued submit reports instead of
+    waiting for ever."""
+    from sparkube.spark import cluster
+    from sparkube.spark.cluster import ClusterJobs
+
+    for ns in ("spark", NAMESPACE):
+        kube.create_namespace(ns)
+    account = "ctl-broken"
+    kube.create_service_account(NAMESPACE, account)
+    docs = shipped_rbac()
+    _apply_roles(kube, without(docs, ("spark", "batch", "jobs", "list")), account)
+    client = _client_with_token(kube, kube.token_for(NAMESPACE, account))
+    ctl = Controller(client, jobs_namespace="spark", lease=Lease(client, NAMESPACE, "broken"))
+    thread = threading.Thread(target=ctl.run, daemon=True)
+    thread.start()
+    admin = ClusterJobs(client_from_kubeconfig(kube.kubeconfig), lambda _region: None)
+    monkeypatch.setattr(cluster, "CONTROLLER_FAILING", 0.0)
+    try:
+        problem = kube.wait_for("the failure on the Lease", admin.controller_problem, 30)
+    finally:
+        ctl.stopping.set()
+        ctl.wake.set()
+        thread.join(timeout=30)
+    said = 'User "system:serviceaccount:sparkube-system:ctl-broken" cannot list resource "jobs"'
+    assert problem.startswith(
+        f"the cluster's sparkube controller runs but fails (jobs.batch is forbidden: {said}"
+    ), problem
+    assert problem.endswith("; run sparkube up to put its service account's rights back")
