@@ -98,8 +98,8 @@ echo "== mypy"
 echo "== pytest"
 if [ "$ci" = true ]; then export SPARKUBE_REQUIRE_STANDINS=1; fi
 if [ "$ci" = true ]; then
-  # A hung JVM or server must not hang CI: pytest gets 45 minutes, then SIGINT (summary).
-  timeout --signal=INT --kill-after=60 2700 "$py" -m pytest -rs -m "not e2e" "$@"
+  # A hung JVM or server must not hang CI: pytest gets 60 minutes, then SIGINT (summary).
+  timeout --signal=INT --kill-after=60 3600 "$py" -m pytest -rs -m "not e2e" "$@"
 else
   "$py" -m pytest -rs -m "not e2e" "$@"
 fi
