@@ -699,10 +699,16 @@ class ClusterJobs:
         return outcome
 
     def ended(
-        self, job_id: str, driver: Json | None, *, streamed: Sequence[str] | None = None
+        self,
+        job_id: str,
+        driver: Json | None,
+        *,
+        streamed: Sequence[str] | None = None,
+        job: Json | None = None,
     ) -> tuple[Outcome, dict[str, Any], str]:
         """What :meth:`finish` records, read and worked out without writing anything:
-        (the outcome, the record's changes, the driver's log)."""
+        (the outcome, the record's changes, the driver's log). ``job``: its Job, when
+        the caller has read it already."""
         code = 1
         started = finished = None
         if driver:
@@ -762,7 +768,7 @@ class ClusterJobs:
         }
         if started:
             changes["started"] = started
-        admitted = self._admitted(job_id)
+        admitted = _admitted(job if job is not None else self._job_if_reachable(job_id))
         if admitted:
             changes["admitted"] = admitted
         return (
@@ -771,14 +777,8 @@ class ClusterJobs:
             log,
         )
 
-    def _admitted(self, job_id: str) -> str | None:
-        """When the cluster's controller let the job start (it waited queued from its
-        submission until then), while the cluster still has its Job."""
-        if self.client is None:
-            return None
-        job = self._job(job_id)
-        ann = ((job or {}).get("metadata") or {}).get("annotations") or {}
-        return str(ann[admission.ADMITTED]) if ann.get(admission.ADMITTED) else None
+    def _job_if_reachable(self, job_id: str) -> Json | None:
+        return self._job(job_id) if self.client is not None else None
 
     def driver_log(self, pod: str, container: str = "driver") -> str:
         from lightkube.core.exceptions import ApiError
@@ -998,9 +998,9 @@ class ClusterJobs:
         phase = (driver.get("status") or {}).get("phase") if driver else None
         failed = _condition(job, "Failed")
         ann = (job.get("metadata") or {}).get("annotations") or {}
-        rec.admitted = ann.get(admission.ADMITTED) or rec.admitted
+        rec.admitted = _admitted(job) or rec.admitted
         if driver is not None and phase in ("Succeeded", "Failed") and not _deleting(driver):
-            outcome, changes, _ = self.ended(rec.job_id, driver)
+            outcome, changes, _ = self.ended(rec.job_id, driver, job=job)
             rec.state, rec.exit_code = outcome.state, outcome.exit_code
             rec.finished = changes.get("finished")
             rec.started = changes.get("started", rec.started)
@@ -1057,6 +1057,13 @@ class ClusterJobs:
                 + (f": {why}." if why else ".")
             )
         yield from text.splitlines(keepends=True)
+
+
+def _admitted(job: Json | None) -> str | None:
+    """When the cluster's controller let the job start (it waited queued from its
+    submission until then), from its Job's annotation."""
+    ann = ((job or {}).get("metadata") or {}).get("annotations") or {}
+    return str(ann[admission.ADMITTED]) if ann.get(admission.ADMITTED) else None
 
 
 def queue_message(position: int, waits_for: str) -> str:
