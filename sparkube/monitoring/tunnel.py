@@ -50,6 +50,9 @@ def pick_port(preferred: int, *, explicit: bool) -> int:
         return int(s.getsockname()[1])
 
 
+REACH_TIMEOUT = 30.0  # seconds for kube-proxy to route a Service whose pod just got Ready
+
+
 async def serve_tunnel(
     node: Node,
     settings: SshSettings,
@@ -58,11 +61,14 @@ async def serve_tunnel(
     *,
     on_ready: Callable[[int], None],
     stop: asyncio.Event | None = None,
+    reach_timeout: float = REACH_TIMEOUT,
 ) -> None:
     """Forward 127.0.0.1:local_port to target through ``node`` until ``stop`` is set
-    (or the task is cancelled, e.g. by Ctrl-C)."""
+    (or the task is cancelled, e.g. by Ctrl-C). ``on_ready`` is called only once the
+    control plane reaches the target (see :func:`wait_reachable`)."""
     async with SshFleet([node], settings) as fleet:
         conn = await fleet.connection(node.name)
+        await wait_reachable(conn, target, reach_timeout)
         try:
             listener = await conn.forward_local_port(
                 "127.0.0.1", local_port, target.host, target.port
@@ -81,6 +87,34 @@ async def serve_tunnel(
             listener.close()
             with contextlib.suppress(Exception):
                 await listener.wait_closed()
+
+
+async def wait_reachable(conn: Any, target: Target, timeout: float) -> None:
+    """Open (and close) a connection to ``target`` from the control plane until one
+    succeeds. A pod can be Ready a moment before kube-proxy routes its Service's cluster
+    IP; a tunnel announced then would hand the browser a closed connection."""
+    import asyncssh
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = max(1.0, deadline - loop.time())
+        try:
+            _, writer = await asyncio.wait_for(
+                conn.open_connection(target.host, target.port), timeout=left
+            )
+        except (TimeoutError, asyncssh.ChannelOpenError) as exc:
+            if loop.time() >= deadline:
+                why = getattr(exc, "reason", "") or "no answer"
+                raise ClusterError(
+                    f"The control plane cannot reach {target.what} at {target.host}:"
+                    f"{target.port} ({why}); check its pod and Service with kubectl, then "
+                    "try again."
+                ) from None
+            await asyncio.sleep(0.5)
+            continue
+        writer.close()
+        return
 
 
 def service_target(client: Any, namespace: str, name: str, port: int, what: str) -> Target:

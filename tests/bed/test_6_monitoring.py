@@ -296,3 +296,18 @@ def test_the_dashboard_tunnel_carries_real_bytes(bed_cluster: BedCluster, ns: st
     assert not thread.is_alive()
     with pytest.raises(OSError):  # closed cleanly: nothing listens any more
         urllib.request.urlopen(f"http://127.0.0.1:{bound[0]}/", timeout=5)
+
+    # A Service nothing answers behind (no endpoints: kube-proxy refuses its cluster IP):
+    # the tunnel is never announced, the error names the target.
+    empty = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "empty"},
+        "spec": {"selector": {"app.kubernetes.io/name": "nothing"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 5483}]},
+    }  # fmt: skip
+    _apply(c, ns, empty)
+    nothing = service_target(client, ns, "empty", 80, "the empty page")
+    announced: list[int] = []
+    with pytest.raises(ClusterError, match=r"control plane cannot reach the empty page at "):
+        asyncio.run(serve_tunnel(node, settings, nothing, pick_port(0, explicit=False),
+                                 on_ready=announced.append, reach_timeout=3))  # fmt: skip
+    assert announced == []
