@@ -97,9 +97,15 @@ echo "== mypy"
 "$venv/bin/mypy"
 echo "== pytest"
 if [ "$ci" = true ]; then export SPARKUBE_REQUIRE_STANDINS=1; fi
+# Two workers (pytest-xdist): the real-node tests (one shared cluster, most of the
+# run's time, mostly waiting on pods) on one, everything else beside them on the other
+# (tests/conftest.py groups them). SPARKUBE_TEST_WORKERS=0 runs it all in one process.
+workers="${SPARKUBE_TEST_WORKERS:-2}"
+args=(-rs -m "not e2e" --durations=25)
+if [ "$workers" != 0 ]; then args+=(-n "$workers" --dist loadgroup); fi
 if [ "$ci" = true ]; then
   # A hung JVM or server must not hang CI: pytest gets 60 minutes, then SIGINT (summary).
-  timeout --signal=INT --kill-after=60 3600 "$py" -m pytest -rs -m "not e2e" "$@"
+  timeout --signal=INT --kill-after=60 3600 "$py" -m pytest "${args[@]}" "$@"
 else
-  "$py" -m pytest -rs -m "not e2e" "$@"
+  "$py" -m pytest "${args[@]}" "$@"
 fi

@@ -84,4 +84,11 @@ def test_spark_pi_runs_in_cluster_mode_and_the_history_server_lists_it(
             raise AssertionError(f"the History Server does not list the job: {apps.stdout}")
         time.sleep(3)
         apps = c.kubectl(f"get --raw {url}", check=False)
+    listed_apps = [a for a in _json_list(apps.stdout) if any(a["id"] in key for key in events)]
+    assert all(a["attempts"][0]["completed"] is True for a in listed_apps), listed_apps
+    # The History Server is up's: its S3 jars came from the cluster's bucket with the
+    # node's instance role, each checked against its pinned SHA-256.
+    said = c.kubectl("-n spark logs deploy/spark-history -c fetch-s3-jars", check=False).stdout
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert any(f"(37 from {b})" in said for b in buckets), (said, buckets)
     print(json.dumps({"spark_pi_submit_s": seconds}))
