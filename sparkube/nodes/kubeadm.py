@@ -181,24 +181,51 @@ def render_init_config(spec: ClusterSpec, node: Node, *, kubernetes_version: str
     return _dump([init, cluster, kubelet])
 
 
-def render_join_config(join: JoinCommand, node: Node) -> str:
-    """JoinConfiguration for a worker (holds the token: write it 0600, never log it)."""
-    registration: dict[str, Any] = {"name": node.name, "criSocket": CRI_SOCKET}
-    if node.private_ip:
-        registration["kubeletExtraArgs"] = [{"name": "node-ip", "value": node.private_ip}]
-    doc = {
+def _join_doc(
+    endpoint: str, token: str, hashes: list[str], name: str, extra: list[dict[str, str]]
+) -> dict[str, Any]:
+    registration: dict[str, Any] = {"name": name, "criSocket": CRI_SOCKET}
+    if extra:
+        registration["kubeletExtraArgs"] = extra
+    return {
         "apiVersion": API_VERSION,
         "kind": "JoinConfiguration",
         "discovery": {
             "bootstrapToken": {
-                "apiServerEndpoint": join.endpoint,
-                "token": join.token,
-                "caCertHashes": list(join.ca_cert_hashes),
+                "apiServerEndpoint": endpoint,
+                "token": token,
+                "caCertHashes": hashes,
             },
         },
         "nodeRegistration": registration,
     }
-    return _dump([doc])
+
+
+def render_join_config(join: JoinCommand, node: Node) -> str:
+    """JoinConfiguration for a worker (holds the token: write it 0600, never log it)."""
+    extra = [{"name": "node-ip", "value": node.private_ip}] if node.private_ip else []
+    return _dump(
+        [_join_doc(join.endpoint, join.token, list(join.ca_cert_hashes), node.name, extra)]
+    )
+
+
+#: The fields of :func:`render_self_join_template` that the worker fills in itself
+#: (``sparkube/nodes/scripts/sparkube-join.py``, from the instance metadata and the
+#: cluster's join parameter in SSM).
+SELF_JOIN_FIELDS = (
+    "@ENDPOINT@", "@TOKEN@", "@CA_CERT_HASH@", "@NODE_NAME@", "@NODE_IP@", "@PROVIDER_ID@",
+)  # fmt: skip
+
+
+def render_self_join_template() -> str:
+    """The JoinConfiguration a worker launched by the group completes by itself: no token
+    in it (the worker reads one from SSM), its kubelet given ``--provider-id
+    aws:///ZONE/INSTANCE`` and its private address."""
+    extra = [
+        {"name": "node-ip", "value": "@NODE_IP@"},
+        {"name": "provider-id", "value": "@PROVIDER_ID@"},
+    ]
+    return _dump([_join_doc("@ENDPOINT@", "@TOKEN@", ["@CA_CERT_HASH@"], "@NODE_NAME@", extra)])
 
 
 # --- remote commands (rendered as data; run by sparkube.nodes.phase) ----------------

@@ -33,6 +33,7 @@ from sparkube.nodes.kubeadm import (
     parse_join_command,
     render_init_config,
     render_join_config,
+    render_self_join_template,
 )
 from sparkube.spec import ClusterSpec
 from tests.fixtures.controlplane import binaries_problem, kube_bin_dir
@@ -113,6 +114,15 @@ def test_kubeadm_validates_the_init_and_join_configs(kubeadm: Path, tmp_path: Pa
     validate(kubeadm, init, tmp_path, "kubeadm-init.yaml")
     join = JoinCommand("10.0.1.23:6443", "abcdef.0123456789abcdef", ("sha256:" + "ab" * 32,))
     validate(kubeadm, render_join_config(join, WORKER_NODE), tmp_path, "kubeadm-join.yaml")
+    # the template a worker of the group fills in itself (sparkube-join.py's render)
+    filled = render_self_join_template()
+    for field, value in {
+        "@ENDPOINT@": join.endpoint, "@TOKEN@": join.token,
+        "@CA_CERT_HASH@": join.ca_cert_hashes[0], "@NODE_NAME@": "i-0123456789abcdef0",
+        "@NODE_IP@": "10.0.1.25", "@PROVIDER_ID@": "aws:///us-west-2a/i-0123456789abcdef0",
+    }.items():  # fmt: skip
+        filled = filled.replace(field, value)
+    validate(kubeadm, filled, tmp_path, "kubeadm-self-join.yaml")
 
 
 def test_kubeadm_rejects_a_broken_config(kubeadm: Path, tmp_path: Path) -> None:
