@@ -1,0 +1,219 @@
+"""When the worker group grows and shrinks (issue 19, item 4): pure decisions over the
+API's JSON and the Auto Scaling group's state, so the rules are tested on data. The
+controller's loop turns a :class:`ScalePlan` into ``SetDesiredCapacity``,
+``TerminateInstanceInAutoScalingGroup`` (the exact instance, never "any one") and node
+annotations.
+
+Out: the oldest queued job that waits for room (admission's head of the line) gets the
+fewest new workers that let its driver and minimum executors all fit, counted with
+admission's own placement over the room there is plus empty workers of the group's
+shape, up to the group's maximum. Nothing more is asked while an instance of the group
+is still on its way (launched, not yet a Ready node): it is counted first.
+
+In: a worker is idle while no pod of a sparkube job that has not ended is on it (a
+driver, or an executor: Spark keeps shuffle files on an executor's disk, so a node
+holding a running job's executor is never taken away, idle CPU or not). The controller
+marks when it became idle (:data:`IDLE_SINCE` on the node, so a restarted controller
+keeps counting); after ``idle_seconds`` the longest idle one goes, one per cycle, never
+below the group's minimum, and none while a job waits in the queue or an admitted job
+still has pods to place (the room may be theirs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sparkube.controller.admission import (
+    JOB_LABEL,
+    Ask,
+    Decision,
+    QueueJob,
+    Room,
+    _copy,
+    _ended,
+    place,
+)
+
+Json = Mapping[str, Any]
+
+#: Node annotation: when the controller first saw the worker idle (ISO 8601, UTC).
+IDLE_SINCE = "sparkube.io/idle-since"
+#: Lifecycle states of an instance that is in the group and will be a node soon.
+ARRIVING = ("Pending", "Pending:Wait", "Pending:Proceed")
+
+
+@dataclass(frozen=True)
+class GroupInstance:
+    instance_id: str
+    lifecycle: str  # Auto Scaling's LifecycleState: Pending, InService, Terminating, ...
+
+
+@dataclass(frozen=True)
+class Group:
+    """The worker group as Auto Scaling describes it."""
+
+    name: str
+    minimum: int
+    maximum: int
+    desired: int
+    instances: tuple[GroupInstance, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one new worker offers jobs: its allocatable less the DaemonSets' pods."""
+
+    cpu: float
+    memory: int
+
+
+@dataclass
+class ScalePlan:
+    desired: int | None = None  # a new desired capacity, or None
+    terminate: list[tuple[str, str]] = field(default_factory=list)  # (instance id, node)
+    idle_marks: dict[str, str | None] = field(default_factory=dict)  # node -> mark or None
+    reasons: list[str] = field(default_factory=list)
+
+
+def instance_of(node: Json) -> str | None:
+    """The EC2 instance id of a node, from its ``providerID`` (``aws:///ZONE/ID``)."""
+    provider = str((node.get("spec") or {}).get("providerID") or "")
+    if not provider.startswith("aws://"):
+        return None
+    last = provider.rsplit("/", 1)[-1]
+    return last if last.startswith("i-") else None
+
+
+def _name(obj: Json) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _ready(node: Json) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
+def busy_nodes(pods: Sequence[Json]) -> set[str]:
+    """Nodes holding a pod (driver or executor) of a sparkube job that has not ended."""
+    return {
+        str((p.get("spec") or {}).get("nodeName"))
+        for p in pods
+        if JOB_LABEL in ((p.get("metadata") or {}).get("labels") or {})
+        and not _ended(p)
+        and (p.get("spec") or {}).get("nodeName")
+    }
+
+
+def nodes_needed(asks: Sequence[Ask], free: Sequence[Room], shape: Shape, most: int) -> int | None:
+    """The fewest empty workers of ``shape`` (at most ``most``) that, added to ``free``,
+    let every ask fit at once; 0 when they fit already; None when ``most`` is not enough."""
+    for extra in range(0, max(0, most) + 1):
+        rooms = _copy(free) + [
+            Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory) for i in range(extra)
+        ]
+        if place(asks, rooms):
+            return extra
+    return None
+
+
+def _parse(when: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def plan(
+    queue: Sequence[QueueJob],
+    decision: Decision,
+    nodes: Sequence[Json],
+    pods: Sequence[Json],
+    free: Sequence[Room],
+    group: Group,
+    shape: Shape,
+    *,
+    idle_seconds: float,
+    now: datetime,
+) -> ScalePlan:
+    """What to change in the group now. ``queue`` and ``decision``: admission's, this
+    cycle; ``free``: the room left on the workers after the pods and what admitted jobs
+    are owed (as admission counted it, before its own admissions)."""
+    out = ScalePlan()
+    in_group = {i.instance_id: i for i in group.instances}
+    node_of = {instance_of(n): n for n in nodes if instance_of(n)}
+    arriving = [
+        i.instance_id
+        for i in group.instances
+        if i.lifecycle in ARRIVING
+        or (i.lifecycle == "InService" and not (i.instance_id in node_of
+                                                 and _ready(node_of[i.instance_id])))
+    ]  # fmt: skip
+    waiting = [
+        j
+        for j in queue
+        if j.suspended and j.name not in decision.admit and j.name in decision.waiting
+    ]
+    owing = [j for j in queue if not j.suspended and j.owed()]
+
+    # ---- out
+    room_left = group.maximum - group.desired
+    for job in waiting:
+        if arriving:
+            out.reasons.append(
+                f"job {job.name} waits; {len(arriving)} worker(s) of the group on the way"
+            )
+            break
+        need = nodes_needed(job.minimum(), free, shape, room_left)
+        if need:
+            out.desired = group.desired + need
+            out.reasons.append(
+                f"job {job.name} needs {need} more worker(s): desired "
+                f"{group.desired} -> {out.desired}"
+            )
+            break
+        if need is None and room_left > 0:
+            out.reasons.append(
+                f"job {job.name} waits; {room_left} more worker(s) would not fit it either"
+            )
+        if not decision.waiting[job.name].never:
+            break  # first come, first served: nothing is grown for the jobs behind it
+
+    # ---- idle marks and in
+    busy = busy_nodes(pods)
+    idle: list[tuple[datetime, str, str]] = []  # (since, node, instance)
+    for node in nodes:
+        name, instance = _name(node), instance_of(node)
+        if instance is None or instance not in in_group or not _ready(node):
+            continue  # not a worker of the group (the control plane, an old worker)
+        if in_group[instance].lifecycle != "InService":
+            continue
+        mark = ((node.get("metadata") or {}).get("annotations") or {}).get(IDLE_SINCE)
+        if name in busy:
+            if mark is not None:
+                out.idle_marks[name] = None
+            continue
+        since = _parse(mark) if mark else None
+        if since is None:
+            out.idle_marks[name] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            continue
+        idle.append((since, name, instance))
+    in_service = sum(1 for i in group.instances if i.lifecycle == "InService")
+    if waiting or owing or out.desired is not None:
+        return out
+    for since, name, instance in sorted(idle):
+        if (now - since).total_seconds() < idle_seconds:
+            break
+        if in_service - len(out.terminate) <= group.minimum:
+            out.reasons.append(f"worker {name} idle, but the group is at its minimum")
+            break
+        out.terminate.append((instance, name))
+        out.reasons.append(
+            f"worker {name} ({instance}) idle for {(now - since).total_seconds() / 60:.0f} min"
+        )
+        break  # one per cycle: the next cycle sees the group as it is then
+    return out

@@ -1,0 +1,165 @@
+"""Scaling rules (sparkube/controller/scaling.py) on the API's JSON shapes, fed with
+admission's own reading of the same data (sparkube/controller/admission.py), as the
+controller's cycle does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sparkube.controller import admission, scaling
+from sparkube.controller.scaling import Group, GroupInstance, Shape
+from tests.unit.test_admission import GI, job, node, pod
+
+NOW = datetime(2026, 12, 7, 6, 30, tzinfo=UTC)
+SHAPE = Shape(cpu=2.0, memory=3800 * 2**20)
+IDLE = 600.0
+
+
+def worker(name: str, instance: str, *, idle_since: datetime | None = None) -> dict[str, Any]:
+    n = node(name, providerID=f"aws:///us-east-1a/{instance}")
+    if idle_since is not None:
+        n["metadata"]["annotations"] = {
+            scaling.IDLE_SINCE: idle_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        }
+    return n
+
+
+def group(*instances: tuple[str, str], minimum: int = 1, maximum: int = 4) -> Group:
+    return Group(
+        "sparkube-demo-workers",
+        minimum,
+        maximum,
+        len(instances),
+        tuple(GroupInstance(i, state) for i, state in instances),
+    )
+
+
+def decide(
+    jobs: list[dict[str, Any]],
+    nodes: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    g: Group,
+    now: datetime = NOW,
+) -> scaling.ScalePlan:
+    queue, decision = admission.judge(jobs, pods, nodes, now.timestamp())
+    free = admission.rooms(nodes, pods)
+    return scaling.plan(queue, decision, nodes, pods, free, g, SHAPE, idle_seconds=IDLE, now=now)
+
+
+def busy_pods(job_name: str, node_name: str) -> list[dict[str, Any]]:
+    return [
+        pod(f"{job_name}-driver", node_name, "500m", "1Gi", job=job_name, role="driver"),
+        pod(f"{job_name}-exec-1", node_name, "1", "1Gi", job=job_name, role="executor"),
+    ]
+
+
+def test_provider_id_names_the_instance() -> None:
+    assert scaling.instance_of(worker("w", "i-0abc")) == "i-0abc"
+    assert scaling.instance_of(node("cp")) is None
+    assert scaling.instance_of(node("x", providerID="kind://docker/x")) is None
+
+
+def test_a_job_that_waits_for_room_gets_the_fewest_workers_that_fit_it() -> None:
+    nodes = [worker("worker-1", "i-1")]
+    pods = busy_pods("first", "worker-1")
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    # driver 0.5 CPU (in worker-1's last 0.5) + 3 executors of 1 CPU: two new workers
+    big = job("big", "2026-12-07T06:10:00Z", executors=3)
+    out = decide([running, big], nodes, pods, group(("i-1", "InService")))
+    assert out.desired == 3, out.reasons
+    assert out.terminate == []
+    # at the maximum: nothing asked, and said why
+    out = decide([running, big], nodes, pods, group(("i-1", "InService"), maximum=2))
+    assert out.desired is None
+    assert "would not fit it either" in out.reasons[0]
+
+
+def test_nothing_more_is_asked_while_a_worker_is_on_its_way() -> None:
+    nodes = [worker("worker-1", "i-1")]
+    pods = busy_pods("first", "worker-1")
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    waiting = job("next", "2026-12-07T06:10:00Z")
+    for state in ("Pending", "InService"):  # launched; or in service but not a Ready node
+        g = group(("i-1", "InService"), ("i-2", state))
+        out = decide([running, waiting], nodes, pods, g)
+        assert out.desired is None
+        assert "on the way" in out.reasons[0]
+
+
+def test_first_come_first_served_no_growth_for_jobs_behind_the_head() -> None:
+    nodes = [worker("worker-1", "i-1")]
+    pods = busy_pods("first", "worker-1")
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    # the head waits for room worker-1 will have again; the group may not grow: the job
+    # behind it gets no worker either (it would overtake the head)
+    head = job("head", "2026-12-07T06:05:00Z")
+    small = job("small", "2026-12-07T06:06:00Z", executor=(0.5, GI))
+    out = decide([running, head, small], nodes, pods, group(("i-1", "InService"), maximum=1))
+    assert out.desired is None, out.reasons
+    # a job that no worker of the shape could ever hold does not hold the line (as in
+    # admission): the one behind it gets its worker
+    huge = job("huge", "2026-12-07T06:05:00Z", executor=(8.0, GI))
+    out = decide([running, huge, small], nodes, pods, group(("i-1", "InService")))
+    assert out.desired == 2, out.reasons
+    assert any("job small needs 1 more worker" in r for r in out.reasons), out.reasons
+
+
+def test_an_idle_worker_is_marked_then_leaves_after_the_idle_time() -> None:
+    g = group(("i-1", "InService"), ("i-2", "InService"))
+    pods = busy_pods("first", "worker-1")
+    nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
+    out = decide([], nodes, pods, g)
+    assert out.idle_marks == {"worker-2": "2026-12-07T06:30:00Z"}
+    assert out.terminate == []
+    # marked 5 minutes ago: stays
+    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=5))
+    assert decide([], nodes, pods, g).terminate == []
+    # marked 11 minutes ago: that exact instance goes
+    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=11))
+    out = decide([], nodes, pods, g)
+    assert out.terminate == [("i-2", "worker-2")], out.reasons
+    # busy again: the mark is cleared
+    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=11))
+    out = decide([], nodes, [*pods, *busy_pods("second", "worker-2")], g)
+    assert out.idle_marks == {"worker-2": None} and out.terminate == []
+
+
+def test_a_node_holding_an_executor_of_a_running_job_never_leaves() -> None:
+    """Its CPU may be idle, but the executor's shuffle files are on its disk."""
+    g = group(("i-1", "InService"), ("i-2", "InService"), minimum=0)
+    old = NOW - timedelta(hours=2)
+    nodes = [worker("worker-1", "i-1", idle_since=old), worker("worker-2", "i-2", idle_since=old)]
+    executor_only = [pod("j-exec-2", "worker-2", "1", "1Gi", job="j", role="executor")]
+    out = decide([], nodes, executor_only, g)
+    assert out.terminate == [("i-1", "worker-1")]
+    assert out.idle_marks == {"worker-2": None}
+    # its pod ended: now it may go (next cycle, after worker-1)
+    ended = [pod("j-exec-2", "worker-2", "1", "1Gi", job="j", role="executor", phase="Succeeded")]
+    g2 = group(("i-2", "InService"), minimum=0)
+    assert decide([], [nodes[1]], ended, g2).terminate == [("i-2", "worker-2")]
+
+
+def test_never_below_the_minimum_and_never_while_jobs_wait_or_are_owed_pods() -> None:
+    old = NOW - timedelta(hours=1)
+    nodes = [worker("worker-1", "i-1", idle_since=old)]
+    out = decide([], nodes, [], group(("i-1", "InService"), minimum=1))
+    assert out.terminate == [] and "at its minimum" in out.reasons[0]
+    g = group(("i-1", "InService"), ("i-2", "InService"), minimum=0)
+    nodes = [worker("worker-1", "i-1", idle_since=old), worker("worker-2", "i-2", idle_since=old)]
+    # an admitted job whose pods are not placed yet: the room may be theirs
+    owed = job("owed", "2026-12-07T06:29:00Z", suspended=False, admitted="2026-12-07T06:29:50Z")
+    assert decide([owed], nodes, [], g).terminate == []
+    # one per cycle, the longest idle first
+    nodes[1] = worker("worker-2", "i-2", idle_since=old - timedelta(minutes=1))
+    assert decide([], nodes, [], g).terminate == [("i-2", "worker-2")]
+
+
+def test_workers_outside_the_group_are_left_alone() -> None:
+    old = NOW - timedelta(hours=1)
+    nodes = [worker("worker-9", "i-9", idle_since=old), node("control-plane")]
+    out = decide([], nodes, [], group(("i-1", "InService"), minimum=0))
+    assert out.terminate == [] and out.idle_marks == {}
