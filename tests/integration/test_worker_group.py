@@ -358,3 +358,40 @@ def test_down_finishes_a_down_interrupted_after_the_group_went(cli: Cli, moto_aw
     assert down.exit_code == 0, down.stderr
     assert "nothing tagged with it remains" in down.stdout
     assert moto_aws.client("ec2").describe_launch_templates()["LaunchTemplates"] == []  # type: ignore[attr-defined]
+
+
+def test_the_controllers_scaling_calls_grow_the_group_and_remove_the_exact_idle_worker(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    """sparkube/controller/group.py against moto's Auto Scaling, on the group ``up``
+    made: a plan's new desired count launches workers; a plan's idle worker is the one
+    terminated, the desired count lowered with it so none replaces it; a plan below the
+    minimum or above the maximum is held to them. (moto launches and removes members
+    synchronously; AWS takes a minute or two.)"""
+    from sparkube.controller import group as controller_group
+    from sparkube.controller.scaling import ScalePlan
+
+    assert _up(cli, moto_aws, "--workers", "1", "--max-workers", "3").exit_code == 0
+    asg: Any = moto_aws.client("autoscaling")
+    group = controller_group.read_group(asg, GROUP)
+    assert group is not None
+    assert (group.minimum, group.maximum, group.desired) == (1, 3, 1)
+    assert [i.lifecycle for i in group.instances] == ["InService"]
+    assert controller_group.read_group(asg, "sparkube-none-workers") is None
+
+    done = controller_group.carry_out(asg, group, ScalePlan(desired=5))  # held to 3
+    assert done == [f"group {GROUP}: desired 1 -> 3"]
+    grown = controller_group.read_group(asg, GROUP)
+    assert grown is not None and grown.desired == 3 and len(grown.instances) == 3
+    first = group.instances[0].instance_id
+
+    leaving = next(i.instance_id for i in grown.instances if i.instance_id != first)
+    done = controller_group.carry_out(asg, grown, ScalePlan(terminate=[(leaving, "worker-x")]))
+    assert done == [f"group {GROUP}: worker worker-x ({leaving}) terminated"]
+    after = controller_group.read_group(asg, GROUP)
+    assert after is not None and after.desired == 2
+    kept = {i.instance_id for i in after.instances if i.lifecycle == "InService"}
+    assert leaving not in kept and first in kept and len(kept) == 2  # no replacement
+    ec2: Any = moto_aws.client("ec2")
+    state = ec2.describe_instances(InstanceIds=[leaving])["Reservations"][0]["Instances"][0]
+    assert state["State"]["Name"] in ("shutting-down", "terminated")

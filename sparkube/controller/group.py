@@ -1,0 +1,68 @@
+"""The controller's hands on the worker group: read it as :mod:`scaling` sees it, and
+carry out a :class:`~sparkube.controller.scaling.ScalePlan` with the two Auto Scaling
+calls it needs (the control plane's instance role allows just these, on this group).
+
+``SetDesiredCapacity`` grows the group (``HonorCooldown`` off: the queue, not a
+cooldown, says when). ``TerminateInstanceInAutoScalingGroup`` with
+``ShouldDecrementDesiredCapacity`` removes the exact idle instance the plan names and
+lowers the desired count with it, so the group does not launch a replacement; letting
+Auto Scaling pick which instance goes could take a node holding an executor's shuffle
+files.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sparkube.aws.errors import is_code
+from sparkube.controller.scaling import Group, GroupInstance, ScalePlan
+
+log = logging.getLogger("sparkube.controller")
+
+
+def read_group(autoscaling: Any, name: str) -> Group | None:
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    items = found.get("AutoScalingGroups") or []
+    if not items:
+        return None
+    item = items[0]
+    return Group(
+        name=str(item["AutoScalingGroupName"]),
+        minimum=int(item["MinSize"]),
+        maximum=int(item["MaxSize"]),
+        desired=int(item["DesiredCapacity"]),
+        instances=tuple(
+            GroupInstance(str(i["InstanceId"]), str(i.get("LifecycleState") or ""))
+            for i in item.get("Instances") or []
+        ),
+    )
+
+
+def carry_out(autoscaling: Any, group: Group, plan: ScalePlan) -> list[str]:
+    """Make the plan's changes; what was done, one line each (for the log). A change
+    Auto Scaling refuses for now (an activity in progress, a size it will not take) is
+    logged and left for the next cycle, which starts from the group as it then is."""
+    done: list[str] = []
+    if plan.desired is not None and plan.desired != group.desired:
+        desired = max(group.minimum, min(group.maximum, plan.desired))
+        try:
+            autoscaling.set_desired_capacity(
+                AutoScalingGroupName=group.name, DesiredCapacity=desired, HonorCooldown=False
+            )
+            done.append(f"group {group.name}: desired {group.desired} -> {desired}")
+        except Exception as exc:
+            if not is_code(exc, "ScalingActivityInProgress", "ValidationError"):
+                raise
+            log.warning("group %s: desired %d not set now: %s", group.name, desired, exc)
+    for instance, node in plan.terminate:
+        try:
+            autoscaling.terminate_instance_in_auto_scaling_group(
+                InstanceId=instance, ShouldDecrementDesiredCapacity=True
+            )
+            done.append(f"group {group.name}: worker {node} ({instance}) terminated")
+        except Exception as exc:
+            if not is_code(exc, "ScalingActivityInProgress", "ValidationError"):
+                raise
+            log.warning("group %s: %s not terminated now: %s", group.name, instance, exc)
+    return done
