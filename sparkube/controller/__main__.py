@@ -4,6 +4,12 @@ Environment (set by its Deployment): ``POD_NAME`` (its identity in the Lease),
 ``POD_NAMESPACE`` (where the Lease lives), ``SPARKUBE_JOBS_NAMESPACE`` (the jobs'
 namespace, default ``spark``). Credentials: the pod's service account. Stops cleanly on
 SIGTERM, giving up the Lease.
+
+Scaling (:mod:`sparkube.controller.scaling`) is on when ``SPARKUBE_WORKER_GROUP`` names
+the workers' Auto Scaling group: ``SPARKUBE_IDLE_SECONDS`` (default 600),
+``SPARKUBE_WORKER_SHAPE`` (``CPU,MEMORY_BYTES`` a new worker offers jobs while the group
+has none to measure) and the region in ``AWS_REGION``; AWS credentials are the node's
+instance role (the metadata service).
 """
 
 from __future__ import annotations
@@ -13,7 +19,30 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sparkube.controller.loop import Scaler
+
+
+def scaler_from(environ: Mapping[str, str]) -> Scaler | None:
+    from sparkube.controller.loop import Scaler
+    from sparkube.controller.scaling import Shape
+
+    group = environ.get("SPARKUBE_WORKER_GROUP", "").strip()
+    if not group:
+        return None
+    import boto3
+
+    cpu, _, memory = environ.get("SPARKUBE_WORKER_SHAPE", "2,4000000000").partition(",")
+    return Scaler(
+        autoscaling=boto3.client("autoscaling", region_name=environ.get("AWS_REGION") or None),
+        group=group,
+        shape=Shape(float(cpu), int(memory)),
+        idle_seconds=float(environ.get("SPARKUBE_IDLE_SECONDS") or 600),
+    )
 
 
 def main() -> int:
@@ -41,7 +70,10 @@ def main() -> int:
         trust_env=False,
     )
     controller = Controller(
-        client, jobs_namespace=jobs_namespace, lease=Lease(client, namespace, identity)
+        client,
+        jobs_namespace=jobs_namespace,
+        lease=Lease(client, namespace, identity),
+        scaler=scaler_from(os.environ),
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -370,6 +370,16 @@ def decide(
     return decision
 
 
+def room_after_owed(queue: Sequence[QueueJob], workers: Sequence[Room]) -> list[Room]:
+    """The workers' room less what admitted jobs are still owed (as :func:`decide`
+    reserves it before admitting anything)."""
+    free = _copy(workers)
+    for job in queue:
+        if not job.suspended and job.owed():
+            place(job.owed(), free)
+    return free
+
+
 def judge(
     jobs: Iterable[Json], pods: Sequence[Json], nodes: Sequence[Json], now: float
 ) -> tuple[list[QueueJob], Decision]:

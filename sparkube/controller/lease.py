@@ -42,6 +42,8 @@ class Lease:
         self.namespace = namespace
         self.identity = identity
         self.held = False
+        #: The Lease's annotations as last read (what an earlier holder left there).
+        self.seen: dict[str, str] = {}
 
     def hold(self, health: dict[str, str] | None = None) -> bool:
         """Acquire or renew; True while this process holds the Lease. ``health``: the
@@ -73,6 +75,7 @@ class Lease:
                 },
             }
             return self._write(self.client.create, LeaseResource.from_dict(body))
+        self.seen = dict((lease.metadata.annotations if lease.metadata else None) or {})
         spec = lease.spec
         holder = spec.holderIdentity
         renewed = _parse(spec.renewTime) or _parse(spec.acquireTime)

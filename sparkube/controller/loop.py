@@ -12,13 +12,15 @@ pod placed or ended, a node joined); without events it runs every
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sparkube.controller import admission
+from sparkube.controller import admission, scaling
 from sparkube.controller.lease import CYCLE_ERROR, CYCLE_OK, Lease
 
 log = logging.getLogger("sparkube.controller")
@@ -40,6 +42,17 @@ def _said(exc: BaseException) -> str:
     return " ".join(str(message).split())[:300]
 
 
+@dataclass
+class Scaler:
+    """The worker group the controller grows and shrinks (see :mod:`scaling`)."""
+
+    autoscaling: Any  # a boto3 Auto Scaling client (the control plane's instance role)
+    group: str
+    #: What a new worker offers jobs while the group has none to measure.
+    shape: scaling.Shape
+    idle_seconds: float = 600.0
+
+
 class Controller:
     def __init__(
         self,
@@ -48,11 +61,18 @@ class Controller:
         jobs_namespace: str,
         lease: Lease,
         clock: Callable[[], float] = time.time,
+        scaler: Scaler | None = None,
     ) -> None:
         self.client = client
         self.jobs_namespace = jobs_namespace
         self.lease = lease
         self.clock = clock
+        self.scaler = scaler
+        #: Idle workers and since when (kept on the Lease across controller restarts).
+        self.marks: dict[str, str] | None = None
+        #: Annotations written on the Lease with each renewal besides the health.
+        self.on_lease: dict[str, str] = {}
+        self._reasons: list[str] = []
         self.wake = threading.Event()
         self.stopping = threading.Event()
         #: (job, annotations) last written, so a cycle writes only changes.
@@ -83,6 +103,7 @@ class Controller:
         jobs, pods, nodes = self.read()
         now = self.clock()
         queue, decision = admission.judge(jobs, pods, nodes, now)
+        free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
         for name in decision.admit:
             self._admit(name, now)
         for name, waiting in decision.waiting.items():
@@ -90,7 +111,51 @@ class Controller:
         live = {j.name for j in queue}
         for gone in set(self._said) - live:
             del self._said[gone]
+        if self.scaler is not None:
+            self._scale(self.scaler, queue, decision, nodes, pods, free, now)
         return decision
+
+    def _scale(
+        self,
+        scaler: Scaler,
+        queue: list[admission.QueueJob],
+        decision: admission.Decision,
+        nodes: list[Json],
+        pods: list[Json],
+        free: list[admission.Room],
+        now: float,
+    ) -> scaling.ScalePlan | None:
+        from sparkube.controller import group as worker_group
+
+        group = worker_group.read_group(scaler.autoscaling, scaler.group)
+        if group is None:
+            self._say([f"no worker group {scaler.group}: nothing to scale"])
+            return None
+        if self.marks is None:  # first cycle: what an earlier holder kept
+            try:
+                self.marks = dict(json.loads(self.lease.seen.get(scaling.IDLE_SINCE) or "{}"))
+            except ValueError:
+                self.marks = {}
+        baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
+        plan = scaling.plan(
+            queue, decision, nodes, pods, free, group,
+            scaling.shape_of(nodes, baseline, group, scaler.shape),
+            marks=self.marks, idle_seconds=scaler.idle_seconds,
+            now=dt.datetime.fromtimestamp(now, dt.UTC),
+        )  # fmt: skip
+        for line in worker_group.carry_out(scaler.autoscaling, group, plan):
+            log.info("%s", line)
+        self.marks = plan.marks
+        self.on_lease[scaling.IDLE_SINCE] = json.dumps(plan.marks, sort_keys=True)
+        self._say(plan.reasons)
+        return plan
+
+    def _say(self, reasons: list[str]) -> None:
+        """Log the scaler's reasons when they change (a cycle runs every few seconds)."""
+        if reasons != self._reasons:
+            for line in reasons:
+                log.info("%s", line)
+            self._reasons = list(reasons)
 
     def _patch(self, name: str, body: dict[str, Any]) -> None:
         from lightkube.core.exceptions import ApiError
@@ -174,7 +239,7 @@ class Controller:
         while not self.stopping.is_set():
             self.wake.clear()
             try:
-                if self.lease.hold(health):
+                if self.lease.hold({**health, **self.on_lease}):
                     self.cycle()
                     health = {CYCLE_OK: _iso(self.clock()), CYCLE_ERROR: ""}
                 failures = 0

@@ -13,10 +13,10 @@ is still on its way (launched, not yet a Ready node): it is counted first.
 In: a worker is idle while no pod of a sparkube job that has not ended is on it (a
 driver, or an executor: Spark keeps shuffle files on an executor's disk, so a node
 holding a running job's executor is never taken away, idle CPU or not). The controller
-marks when it became idle (:data:`IDLE_SINCE` on the node, so a restarted controller
-keeps counting); after ``idle_seconds`` the longest idle one goes, one per cycle, never
-below the group's minimum, and none while a job waits in the queue or an admitted job
-still has pods to place (the room may be theirs).
+keeps when each became idle (:data:`IDLE_SINCE` on its Lease, so a restarted controller
+keeps counting, and it needs no right on nodes); after ``idle_seconds`` the longest idle
+one goes, one per cycle, never below the group's minimum, and none while a job waits
+in the queue or an admitted job still has pods to place (the room may be theirs).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from sparkube.controller.admission import (
 
 Json = Mapping[str, Any]
 
-#: Node annotation: when the controller first saw the worker idle (ISO 8601, UTC).
+#: Lease annotation: JSON ``{node: ISO 8601 UTC}``, when each worker was first seen idle.
 IDLE_SINCE = "sparkube.io/idle-since"
 #: Lifecycle states of an instance that is in the group and will be a node soon.
 ARRIVING = ("Pending", "Pending:Wait", "Pending:Proceed")
@@ -74,7 +74,7 @@ class Shape:
 class ScalePlan:
     desired: int | None = None  # a new desired capacity, or None
     terminate: list[tuple[str, str]] = field(default_factory=list)  # (instance id, node)
-    idle_marks: dict[str, str | None] = field(default_factory=dict)  # node -> mark or None
+    marks: dict[str, str] = field(default_factory=dict)  # idle workers -> idle since
     reasons: list[str] = field(default_factory=list)
 
 
@@ -85,6 +85,21 @@ def instance_of(node: Json) -> str | None:
         return None
     last = provider.rsplit("/", 1)[-1]
     return last if last.startswith("i-") else None
+
+
+def shape_of(
+    nodes: Sequence[Json], baseline: Sequence[Room], group: Group, fallback: Shape
+) -> Shape:
+    """What a new worker would offer jobs: the most any worker of the group offers with no
+    job on it (``baseline``: admission's room less the pods that are not jobs'), else
+    ``fallback`` (the instance type's, when the group has no worker yet)."""
+    members = {i.instance_id for i in group.instances}
+    names = {_name(n) for n in nodes if instance_of(n) in members}
+    rooms = [r for r in baseline if r.name in names]
+    if not rooms:
+        return fallback
+    best = max(rooms, key=lambda r: (r.free_cpu, r.free_memory))
+    return Shape(best.free_cpu, best.free_memory)
 
 
 def _name(obj: Json) -> str:
@@ -137,12 +152,14 @@ def plan(
     group: Group,
     shape: Shape,
     *,
+    marks: Mapping[str, str],
     idle_seconds: float,
     now: datetime,
 ) -> ScalePlan:
     """What to change in the group now. ``queue`` and ``decision``: admission's, this
     cycle; ``free``: the room left on the workers after the pods and what admitted jobs
-    are owed (as admission counted it, before its own admissions)."""
+    are owed (as admission counted it, before its own admissions); ``marks``: when each
+    worker was first seen idle, as the last plan kept them (:attr:`ScalePlan.marks`)."""
     out = ScalePlan()
     in_group = {i.instance_id: i for i in group.instances}
     node_of = {instance_of(n): n for n in nodes if instance_of(n)}
@@ -192,15 +209,13 @@ def plan(
             continue  # not a worker of the group (the control plane, an old worker)
         if in_group[instance].lifecycle != "InService":
             continue
-        mark = ((node.get("metadata") or {}).get("annotations") or {}).get(IDLE_SINCE)
         if name in busy:
-            if mark is not None:
-                out.idle_marks[name] = None
             continue
-        since = _parse(mark) if mark else None
+        since = _parse(marks[name]) if name in marks else None
         if since is None:
-            out.idle_marks[name] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.marks[name] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             continue
+        out.marks[name] = marks[name]
         idle.append((since, name, instance))
     in_service = sum(1 for i in group.instances if i.lifecycle == "InService")
     if waiting or owing or out.desired is not None:

@@ -7,7 +7,8 @@ driver ending. Executors are left out (minimum 0): kwok has no Spark to create t
 whole-job admission with executors on real nodes is tests/bed/test_4_queue.py. What
 this proves on the real API: the Lease (one acting replica, a successor after release),
 the merge patches (suspend off, annotations on and off), the reads of every namespace's
-pods, and a queue that drains in order as pods end.
+pods, and a queue that drains in order as pods end. With its scaler, against moto's
+Auto Scaling: the group grows for a queued job and its idle worker leaves.
 """
 
 from __future__ import annotations
@@ -365,3 +366,107 @@ def test_a_controller_that_renews_its_lease_but_cannot_act_is_reported(
         f"the cluster's sparkube controller runs but fails (jobs.batch is forbidden: {said}"
     ), problem
     assert problem.endswith("; run sparkube up to put its service account's rights back")
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+def _provider(instance: dict[str, Any]) -> str:
+    return f"aws:///{instance['AvailabilityZone']}/{instance['InstanceId']}"
+
+
+def _cordon(kube: KubeControlPlane, name: str, on: bool) -> None:
+    kube.api("PATCH", f"/api/v1/nodes/{name}", {"spec": {"unschedulable": on or None}},
+             content_type="application/merge-patch+json")  # fmt: skip
+
+
+def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_worker(
+    kube: KubeControlPlane, cli: Any, moto_aws: Any
+) -> None:
+    """The controller with its scaler, on the real API server and moto's Auto Scaling:
+    the group ``up --until infra`` made (one worker, at most three). A second job that
+    does not fit makes the controller raise the group's desired count; moto launches the
+    instance, and the test registers it as a node the way its kubelet would (with
+    ``providerID aws:///ZONE/INSTANCE``; kwok plays it); the queued job starts there. When
+    both jobs have ended, the worker idle longest goes (the exact instance, the desired
+    count lowered, no replacement) but never below the group's minimum; the idle times
+    are on the Lease."""
+    from sparkube.controller import scaling
+    from sparkube.controller.loop import Scaler
+
+    up = cli("up", "--until", "infra", "--allow-cidr", "203.0.113.7/32", "--workers", "1",
+             "--max-workers", "3", env=moto_aws.env)  # fmt: skip
+    assert up.exit_code == 0, up.stderr
+    asg: Any = moto_aws.client("autoscaling")
+    group_name = "sparkube-sparkube-workers"
+
+    def members() -> list[dict[str, Any]]:
+        (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+            "AutoScalingGroups"
+        ]
+        return [i for i in g["Instances"] if i["LifecycleState"] == "InService"]
+
+    (first,) = members()
+    for name in kube.workers:  # jobs go to the group's workers only
+        _cordon(kube, name, True)
+    kube.create_namespace(NS)
+    kube.create_namespace(LEASE_NS)
+    client = client_from_kubeconfig(kube.kubeconfig)
+    node_of = {first["InstanceId"]: "w-1"}
+    kube.add_node("w-1", "2", "4Gi", provider_id=_provider(first))
+    scaler = Scaler(asg, group_name, scaling.Shape(2.0, 4 * 2**30), idle_seconds=4.0)
+    ctl = Controller(client, jobs_namespace=NS, lease=Lease(client, LEASE_NS, "scaler"),
+                     scaler=scaler)  # fmt: skip
+    ctl.start_watches()
+    thread = threading.Thread(target=ctl.run, daemon=True)
+    thread.start()
+    try:
+        kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+                 suspended_job("s1", "1500m", delay="20s"))  # fmt: skip
+        kube.wait_for("s1 started", lambda: _started(kube, "s1"), 30)
+        time.sleep(1.1)  # the creation times order the queue
+        kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+                 suspended_job("s2", "1500m", delay="4s"))  # fmt: skip
+        # the controller asks for one more worker; moto launches it at once
+        kube.wait_for("a second worker in the group", lambda: len(members()) == 2, 60)
+        (second,) = [i for i in members() if i["InstanceId"] not in node_of]
+        assert not _started(kube, "s2")  # no room until the new node is there
+        node_of[second["InstanceId"]] = "w-2"
+        kube.add_node("w-2", "2", "4Gi", provider_id=_provider(second))
+        kube.wait_for("s2 started on the new worker", lambda: _started(kube, "s2"), 30)
+
+        def placed(job: str) -> str:
+            pods = kube.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3D{job}")
+            return str(pods["items"][0]["spec"].get("nodeName") or "")
+
+        kube.wait_for("s2's pod placed", lambda: placed("s2") != "", 30)
+        assert placed("s2") == "w-2"
+
+        # s2 ends first: w-2 idles while s1 still runs on w-1; after the idle time w-2
+        # goes (the group is above its minimum of 1), w-1 stays
+        kube.wait_for("back to one worker", lambda: len(members()) == 1, 90, interval=0.5)
+        (left,) = members()
+        assert left["InstanceId"] == first["InstanceId"]
+        (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+            "AutoScalingGroups"
+        ]
+        assert g["DesiredCapacity"] == 1
+
+        # w-1 idles too once s1 ends, but the minimum keeps it; its idle time is kept on
+        # the Lease for a successor
+        def marked() -> bool:
+            lease = kube.get(
+                f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}"
+            )
+            marks = json.loads(lease["metadata"]["annotations"].get(scaling.IDLE_SINCE, "{}"))
+            return "w-1" in marks
+
+        kube.wait_for("w-1's idle time on the Lease", marked, 60, interval=0.5)
+        time.sleep(scaler.idle_seconds + 2)
+        assert [i["InstanceId"] for i in members()] == [first["InstanceId"]]
+    finally:
+        ctl.stopping.set()
+        ctl.wake.set()
+        thread.join(timeout=30)
+        for name in kube.workers:
+            _cordon(kube, name, False)

@@ -16,13 +16,12 @@ SHAPE = Shape(cpu=2.0, memory=3800 * 2**20)
 IDLE = 600.0
 
 
-def worker(name: str, instance: str, *, idle_since: datetime | None = None) -> dict[str, Any]:
-    n = node(name, providerID=f"aws:///us-east-1a/{instance}")
-    if idle_since is not None:
-        n["metadata"]["annotations"] = {
-            scaling.IDLE_SINCE: idle_since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        }
-    return n
+def worker(name: str, instance: str) -> dict[str, Any]:
+    return node(name, providerID=f"aws:///us-east-1a/{instance}")
+
+
+def since(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def group(*instances: tuple[str, str], minimum: int = 1, maximum: int = 4) -> Group:
@@ -41,10 +40,13 @@ def decide(
     pods: list[dict[str, Any]],
     g: Group,
     now: datetime = NOW,
+    marks: dict[str, str] | None = None,
 ) -> scaling.ScalePlan:
     queue, decision = admission.judge(jobs, pods, nodes, now.timestamp())
     free = admission.rooms(nodes, pods)
-    return scaling.plan(queue, decision, nodes, pods, free, g, SHAPE, idle_seconds=IDLE, now=now)
+    return scaling.plan(
+        queue, decision, nodes, pods, free, g, SHAPE, marks=marks or {}, idle_seconds=IDLE, now=now
+    )
 
 
 def busy_pods(job_name: str, node_name: str) -> list[dict[str, Any]]:
@@ -113,53 +115,76 @@ def test_an_idle_worker_is_marked_then_leaves_after_the_idle_time() -> None:
     pods = busy_pods("first", "worker-1")
     nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
     out = decide([], nodes, pods, g)
-    assert out.idle_marks == {"worker-2": "2026-12-07T06:30:00Z"}
+    assert out.marks == {"worker-2": "2026-12-07T06:30:00Z"}
     assert out.terminate == []
-    # marked 5 minutes ago: stays
-    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=5))
-    assert decide([], nodes, pods, g).terminate == []
+    # marked 5 minutes ago: stays, mark kept
+    marks = {"worker-2": since(NOW - timedelta(minutes=5))}
+    out = decide([], nodes, pods, g, marks=marks)
+    assert out.terminate == [] and out.marks == marks
     # marked 11 minutes ago: that exact instance goes
-    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=11))
-    out = decide([], nodes, pods, g)
+    marks = {"worker-2": since(NOW - timedelta(minutes=11))}
+    out = decide([], nodes, pods, g, marks=marks)
     assert out.terminate == [("i-2", "worker-2")], out.reasons
-    # busy again: the mark is cleared
-    nodes[1] = worker("worker-2", "i-2", idle_since=NOW - timedelta(minutes=11))
-    out = decide([], nodes, [*pods, *busy_pods("second", "worker-2")], g)
-    assert out.idle_marks == {"worker-2": None} and out.terminate == []
+    # busy again: the mark is dropped
+    out = decide([], nodes, [*pods, *busy_pods("second", "worker-2")], g, marks=marks)
+    assert out.marks == {} and out.terminate == []
 
 
 def test_a_node_holding_an_executor_of_a_running_job_never_leaves() -> None:
     """Its CPU may be idle, but the executor's shuffle files are on its disk."""
     g = group(("i-1", "InService"), ("i-2", "InService"), minimum=0)
-    old = NOW - timedelta(hours=2)
-    nodes = [worker("worker-1", "i-1", idle_since=old), worker("worker-2", "i-2", idle_since=old)]
+    old = since(NOW - timedelta(hours=2))
+    marks = {"worker-1": old, "worker-2": old}
+    nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
     executor_only = [pod("j-exec-2", "worker-2", "1", "1Gi", job="j", role="executor")]
-    out = decide([], nodes, executor_only, g)
+    out = decide([], nodes, executor_only, g, marks=marks)
     assert out.terminate == [("i-1", "worker-1")]
-    assert out.idle_marks == {"worker-2": None}
+    assert out.marks == {"worker-1": old}
     # its pod ended: now it may go (next cycle, after worker-1)
     ended = [pod("j-exec-2", "worker-2", "1", "1Gi", job="j", role="executor", phase="Succeeded")]
     g2 = group(("i-2", "InService"), minimum=0)
-    assert decide([], [nodes[1]], ended, g2).terminate == [("i-2", "worker-2")]
+    assert decide([], [nodes[1]], ended, g2, marks=marks).terminate == [("i-2", "worker-2")]
 
 
 def test_never_below_the_minimum_and_never_while_jobs_wait_or_are_owed_pods() -> None:
-    old = NOW - timedelta(hours=1)
-    nodes = [worker("worker-1", "i-1", idle_since=old)]
-    out = decide([], nodes, [], group(("i-1", "InService"), minimum=1))
+    old = since(NOW - timedelta(hours=1))
+    nodes = [worker("worker-1", "i-1")]
+    out = decide([], nodes, [], group(("i-1", "InService"), minimum=1), marks={"worker-1": old})
     assert out.terminate == [] and "at its minimum" in out.reasons[0]
     g = group(("i-1", "InService"), ("i-2", "InService"), minimum=0)
-    nodes = [worker("worker-1", "i-1", idle_since=old), worker("worker-2", "i-2", idle_since=old)]
+    nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
+    marks = {"worker-1": old, "worker-2": old}
     # an admitted job whose pods are not placed yet: the room may be theirs
     owed = job("owed", "2026-12-07T06:29:00Z", suspended=False, admitted="2026-12-07T06:29:50Z")
-    assert decide([owed], nodes, [], g).terminate == []
+    assert decide([owed], nodes, [], g, marks=marks).terminate == []
     # one per cycle, the longest idle first
-    nodes[1] = worker("worker-2", "i-2", idle_since=old - timedelta(minutes=1))
-    assert decide([], nodes, [], g).terminate == [("i-2", "worker-2")]
+    marks["worker-2"] = since(NOW - timedelta(hours=1, minutes=1))
+    assert decide([], nodes, [], g, marks=marks).terminate == [("i-2", "worker-2")]
 
 
 def test_workers_outside_the_group_are_left_alone() -> None:
-    old = NOW - timedelta(hours=1)
-    nodes = [worker("worker-9", "i-9", idle_since=old), node("control-plane")]
-    out = decide([], nodes, [], group(("i-1", "InService"), minimum=0))
-    assert out.terminate == [] and out.idle_marks == {}
+    old = since(NOW - timedelta(hours=1))
+    nodes = [worker("worker-9", "i-9"), node("control-plane")]
+    out = decide([], nodes, [], group(("i-1", "InService"), minimum=0), marks={"worker-9": old})
+    assert out.terminate == [] and out.marks == {}
+
+
+def test_the_controller_scales_only_when_told_which_group(monkeypatch: Any) -> None:
+    from sparkube.controller.__main__ import scaler_from
+
+    # in its pod the credentials are the instance role's; here no metadata is asked
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert scaler_from({}) is None
+    environ = {
+        "SPARKUBE_WORKER_GROUP": "sparkube-demo-workers",
+        "AWS_REGION": "eu-west-3",
+        "SPARKUBE_IDLE_SECONDS": "120",
+        "SPARKUBE_WORKER_SHAPE": "1.9,3500000000",
+    }
+    got = scaler_from(environ)
+    assert got is not None
+    assert (got.group, got.idle_seconds) == ("sparkube-demo-workers", 120.0)
+    assert got.shape == Shape(1.9, 3_500_000_000)
+    assert got.autoscaling.meta.region_name == "eu-west-3"
