@@ -97,15 +97,42 @@ echo "== mypy"
 "$venv/bin/mypy"
 echo "== pytest"
 if [ "$ci" = true ]; then export SPARKUBE_REQUIRE_STANDINS=1; fi
-# Two workers (pytest-xdist): the real-node tests (one shared cluster, most of the
-# run's time, mostly waiting on pods) on one, everything else beside them on the other
-# (tests/conftest.py groups them). SPARKUBE_TEST_WORKERS=0 runs it all in one process.
-workers="${SPARKUBE_TEST_WORKERS:-2}"
-args=(-rs -m "not e2e" --durations=25)
-if [ "$workers" != 0 ]; then args+=(-n "$workers" --dist loadgroup); fi
-if [ "$ci" = true ]; then
-  # A hung JVM or server must not hang CI: pytest gets 60 minutes, then SIGINT (summary).
-  timeout --signal=INT --kill-after=60 3600 "$py" -m pytest "${args[@]}" "$@"
-else
-  "$py" -m pytest "${args[@]}" "$@"
+# A hung JVM or server must not hang CI: in CI each pytest gets 60 minutes, then SIGINT
+# (its summary), then SIGKILL a minute later.
+limit=()
+if [ "$ci" = true ]; then limit=(timeout --signal=INT --kill-after=60 3600); fi
+common=(-rs --durations=25)
+if [ $# -gt 0 ] || [ "${SPARKUBE_TEST_SERIAL:-}" = 1 ]; then
+  # what was asked, in one pytest
+  "${limit[@]}" "$py" -m pytest "${common[@]}" -m "not e2e" "$@"
+  exit
 fi
+# Two pytest processes side by side: the real-node tests (one shared cluster, most of
+# the run's time, mostly waiting for pods and JVMs) and everything else. Each writes its
+# own log, shown when both have ended: a passing one first, a failing one last.
+logs="$(mktemp -d)"
+"${limit[@]}" "$py" -m pytest "${common[@]}" -p no:cacheprovider -m "realnodes and not e2e" \
+  >"$logs/real-nodes.log" 2>&1 &
+bed=$!
+"${limit[@]}" "$py" -m pytest "${common[@]}" -m "not realnodes and not e2e" \
+  >"$logs/other.log" 2>&1 &
+other=$!
+set +e
+wait "$other"; other_rc=$?
+echo "== pytest: every test but the real-node ones ended (exit $other_rc)"
+wait "$bed"; bed_rc=$?
+echo "== pytest: the real-node tests ended (exit $bed_rc)"
+set -e
+for part in other real-nodes; do
+  rc=$other_rc; [ "$part" = real-nodes ] && rc=$bed_rc
+  if [ "$rc" = 0 ]; then echo "== pytest log: $part tests"; cat "$logs/$part.log"; fi
+done
+for part in other real-nodes; do
+  rc=$other_rc; [ "$part" = real-nodes ] && rc=$bed_rc
+  if [ "$rc" != 0 ]; then echo "== pytest log: $part tests (FAILED, exit $rc)"; cat "$logs/$part.log"; fi
+done
+rm -rf "$logs"
+echo "== pytest: real-node tests exit $bed_rc, other tests exit $other_rc"
+# exit 5 (nothing collected: no real-node test selected) is not a failure
+[ "$bed_rc" = 0 ] || [ "$bed_rc" = 5 ] || exit "$bed_rc"
+exit "$other_rc"

@@ -25,19 +25,6 @@ pytest_plugins = [
 ]
 
 
-NODE_BED_GROUP = "nodebed"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``, as scripts/test.sh runs the suite) every
-    test on real nodes goes to one worker, in file order: they share one cluster, and one
-    node bed runs at a time on a machine. Being the largest group it is handed out first,
-    so the longest part of the run starts at once and the rest runs beside it."""
-    for item in items:
-        if item.get_closest_marker("realnodes") is not None:
-            item.add_marker(pytest.mark.xdist_group(NODE_BED_GROUP))
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

@@ -28,9 +28,9 @@ from sparkube.nodes import containerd
 from sparkube.nodes.prepare import full_image_ref
 from sparkube.spark.image import SPARK_IMAGE
 from tests.fixtures.bedcluster import NAMES, BedCluster, wait_for
-from tests.fixtures.nodebed import controller_image_missing
+from tests.fixtures.nodebed import REAL_NODES, controller_image_missing
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 KUBE_VERSION = "v1.36.3"
 SPARK_REF = SPARK_IMAGE.ref

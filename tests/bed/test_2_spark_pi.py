@@ -12,12 +12,11 @@ import shutil
 import time
 from typing import Any
 
-import pytest
-
 from sparkube.spark.image import SPARK_IMAGE
 from tests.fixtures.bedcluster import SPARK_LAYER, BedCluster
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 
 def _json_list(text: str) -> list[dict[str, Any]]:

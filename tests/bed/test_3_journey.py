@@ -33,9 +33,10 @@ import pytest
 from sparkube.monitoring import addons
 from tests.fixtures.bedcluster import NAMES, BedCluster
 from tests.fixtures.common import start_dashboard
+from tests.fixtures.nodebed import REAL_NODES
 from tests.wordref import reference_count
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 TEXT = (
     "Café café CAFÉ cafe\u0301 naïve don't DON'T l’homme 42 ß\n"

@@ -31,9 +31,10 @@ import pytest
 
 from tests.fixtures.bedcluster import BedLab, wait_for
 from tests.fixtures.common import CliResult
+from tests.fixtures.nodebed import REAL_NODES
 from tests.wordref import reference_count
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 DRIVER_FORBIDDEN = Path(__file__).resolve().parents[1] / "data" / "spark_driver_forbidden.txt"
 

@@ -24,12 +24,11 @@ import re
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from sparkube.spark.image import SPARK_IMAGE
 from tests.fixtures.bedcluster import BedLab
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 
 APP = textwrap.dedent(

@@ -15,14 +15,13 @@ import json
 import time
 from typing import Any
 
-import pytest
-
 from sparkube.controller import admission
 from tests.fixtures.bedcluster import BedLab
 from tests.fixtures.common import CliResult
+from tests.fixtures.nodebed import REAL_NODES
 from tests.wordref import reference_count
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 
 def _jobs(lab: BedLab) -> list[dict[str, Any]]:

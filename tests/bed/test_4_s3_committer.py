@@ -18,12 +18,11 @@ import json
 import re
 import textwrap
 
-import pytest
-
 from sparkube.spark.records import output_prefix
 from tests.fixtures.bedcluster import BedLab
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 PARTS = 6
 ROWS = 3000

@@ -24,9 +24,10 @@ import pytest
 from sparkube.env import Environment
 from tests.fixtures.bedcluster import BedLab
 from tests.fixtures.common import CliResult
+from tests.fixtures.nodebed import REAL_NODES
 from tests.fixtures.wheels import local_index
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "spark_examples"
 TEXT = "the quick brown fox\njumps over the lazy dog\nthe end\n"

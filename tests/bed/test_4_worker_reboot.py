@@ -21,8 +21,9 @@ import pytest
 
 from tests.fixtures.bedcluster import BedLab, wait_for
 from tests.fixtures.common import CliResult
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 #: 8 tasks of 15 s on 2 executors of 1 core: about a minute of tasks, so the worker
 #: goes while some run and others wait.

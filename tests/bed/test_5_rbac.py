@@ -40,8 +40,9 @@ from sparkube.spark.podspec import Endpoints, JobSpec, job_manifests
 from sparkube.spark.rbac import SPARK_NAMESPACE, render_spark_rbac
 from tests.fixtures.bedcluster import ADMIN, BedCluster
 from tests.fixtures.controlplane import TEST_NS_LABEL
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 APP = """\
 from pyspark.sql import SparkSession

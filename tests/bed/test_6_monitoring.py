@@ -34,8 +34,9 @@ from sparkube.monitoring.tunnel import check_ready, pick_port, serve_tunnel, ser
 from sparkube.nodes.phase import ssh_settings
 from sparkube.spark.diagnose import parse_cpu, parse_memory
 from tests.fixtures.bedcluster import ADMIN, BedCluster, wait_for
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 SHELL = "sparkube.test/shell:1"  # busybox: sh, httpd, wget (tools/nodes/build.sh)
 METRICS_API = "/apis/metrics.k8s.io/v1beta1"

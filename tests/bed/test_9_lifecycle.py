@@ -13,14 +13,12 @@ import time
 import warnings
 from typing import Any
 
-import pytest
-
 from sparkube.model import WORKER, Node
 from sparkube.nodes import kubeadm
 from tests.fixtures.bedcluster import ADMIN, BedCluster
-from tests.fixtures.nodebed import approver_missing
+from tests.fixtures.nodebed import REAL_NODES, approver_missing
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 
 def test_an_ec2_stop_and_start_act_on_the_machine(bed_cluster: BedCluster) -> None:

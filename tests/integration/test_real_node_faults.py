@@ -58,8 +58,9 @@ from sparkube.cli.app import run
 from sparkube.env import Environment
 from tests.fixtures.bedcluster import ADMIN, BedMachines, bed_machines, print_boot_logs
 from tests.fixtures.common import CliResult, at_step
+from tests.fixtures.nodebed import REAL_NODES
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 CLUSTER = "faults"
 CP = "control-plane"

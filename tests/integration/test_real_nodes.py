@@ -44,6 +44,7 @@ from sparkube.nodes.phase import KEY_FILE, run_kubernetes_phase, run_nodes_phase
 from sparkube.nodes.prepare import full_image_ref, render_prepare_script
 from sparkube.spec import ClusterSpec
 from tests.fixtures.nodebed import (
+    REAL_NODES,
     NodeBed,
     node_bed,  # noqa: F401 - the fixture
     registry_refs,
@@ -52,7 +53,7 @@ from tests.fixtures.nodebed import (
     with_vm_settings,
 )
 
-pytestmark = [pytest.mark.realnodes, pytest.mark.integration, pytest.mark.slow]
+pytestmark = REAL_NODES
 
 KUBE_VERSION = "v1.36.3"
 NAMES = ("control-plane", "worker-1", "worker-2")
