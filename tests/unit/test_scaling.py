@@ -56,6 +56,13 @@ def busy_pods(job_name: str, node_name: str) -> list[dict[str, Any]]:
     ]
 
 
+def one_busy_worker() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """worker-1 (2 CPU) running job ``first``: 1.5 CPU taken, 0.5 left."""
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    return [worker("worker-1", "i-1")], busy_pods("first", "worker-1"), running
+
+
 def test_provider_id_names_the_instance() -> None:
     assert scaling.instance_of(worker("w", "i-0abc")) == "i-0abc"
     assert scaling.instance_of(node("cp")) is None
@@ -63,10 +70,7 @@ def test_provider_id_names_the_instance() -> None:
 
 
 def test_a_job_that_waits_for_room_gets_the_fewest_workers_that_fit_it() -> None:
-    nodes = [worker("worker-1", "i-1")]
-    pods = busy_pods("first", "worker-1")
-    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
-                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    nodes, pods, running = one_busy_worker()
     # driver 0.5 CPU (in worker-1's last 0.5) + 3 executors of 1 CPU: two new workers
     big = job("big", "2026-12-07T06:10:00Z", executors=3)
     out = decide([running, big], nodes, pods, group(("i-1", "InService")))
@@ -79,10 +83,7 @@ def test_a_job_that_waits_for_room_gets_the_fewest_workers_that_fit_it() -> None
 
 
 def test_nothing_more_is_asked_while_a_worker_is_on_its_way() -> None:
-    nodes = [worker("worker-1", "i-1")]
-    pods = busy_pods("first", "worker-1")
-    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
-                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    nodes, pods, running = one_busy_worker()
     waiting = job("next", "2026-12-07T06:10:00Z")
     for state in ("Pending", "InService"):  # launched; or in service but not a Ready node
         g = group(("i-1", "InService"), ("i-2", state))
@@ -92,10 +93,7 @@ def test_nothing_more_is_asked_while_a_worker_is_on_its_way() -> None:
 
 
 def test_first_come_first_served_no_growth_for_jobs_behind_the_head() -> None:
-    nodes = [worker("worker-1", "i-1")]
-    pods = busy_pods("first", "worker-1")
-    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
-                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    nodes, pods, running = one_busy_worker()
     # the head waits for room worker-1 will have again; the group may not grow: the job
     # behind it gets no worker either (it would overtake the head)
     head = job("head", "2026-12-07T06:05:00Z")
