@@ -381,11 +381,17 @@ def room_after_owed(queue: Sequence[QueueJob], workers: Sequence[Room]) -> list[
 
 
 def judge(
-    jobs: Iterable[Json], pods: Sequence[Json], nodes: Sequence[Json], now: float
+    jobs: Iterable[Json],
+    pods: Sequence[Json],
+    nodes: Sequence[Json],
+    now: float,
+    growth: Sequence[Room] = (),
 ) -> tuple[list[QueueJob], Decision]:
     """The whole rule from the API's lists: the sparkube Jobs, the pods that have not
-    ended (every namespace), the nodes; ``now`` in epoch seconds."""
+    ended (every namespace), the nodes; ``now`` in epoch seconds. ``growth``: the empty
+    workers the group may still add (a job that fits only with them waits, it is not
+    "never")."""
     queue = queue_jobs(jobs, pods, now)
     workers = rooms(nodes, pods)
-    baseline = rooms(nodes, [p for p in pods if not is_jobs(p)])
+    baseline = rooms(nodes, [p for p in pods if not is_jobs(p)]) + _copy(growth)
     return queue, decide(queue, workers, baseline)

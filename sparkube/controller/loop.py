@@ -102,7 +102,8 @@ class Controller:
         """Read, decide, write. Returns the decision (for tests and the log)."""
         jobs, pods, nodes = self.read()
         now = self.clock()
-        queue, decision = admission.judge(jobs, pods, nodes, now)
+        group, shape, growth = self._group(nodes, pods)
+        queue, decision = admission.judge(jobs, pods, nodes, now, growth)
         free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
         for name in decision.admit:
             self._admit(name, now)
@@ -111,37 +112,49 @@ class Controller:
         live = {j.name for j in queue}
         for gone in set(self._said) - live:
             del self._said[gone]
-        if self.scaler is not None:
-            self._scale(self.scaler, queue, decision, nodes, pods, free, now)
+        if self.scaler is not None and group is not None and shape is not None:
+            self._scale(self.scaler, group, shape, queue, decision, nodes, pods, free, now)
         return decision
+
+    def _group(
+        self, nodes: list[Json], pods: list[Json]
+    ) -> tuple[scaling.Group | None, scaling.Shape | None, list[admission.Room]]:
+        """The worker group (None without a scaler or a group), a new worker's shape,
+        and the empty workers it may still add."""
+        from sparkube.controller import group as worker_group
+
+        if self.scaler is None:
+            return None, None, []
+        group = worker_group.read_group(self.scaler.autoscaling, self.scaler.group)
+        if group is None:
+            self._say([f"no worker group {self.scaler.group}: nothing to scale"])
+            return None, None, []
+        baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
+        shape = scaling.shape_of(nodes, baseline, group, self.scaler.shape)
+        return group, shape, scaling.growth(group, shape)
 
     def _scale(
         self,
         scaler: Scaler,
+        group: scaling.Group,
+        shape: scaling.Shape,
         queue: list[admission.QueueJob],
         decision: admission.Decision,
         nodes: list[Json],
         pods: list[Json],
         free: list[admission.Room],
         now: float,
-    ) -> scaling.ScalePlan | None:
+    ) -> scaling.ScalePlan:
         from sparkube.controller import group as worker_group
 
-        group = worker_group.read_group(scaler.autoscaling, scaler.group)
-        if group is None:
-            self._say([f"no worker group {scaler.group}: nothing to scale"])
-            return None
         if self.marks is None:  # first cycle: what an earlier holder kept
             try:
                 self.marks = dict(json.loads(self.lease.seen.get(scaling.IDLE_SINCE) or "{}"))
             except ValueError:
                 self.marks = {}
-        baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
         plan = scaling.plan(
-            queue, decision, nodes, pods, free, group,
-            scaling.shape_of(nodes, baseline, group, scaler.shape),
-            marks=self.marks, idle_seconds=scaler.idle_seconds,
-            now=dt.datetime.fromtimestamp(now, dt.UTC),
+            queue, decision, nodes, pods, free, group, shape, marks=self.marks,
+            idle_seconds=scaler.idle_seconds, now=dt.datetime.fromtimestamp(now, dt.UTC),
         )  # fmt: skip
         for line in worker_group.carry_out(scaler.autoscaling, group, plan):
             log.info("%s", line)

@@ -102,6 +102,14 @@ def shape_of(
     return Shape(best.free_cpu, best.free_memory)
 
 
+def growth(group: Group, shape: Shape) -> list[Room]:
+    """The empty workers the group may still add, as admission's rooms."""
+    return [
+        Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory)
+        for i in range(max(0, group.maximum - group.desired))
+    ]
+
+
 def _name(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 

@@ -186,3 +186,25 @@ def test_the_controller_scales_only_when_told_which_group(monkeypatch: Any) -> N
     assert (got.group, got.idle_seconds) == ("sparkube-demo-workers", 120.0)
     assert got.shape == Shape(1.9, 3_500_000_000)
     assert got.autoscaling.meta.region_name == "eu-west-3"
+
+
+def test_a_job_that_fits_only_with_the_workers_the_group_may_add_waits_and_grows_it() -> None:
+    """Admission counts the empty workers the group may still add when it judges "never":
+    a job larger than the one worker there is waits (and the group grows for it) instead
+    of being stopped as one that could never start."""
+    nodes = [worker("worker-1", "i-1")]
+    g = group(("i-1", "InService"), maximum=3)
+    wide = job("wide", "2026-12-07T06:10:00Z", executors=3)  # 0.5 + 3 x 1 CPU
+    queue, decision = admission.judge([wide], [], nodes, NOW.timestamp())
+    assert decision.waiting["wide"].never  # one worker only: never
+    queue, decision = admission.judge([wide], [], nodes, NOW.timestamp(), scaling.growth(g, SHAPE))
+    assert not decision.waiting["wide"].never
+    assert decision.waiting["wide"].waits_for.startswith("CPU (3.5 asked, 2 free)")
+    free = admission.room_after_owed(queue, admission.rooms(nodes, []))
+    out = scaling.plan(queue, decision, nodes, [], free, g, SHAPE, marks={},
+                       idle_seconds=IDLE, now=NOW)  # fmt: skip
+    assert out.desired == 2, out.reasons
+    # beyond what the group may ever reach it stays "never"
+    huge = job("huge", "2026-12-07T06:10:00Z", executors=9)
+    _, decision = admission.judge([huge], [], nodes, NOW.timestamp(), scaling.growth(g, SHAPE))
+    assert decision.waiting["huge"].never
