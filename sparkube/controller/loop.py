@@ -70,6 +70,8 @@ class Controller:
         self.scaler = scaler
         #: Idle workers and since when (kept on the Lease across controller restarts).
         self.marks: dict[str, str] | None = None
+        #: When each member of the worker group was first seen (epoch seconds).
+        self.first_seen: dict[str, float] = {}
         #: Annotations written on the Lease with each renewal besides the health.
         self.on_lease: dict[str, str] = {}
         self._reasons: list[str] = []
@@ -102,7 +104,9 @@ class Controller:
         """Read, decide, write. Returns the decision (for tests and the log)."""
         jobs, pods, nodes = self.read()
         now = self.clock()
-        group, shape, growth = self._group(nodes, pods)
+        group, shape, growth, leaving = self._group(nodes, pods, now)
+        if leaving:  # a member the group is removing is no room for anyone
+            nodes = [n for n in nodes if scaling.instance_of(n) not in leaving]
         queue, decision = admission.judge(jobs, pods, nodes, now, growth)
         free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
         for name in decision.admit:
@@ -117,21 +121,31 @@ class Controller:
         return decision
 
     def _group(
-        self, nodes: list[Json], pods: list[Json]
-    ) -> tuple[scaling.Group | None, scaling.Shape | None, list[admission.Room]]:
-        """The worker group (None without a scaler or a group), a new worker's shape,
-        and the empty workers it may still add."""
+        self, nodes: list[Json], pods: list[Json], now: float
+    ) -> tuple[scaling.Group | None, scaling.Shape | None, list[admission.Room], frozenset[str]]:
+        """The worker group (None without a scaler, without a group, or when Auto
+        Scaling cannot be read: admission goes on without it), a new worker's shape, the
+        empty workers it may still have, and the members it is removing."""
         from sparkube.controller import group as worker_group
 
         if self.scaler is None:
-            return None, None, []
-        group = worker_group.read_group(self.scaler.autoscaling, self.scaler.group)
+            return None, None, [], frozenset()
+        try:
+            group = worker_group.read_group(self.scaler.autoscaling, self.scaler.group)
+        except Exception as exc:  # throttled, no right yet, credentials: next cycle
+            self._say([f"cannot read the worker group {self.scaler.group}: {_said(exc)}"])
+            return None, None, [], frozenset()
         if group is None:
             self._say([f"no worker group {self.scaler.group}: nothing to scale"])
-            return None, None, []
+            return None, None, [], frozenset()
+        for i in group.instances:
+            self.first_seen.setdefault(i.instance_id, now)
+        for gone in set(self.first_seen) - {i.instance_id for i in group.instances}:
+            del self.first_seen[gone]
+        who = scaling.members(group, nodes, self.first_seen, now)
         baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
         shape = scaling.shape_of(nodes, baseline, group, self.scaler.shape)
-        return group, shape, scaling.growth(group, shape)
+        return group, shape, scaling.growth(group, shape, len(who.ready)), who.leaving
 
     def _scale(
         self,
@@ -155,9 +169,13 @@ class Controller:
         plan = scaling.plan(
             queue, decision, nodes, pods, free, group, shape, marks=self.marks,
             idle_seconds=scaler.idle_seconds, now=dt.datetime.fromtimestamp(now, dt.UTC),
+            first_seen=self.first_seen,
         )  # fmt: skip
-        for line in worker_group.carry_out(scaler.autoscaling, group, plan):
-            log.info("%s", line)
+        try:
+            for line in worker_group.carry_out(scaler.autoscaling, group, plan):
+                log.info("%s", line)
+        except Exception as exc:  # admission went on; the next cycle plans again
+            log.warning("group %s: %s", group.name, _said(exc))
         self.marks = plan.marks
         self.on_lease[scaling.IDLE_SINCE] = json.dumps(plan.marks, sort_keys=True)
         self._say(plan.reasons)

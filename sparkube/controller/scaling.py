@@ -43,6 +43,9 @@ Json = Mapping[str, Any]
 IDLE_SINCE = "sparkube.io/idle-since"
 #: Lifecycle states of an instance that is in the group and will be a node soon.
 ARRIVING = ("Pending", "Pending:Wait", "Pending:Proceed")
+#: Seconds a member may take from being first seen to being a Ready node (boot,
+#: preparation, join); past that it is reported stuck and no longer holds growth back.
+ARRIVAL_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,44 @@ class ScalePlan:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Members:
+    """The group's members as the cluster sees them."""
+
+    ready: frozenset[str]  # InService and a Ready node
+    arriving: frozenset[str]  # launched, not yet a Ready node, within ARRIVAL_SECONDS
+    stuck: frozenset[str]  # InService for longer than that without a Ready node
+    leaving: frozenset[str]  # Terminating, Detaching, Standby, ...: not room any more
+    #: Launches asked for and not yet a Ready node: also those AWS has not listed yet
+    #: (right after SetDesiredCapacity the desired count moves first).
+    pending: int
+
+
+def members(
+    group: Group, nodes: Sequence[Json], first_seen: Mapping[str, float], now: float
+) -> Members:
+    """Sort the group's instances. ``first_seen``: epoch seconds each instance was first
+    seen by the controller (one not in it counts as seen now)."""
+    node_of = {instance_of(n): n for n in nodes if instance_of(n)}
+    ready: set[str] = set()
+    arriving: set[str] = set()
+    stuck: set[str] = set()
+    leaving: set[str] = set()
+    for i in group.instances:
+        node = node_of.get(i.instance_id)
+        if i.lifecycle == "InService" and node is not None and _ready(node):
+            ready.add(i.instance_id)
+        elif i.lifecycle in ARRIVING or i.lifecycle == "InService":
+            age = now - first_seen.get(i.instance_id, now)
+            (arriving if age < ARRIVAL_SECONDS else stuck).add(i.instance_id)
+        else:
+            leaving.add(i.instance_id)
+    pending = max(len(arriving), group.desired - len(ready) - len(stuck))
+    return Members(
+        frozenset(ready), frozenset(arriving), frozenset(stuck), frozenset(leaving), pending
+    )
+
+
 def instance_of(node: Json) -> str | None:
     """The EC2 instance id of a node, from its ``providerID`` (``aws:///ZONE/ID``)."""
     provider = str((node.get("spec") or {}).get("providerID") or "")
@@ -102,11 +143,12 @@ def shape_of(
     return Shape(best.free_cpu, best.free_memory)
 
 
-def growth(group: Group, shape: Shape) -> list[Room]:
-    """The empty workers the group may still add, as admission's rooms."""
+def growth(group: Group, shape: Shape, ready: int) -> list[Room]:
+    """The empty workers the group may still have beyond its ``ready`` ones (those on
+    their way included), as admission's rooms."""
     return [
         Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory)
-        for i in range(max(0, group.maximum - group.desired))
+        for i in range(max(0, group.maximum - ready))
     ]
 
 
@@ -163,21 +205,20 @@ def plan(
     marks: Mapping[str, str],
     idle_seconds: float,
     now: datetime,
+    first_seen: Mapping[str, float] | None = None,
 ) -> ScalePlan:
     """What to change in the group now. ``queue`` and ``decision``: admission's, this
     cycle; ``free``: the room left on the workers after the pods and what admitted jobs
     are owed (as admission counted it, before its own admissions); ``marks``: when each
-    worker was first seen idle, as the last plan kept them (:attr:`ScalePlan.marks`)."""
+    worker was first seen idle, as the last plan kept them (:attr:`ScalePlan.marks`);
+    ``first_seen``: when the controller first saw each member (epoch seconds)."""
     out = ScalePlan()
     in_group = {i.instance_id: i for i in group.instances}
-    node_of = {instance_of(n): n for n in nodes if instance_of(n)}
-    arriving = [
-        i.instance_id
-        for i in group.instances
-        if i.lifecycle in ARRIVING
-        or (i.lifecycle == "InService" and not (i.instance_id in node_of
-                                                 and _ready(node_of[i.instance_id])))
-    ]  # fmt: skip
+    who = members(group, nodes, first_seen or {}, now.timestamp())
+    for instance in sorted(who.stuck):
+        out.reasons.append(
+            f"worker {instance} has not become a Ready node in {ARRIVAL_SECONDS / 60:.0f} min"
+        )
     waiting = [
         j
         for j in queue
@@ -188,9 +229,9 @@ def plan(
     # ---- out
     room_left = group.maximum - group.desired
     for job in waiting:
-        if arriving:
+        if who.pending:
             out.reasons.append(
-                f"job {job.name} waits; {len(arriving)} worker(s) of the group on the way"
+                f"job {job.name} waits; {who.pending} worker(s) of the group on the way"
             )
             break
         need = nodes_needed(job.minimum(), free, shape, room_left)
@@ -212,9 +253,10 @@ def plan(
     busy = busy_nodes(pods)
     idle: list[tuple[datetime, str, str]] = []  # (since, node, instance)
     for node in nodes:
-        name, instance = _name(node), instance_of(node)
-        if instance is None or instance not in in_group or not _ready(node):
+        name, found = _name(node), instance_of(node)
+        if found is None or found not in in_group or not _ready(node):
             continue  # not a worker of the group (the control plane, an old worker)
+        instance = found
         if in_group[instance].lifecycle != "InService":
             continue
         if name in busy:
@@ -226,7 +268,9 @@ def plan(
         out.marks[name] = marks[name]
         idle.append((since, name, instance))
     in_service = sum(1 for i in group.instances if i.lifecycle == "InService")
-    if waiting or owing or out.desired is not None:
+    # Not while anything may need the room: a job waits, an admitted one still has pods
+    # to place, or one is admitted this very cycle (its pods are not even made yet).
+    if waiting or owing or decision.admit or out.desired is not None:
         return out
     for since, name, instance in sorted(idle):
         if (now - since).total_seconds() < idle_seconds:

@@ -429,6 +429,10 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
                  suspended_job("s2", "1500m", delay="4s"))  # fmt: skip
         # the controller asks for one more worker; moto launches it at once
         kube.wait_for("a second worker in the group", lambda: len(members()) == 2, 60)
+        (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+            "AutoScalingGroups"
+        ]
+        assert g["DesiredCapacity"] == 2  # one more, not more than the job needs
         (second,) = [i for i in members() if i["InstanceId"] not in node_of]
         assert not _started(kube, "s2")  # no room until the new node is there
         node_of[second["InstanceId"]] = "w-2"

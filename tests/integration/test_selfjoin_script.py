@@ -171,12 +171,18 @@ def role_credentials(url: str, name: str, actions: list[str]) -> dict[str, str]:
 
 
 def run_script(
-    tmp_path: Path, moto: str, imds_url: str, parameter: str, wait: float = 5
+    tmp_path: Path,
+    moto: str,
+    imds_url: str,
+    parameter: str,
+    wait: float = 5,
+    keep: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     template = tmp_path / "join.template.yaml"
     template.write_text(render_self_join_template())
     out = tmp_path / "join.yaml"
-    out.unlink(missing_ok=True)
+    if not keep:
+        out.unlink(missing_ok=True)
     return subprocess.run(
         ["python3", str(SCRIPT), "--parameter", parameter, "--template", str(template),
          "--out", str(out), "--ssm-endpoint", moto, "--imds", imds_url, "--wait", str(wait)],
@@ -215,10 +221,16 @@ def test_a_worker_reads_its_join_parameter_with_its_role_and_writes_its_config(
         set_auth(moto, True)
         try:
             with imds(node) as url:
-                ok = run_script(tmp_path, moto, url, name)
+                out = tmp_path / "join.yaml"
+                out.write_text("an earlier file, readable by all\n")
+                out.chmod(0o644)
+                ok = run_script(tmp_path, moto, url, name, keep=True)
                 assert ok.returncode == 0, ok.stderr
                 assert f"written for {INSTANCE} in {REGION}b" in ok.stdout
-                out = tmp_path / "join.yaml"
+                assert sorted(p.name for p in tmp_path.iterdir()) == [
+                    "join.template.yaml",
+                    "join.yaml",
+                ]  # no temporary file left
                 assert stat.S_IMODE(out.stat().st_mode) == 0o600
                 (doc,) = yaml.safe_load_all(out.read_text())
                 assert doc["discovery"]["bootstrapToken"]["token"] == JOIN.token
@@ -239,15 +251,16 @@ def test_a_worker_reads_its_join_parameter_with_its_role_and_writes_its_config(
                 assert "its bootstrap token expired at" in old.stderr
                 assert not (tmp_path / "join.yaml").exists()
 
-            # a role without ssm:GetParameter is refused by AWS (moto): exit 4 at once
+            # a role without ssm:GetParameter is refused by AWS (moto): retried until
+            # --wait runs out (a new role takes a while on AWS), then exit 4
             with imds(other) as url:
-                refused = run_script(tmp_path, moto, url, name)
+                refused = run_script(tmp_path, moto, url, name, 2)
             assert refused.returncode == 4, refused.stderr
             assert "AWS refused reading /sparkube/demo/join: AccessDenied" in refused.stderr
 
             # a wrong secret: moto recomputes the signature and refuses it
             with imds({**node, "SecretAccessKey": "not-the-secret"}) as url:
-                forged = run_script(tmp_path, moto, url, name)
+                forged = run_script(tmp_path, moto, url, name, 1)
             assert forged.returncode == 4, forged.stderr
             assert "SignatureDoesNotMatch" in forged.stderr
         finally:

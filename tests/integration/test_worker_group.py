@@ -395,3 +395,7 @@ def test_the_controllers_scaling_calls_grow_the_group_and_remove_the_exact_idle_
     ec2: Any = moto_aws.client("ec2")
     state = ec2.describe_instances(InstanceIds=[leaving])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] in ("shutting-down", "terminated")
+    # a plan below the minimum is held to it
+    controller_group.carry_out(asg, after, ScalePlan(desired=0))
+    held = controller_group.read_group(asg, GROUP)
+    assert held is not None and held.desired == 1

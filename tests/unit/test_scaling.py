@@ -24,12 +24,14 @@ def since(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def group(*instances: tuple[str, str], minimum: int = 1, maximum: int = 4) -> Group:
+def group(
+    *instances: tuple[str, str], minimum: int = 1, maximum: int = 4, desired: int | None = None
+) -> Group:
     return Group(
         "sparkube-demo-workers",
         minimum,
         maximum,
-        len(instances),
+        len(instances) if desired is None else desired,
         tuple(GroupInstance(i, state) for i, state in instances),
     )
 
@@ -42,8 +44,11 @@ def decide(
     now: datetime = NOW,
     marks: dict[str, str] | None = None,
 ) -> scaling.ScalePlan:
-    queue, decision = admission.judge(jobs, pods, nodes, now.timestamp())
-    free = admission.rooms(nodes, pods)
+    """One controller cycle's decisions, as loop.Controller.cycle makes them."""
+    ready = scaling.members(g, nodes, {}, now.timestamp()).ready
+    growth = scaling.growth(g, SHAPE, len(ready))
+    queue, decision = admission.judge(jobs, pods, nodes, now.timestamp(), growth)
+    free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
     return scaling.plan(
         queue, decision, nodes, pods, free, g, SHAPE, marks=marks or {}, idle_seconds=IDLE, now=now
     )
@@ -197,7 +202,8 @@ def test_a_job_that_fits_only_with_the_workers_the_group_may_add_waits_and_grows
     wide = job("wide", "2026-12-07T06:10:00Z", executors=3)  # 0.5 + 3 x 1 CPU
     queue, decision = admission.judge([wide], [], nodes, NOW.timestamp())
     assert decision.waiting["wide"].never  # one worker only: never
-    queue, decision = admission.judge([wide], [], nodes, NOW.timestamp(), scaling.growth(g, SHAPE))
+    more = scaling.growth(g, SHAPE, 1)
+    queue, decision = admission.judge([wide], [], nodes, NOW.timestamp(), more)
     assert not decision.waiting["wide"].never
     assert decision.waiting["wide"].waits_for.startswith("CPU (3.5 asked, 2 free)")
     free = admission.room_after_owed(queue, admission.rooms(nodes, []))
@@ -206,5 +212,51 @@ def test_a_job_that_fits_only_with_the_workers_the_group_may_add_waits_and_grows
     assert out.desired == 2, out.reasons
     # beyond what the group may ever reach it stays "never"
     huge = job("huge", "2026-12-07T06:10:00Z", executors=9)
-    _, decision = admission.judge([huge], [], nodes, NOW.timestamp(), scaling.growth(g, SHAPE))
+    _, decision = admission.judge([huge], [], nodes, NOW.timestamp(), more)
     assert decision.waiting["huge"].never
+
+
+def test_no_worker_leaves_in_the_cycle_a_job_is_admitted_onto_it() -> None:
+    """The admitted job's pods are not even made yet: its room is on the idle worker."""
+    old = since(NOW - timedelta(hours=1))
+    nodes, pods, running = one_busy_worker()
+    nodes.append(worker("worker-2", "i-2"))
+    g = group(("i-1", "InService"), ("i-2", "InService"), minimum=0)
+    new = job("new", "2026-12-07T06:20:00Z")
+    out = decide([running, new], nodes, pods, g, marks={"worker-2": old})
+    assert out.terminate == [], out.reasons
+
+
+def test_launches_aws_has_not_listed_yet_count_as_on_the_way() -> None:
+    """Right after SetDesiredCapacity the desired count moves before the instance is
+    listed: the next cycle must not ask again, and the job waits rather than "never"."""
+    nodes, pods, running = one_busy_worker()
+    wide = job("wide", "2026-12-07T06:10:00Z", executors=2)  # fits only with a 2nd worker
+    g = group(("i-1", "InService"), maximum=2, desired=2)  # i-2 asked for, not listed
+    out = decide([running, wide], nodes, pods, g)
+    assert out.desired is None
+    assert "1 worker(s) of the group on the way" in out.reasons[0], out.reasons
+    _, decision = admission.judge(
+        [running, wide], pods, nodes, NOW.timestamp(), scaling.growth(g, SHAPE, 1)
+    )
+    assert not decision.waiting["wide"].never  # the member on its way counts
+
+
+def test_a_member_that_never_becomes_a_node_is_reported_and_no_longer_awaited() -> None:
+    nodes, pods, running = one_busy_worker()
+    waiting = job("next", "2026-12-07T06:10:00Z")
+    g = group(("i-1", "InService"), ("i-2", "InService"), maximum=3)
+    long_ago = {"i-2": NOW.timestamp() - scaling.ARRIVAL_SECONDS - 1}
+    queue, decision = admission.judge([running, waiting], pods, nodes, NOW.timestamp())
+    free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
+    out = scaling.plan(queue, decision, nodes, pods, free, g, SHAPE, marks={},
+                       idle_seconds=IDLE, now=NOW, first_seen=long_ago)  # fmt: skip
+    assert "worker i-2 has not become a Ready node in 15 min" in out.reasons
+    assert out.desired == 3, out.reasons
+
+
+def test_members_the_group_is_removing_are_no_room() -> None:
+    nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
+    g = group(("i-1", "InService"), ("i-2", "Terminating"), ("i-3", "Pending"))
+    who = scaling.members(g, nodes, {}, NOW.timestamp())
+    assert who.ready == {"i-1"} and who.leaving == {"i-2"} and who.arriving == {"i-3"}

@@ -14,14 +14,17 @@ then writes kubeadm's JoinConfiguration from the template ``up`` put in the user
 with the node's name and ``providerID`` ``aws:///ZONE/INSTANCE``. The token is never
 in the user data and never on the command line; the configuration file is 0600.
 
-Exit codes: 0 written; 3 the parameter never came (or its token expired) within
-``--wait`` seconds; 4 AWS refused the call (the message names why). Each failure is one
-line on stderr.
+Everything is retried until ``--wait`` runs out (the metadata service and the network
+come up with the instance; a new role takes a while to be honoured; many workers
+launched at once are throttled). Exit codes: 0 written; 2 a bad argument; 3 the
+parameter never came (or its token had expired) in time; 4 AWS kept refusing the call
+(the message names why). Each failure is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -29,6 +32,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -215,24 +219,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--node-name", default="", help="default: the instance id")
     args = p.parse_args(argv)
 
+    if args.ssm_endpoint and "://" not in args.ssm_endpoint:
+        print(f"sparkube-join: --ssm-endpoint {args.ssm_endpoint!r} needs a scheme "
+              "(https://...).", file=sys.stderr)  # fmt: skip
+        return 2
     deadline = time.monotonic() + args.wait
-    why = "it does not exist"
+    why, refused = "it does not exist", ""
     while True:
         try:
             who = identity(args.imds)
             endpoint = args.ssm_endpoint or f"https://ssm.{who['region']}.amazonaws.com"
             raw = get_parameter(endpoint, who, args.parameter)
+            refused = ""
             if raw is not None:
                 value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise ValueError("the parameter is not a JSON object")
                 if not expired(value, dt.datetime.now(dt.UTC)):
                     break
                 why = f"its bootstrap token expired at {value['expires']}"
-        except Refused as exc:
-            print(f"sparkube-join: AWS refused reading {args.parameter}: {exc}", file=sys.stderr)
-            return 4
-        except (OSError, ValueError, KeyError) as exc:  # metadata or network not there yet
-            why = f"{type(exc).__name__}: {exc}"
+        except Refused as exc:  # throttled, not allowed yet, credentials expiring: again
+            refused = str(exc)
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            why = f"{type(exc).__name__}: {exc}"  # metadata or network not there yet
         if time.monotonic() >= deadline:
+            if refused:
+                print(f"sparkube-join: AWS refused reading {args.parameter}: {refused}",
+                      file=sys.stderr)  # fmt: skip
+                return 4
             print(
                 f"sparkube-join: no usable join parameter {args.parameter} after "
                 f"{args.wait:.0f} s ({why}); run 'sparkube up' again to renew it.",
@@ -244,9 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.template, encoding="utf-8") as f:
         template = f.read()
     text = render(template, value, who, args.node_name or who["instance_id"])
-    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    # a new file, 0600 from its first byte, then renamed over any earlier one (whose
+    # mode would otherwise be kept)
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temporary, args.out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     print(f"sparkube-join: {args.out} written for {who['instance_id']} in {who['zone']}")
     return 0
 
