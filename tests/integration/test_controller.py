@@ -355,8 +355,16 @@ def test_a_controller_that_renews_its_lease_but_cannot_act_is_reported(
     thread.start()
     admin = ClusterJobs(client_from_kubeconfig(kube.kubeconfig), lambda _region: None)
     monkeypatch.setattr(cluster, "CONTROLLER_FAILING", 0.0)
+    failing = "the cluster's sparkube controller runs but fails"
+
+    def reported() -> str | None:
+        # until the controller has made its Lease, "no controller" is what is reported
+        # (a race this test lost on a loaded machine): wait for the failure itself
+        said = admin.controller_problem()
+        return said if said and said.startswith(failing) else None
+
     try:
-        problem = kube.wait_for("the failure on the Lease", admin.controller_problem, 30)
+        problem = kube.wait_for("the failure on the Lease", reported, 30)
     finally:
         ctl.stopping.set()
         ctl.wake.set()
