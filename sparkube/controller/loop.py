@@ -108,7 +108,6 @@ class Controller:
         if leaving:  # a member the group is removing is no room for anyone
             nodes = [n for n in nodes if scaling.instance_of(n) not in leaving]
         queue, decision = admission.judge(jobs, pods, nodes, now, growth)
-        free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
         for name in decision.admit:
             self._admit(name, now)
         for name, waiting in decision.waiting.items():
@@ -117,6 +116,8 @@ class Controller:
         for gone in set(self._said) - live:
             del self._said[gone]
         if self.scaler is not None and group is not None and shape is not None:
+            # the room before this cycle's admissions, as admission counted it
+            free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
             self._scale(self.scaler, group, shape, queue, decision, nodes, pods, free, now)
         return decision
 
