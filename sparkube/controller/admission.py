@@ -146,6 +146,14 @@ def is_jobs(pod: Json) -> bool:
     return JOB_LABEL in ((pod.get("metadata") or {}).get("labels") or {})
 
 
+def node_ready(node: Json) -> bool:
+    """The node's Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
 def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
     """The workers pods can land on (Ready, not cordoned, no NoSchedule or NoExecute
     taint: so not the control plane), each with what its placed pods leave free."""
@@ -156,11 +164,7 @@ def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
             continue
         if any(t.get("effect") in ("NoSchedule", "NoExecute") for t in spec.get("taints") or []):
             continue
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        )
-        if not ready:
+        if not node_ready(node):
             continue
         alloc = status.get("allocatable") or {}
         cpu, memory = parse_cpu(alloc.get("cpu", 0)), parse_memory(alloc.get("memory", 0))

@@ -27,13 +27,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sparkube.controller.admission import (
-    JOB_LABEL,
     Ask,
     Decision,
     QueueJob,
     Room,
     _copy,
     _ended,
+    is_jobs,
+    node_ready,
     place,
 )
 
@@ -106,7 +107,7 @@ def members(
     leaving: set[str] = set()
     for i in group.instances:
         node = node_of.get(i.instance_id)
-        if i.lifecycle == "InService" and node is not None and _ready(node):
+        if i.lifecycle == "InService" and node is not None and node_ready(node):
             ready.add(i.instance_id)
         elif i.lifecycle in ARRIVING or i.lifecycle == "InService":
             age = now - first_seen.get(i.instance_id, now)
@@ -156,21 +157,12 @@ def _name(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def _ready(node: Json) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (node.get("status") or {}).get("conditions") or []
-    )
-
-
 def busy_nodes(pods: Sequence[Json]) -> set[str]:
     """Nodes holding a pod (driver or executor) of a sparkube job that has not ended."""
     return {
         str((p.get("spec") or {}).get("nodeName"))
         for p in pods
-        if JOB_LABEL in ((p.get("metadata") or {}).get("labels") or {})
-        and not _ended(p)
-        and (p.get("spec") or {}).get("nodeName")
+        if is_jobs(p) and not _ended(p) and (p.get("spec") or {}).get("nodeName")
     }
 
 
@@ -254,7 +246,7 @@ def plan(
     idle: list[tuple[datetime, str, str]] = []  # (since, node, instance)
     for node in nodes:
         name, found = _name(node), instance_of(node)
-        if found is None or found not in in_group or not _ready(node):
+        if found is None or found not in in_group or not node_ready(node):
             continue  # not a worker of the group (the control plane, an old worker)
         instance = found
         if in_group[instance].lifecycle != "InService":
