@@ -396,9 +396,9 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
     does not fit makes the controller raise the group's desired count; moto launches the
     instance, and the test registers it as a node the way its kubelet would (with
     ``providerID aws:///ZONE/INSTANCE``; kwok plays it); the queued job starts there. When
-    both jobs have ended, the worker idle longest goes (the exact instance, the desired
-    count lowered, no replacement) but never below the group's minimum; the idle times
-    are on the Lease."""
+    the second job has ended, its worker goes while the first job still runs on the other
+    (the exact instance, the desired count lowered, no replacement); the other stays once
+    it idles too, at the group's minimum; the idle times are on the Lease."""
     from sparkube.controller import scaling
     from sparkube.controller.loop import Scaler
 
@@ -430,7 +430,7 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
     thread.start()
     try:
         kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
-                 suspended_job("s1", "1500m", delay="20s"))  # fmt: skip
+                 suspended_job("s1", "1500m", delay="600s"))  # fmt: skip
         kube.wait_for("s1 started", lambda: _started(kube, "s1"), 30)
         time.sleep(1.1)  # the creation times order the queue
         kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
@@ -464,8 +464,11 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         ]
         assert g["DesiredCapacity"] == 1
 
-        # w-1 idles too once s1 ends, but the minimum keeps it; its idle time is kept on
-        # the Lease for a successor
+        # w-1 idles too once s1 is gone (deleted here: a run time of its own would race
+        # w-2's idle time on a loaded machine), but the minimum keeps it; its idle time is
+        # kept on the Lease for a successor
+        kube.api("DELETE", f"/apis/batch/v1/namespaces/{NS}/jobs/s1",
+                 {"propagationPolicy": "Background"})  # fmt: skip
         def marked() -> bool:
             lease = kube.get(
                 f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}"
