@@ -469,6 +469,7 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         # kept on the Lease for a successor
         kube.api("DELETE", f"/apis/batch/v1/namespaces/{NS}/jobs/s1",
                  {"propagationPolicy": "Background"})  # fmt: skip
+
         def marked() -> bool:
             lease = kube.get(
                 f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{LEASE_NAME}"
