@@ -1,4 +1,5 @@
-"""The nodes' IAM role and instance profile: S3 access to the cluster's bucket only.
+"""The nodes' IAM role and instance profile: S3 access to the cluster's bucket, and
+reading the cluster's join parameter (``sparkube.aws.joinparam``); nothing else.
 
 IAM is global while clusters are regional, so names carry the region. IAM cannot filter
 by tag, so resources are found by their deterministic name and checked by tag.
@@ -19,6 +20,7 @@ from sparkube.errors import CloudError
 log = logging.getLogger(__name__)
 
 POLICY_NAME = "sparkube-bucket"
+JOIN_POLICY_NAME = "sparkube-join"
 PATH = "/sparkube/"
 
 TRUST_POLICY = {
@@ -64,6 +66,23 @@ def bucket_policy(bucket: str) -> dict[str, Any]:
     }
 
 
+def join_policy(parameter_arn: str) -> dict[str, Any]:
+    """The inline policy of the self-join: read the cluster's join parameter (decrypted
+    with the account's default SSM key, whose key policy lets SSM decrypt for any
+    principal of the account allowed to read the parameter)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadJoinParameter",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": parameter_arn,
+            }
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class IamState:
     role: str | None
@@ -102,9 +121,16 @@ def find(iam: Any, cluster: str, region: str) -> IamState:
 
 
 def ensure(
-    iam: Any, cluster: str, region: str, *, bucket: str, tags: Mapping[str, str]
+    iam: Any,
+    cluster: str,
+    region: str,
+    *,
+    bucket: str,
+    join_parameter_arn: str,
+    tags: Mapping[str, str],
 ) -> tuple[str, str]:
-    """Role, inline bucket policy and instance profile; return (role, profile) names."""
+    """Role, inline bucket and join-parameter policies and instance profile; return
+    (role, profile) names."""
     name = role_name(cluster, region)
     state = find(iam, cluster, region)
     aws_tags = T.to_aws({**tags, T.NAME: name})
@@ -127,6 +153,12 @@ def ensure(
     if POLICY_NAME not in state.policies:
         iam.put_role_policy(
             RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(bucket_policy(bucket))
+        )
+    if JOIN_POLICY_NAME not in state.policies:  # also on a cluster made before it existed
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=JOIN_POLICY_NAME,
+            PolicyDocument=json.dumps(join_policy(join_parameter_arn)),
         )
     if state.profile is None:
         try:

@@ -215,6 +215,8 @@ def instance_settings(req: LaunchRequest) -> dict[str, Any]:
             "HttpTokens": "required",
             "HttpPutResponseHopLimit": 2,
             "HttpEndpoint": "enabled",
+            # the self-join reads its sparkube:node tag there (sparkube.nodes.selfjoin)
+            "InstanceMetadataTags": "enabled",
         },
         "BlockDeviceMappings": [
             {

@@ -19,6 +19,7 @@ from sparkube.aws import (
     discovery,
     iam,
     instances,
+    joinparam,
     keys,
     network,
     pricing,
@@ -34,11 +35,15 @@ from sparkube.aws.session import AwsClients, known_regions, resolve_region
 from sparkube.env import Environment
 from sparkube.errors import CloudError, ConfigError, UsageError
 from sparkube.model import CONTROL_PLANE, WORKER, ClusterInfo, Role
+from sparkube.nodes import kubeadm, selfjoin
 from sparkube.progress import NullReporter, Reporter
 from sparkube.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
 PHASE = "infra"
+#: The AWS endpoint the nodes themselves call (SSM, for the self-join); default AWS's
+#: own. Tests point it at the bed's moto.
+NODE_AWS_ENDPOINT_VAR = "SPARKUBE_NODE_AWS_ENDPOINT"
 MAX_WORKERS = 200
 
 
@@ -397,7 +402,15 @@ class AwsProvider:
             reporter.step(PHASE, "bucket", bucket)
             storage.ensure(self.clients.s3, bucket, name, self.region, base)
             reporter.step(PHASE, "iam", "role and instance profile")
-            _, profile = iam.ensure(self.clients.iam, name, self.region, bucket=bucket, tags=base)
+            parameter = selfjoin.parameter_arn(self.region, self.clients.account_id(), name)
+            _, profile = iam.ensure(
+                self.clients.iam,
+                name,
+                self.region,
+                bucket=bucket,
+                join_parameter_arn=parameter,
+                tags=base,
+            )
             cp_request, worker_request = self._requests(
                 spec, checked, key_name, group_id, profile, prepare_script
             )
@@ -418,7 +431,7 @@ class AwsProvider:
                 for n in nodes
                 if n.instance_id not in known and n.instance_id not in new_ids
             ]
-            named = workergroup.name_new_workers(ec2, name, nodes)
+            named = workergroup.name_new_workers(ec2, name, nodes, launched=set(new_ids))
             if named:
                 reporter.step(PHASE, "workers", f"named {', '.join(named)}")
             stopped = [n.instance_id for n in existing.nodes if n.state == "stopped"]
@@ -537,9 +550,21 @@ class AwsProvider:
         expires = existing.expires_at
         if expires is None and spec.ttl is not None:
             expires = self.now() + spec.ttl
+        self_join = {
+            WORKER: selfjoin.user_data_block(
+                spec.name,
+                template=kubeadm.render_self_join_template(),
+                ssm_endpoint=self.env.environ.get(NODE_AWS_ENDPOINT_VAR, ""),
+            )
+        }
         scripts = {
             role: UD.encode(
-                UD.render(prepare_script or UD.MINIMAL_PREPARE, expires_at=expires, role=role)
+                UD.render(
+                    prepare_script or UD.MINIMAL_PREPARE,
+                    expires_at=expires,
+                    role=role,
+                    before_prepare=self_join.get(role, ""),
+                )
             )
             for role in (CONTROL_PLANE, WORKER)
         }
@@ -586,6 +611,17 @@ class AwsProvider:
                 Resources=[info.security_group_id], Tags=T.to_aws({T.DONE: phase})
             )
         return dataclasses.replace(info, tags={**info.tags, T.DONE: phase})
+
+    def join_parameter_due(self, cluster: str) -> bool:
+        """True when the self-join parameter is missing or its token is near expiry."""
+        with aws_errors(self.region):
+            value = joinparam.read(self.clients.ssm, cluster)
+        return selfjoin.needs_renewal(value, self.now())
+
+    def publish_join(self, spec: ClusterSpec, value: str) -> None:
+        """Write the self-join parameter (``value`` holds a token: never logged)."""
+        with aws_errors(self.region):
+            joinparam.publish(self.clients.ssm, spec.name, value, T.base_tags(spec.name, spec.tags))
 
     def existing(self, spec: ClusterSpec) -> ClusterInfo:
         """The cluster as the last validation of ``spec`` found it (before any write)."""

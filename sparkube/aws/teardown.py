@@ -1,8 +1,9 @@
 """Deleting a cluster, found by tag, in dependency order.
 
-The workers' Auto Scaling group first (force-deleted, so its instances go with it)
-together with the other instances, waiting until the group and every instance are gone
-(their network interfaces hold the security group), then the launch template, then the
+The workers' Auto Scaling group first (force-deleted, so its instances go with it) and
+the join parameter (no worker joins any more), together with the other instances,
+waiting until the group and every instance are gone (their network interfaces hold the
+security group), then the launch template, then the
 security group (EC2 may still answer ``DependencyViolation`` for a while: retried with
 backoff), the instance profile and role, the key pair, the
 bucket (emptied first) unless the data is kept, and the local files. Every step is
@@ -16,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sparkube.aws import iam, instances, storage, workergroup
+from sparkube.aws import iam, instances, joinparam, storage, workergroup
 from sparkube.aws.errors import is_code
 from sparkube.aws.session import AwsClients
 from sparkube.env import Environment
@@ -79,6 +80,9 @@ def teardown(
         # the group first: it would replace the workers terminated under it
         reporter.step(PHASE, "worker group", f"deleting {group.name} and its instances")
         workergroup.start_delete(clients.autoscaling, info.name, group)
+    reporter.step(PHASE, "join parameter", "deleting")  # no worker joins any more
+    if joinparam.delete(clients.ssm, info.name):
+        result.deleted.append("join parameter")
     if ids:
         reporter.step(PHASE, "instances", f"terminating {len(ids)}")
         instances.terminate(ec2, ids)

@@ -35,10 +35,17 @@ def ttl_block(expires_at: datetime | None) -> str:
     return ttl.install_block(expires_at)
 
 
-def render(prepare_script: str, *, expires_at: datetime | None, role: str | None = None) -> str:
+def render(
+    prepare_script: str,
+    *,
+    expires_at: datetime | None,
+    role: str | None = None,
+    before_prepare: str = "",
+) -> str:
     """The user-data text (a bash script). ``role`` (``control-plane`` or ``worker``) is
     given to the preparation as ``SPARKUBE_NODE_ROLE`` (workers pre-pull the Spark
-    image)."""
+    image). ``before_prepare``: bash run after the TTL and before the preparation (the
+    workers' self-join unit, ``sparkube.nodes.selfjoin.user_data_block``)."""
     if _DELIMITER in prepare_script:
         raise ValueError("the preparation script contains the here-document delimiter")
     if role is not None and role not in ("control-plane", "worker"):
@@ -48,6 +55,7 @@ def render(prepare_script: str, *, expires_at: datetime | None, role: str | None
         "# sparkube node user-data (runs once, as root, at first boot)\n"
         + ttl_block(expires_at)
         + (f"export SPARKUBE_NODE_ROLE={role}\n" if role else "")
+        + before_prepare
         + "mkdir -p /var/lib/sparkube\n"
         + f"cat > /var/lib/sparkube/prepare.sh <<'{_DELIMITER}'\n"
         + prepare_script.rstrip("\n")
@@ -55,6 +63,11 @@ def render(prepare_script: str, *, expires_at: datetime | None, role: str | None
         + "chmod 0700 /var/lib/sparkube/prepare.sh\n"
         + "exec /var/lib/sparkube/prepare.sh\n"
     )
+
+
+def decode(data: bytes) -> str:
+    """The text of user data as :func:`encode` made it (gzip or plain)."""
+    return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
 
 
 def encode(text: str) -> bytes:

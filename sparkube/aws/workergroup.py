@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -355,12 +355,24 @@ def latest_failure(autoscaling: Any, name: str) -> str | None:
     return None
 
 
-def name_new_workers(ec2: Any, cluster: str, nodes: Sequence[Node]) -> list[str]:
-    """Tag each worker the group launched and ``up`` has not named yet ``worker-K``
-    (the smallest K no live worker has), oldest first; return the names given."""
+def name_new_workers(
+    ec2: Any, cluster: str, nodes: Sequence[Node], *, launched: Collection[str]
+) -> list[str]:
+    """Tag each worker of ``launched`` (the instances this ``up`` saw the group launch)
+    that is not named yet ``worker-K`` (the smallest K no live worker has), oldest
+    first; return the names given. Workers launched otherwise (the controller grew the
+    group, or an ``up`` stopped before naming them) keep their instance id as their
+    name: they join by themselves under it (``sparkube.nodes.selfjoin``), and a name
+    given later would not be their node's."""
     taken = {n.name for n in nodes if n.role == "worker"}
     unnamed = sorted(
-        (n for n in nodes if instances.is_unnamed(n.tags) and n.state in instances.LIVE_STATES),
+        (
+            n
+            for n in nodes
+            if n.instance_id in launched
+            and instances.is_unnamed(n.tags)
+            and n.state in instances.LIVE_STATES
+        ),
         key=lambda n: (n.launch_time.timestamp() if n.launch_time else 0.0, n.instance_id),
     )
     given: list[str] = []

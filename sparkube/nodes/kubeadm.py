@@ -290,6 +290,18 @@ def token_command() -> str:
     return "sudo kubeadm token create --print-join-command --ttl 2h"
 
 
+def self_join_token_command() -> str:
+    """A token for the self-join parameter (``sparkube.nodes.selfjoin``): the same life
+    as the parameter says, a description that tells it apart in ``kubeadm token list``."""
+    from sparkube.nodes.selfjoin import TOKEN_TTL  # (selfjoin imports this module)
+
+    minutes = int(TOKEN_TTL.total_seconds() // 60)
+    return (
+        f"sudo kubeadm token create --print-join-command --ttl {minutes}m "
+        "--description sparkube-self-join"
+    )
+
+
 def read_admin_conf_command() -> str:
     return f"sudo cat {R}{ADMIN_CONF}"
 

@@ -10,8 +10,11 @@ the tail of its preparation log.
 :func:`kubeadm.init_state_command`), the
 bundled Flannel manifest applied server-side with the node's admin kubeconfig, the admin
 kubeconfig fetched, rewritten and saved locally, then every worker not yet joined joins
-in parallel (one failing worker does not stop the others; re-running retries it), and
-finally a wait, through the Kubernetes API, until every node is Ready and CoreDNS is up.
+in parallel (one failing worker does not stop the others; re-running retries it), the
+self-join parameter written when it is missing or its token is near expiry (a token of
+its own, :data:`selfjoin.TOKEN_TTL`: workers the group launches later join with it, see
+``sparkube.nodes.selfjoin``), and finally a wait, through the Kubernetes API, until
+every node is Ready and CoreDNS is up.
 
 Every step looks before it acts, so re-running ``sparkube up`` resumes.
 """
@@ -23,12 +26,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sparkube.env import Environment
 from sparkube.errors import ConfigError, NodeError
 from sparkube.model import ClusterInfo, Node
-from sparkube.nodes import kubeadm
+from sparkube.nodes import kubeadm, selfjoin
 from sparkube.nodes.cni import render_cni_manifest
 from sparkube.nodes.fanout import DEFAULT_USER, SshFleet, SshSettings, tail
 from sparkube.nodes.hostkeys import HostKeyStore
@@ -312,6 +316,15 @@ class KubernetesOutcome:
 INIT_WAIT = 900.0  # s: how long a resumed up waits for a kubeadm init still at work
 
 
+@dataclass(frozen=True)
+class JoinPublisher:
+    """Where the self-join's parameter is kept (``sparkube.aws.joinparam``): ``due()``
+    tells whether a new token is needed, ``publish(value)`` writes one (a secret)."""
+
+    due: Callable[[], bool]
+    publish: Callable[[str], None]
+
+
 async def _init_state(fleet: SshFleet, node: str, reporter: Reporter) -> str:
     """The control plane's kubeadm state (kubeadm.init_state_command), once no init of an
     earlier, interrupted ``up`` is still running there."""
@@ -340,6 +353,7 @@ async def bootstrap_kubernetes(
     *,
     reporter: Reporter,
     api_server: str | None = None,
+    publisher: JoinPublisher | None = None,
 ) -> KubernetesOutcome:
     """Everything of the ``kubernetes`` phase that goes over SSH."""
     cp = cluster.control_plane()
@@ -421,6 +435,12 @@ async def bootstrap_kubernetes(
     result = await fleet.each(workers, join)
     for name, did in result.values.items():
         (outcome.joined if did else outcome.already_joined).append(name)
+    if publisher is not None and publisher.due():
+        reporter.step(KUBERNETES, cp.name, "a bootstrap token for workers that join by themselves")
+        expires = datetime.now(UTC) + selfjoin.TOKEN_TTL
+        made = await fleet.run(cp.name, kubeadm.self_join_token_command(), what="a join token")
+        command = kubeadm.parse_join_command(made.stdout)
+        publisher.publish(selfjoin.parameter_value(command, expires))
     result.raise_for_failures("Joining the cluster")
     return outcome
 
@@ -435,6 +455,7 @@ def run_kubernetes_phase(
     api_server: str | None = None,
     readiness: Readiness | None = api_readiness,
     ready_timeout: float = 600.0,
+    publisher: JoinPublisher | None = None,
 ) -> str:
     """The ``kubernetes`` phase; returns its one-line summary.
 
@@ -447,7 +468,13 @@ def run_kubernetes_phase(
     async def go() -> KubernetesOutcome:
         async with SshFleet(cluster.nodes, settings) as fleet:
             return await bootstrap_kubernetes(
-                fleet, spec, env, cluster, reporter=reporter, api_server=api_server
+                fleet,
+                spec,
+                env,
+                cluster,
+                reporter=reporter,
+                api_server=api_server,
+                publisher=publisher,
             )
 
     outcome = asyncio.run(go())
@@ -485,6 +512,10 @@ def _register() -> None:
             cluster=ctx.cluster,
             reporter=ctx.reporter,
             api_server=ctx.env.environ.get(API_SERVER_VAR) or None,
+            publisher=JoinPublisher(
+                due=lambda: ctx.provider.join_parameter_due(ctx.spec.name),
+                publish=lambda value: ctx.provider.publish_join(ctx.spec, value),
+            ),
         )
 
     register(Phase(NODES, "SSH to every node, boot-time preparation checked", nodes))

@@ -70,4 +70,6 @@ def test_aws_calls_are_the_same_for_1_and_5_workers(
     assert up1["ec2.RunInstances"] == 1
     assert up1["auto-scaling.CreateAutoScalingGroup"] == 1
     assert down1["ec2.TerminateInstances"] == 1
-    assert sum(up1.values()) < 60 and sum(down1.values()) < 40  # today 39 and 28: no polling storm
+    # no polling storm: today 60 and 39 (the join parameter's policy and its deletion
+    # are the last two added)
+    assert sum(up1.values()) < 70 and sum(down1.values()) < 50

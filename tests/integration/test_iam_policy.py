@@ -41,6 +41,7 @@ from sparkube.aws import s3 as s3data
 from sparkube.aws import tags as T
 from sparkube.aws.provider import AwsProvider
 from sparkube.aws.session import AwsClients, CallCounter, observe_calls
+from sparkube.nodes import selfjoin
 from sparkube.phases import PhaseContext
 from sparkube.progress import NullReporter
 from sparkube.spark import phase as spark_phase
@@ -185,7 +186,18 @@ OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "s3.CreateMultipartUpload": (("s3:PutObject", "object"),),
     "s3.UploadPart": (("s3:PutObject", "object"),),
     "s3.CompleteMultipartUpload": (("s3:PutObject", "object"),),
-    "ssm.GetParameter": (("ssm:GetParameter", "ami-parameter"),),
+    # the Ubuntu AMI's public parameter, and the cluster's join parameter (up reads it to
+    # know whether its token needs renewing)
+    "ssm.GetParameter": (
+        ("ssm:GetParameter", "ami-parameter"),
+        ("ssm:GetParameter", "join-parameter"),
+    ),
+    # tags at creation need AddTagsToResource (the SSM guide's "Tagging parameters")
+    "ssm.PutParameter": (
+        ("ssm:PutParameter", "join-parameter"),
+        ("ssm:AddTagsToResource", "join-parameter"),
+    ),
+    "ssm.DeleteParameter": (("ssm:DeleteParameter", "join-parameter"),),
     "sts.GetCallerIdentity": (("sts:GetCallerIdentity", "*"),),
     "pricing.GetProducts": (("pricing:GetProducts", "*"),),
     "service-quotas.GetServiceQuota": (("servicequotas:GetServiceQuota", "vcpu-quota"),),
@@ -289,6 +301,7 @@ def _resources(moto_aws: MotoAws) -> dict[str, list[str]]:
         "bucket": [f"arn:aws:s3:::{bucket}"],
         "object": [f"arn:aws:s3:::{bucket}/inputs/x", f"arn:aws:s3:::{bucket}/jobs/index.json"],
         "ami-parameter": [f"arn:aws:ssm:{REGION}::parameter{parameter}"],
+        "join-parameter": [selfjoin.parameter_arn(REGION, ACCOUNT, CLUSTER)],
         "vcpu-quota": [f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"],
         "worker-group": [worker_group["AutoScalingGroupARN"]],
         "launch-template": [f"{arn}:launch-template/{template['LaunchTemplateId']}"],
@@ -378,6 +391,12 @@ def test_policy_allows_every_call_and_nothing_more(
         )
         for phase in ("nodes", "kubernetes", "addons"):
             ctx.record_done(phase)
+        # the kubernetes phase's join parameter (its token made over SSH), written twice
+        # as a second up after expiry would (the second overwrites, untagged)
+        assert provider.join_parameter_due(CLUSTER)
+        for _ in range(2):
+            provider.publish_join(ctx.spec, '{"expires": "2000-01-01T00:00:00Z"}')
+        assert provider.join_parameter_due(CLUSTER)
         assert spark_phase._prices(ctx)[0] > 0
 
         for args in (("status",), ("status", "-o", "json"), ("ls",), ("ls", "--all-regions")):
@@ -411,6 +430,8 @@ def test_policy_allows_every_call_and_nothing_more(
         "ec2.DescribeSubnets",
         "service-quotas.GetServiceQuota",
         "pricing.GetProducts",
+        "ssm.PutParameter",
+        "ssm.DeleteParameter",
     )
     for op in driven:
         assert op in called, op

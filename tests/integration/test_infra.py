@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sparkube.aws import userdata
 from sparkube.aws.session import CallCounter, observe_calls
 from tests.fixtures.common import CliResult
 from tests.fixtures.moto_server import MotoAws
@@ -116,8 +117,16 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert _tags(role)["sparkube:cluster"] == "sparkube"
     assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
-    (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    assert sorted(policy_names) == ["sparkube-bucket", "sparkube-join"]
+    join = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-join")["PolicyDocument"]
+    join = json.loads(join) if isinstance(join, str) else join
+    (read,) = join["Statement"]
+    assert read["Action"] == "ssm:GetParameter"
+    assert read["Resource"] == "arn:aws:ssm:us-east-1:123456789012:parameter/sparkube/sparkube/join"
+    document = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-bucket")[
+        "PolicyDocument"
+    ]
     document = json.loads(document) if isinstance(document, str) else document
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     (bucket,) = [b for b in buckets if b.startswith("sparkube-sparkube-")]
@@ -171,7 +180,7 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         )
         assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
         data = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
-        script = base64.b64decode(data["UserData"]["Value"]).decode()
+        script = userdata.decode(base64.b64decode(data["UserData"]["Value"]))
         assert script.startswith("#!/bin/bash")
         # the TTL survives reboots: the expiry on the node and a timer that reads it
         expiry = datetime.fromisoformat(tags["sparkube:expires-at"])

@@ -26,8 +26,10 @@ from typing import Any
 import pytest
 import yaml
 
+from sparkube.aws import userdata
 from sparkube.cli.app import run
 from sparkube.monitoring.addons import render_metrics_server, render_opex
+from sparkube.nodes import selfjoin
 from tests.fixtures.common import isolated_environment
 from tests.fixtures.moto_server import MotoAws, moto_environ, seed_ubuntu
 
@@ -155,7 +157,7 @@ def test_no_credentials_in_user_data_or_tags(upped: Upped) -> None:
     secrets = {upped.aws.env.environ["AWS_SECRET_ACCESS_KEY"], "PRIVATE KEY"}
     for inst in upped.instances:
         attr = ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="userData")
-        script = base64.b64decode(attr["UserData"]["Value"]).decode()
+        script = userdata.decode(base64.b64decode(attr["UserData"]["Value"]))
         tags = json.dumps(inst.get("Tags", []))
         for secret in secrets:
             assert secret not in script and secret not in tags
@@ -218,11 +220,15 @@ def test_instance_role_has_no_managed_policy(upped: Upped) -> None:
     assert iam.list_attached_role_policies(RoleName=upped.role)["AttachedPolicies"] == []
 
 
-def test_instance_role_reaches_only_the_cluster_bucket(upped: Upped) -> None:
+def test_instance_role_reaches_only_the_cluster_bucket_and_its_join_parameter(
+    upped: Upped,
+) -> None:
     iam = upped.client("iam")
     names = iam.list_role_policies(RoleName=upped.role)["PolicyNames"]
     assert names
     bucket_arn = f"arn:aws:s3:::{upped.bucket}"
+    account = upped.client("sts").get_caller_identity()["Account"]
+    parameter_arn = selfjoin.parameter_arn("us-east-1", account, CLUSTER)
     for name in names:
         doc = _doc(iam.get_role_policy(RoleName=upped.role, PolicyName=name)["PolicyDocument"])
         for st in doc["Statement"]:
@@ -230,9 +236,12 @@ def test_instance_role_reaches_only_the_cluster_bucket(upped: Upped) -> None:
             actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
             resources = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
             for action in actions:
-                assert action.startswith("s3:") and "*" not in action, action
-            for resource in resources:
-                assert resource in (bucket_arn, bucket_arn + "/*"), resource
+                assert "*" not in action, action
+                if action.startswith("ssm:"):  # the self-join reads its parameter, no other
+                    assert action == "ssm:GetParameter" and resources == [parameter_arn], st
+                else:
+                    assert action.startswith("s3:"), action
+                    assert all(r in (bucket_arn, bucket_arn + "/*") for r in resources), st
 
 
 def test_instances_carry_the_cluster_instance_profile(upped: Upped) -> None:

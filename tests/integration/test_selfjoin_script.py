@@ -46,6 +46,8 @@ REGION = "eu-west-3"
 SCRIPT = Path(selfjoin.__file__).parent / "scripts" / "sparkube-join.py"
 JOIN = JoinCommand("10.0.1.23:6443", "abcdef.0123456789abcdef", ("sha256:" + "ab" * 32,))
 INSTANCE = "i-0123456789abcdef0"
+#: What a worker its group launched has as tags before ``up`` names it (if ever).
+GROUP_TAGS = {"aws:autoscaling:groupName": "sparkube-demo-workers"}
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
@@ -87,14 +89,22 @@ def moto_process() -> Iterator[str]:
 class FakeImds(http.server.ThreadingHTTPServer):
     """IMDSv2 of one instance: a PUT for a token, then GETs that carry it."""
 
-    def __init__(self, creds: dict[str, str]) -> None:
+    def __init__(self, creds: dict[str, str], tags: dict[str, str] | None) -> None:
+        """``tags``: the instance's tags in its metadata; None as with
+        ``InstanceMetadataTags`` disabled (the listing answers 404)."""
         self.creds = creds
+        self.tags = tags
         self.token = "imds-session-token"
         super().__init__(("127.0.0.1", 0), _ImdsHandler)
 
     def answer(self, path: str) -> str | None:
         base = "/latest/meta-data/"
         role = "sparkube-demo-node"
+        if self.tags is not None:
+            if path == f"{base}tags/instance":
+                return "\n".join(self.tags)
+            if path.startswith(f"{base}tags/instance/"):
+                return self.tags.get(path.rsplit("/", 1)[1])
         return {
             f"{base}instance-id": INSTANCE,
             f"{base}local-ipv4": "10.0.2.9",
@@ -137,8 +147,8 @@ class _ImdsHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def imds(creds: dict[str, str]) -> Iterator[str]:
-    server = FakeImds(creds)
+def imds(creds: dict[str, str], tags: dict[str, str] | None = GROUP_TAGS) -> Iterator[str]:
+    server = FakeImds(creds, tags)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -177,6 +187,7 @@ def run_script(
     parameter: str,
     wait: float = 5,
     keep: bool = False,
+    skip_if_tagged: str = selfjoin.NAMED_TAG,
 ) -> subprocess.CompletedProcess[str]:
     template = tmp_path / "join.template.yaml"
     template.write_text(render_self_join_template())
@@ -185,7 +196,8 @@ def run_script(
         out.unlink(missing_ok=True)
     return subprocess.run(
         ["python3", str(SCRIPT), "--parameter", parameter, "--template", str(template),
-         "--out", str(out), "--ssm-endpoint", moto, "--imds", imds_url, "--wait", str(wait)],
+         "--out", str(out), "--ssm-endpoint", moto, "--imds", imds_url, "--wait", str(wait),
+         *(["--skip-if-tagged", skip_if_tagged] if skip_if_tagged else [])],
         capture_output=True, text=True, timeout=120, check=False,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )  # fmt: skip
@@ -265,3 +277,25 @@ def test_a_worker_reads_its_join_parameter_with_its_role_and_writes_its_config(
             assert "SignatureDoesNotMatch" in forged.stderr
         finally:
             set_auth(moto, False)
+
+
+def test_a_worker_up_named_is_left_to_up_and_one_without_tags_in_its_metadata_stops(
+    tmp_path: Path,
+) -> None:
+    """``up`` joins the workers it names (tag ``sparkube:node``) over SSH: their
+    self-join writes nothing. Without the tags in the metadata it cannot tell: exit 5,
+    one line (no AWS call is needed for either, so no SSM here)."""
+    creds = {"AccessKeyId": "AKIA", "SecretAccessKey": "s", "Token": "t"}
+    nowhere = f"http://127.0.0.1:{_free_port()}"  # SSM is never reached
+    with imds(creds, {selfjoin.NAMED_TAG: "worker-2", "Name": "demo-worker-2"}) as url:
+        named = run_script(tmp_path, nowhere, url, selfjoin.parameter_name("demo"), 1)
+    assert named.returncode == 0, named.stderr
+    assert "this instance is worker-2, named by 'sparkube up', which joins it" in named.stdout
+    assert not (tmp_path / "join.yaml").exists()
+
+    with imds(creds, None) as url:
+        blind = run_script(tmp_path, nowhere, url, selfjoin.parameter_name("demo"), 1)
+    assert blind.returncode == 5, blind.stderr
+    assert "tags are not in its metadata" in blind.stderr
+    assert len(blind.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "join.yaml").exists()

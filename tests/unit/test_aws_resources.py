@@ -123,6 +123,7 @@ def test_launch_parameters() -> None:
         "HttpTokens": "required",
         "HttpPutResponseHopLimit": 2,
         "HttpEndpoint": "enabled",
+        "InstanceMetadataTags": "enabled",
     }
     (bdm,) = params["BlockDeviceMappings"]
     assert bdm == {
@@ -212,8 +213,13 @@ def test_group_workers_get_the_smallest_free_names_oldest_first() -> None:
         _node("worker-3"),
         unnamed("i-late", 9),
         unnamed("i-early", 1),
+        unnamed("i-grown", 5),  # launched while no up ran (the controller grew the group)
     ]
-    assert workergroup.name_new_workers(Ec2(), "c", nodes) == ["worker-2", "worker-4"]
+    mine = {"i-late", "i-early"}
+    assert workergroup.name_new_workers(Ec2(), "c", nodes, launched=mine) == [
+        "worker-2",
+        "worker-4",
+    ]
     assert named == [
         ("i-early", {"sparkube:node": "worker-2", "Name": "c-worker-2"}),
         ("i-late", {"sparkube:node": "worker-4", "Name": "c-worker-4"}),
@@ -222,7 +228,9 @@ def test_group_workers_get_the_smallest_free_names_oldest_first() -> None:
     item = {"InstanceId": "i-late", "Tags": [{"Key": k, "Value": v} for k, v in
                                              nodes[3].tags.items()]}  # fmt: skip
     assert instances.to_node(item).name == "i-late"
-    assert workergroup.name_new_workers(Ec2(), "c", nodes[:3]) == []
+    assert workergroup.name_new_workers(Ec2(), "c", nodes[:3], launched=mine) == []
+    # one this up did not launch keeps its instance id: it joined by itself under it
+    assert workergroup.name_new_workers(Ec2(), "c", nodes[5:], launched=mine) == []
 
 
 def test_the_launch_template_holds_what_run_instances_would_get() -> None:

@@ -96,3 +96,51 @@ def test_the_parameter_is_renewed_before_its_token_runs_out() -> None:
         "arn:aws:ssm:eu-west-3:123456789012:parameter/sparkube/demo/join"
     )
     assert "def main(" in selfjoin.join_script()
+
+
+def test_the_worker_user_data_installs_the_self_join_and_fits_ec2s_limit() -> None:
+    import subprocess
+    from datetime import UTC, datetime
+
+    from sparkube.aws import userdata
+    from sparkube.nodes import kubeadm, prepare
+    from sparkube.spec import ClusterSpec
+
+    block = selfjoin.user_data_block(
+        "demo", template=kubeadm.render_self_join_template(), ssm_endpoint="http://10.0.0.1:5"
+    )
+    text = userdata.render(
+        prepare.render_prepare_script(ClusterSpec(name="demo")),
+        expires_at=datetime(2027, 1, 1, tzinfo=UTC),
+        role="worker",
+        before_prepare=block,
+    )
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+    assert len(userdata.encode(text)) <= userdata.USER_DATA_LIMIT
+    # each file whole, between its own delimiters; the unit started without waiting for
+    # it (it waits for the preparation that the user data runs after it)
+    for path, body in (
+        (selfjoin.SCRIPT_PATH, selfjoin.join_script()),
+        (selfjoin.RUNNER_PATH, selfjoin.runner("demo", ssm_endpoint="http://10.0.0.1:5")),
+        (selfjoin.UNIT_PATH, selfjoin.unit()),
+    ):
+        assert f"cat > {path} <<'" in block
+        assert body.rstrip("\n") in block
+    assert f"systemctl start --no-block {selfjoin.UNIT_NAME}" in block
+    assert text.index(block) < text.index("exec /var/lib/sparkube/prepare.sh")
+    runner = selfjoin.runner("demo", ssm_endpoint="http://10.0.0.1:5")
+    assert "--parameter /sparkube/demo/join" in runner
+    assert f"--skip-if-tagged {selfjoin.NAMED_TAG}" in runner
+    assert "--ssm-endpoint http://10.0.0.1:5" in runner
+    assert "--ssm-endpoint" not in selfjoin.runner("demo")  # AWS's own endpoint by default
+    # the configuration (it holds the token) never outlives the join
+    assert runner.rstrip().endswith(f"rm -f {selfjoin.CONFIG_PATH}\nexit $status")
+
+
+def test_the_node_role_may_read_its_own_join_parameter_only() -> None:
+    from sparkube.aws import iam
+
+    arn = selfjoin.parameter_arn("eu-west-3", "123456789012", "demo")
+    (statement,) = iam.join_policy(arn)["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("ssm:GetParameter", arn)
+    assert arn == "arn:aws:ssm:eu-west-3:123456789012:parameter/sparkube/demo/join"

@@ -128,6 +128,8 @@ fi
 include=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,iputils-ping,ca-certificates,curl
 include+=,gpg,apt-transport-https,containerd,runc,iptables,conntrack,kmod,procps,ethtool,socat
 include+=,ebtables,less,util-linux,mount
+# python3: sparkube-join.py (a worker's self-join) runs on it, as on Ubuntu AMIs
+include+=,python3
 rootfs="$cache/rootfs"
 st="$(stamp_of rootfs "$DEBIAN_SUITE" "$mirror" "$include" "$(cat "$pki/.stamp")" \
   "$(sha256sum "$here/cloud-init-standin.sh" | cut -c1-16)")"

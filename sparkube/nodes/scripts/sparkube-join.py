@@ -16,9 +16,11 @@ in the user data and never on the command line; the configuration file is 0600.
 
 Everything is retried until ``--wait`` runs out (the metadata service and the network
 come up with the instance; a new role takes a while to be honoured; many workers
-launched at once are throttled). Exit codes: 0 written; 2 a bad argument; 3 the
-parameter never came (or its token had expired) in time; 4 AWS kept refusing the call
-(the message names why). Each failure is one line on stderr.
+launched at once are throttled). Exit codes: 0 written (or nothing to do: with
+``--skip-if-tagged sparkube:node``, an instance ``sparkube up`` has named, which up
+joins over SSH); 2 a bad argument; 3 the parameter never came (or its token had
+expired) in time; 4 AWS kept refusing the call (the message names why); 5 the instance's
+tags are not in its metadata, so it cannot tell. Each failure is one line on stderr.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ TARGET = "AmazonSSM.GetParameter"
 
 class Refused(Exception):
     """AWS answered with an error that waiting will not cure."""
+
+
+class NoTags(Exception):
+    """The instance's tags are not in its metadata (``InstanceMetadataTags`` disabled)."""
 
 
 # ----------------------------------------------------------------- instance metadata
@@ -86,6 +92,21 @@ def identity(base: str) -> dict[str, str]:
         "secret_key": creds["SecretAccessKey"],
         "session_token": creds.get("Token", ""),
     }
+
+
+def tag(base: str, key: str) -> str | None:
+    """The instance's tag ``key`` from its metadata; None when it has no such tag.
+    Raises :class:`NoTags` when the metadata has no tags at all (not enabled)."""
+    token = imds_token(base)
+    try:
+        keys = imds_get(base, token, "meta-data/tags/instance").split()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise NoTags() from None
+        raise
+    if key not in keys:
+        return None
+    return imds_get(base, token, f"meta-data/tags/instance/{key}").strip()
 
 
 # ----------------------------------------------------------------- SigV4
@@ -217,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--imds", default=IMDS, help="the instance metadata service")
     p.add_argument("--wait", type=float, default=900.0, help="seconds to wait for the parameter")
     p.add_argument("--node-name", default="", help="default: the instance id")
+    p.add_argument(
+        "--skip-if-tagged",
+        default="",
+        metavar="KEY",
+        help="write nothing (exit 0) when the instance has this tag: 'sparkube up' named "
+        "the node and joins it itself; exit 5 when the metadata has no tags to tell",
+    )
     args = p.parse_args(argv)
 
     if args.ssm_endpoint and "://" not in args.ssm_endpoint:
@@ -227,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     why, refused = "it does not exist", ""
     while True:
         try:
+            if args.skip_if_tagged:
+                named = tag(args.imds, args.skip_if_tagged)
+                if named is not None:
+                    print(f"sparkube-join: this instance is {named}, named by 'sparkube up', "
+                          "which joins it: nothing to do.")  # fmt: skip
+                    return 0
             who = identity(args.imds)
             endpoint = args.ssm_endpoint or f"https://ssm.{who['region']}.amazonaws.com"
             raw = get_parameter(endpoint, who, args.parameter)
@@ -238,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not expired(value, dt.datetime.now(dt.UTC)):
                     break
                 why = f"its bootstrap token expired at {value['expires']}"
+        except NoTags:
+            print(
+                "sparkube-join: the instance's tags are not in its metadata "
+                "(InstanceMetadataTags disabled), so it cannot tell whether 'sparkube up' "
+                "joins it; run 'sparkube up' again to update the launch template.",
+                file=sys.stderr,
+            )
+            return 5
         except Refused as exc:  # throttled, not allowed yet, credentials expiring: again
             refused = str(exc)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
