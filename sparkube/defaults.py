@@ -8,6 +8,8 @@ from typing import Final
 DEFAULT_CLUSTER = "sparkube"
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 200
+#: Minutes a worker above the group's minimum may idle before the controller removes it.
+DEFAULT_IDLE_MINUTES = 10
 DEFAULT_INSTANCE_TYPE = "t3.medium"
 DEFAULT_CONTROL_PLANE_TYPE = "t3.medium"
 DEFAULT_ROOT_VOLUME_GB = 40

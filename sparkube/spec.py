@@ -27,6 +27,7 @@ from sparkube.defaults import (
     DEFAULT_CONTAINERD_RELEASE_URL,
     DEFAULT_CONTROL_PLANE_TYPE,
     DEFAULT_CPU_CREDITS,
+    DEFAULT_IDLE_MINUTES,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_ROOT_VOLUME_GB,
     DEFAULT_WORKERS,
@@ -116,6 +117,13 @@ class ClusterSpec(BaseModel):
         ge=0,
         le=MAX_WORKERS,
         description="The worker group's maximum (at least the minimum); default: the minimum.",
+    )
+    idle_minutes: int = Field(
+        DEFAULT_IDLE_MINUTES,
+        ge=1,
+        le=24 * 60,
+        description="Minutes a worker above the minimum may hold nothing of an unfinished "
+        "job before the controller removes it.",
     )
     instance_type: str = Field(DEFAULT_INSTANCE_TYPE, description="EC2 type of the workers.")
     control_plane_type: str = Field(

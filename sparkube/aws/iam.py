@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 POLICY_NAME = "sparkube-bucket"
 JOIN_POLICY_NAME = "sparkube-join"
+SCALE_POLICY_NAME = "sparkube-scale"
 PATH = "/sparkube/"
 
 TRUST_POLICY = {
@@ -81,6 +82,47 @@ def join_policy(parameter_arn: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def scale_policy(group_arn: str, control_plane_arn: str) -> dict[str, Any]:
+    """The inline policy of the controller's scaling (``sparkube.controller.group``): read
+    groups, set the workers' group's desired count and terminate one of its instances;
+    only with credentials the control plane's own instance holds (its instance profile
+    through the metadata service: ``ec2:SourceInstanceARN``), so the workers, which
+    share the role, cannot. Auto Scaling's Describe calls take no resource."""
+    only_there = {"StringEquals": {"ec2:SourceInstanceARN": control_plane_arn}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadGroups",
+                "Effect": "Allow",
+                "Action": "autoscaling:DescribeAutoScalingGroups",
+                "Resource": "*",
+                "Condition": only_there,
+            },
+            {
+                "Sid": "ScaleWorkers",
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                ],
+                "Resource": group_arn,
+                "Condition": only_there,
+            },
+        ],
+    }
+
+
+def put_scale_policy(iam: Any, cluster: str, region: str, document: Mapping[str, Any]) -> None:
+    """Write :func:`scale_policy` onto the nodes' role (each ``up``: the control plane
+    may have been replaced)."""
+    iam.put_role_policy(
+        RoleName=role_name(cluster, region),
+        PolicyName=SCALE_POLICY_NAME,
+        PolicyDocument=json.dumps(document),
+    )
 
 
 @dataclass(frozen=True)

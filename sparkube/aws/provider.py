@@ -424,6 +424,7 @@ class AwsProvider:
                     note=lambda t: reporter.step(PHASE, "instances", t),
                 )
             group = self._ensure_workers(spec, checked, worker_request, new_ids, reporter)
+            self._allow_scaling(name, existing, new_ids)
             nodes = instances.describe_nodes(ec2, cluster=name)
             known = {n.instance_id for n in existing.nodes}
             new_ids += [
@@ -496,6 +497,23 @@ class AwsProvider:
             reporter.step(PHASE, "workers", f"waiting for {group.desired} in service")
             group = workergroup.wait_in_service(autoscaling, name)
         return group
+
+    def _allow_scaling(self, cluster: str, existing: ClusterInfo, new_ids: list[str]) -> None:
+        """The controller's Auto Scaling rights on the workers' group, for the control
+        plane's instance only (``iam.scale_policy``)."""
+        cp = existing.control_plane()
+        cp_id = cp.instance_id if cp is not None else (new_ids[0] if new_ids else None)
+        if cp_id is None:
+            return
+        account = self.clients.account_id()
+        group_arn = (
+            f"arn:aws:autoscaling:{self.region}:{account}:autoScalingGroup:*:"
+            f"autoScalingGroupName/{workergroup.group_name(cluster)}"
+        )
+        instance_arn = f"arn:aws:ec2:{self.region}:{account}:instance/{cp_id}"
+        iam.put_scale_policy(
+            self.clients.iam, cluster, self.region, iam.scale_policy(group_arn, instance_arn)
+        )
 
     def _control_plane_subnet(self, existing: ClusterInfo, new_ids: list[str], vpc_id: str) -> str:
         """The subnet the workers' group launches into when none was given: the control

@@ -12,7 +12,8 @@ instance), and every later ``up``/``plan`` starts from what exists:
   differs (:func:`check_matches`), except ``workers`` (the worker group's minimum:
   larger adds workers, smaller is refused with the way to remove nodes),
   ``max_workers`` (any value from the minimum up updates the group; one left out that
-  the new minimum passes follows the minimum, as it does on a new cluster) and
+  the new minimum passes follows the minimum, as it does on a new cluster),
+  ``idle_minutes`` (a new value goes to the controller) and
   ``allow_cidrs`` (given CIDRs are added to the security group, nothing is revoked).
 
 What the nodes themselves show (instance types, spot, image, the Kubernetes/root-volume
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 RECORDED: dict[str, str] = {
     "workers": "sparkube:workers",
     "max_workers": "sparkube:max-workers",
+    "idle_minutes": "sparkube:idle-minutes",
     "instance_type": "sparkube:instance-type",
     "control_plane_type": "sparkube:control-plane-type",
     "spot": "sparkube:spot",

@@ -19,6 +19,7 @@ from sparkube.cli.ui import context
 from sparkube.defaults import (
     DEFAULT_CONTROL_PLANE_TYPE,
     DEFAULT_CPU_CREDITS,
+    DEFAULT_IDLE_MINUTES,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_ROOT_VOLUME_GB,
     DEFAULT_WORKERS,
@@ -67,9 +68,20 @@ MaxWorkersOption = Annotated[
     typer.Option(
         "--max-workers",
         help="The most workers the group may have, at least the minimum; plan shows the "
-        "price at both. Workers beyond the minimum are not launched by up (a scaler would "
-        "add them; none is built yet). On an existing cluster, a new value updates the "
-        "group. Default: the minimum.",
+        "price at both. Workers beyond the minimum are not launched by up: the cluster's "
+        "controller adds them when a queued job needs them, they join by themselves, and "
+        "it removes them after --idle-minutes without work. On an existing cluster, a new "
+        "value updates the group. Default: the minimum.",
+        show_default=False,
+    ),
+]
+IdleMinutesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--idle-minutes",
+        help="Minutes a worker above the minimum may hold nothing of an unfinished job "
+        "(no driver, no executor: shuffle files live there) before the controller removes "
+        f"it. Default: {DEFAULT_IDLE_MINUTES}.",
         show_default=False,
     ),
 ]

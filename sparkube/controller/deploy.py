@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,38 @@ def fetch_lines(code: ControllerCode, bucket: str) -> str:
     return "\n".join(f"{a.name} {a.size} {a.sha256} s3://{bucket}/{a.key}" for a in code.artifacts)
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """What the controller needs to grow and shrink the workers' group
+    (``sparkube.controller.scaling``): the group, what one new worker offers (a worker's
+    allocatable CPU and memory), the idle time, and where it reaches Auto Scaling
+    (None: AWS's own endpoint; tests give the bed's moto)."""
+
+    group: str
+    cpu: float
+    memory: int
+    idle_minutes: int
+    aws_endpoint: str | None = None
+
+    def environ(self) -> list[dict[str, str]]:
+        out = [
+            {"name": "SPARKUBE_WORKER_GROUP", "value": self.group},
+            {"name": "SPARKUBE_WORKER_SHAPE", "value": f"{self.cpu:g},{self.memory}"},
+            {"name": "SPARKUBE_IDLE_SECONDS", "value": str(self.idle_minutes * 60)},
+        ]
+        if self.aws_endpoint:
+            out.append({"name": "AWS_ENDPOINT_URL", "value": self.aws_endpoint})
+        return out
+
+
 def documents(
-    code: ControllerCode, *, cluster: str, bucket: str, region: str, endpoints: Endpoints
+    code: ControllerCode,
+    *,
+    cluster: str,
+    bucket: str,
+    region: str,
+    endpoints: Endpoints,
+    scaling: Scaling | None = None,
 ) -> list[dict[str, Any]]:
     text = render_manifest(
         NAME,
@@ -103,16 +134,25 @@ def documents(
             {"name": "SPARKUBE_S3_REGION", "value": region},
             *([{"name": "SPARKUBE_S3_ENDPOINT", "value": endpoints.s3}] if endpoints.s3 else []),
         ]
+        if scaling is not None:
+            main = doc["spec"]["template"]["spec"]["containers"][0]
+            main["env"] = [*main["env"], *scaling.environ()]
     return docs
 
 
 def render(
-    code: ControllerCode, *, cluster: str, bucket: str, region: str, endpoints: Endpoints
+    code: ControllerCode,
+    *,
+    cluster: str,
+    bucket: str,
+    region: str,
+    endpoints: Endpoints,
+    scaling: Scaling | None = None,
 ) -> str:
-    return yaml.safe_dump_all(
-        documents(code, cluster=cluster, bucket=bucket, region=region, endpoints=endpoints),
-        sort_keys=False,
+    docs = documents(
+        code, cluster=cluster, bucket=bucket, region=region, endpoints=endpoints, scaling=scaling
     )
+    return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def deploy(
@@ -125,6 +165,7 @@ def deploy(
     control_plane_type: str,
     endpoints: Endpoints,
     environ: Mapping[str, str],
+    scaling: Scaling | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[list[str], str]:
     """Build (or take from the cache) the controller's code for the control plane, put
@@ -143,9 +184,10 @@ def deploy(
             "and run 'sparkube up' again."
         ) from None
     stocked = bundle.ensure_in_bucket(s3, bucket, code, progress=progress)
-    applied = apply_manifest(
-        client, render(code, cluster=cluster, bucket=bucket, region=region, endpoints=endpoints)
+    manifest = render(
+        code, cluster=cluster, bucket=bucket, region=region, endpoints=endpoints, scaling=scaling
     )
+    applied = apply_manifest(client, manifest)
     said = (
         f"code {code.code.sha256[:12]} + {len(code.requirements)} packages for "
         f"{target.describe()} in s3://{bucket}/{bundle.BUCKET_PREFIX} "

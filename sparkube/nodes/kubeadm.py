@@ -202,11 +202,20 @@ def _join_doc(
 
 
 def render_join_config(join: JoinCommand, node: Node) -> str:
-    """JoinConfiguration for a worker (holds the token: write it 0600, never log it)."""
+    """JoinConfiguration for a worker (holds the token: write it 0600, never log it). Its
+    kubelet gets ``--provider-id aws:///ZONE/INSTANCE`` as a worker that joins by itself
+    does: the controller finds a group member's node by it."""
     extra = [{"name": "node-ip", "value": node.private_ip}] if node.private_ip else []
+    if node.instance_id and node.availability_zone:
+        extra.append({"name": "provider-id", "value": provider_id(node)})
     return _dump(
         [_join_doc(join.endpoint, join.token, list(join.ca_cert_hashes), node.name, extra)]
     )
+
+
+def provider_id(node: Node) -> str:
+    """The kubelet's ``--provider-id`` of an EC2 instance (the AWS cloud provider's form)."""
+    return f"aws:///{node.availability_zone}/{node.instance_id}"
 
 
 #: The fields of :func:`render_self_join_template` that the worker fills in itself

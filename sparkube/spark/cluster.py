@@ -341,14 +341,22 @@ class ClusterJobs:
     def check_fits(self, spec: JobSpec) -> None:
         """Refuse (exit 2, before anything is made) a job that could never start here:
         a pod larger than any worker has for jobs, or a driver and minimum executors
-        that even the empty workers cannot hold at once. One that only has to wait for
-        others is queued instead."""
+        that even the empty workers cannot hold at once, with as many more as the
+        workers' group may still add. One that only has to wait for others, or for a
+        worker the controller adds, is queued instead."""
         props = spark_properties(spec, self.config(), self.endpoints)
         size = effective_resources(spec, props)
         driver, executor = (
             admission.Ask(r["cpu"], r["memory_bytes"]) for r in pod_requests(spec, props)
         )
         baseline = self.job_room()
+        more = self.config().max_workers - len(baseline)
+        if baseline and more > 0:  # workers the group may still add, each like the roomiest
+            big = max(baseline, key=lambda r: (r.free_cpu, r.free_memory))
+            baseline = baseline + [
+                admission.Room(f"new-{i}", big.cpu, big.memory, big.free_cpu, big.free_memory)
+                for i in range(more)
+            ]
         problem = admission.never_fits(
             [driver] + [executor] * size.executors,
             ["driver"] + ["executor"] * size.executors,
@@ -358,7 +366,7 @@ class ClusterJobs:
             raise InputError(
                 f"Job {spec.job_id} could never start on this cluster: {problem}; lower "
                 "--executors, --executor-cores, --executor-memory or --driver-memory, or "
-                "give the cluster more or larger workers (sparkube up --workers N, "
+                "give the cluster more or larger workers (sparkube up --max-workers N, "
                 "--instance-type)."
             )
 

@@ -46,6 +46,8 @@ class ClusterConfig:
     worker_cpu: float = 2.0
     worker_memory: int = 4 * 2**30
     workers: int = 1
+    #: The workers' group's maximum (0: not known, a cluster from before it was kept).
+    max_workers: int = 0
     #: Prices recorded by ``up`` from the same source as ``plan`` (0: unknown).
     control_plane_type: str = ""
     control_plane_usd_per_hour: float = 0.0
@@ -74,6 +76,7 @@ class ClusterConfig:
                 worker_cpu=float(data.get("worker_cpu", 2)),
                 worker_memory=int(data.get("worker_memory", 4 * 2**30)),
                 workers=int(data.get("workers", 1)),
+                max_workers=int(data.get("max_workers", 0)),
                 control_plane_type=data.get("control_plane_type", ""),
                 control_plane_usd_per_hour=float(data.get("control_plane_usd_per_hour", 0)),
                 worker_usd_per_hour=float(data.get("worker_usd_per_hour", 0)),

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sparkube.defaults import DEFAULT_IDLE_MINUTES
 from sparkube.env import Environment
 from sparkube.errors import ClusterError, ConfigError
 from sparkube.kube.apply import apply_manifest
@@ -37,6 +38,7 @@ def cluster_config_from_nodes(
     prices: tuple[float, float] = (0.0, 0.0),
     spot: bool = False,
     image: str = SPARK_IMAGE.ref,
+    max_workers: int = 0,
 ) -> ClusterConfig:
     """The jobs' view of the cluster: bucket, region, image, and the workers' size as
     the nodes report it (allocatable of the smallest schedulable node)."""
@@ -52,6 +54,7 @@ def cluster_config_from_nodes(
         worker_cpu=cpu,
         worker_memory=memory,
         workers=max(1, len(sizes)),
+        max_workers=max_workers,
         control_plane_type=control_plane_type,
         control_plane_usd_per_hour=prices[0],
         worker_usd_per_hour=prices[1],
@@ -104,6 +107,9 @@ def run_addons_phase(
     image: str = SPARK_IMAGE.ref,
     vpc_cidrs: Sequence[str] = (),
     s3: Any = None,
+    worker_group: str | None = None,
+    idle_minutes: int = DEFAULT_IDLE_MINUTES,
+    max_workers: int = 0,
 ) -> str:
     kubeconfig = env.cluster_dir(cluster) / "kubeconfig"
     if not kubeconfig.is_file():
@@ -125,6 +131,7 @@ def run_addons_phase(
         config = cluster_config_from_nodes(
             client, cluster=cluster, bucket=bucket, region=region, worker_type=worker_type,
             control_plane_type=control_plane_type, prices=prices, spot=spot, image=image,
+            max_workers=max_workers,
         )  # fmt: skip
         config = apply_cluster_config(client, config)
         reporter.step(ADDONS, "spark", f"job settings for {config.image}")
@@ -138,7 +145,7 @@ def run_addons_phase(
         if s3 is not None and CONTROLLER not in skip:
             controller = deploy_controller(
                 client, s3, config, control_plane_type=control_plane_type or worker_type,
-                env=env, reporter=reporter,
+                env=env, reporter=reporter, worker_group=worker_group, idle_minutes=idle_minutes,
             )  # fmt: skip
         if s3 is not None:
             stock_jars(s3, bucket, env=env, reporter=reporter)
@@ -170,17 +177,32 @@ def deploy_controller(
     control_plane_type: str,
     env: Environment,
     reporter: Reporter,
+    worker_group: str | None = None,
+    idle_minutes: int = DEFAULT_IDLE_MINUTES,
 ) -> list[str]:
     """sparkube's controller on the control plane, its code from the cluster's bucket
-    (sparkube.controller.bundle, sparkube.controller.deploy)."""
+    (sparkube.controller.bundle, sparkube.controller.deploy); with a worker group, it
+    grows and shrinks it (a new worker offers what today's workers do)."""
+    from sparkube.aws.provider import NODE_AWS_ENDPOINT_VAR
     from sparkube.controller import deploy
     from sparkube.spark.podspec import Endpoints
+
+    scaling = None
+    if worker_group:
+        scaling = deploy.Scaling(
+            group=worker_group,
+            cpu=config.worker_cpu,
+            memory=config.worker_memory,
+            idle_minutes=idle_minutes,
+            aws_endpoint=env.environ.get(NODE_AWS_ENDPOINT_VAR) or None,
+        )
 
     reporter.step(ADDONS, "controller", f"sparkube controller in {deploy.NAMESPACE}")
     applied, said = deploy.deploy(
         client, s3, cluster=config.cluster, bucket=config.bucket, region=config.region,
         control_plane_type=control_plane_type, endpoints=Endpoints.from_environ(env.environ),
-        environ=env.environ, progress=lambda msg: reporter.step(ADDONS, "controller", msg),
+        environ=env.environ, scaling=scaling,
+        progress=lambda msg: reporter.step(ADDONS, "controller", msg),
     )  # fmt: skip
     reporter.step(ADDONS, "controller", said)
     return applied
@@ -267,6 +289,9 @@ def _run(ctx: PhaseContext) -> str:
                 image=ctx.spec.image,
                 vpc_cidrs=cidrs,
                 s3=ctx.provider.clients.s3,
+                worker_group=info.worker_group.name if info.worker_group else None,
+                idle_minutes=ctx.spec.idle_minutes,
+                max_workers=ctx.spec.max_count,
             )
         except httpx2.TransportError as exc:
             left = deadline - time.monotonic()

@@ -109,7 +109,8 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
         ("tcp", 6443, "2001:db8::/64"),
     }
 
-    # IAM: EC2 may assume the role; its only policy reaches only the cluster bucket.
+    # IAM: EC2 may assume the role; its policies reach only the cluster bucket, its join
+    # parameter, and (from the control plane only) its workers' group.
     role_name = "sparkube-sparkube-us-east-1"
     role = iam.get_role(RoleName=role_name)["Role"]
     trust = role["AssumeRolePolicyDocument"]
@@ -118,7 +119,23 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     assert _tags(role)["sparkube:cluster"] == "sparkube"
     assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
     policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    assert sorted(policy_names) == ["sparkube-bucket", "sparkube-join"]
+    assert sorted(policy_names) == ["sparkube-bucket", "sparkube-join", "sparkube-scale"]
+    scale = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-scale")["PolicyDocument"]
+    scale = json.loads(scale) if isinstance(scale, str) else scale
+    cp_id = next(
+        i["InstanceId"]
+        for i in _instances(moto_aws.client("ec2"))
+        if _tags(i).get("sparkube:role") == "control-plane"
+    )
+    for statement in scale["Statement"]:  # only from the control plane's own credentials
+        assert statement["Condition"] == {
+            "StringEquals": {
+                "ec2:SourceInstanceARN": f"arn:aws:ec2:us-east-1:123456789012:instance/{cp_id}"
+            }
+        }
+    assert scale["Statement"][1]["Resource"].endswith(
+        ":autoScalingGroupName/sparkube-sparkube-workers"
+    )
     join = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-join")["PolicyDocument"]
     join = json.loads(join) if isinstance(join, str) else join
     (read,) = join["Statement"]

@@ -239,6 +239,14 @@ def test_instance_role_reaches_only_the_cluster_bucket_and_its_join_parameter(
                 assert "*" not in action, action
                 if action.startswith("ssm:"):  # the self-join reads its parameter, no other
                     assert action == "ssm:GetParameter" and resources == [parameter_arn], st
+                elif action.startswith("autoscaling:"):  # the controller, on the control plane
+                    (arn,) = st["Condition"]["StringEquals"].values()
+                    assert list(st["Condition"]["StringEquals"]) == ["ec2:SourceInstanceARN"]
+                    assert arn.split("/")[-1] in {i["InstanceId"] for i in upped.instances}
+                    if action != "autoscaling:DescribeAutoScalingGroups":
+                        assert resources[0].endswith(
+                            f"autoScalingGroupName/sparkube-{CLUSTER}-workers"
+                        )
                 else:
                     assert action.startswith("s3:"), action
                     assert all(r in (bucket_arn, bucket_arn + "/*") for r in resources), st

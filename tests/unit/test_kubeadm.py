@@ -131,3 +131,18 @@ def test_join_config_carries_the_token_in_a_file() -> None:
         "caCertHashes": [HASH],
     }
     assert doc["nodeRegistration"]["name"] == "worker-2"
+
+
+def test_a_worker_joined_over_ssh_gets_its_provider_id_like_one_that_joins_by_itself() -> None:
+    worker = Node(
+        name="worker-2",
+        role=WORKER,
+        private_ip="10.0.1.40",
+        instance_id="i-0abc",
+        availability_zone="eu-west-3b",
+    )
+    doc = yaml.safe_load(render_join_config(JoinCommand("10.0.1.23:6443", TOKEN, (HASH,)), worker))
+    assert doc["nodeRegistration"]["kubeletExtraArgs"] == [
+        {"name": "node-ip", "value": "10.0.1.40"},
+        {"name": "provider-id", "value": "aws:///eu-west-3b/i-0abc"},
+    ]

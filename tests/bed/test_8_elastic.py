@@ -1,0 +1,117 @@
+"""A cluster that follows the work, on the shared real-node cluster (issue 19): a job
+wider than today's workers makes the cluster's controller grow the workers' Auto Scaling
+group; the worker moto launches boots from the launch template's user data and joins by
+itself (no SSH from sparkube: its own metadata, the join parameter from SSM, ``kubeadm
+join`` with its providerID); the job runs and finishes; after the idle time the
+controller terminates exactly that instance and lowers the group's desired count.
+
+The controller runs as it would on AWS: a pod on the control plane, its credentials the
+control plane's instance role from the metadata service, its Auto Scaling calls to the
+bed's moto (``SPARKUBE_NODE_AWS_ENDPOINT``, the endpoint the bed gives the nodes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sparkube.aws import workergroup
+from sparkube.controller import deploy
+from tests.fixtures.bedcluster import ALLOW_CIDR, BedLab
+from tests.fixtures.nodebed import REAL_NODES
+
+pytestmark = REAL_NODES
+
+#: Sums squares over eight partitions and says where each partition ran.
+WIDE_APP = """
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("wide").getOrCreate()
+total = spark.sparkContext.parallelize(range(1, 100001), 8).map(lambda x: x * x).sum()
+print(f"sum of squares: {total}")
+spark.stop()
+"""
+
+
+def _group(lab: BedLab) -> dict[str, Any]:
+    autoscaling = lab.cluster.client("autoscaling")
+    (group,) = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[workergroup.group_name(lab.cluster.name)]
+    )["AutoScalingGroups"]
+    return dict(group)
+
+
+def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves(
+    bed_lab: BedLab,
+) -> None:
+    lab = bed_lab
+    c = lab.cluster
+    # room for one more worker, and a short idle time (the spec's default is 10 minutes)
+    up = c.cli("up", "--cluster", c.name, "--max-workers", "3", "--idle-minutes", "1",
+               "--allow-cidr", ALLOW_CIDR, "--yes")  # fmt: skip
+    assert up.exit_code == 0, up.stderr[-3000:]
+    group = _group(lab)
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (2, 3, 2)
+    deployment = c.kubectl_json(f"-n {deploy.NAMESPACE} get deploy {deploy.NAME}")
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["SPARKUBE_WORKER_GROUP"] == group["AutoScalingGroupName"]
+    assert env["SPARKUBE_IDLE_SECONDS"] == "60"
+    c.kubectl(f"-n {deploy.NAMESPACE} rollout status deploy/{deploy.NAME} --timeout=300s")
+    known = set(c.machines.machines)
+
+    # The driver (0.5 CPU) and two executors of 1.5 CPU each: a worker has 2 CPUs (this
+    # host's) less its DaemonSets, so one executor per worker and the driver beside
+    # neither: three workers, one more than there are. submit does not refuse it (the
+    # group may add one); the controller queues it and grows the group.
+    (lab.env.cwd / "wide.py").write_text(WIDE_APP, encoding="utf-8")
+    t0 = time.monotonic()
+    ran = lab.run(
+        "submit", "wide.py", "--executors", "2", "--executor-memory", "1g",
+        "--conf", "spark.kubernetes.executor.request.cores=1500m",
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    if ran.exit_code != 0:
+        print(c.kubectl(f"-n {deploy.NAMESPACE} logs deploy/{deploy.NAME} --tail=80",
+                        check=False).stdout)  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr[-3000:] + ran.stdout[-2000:]
+    assert "sum of squares: 333338333350000" in ran.stdout + ran.stderr
+
+    new = [iid for iid in c.machines.machines if iid not in known]
+    assert len(new) == 1, new
+    (iid,) = new
+    machine = c.machines.machines[iid]
+    assert machine.name == iid  # nobody named it: it joined under its instance id
+    node = c.kubectl_json(f"get node {iid}")
+    (inst,) = c.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+    assert node["spec"]["providerID"] == f"aws:///{inst['Placement']['AvailabilityZone']}/{iid}"
+    unit = c.bed.run(iid, "journalctl -u sparkube-join --no-pager", check=False).stdout
+    assert f"written for {iid}" in unit, unit[-3000:]
+    booted = machine.events[0][1]
+
+    # Idle from the job's end: after a minute (and a cycle) the controller terminates
+    # that instance, and the group's desired count goes back down with it.
+    ended = time.monotonic()
+    c.machines.wait(
+        lambda m: iid not in c.bed.nodes or not c.bed.running(iid),
+        timeout=400,
+        what=f"{iid} removed after its idle time",
+    )
+    gone = time.monotonic()
+    (state,) = c.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+    assert state["State"]["Name"] in ("shutting-down", "terminated"), state["State"]
+    group = _group(lab)
+    assert group["DesiredCapacity"] == 2, group
+    assert {i["InstanceId"] for i in group["Instances"]} == {
+        i for i in known if c.machines.machines[i].name.startswith("worker-")
+    }
+    print(
+        json.dumps(
+            {
+                "job_s": round(took, 1),
+                "boot_after_submit_s": round(booted - t0, 1),
+                "scale_in_s": round(gone - ended, 1),
+            }
+        )
+    )
