@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 POLICY_NAME = "sparkube-bucket"
 JOIN_POLICY_NAME = "sparkube-join"
-SCALE_POLICY_NAME = "sparkube-scale"
+CONTROLLER_POLICY_NAME = "sparkube-controller"
 PATH = "/sparkube/"
 
 TRUST_POLICY = {
@@ -84,12 +84,14 @@ def join_policy(parameter_arn: str) -> dict[str, Any]:
     }
 
 
-def scale_policy(group_arn: str, control_plane_arn: str) -> dict[str, Any]:
-    """The inline policy of the controller's scaling (``sparkube.controller.group``): read
-    groups, set the workers' group's desired count and terminate one of its instances;
-    only with credentials the control plane's own instance holds (its instance profile
-    through the metadata service: ``ec2:SourceInstanceARN``), so the workers, which
-    share the role, cannot. Auto Scaling's Describe calls take no resource."""
+def controller_policy(group_arn: str, parameter_arn: str, control_plane_arn: str) -> dict[str, Any]:
+    """The inline policy of the in-cluster controller: read groups, set the workers'
+    group's desired count and terminate one of its instances
+    (``sparkube.controller.group``), and write the join parameter with a renewed token
+    (``sparkube.controller.jointoken``); only with credentials the control plane's own
+    instance holds (its instance profile through the metadata service:
+    ``ec2:SourceInstanceARN``), so the workers, which share the role, cannot. Auto
+    Scaling's Describe calls take no resource."""
     only_there = {"StringEquals": {"ec2:SourceInstanceARN": control_plane_arn}}
     return {
         "Version": "2012-10-17",
@@ -111,16 +113,23 @@ def scale_policy(group_arn: str, control_plane_arn: str) -> dict[str, Any]:
                 "Resource": group_arn,
                 "Condition": only_there,
             },
+            {
+                "Sid": "RenewJoinToken",
+                "Effect": "Allow",
+                "Action": "ssm:PutParameter",
+                "Resource": parameter_arn,
+                "Condition": only_there,
+            },
         ],
     }
 
 
-def put_scale_policy(iam: Any, cluster: str, region: str, document: Mapping[str, Any]) -> None:
-    """Write :func:`scale_policy` onto the nodes' role (each ``up``: the control plane
-    may have been replaced)."""
+def put_controller_policy(iam: Any, cluster: str, region: str, document: Mapping[str, Any]) -> None:
+    """Write :func:`controller_policy` onto the nodes' role (each ``up``: the control
+    plane may have been replaced)."""
     iam.put_role_policy(
         RoleName=role_name(cluster, region),
-        PolicyName=SCALE_POLICY_NAME,
+        PolicyName=CONTROLLER_POLICY_NAME,
         PolicyDocument=json.dumps(document),
     )
 

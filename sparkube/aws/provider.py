@@ -499,8 +499,8 @@ class AwsProvider:
         return group
 
     def _allow_scaling(self, cluster: str, existing: ClusterInfo, new_ids: list[str]) -> None:
-        """The controller's Auto Scaling rights on the workers' group, for the control
-        plane's instance only (``iam.scale_policy``)."""
+        """The controller's rights on the workers' group and the join parameter, for the
+        control plane's instance only (``iam.controller_policy``)."""
         cp = existing.control_plane()
         cp_id = cp.instance_id if cp is not None else (new_ids[0] if new_ids else None)
         if cp_id is None:
@@ -511,8 +511,12 @@ class AwsProvider:
             f"autoScalingGroupName/{workergroup.group_name(cluster)}"
         )
         instance_arn = f"arn:aws:ec2:{self.region}:{account}:instance/{cp_id}"
-        iam.put_scale_policy(
-            self.clients.iam, cluster, self.region, iam.scale_policy(group_arn, instance_arn)
+        parameter_arn = selfjoin.parameter_arn(self.region, account, cluster)
+        iam.put_controller_policy(
+            self.clients.iam,
+            cluster,
+            self.region,
+            iam.controller_policy(group_arn, parameter_arn, instance_arn),
         )
 
     def _control_plane_subnet(self, existing: ClusterInfo, new_ids: list[str], vpc_id: str) -> str:

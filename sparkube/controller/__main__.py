@@ -9,7 +9,8 @@ Scaling (:mod:`sparkube.controller.scaling`) is on when ``SPARKUBE_WORKER_GROUP`
 the workers' Auto Scaling group: ``SPARKUBE_IDLE_SECONDS`` (default 600),
 ``SPARKUBE_WORKER_SHAPE`` (``CPU,MEMORY_BYTES`` a new worker offers jobs while the group
 has none to measure) and the region in ``AWS_REGION``; AWS credentials are the node's
-instance role (the metadata service).
+instance role (the metadata service). With it, the controller also keeps the self-join
+parameter of ``SPARKUBE_CLUSTER`` usable (:mod:`sparkube.controller.jointoken`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sparkube.controller.jointoken import Renewer
     from sparkube.controller.loop import Scaler
 
 
@@ -43,6 +45,18 @@ def scaler_from(environ: Mapping[str, str]) -> Scaler | None:
         shape=Shape(float(cpu), int(memory)),
         idle_seconds=float(environ.get("SPARKUBE_IDLE_SECONDS") or 600),
     )
+
+
+def renewer_from(environ: Mapping[str, str]) -> Renewer | None:
+    """With a worker group, the controller keeps the self-join parameter usable."""
+    from sparkube.controller.jointoken import Renewer
+
+    cluster = environ.get("SPARKUBE_CLUSTER", "").strip()
+    if not environ.get("SPARKUBE_WORKER_GROUP", "").strip() or not cluster:
+        return None
+    import boto3
+
+    return Renewer(boto3.client("ssm", region_name=environ.get("AWS_REGION") or None), cluster)
 
 
 def main() -> int:
@@ -74,6 +88,7 @@ def main() -> int:
         jobs_namespace=jobs_namespace,
         lease=Lease(client, namespace, identity),
         scaler=scaler_from(os.environ),
+        renewer=renewer_from(os.environ),
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparkube.controller import admission, scaling
+from sparkube.controller.jointoken import Renewer
 from sparkube.controller.lease import CYCLE_ERROR, CYCLE_OK, Lease
 
 log = logging.getLogger("sparkube.controller")
@@ -62,12 +63,14 @@ class Controller:
         lease: Lease,
         clock: Callable[[], float] = time.time,
         scaler: Scaler | None = None,
+        renewer: Renewer | None = None,
     ) -> None:
         self.client = client
         self.jobs_namespace = jobs_namespace
         self.lease = lease
         self.clock = clock
         self.scaler = scaler
+        self.renewer = renewer
         #: Idle workers and since when (kept on the Lease across controller restarts).
         self.marks: dict[str, str] | None = None
         #: When each member of the worker group was first seen (epoch seconds).
@@ -119,6 +122,13 @@ class Controller:
             # the room before this cycle's admissions, as admission counted it
             free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
             self._scale(self.scaler, group, shape, queue, decision, nodes, pods, free, now)
+        if self.renewer is not None and self.renewer.due(now):
+            try:
+                said = self.renewer.renew(self.client, now)
+            except Exception as exc:  # AWS or the API server refused: in a minute again
+                said = f"cannot renew the join parameter: {_said(exc)}"
+            if said:
+                log.info("%s", said)
         return decision
 
     def _group(

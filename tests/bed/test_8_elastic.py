@@ -2,8 +2,9 @@
 wider than today's workers makes the cluster's controller grow the workers' Auto Scaling
 group; the worker moto launches boots from the launch template's user data and joins by
 itself (no SSH from sparkube: its own metadata, the join parameter from SSM, ``kubeadm
-join`` with its providerID); the job runs and finishes; after the idle time the
-controller terminates exactly that instance and lowers the group's desired count.
+join`` with its providerID, using the bootstrap token the controller renewed in the
+parameter); the job runs and finishes; after the idle time the controller terminates
+exactly that instance and lowers the group's desired count.
 
 The controller runs as it would on AWS: a pod on the control plane, its credentials the
 control plane's instance role from the metadata service, its Auto Scaling calls to the
@@ -12,12 +13,15 @@ bed's moto (``SPARKUBE_NODE_AWS_ENDPOINT``, the endpoint the bed gives the nodes
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
 
 from sparkube.aws import workergroup
 from sparkube.controller import deploy
+from sparkube.nodes import selfjoin
+from sparkube.nodes.kubeadm import JoinCommand
 from tests.fixtures.bedcluster import ALLOW_CIDR, BedLab
 from tests.fixtures.nodebed import REAL_NODES
 
@@ -60,6 +64,28 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     assert env["SPARKUBE_IDLE_SECONDS"] == "60"
     c.kubectl(f"-n {deploy.NAMESPACE} rollout status deploy/{deploy.NAME} --timeout=300s")
     known = set(c.machines.machines)
+
+    # The join parameter as if up had written it 100 minutes ago, with a token the
+    # cluster does not know: the controller replaces it (its own bootstrap token,
+    # Secret in kube-system) before the worker reads it, or the worker cannot join.
+    ssm = c.client("ssm")
+    parameter = selfjoin.parameter_name(c.name)
+    was = json.loads(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)
+    bogus = JoinCommand(was["endpoint"], "zzzzzz.zzzzzzzzzzzzzzzz", (was["ca_cert_hash"],))
+    ssm.put_parameter(Name=parameter, Value=selfjoin.parameter_value(bogus, soon),
+                      Type="SecureString", Overwrite=True)  # fmt: skip
+
+    def token() -> str:
+        got = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        return str(json.loads(got)["token"])
+
+    deadline = time.monotonic() + 180
+    while token() == bogus.token:
+        assert time.monotonic() < deadline, "the controller did not renew the join token"
+        time.sleep(2)
+    renewed = token().split(".")[0]
+    c.kubectl(f"-n kube-system get secret bootstrap-token-{renewed}")
 
     # The driver (0.5 CPU) and two executors of 1.5 CPU each: a worker has 2 CPUs (this
     # host's) less its DaemonSets, so one executor per worker and the driver beside

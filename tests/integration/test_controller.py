@@ -13,7 +13,9 @@ Auto Scaling: the group grows for a queued job and its idle worker leaves.
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime as dt
 import json
 import threading
 import time
@@ -24,9 +26,12 @@ import pytest
 import yaml
 
 from sparkube.controller import NAMESPACE, admission
+from sparkube.controller.jointoken import NODE_TOKEN_GROUP, Renewer
 from sparkube.controller.lease import LEASE_NAME, Lease, holder
 from sparkube.controller.loop import Controller
 from sparkube.kube.client import client_from_kubeconfig
+from sparkube.nodes import selfjoin
+from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.spark.diagnose import parse_cpu
 from tests.fixtures.controlplane import KubeControlPlane
 
@@ -239,10 +244,12 @@ def _apply_roles(kube: KubeControlPlane, docs: list[dict[str, Any]], account: st
         kube.api("POST", f"{base}/{binding_kind.lower()}s", binding)
 
 
-def _calls(client: Any, name: str) -> tuple[list[str], bool]:
+def _calls(client: Any, name: str, ssm: Any) -> tuple[list[str], bool]:
     """Every kind of call the controller makes, as it makes them: take the Lease and
-    renew it, one cycle (lists; a merge patch admitting the queued job), and a watch of
-    each kind. Returns the calls refused (403) and whether the job was admitted."""
+    renew it, one cycle (lists; a merge patch admitting the queued job), a watch of
+    each kind, and a renewal of the join token (a bootstrap token Secret; the join
+    parameter in moto's SSM, written near expiry first). Returns the calls refused (403)
+    and whether the job was admitted."""
     import httpx2
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.batch_v1 import Job
@@ -258,6 +265,7 @@ def _calls(client: Any, name: str) -> tuple[list[str], bool]:
         ("watch Jobs", lambda: next(iter(client.watch(Job, namespace="spark")))),
         ("watch Pods", lambda: next(iter(client.watch(Pod, namespace="*")))),
         ("watch Nodes", lambda: next(iter(client.watch(Node)))),
+        ("renew the join token", lambda: _renew_now(client, ssm)),
     ]
     for what, call in calls:
         try:
@@ -273,7 +281,17 @@ def _calls(client: Any, name: str) -> tuple[list[str], bool]:
     return refused, False
 
 
-def test_each_rule_of_the_controllers_roles_is_needed(kube: KubeControlPlane) -> None:
+def _renew_now(client: Any, ssm: Any) -> None:
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    ssm.put_parameter(Name=selfjoin.parameter_name("c"), Value=selfjoin.parameter_value(
+        OLD_JOIN, soon), Type="SecureString", Overwrite=True)  # fmt: skip
+    said = Renewer(ssm, "c").renew(client, time.time())
+    assert said and "new bootstrap token" in said, said
+
+
+def test_each_rule_of_the_controllers_roles_is_needed(
+    kube: KubeControlPlane, moto_aws: Any
+) -> None:
     """The shipped ClusterRole and Roles, then each less one verb: with all of them every
     call the controller makes goes through and it admits a queued job; without any one
     of them, one of its calls is refused (so no rule is there for nothing)."""
@@ -299,7 +317,7 @@ def test_each_rule_of_the_controllers_roles_is_needed(kube: KubeControlPlane) ->
             f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}",
             ok_statuses=(404,),
         )
-        refused, _ = _calls(client, account)
+        refused, _ = _calls(client, account, moto_aws.client("ssm"))
         admitted = _job_in(kube, "spark", f"rbac-{index}")["spec"].get("suspend") is False
         results[removed] = refused + ([] if admitted else ["admitting the job"])
         kube.api("DELETE", f"/apis/batch/v1/namespaces/spark/jobs/rbac-{index}"
@@ -309,6 +327,51 @@ def test_each_rule_of_the_controllers_roles_is_needed(kube: KubeControlPlane) ->
     assert unneeded == [], f"rules no call of the controller needs: {unneeded}"
     for rule in rules:
         print(f"without {rule}: refused {results[rule]}")
+
+
+#: What ``up`` wrote into the join parameter (a token the renewal replaces).
+OLD_JOIN = JoinCommand("10.0.1.23:6443", "abcdef.0123456789abcdef", ("sha256:" + "ab" * 32,))
+
+
+def test_the_controller_renews_the_join_token_before_it_expires(
+    kube: KubeControlPlane, moto_aws: Any
+) -> None:
+    """Workers the group launches hours after ``up`` still join: when the parameter's
+    token expires within 45 minutes, the controller makes a bootstrap token as kubeadm
+    does (its Secret in kube-system; the API server then authenticates it) and writes
+    the parameter again with it, the address and CA hash kept; not before; and without
+    a parameter it says so in one line."""
+    ssm = moto_aws.client("ssm")
+    client = client_from_kubeconfig(kube.kubeconfig)
+    name = selfjoin.parameter_name("demo")
+    now = time.time()
+    later = dt.datetime.fromtimestamp(now, dt.UTC) + dt.timedelta(minutes=50)
+    ssm.put_parameter(Name=name, Value=selfjoin.parameter_value(OLD_JOIN, later),
+                      Type="SecureString")  # fmt: skip
+    renewer = Renewer(ssm, "demo")
+    assert renewer.renew(client, now) is None  # 50 minutes left: not yet
+    assert not renewer.due(now + 30) and renewer.due(now + 61)
+    said = renewer.renew(client, now + 6 * 60)  # 44 minutes left
+    assert said is not None and "new bootstrap token" in said, said
+    value = json.loads(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
+    assert (value["endpoint"], value["ca_cert_hash"]) == (
+        OLD_JOIN.endpoint,
+        OLD_JOIN.ca_cert_hashes[0],
+    )
+    token_id, token_secret = value["token"].split(".")
+    assert value["token"] != OLD_JOIN.token and value["token"] not in said
+    secret = kube.get(f"/api/v1/namespaces/kube-system/secrets/bootstrap-token-{token_id}")
+    assert secret["type"] == "bootstrap.kubernetes.io/token"
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["token-secret"] == token_secret
+    assert data["auth-extra-groups"] == NODE_TOKEN_GROUP
+    assert data["usage-bootstrap-authentication"] == "true"
+    expires = dt.datetime.fromisoformat(data["expiration"].replace("Z", "+00:00"))
+    assert expires.strftime("%Y-%m-%dT%H:%M:%SZ") == value["expires"]
+    assert abs((expires - dt.datetime.fromtimestamp(now + 6 * 60, dt.UTC)).total_seconds()
+               - selfjoin.TOKEN_TTL.total_seconds()) < 2  # fmt: skip
+    assert renewer.renew(client, now + 7 * 60) is None  # fresh now
+    assert "no join parameter /sparkube/other/join" in str(Renewer(ssm, "other").renew(client, now))
 
 
 def _job_in(kube: KubeControlPlane, ns: str, name: str) -> dict[str, Any]:

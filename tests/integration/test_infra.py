@@ -119,8 +119,10 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     assert _tags(role)["sparkube:cluster"] == "sparkube"
     assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
     policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    assert sorted(policy_names) == ["sparkube-bucket", "sparkube-join", "sparkube-scale"]
-    scale = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-scale")["PolicyDocument"]
+    assert sorted(policy_names) == ["sparkube-bucket", "sparkube-controller", "sparkube-join"]
+    scale = iam.get_role_policy(RoleName=role_name, PolicyName="sparkube-controller")[
+        "PolicyDocument"
+    ]
     scale = json.loads(scale) if isinstance(scale, str) else scale
     cp_id = next(
         i["InstanceId"]

@@ -237,13 +237,16 @@ def test_instance_role_reaches_only_the_cluster_bucket_and_its_join_parameter(
             resources = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
             for action in actions:
                 assert "*" not in action, action
-                if action.startswith("ssm:"):  # the self-join reads its parameter, no other
-                    assert action == "ssm:GetParameter" and resources == [parameter_arn], st
-                elif action.startswith("autoscaling:"):  # the controller, on the control plane
+                if action == "ssm:GetParameter":  # the self-join reads its parameter only
+                    assert resources == [parameter_arn], st
+                elif action.startswith("autoscaling:") or action == "ssm:PutParameter":
+                    # the controller (its token renewal, its scaling), on the control plane
                     (arn,) = st["Condition"]["StringEquals"].values()
                     assert list(st["Condition"]["StringEquals"]) == ["ec2:SourceInstanceARN"]
                     assert arn.split("/")[-1] in {i["InstanceId"] for i in upped.instances}
-                    if action != "autoscaling:DescribeAutoScalingGroups":
+                    if action == "ssm:PutParameter":
+                        assert resources == [parameter_arn], st
+                    elif action != "autoscaling:DescribeAutoScalingGroups":
                         assert resources[0].endswith(
                             f"autoScalingGroupName/sparkube-{CLUSTER}-workers"
                         )
