@@ -13,6 +13,7 @@ files.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sparkube.aws.errors import is_code
@@ -39,10 +40,21 @@ def read_group(autoscaling: Any, name: str) -> Group | None:
     )
 
 
-def carry_out(autoscaling: Any, group: Group, plan: ScalePlan) -> list[str]:
+def carry_out(
+    autoscaling: Any,
+    group: Group,
+    plan: ScalePlan,
+    *,
+    before_terminate: Callable[[str], None] = lambda _node: None,
+    after_terminate: Callable[[str], None] = lambda _node: None,
+    not_terminated: Callable[[str], None] = lambda _node: None,
+) -> list[str]:
     """Make the plan's changes; what was done, one line each (for the log). A change
     Auto Scaling refuses for now (an activity in progress, a size it will not take) is
-    logged and left for the next cycle, which starts from the group as it then is."""
+    logged and left for the next cycle, which starts from the group as it then is.
+    ``before_terminate(node)`` / ``after_terminate(node)`` run around each instance's
+    termination (cordon the node first; remove its Node object once AWS took the
+    instance), ``not_terminated(node)`` when AWS refused it for now (uncordon)."""
     done: list[str] = []
     if plan.desired is not None and plan.desired != group.desired:
         desired = max(group.minimum, min(group.maximum, plan.desired))
@@ -56,13 +68,17 @@ def carry_out(autoscaling: Any, group: Group, plan: ScalePlan) -> list[str]:
                 raise
             log.warning("group %s: desired %d not set now: %s", group.name, desired, exc)
     for instance, node in plan.terminate:
+        before_terminate(node)
         try:
             autoscaling.terminate_instance_in_auto_scaling_group(
                 InstanceId=instance, ShouldDecrementDesiredCapacity=True
             )
-            done.append(f"group {group.name}: worker {node} ({instance}) terminated")
         except Exception as exc:
+            not_terminated(node)
             if not is_code(exc, "ScalingActivityInProgress", "ValidationError"):
                 raise
             log.warning("group %s: %s not terminated now: %s", group.name, instance, exc)
+            continue
+        done.append(f"group {group.name}: worker {node} ({instance}) terminated")
+        after_terminate(node)
     return done

@@ -23,7 +23,6 @@ from typing import Any
 
 from sparkube.aws.errors import is_code
 from sparkube.nodes import selfjoin
-from sparkube.nodes.kubeadm import JoinCommand
 
 log = logging.getLogger("sparkube.controller")
 
@@ -94,10 +93,9 @@ class Renewer:
         token_id, token_secret_ = new_token()
         expires = when + selfjoin.TOKEN_TTL
         client.create(_codec(token_secret(token_id, token_secret_, expires)))
-        join = JoinCommand(endpoint, f"{token_id}.{token_secret_}", (ca_hash,))
         self.ssm.put_parameter(
             Name=name,
-            Value=selfjoin.parameter_value(join, expires),
+            Value=selfjoin.value_of(endpoint, f"{token_id}.{token_secret_}", ca_hash, expires),
             Type="SecureString",
             Overwrite=True,
         )

@@ -183,7 +183,12 @@ class Controller:
             first_seen=self.first_seen,
         )  # fmt: skip
         try:
-            for line in worker_group.carry_out(scaler.autoscaling, group, plan):
+            done = worker_group.carry_out(
+                scaler.autoscaling, group, plan,
+                before_terminate=self._cordon, after_terminate=self._forget,
+                not_terminated=lambda node: self._cordon(node, on=False),
+            )  # fmt: skip
+            for line in done:
                 log.info("%s", line)
         except Exception as exc:  # admission went on; the next cycle plans again
             log.warning("group %s: %s", group.name, _said(exc))
@@ -191,6 +196,34 @@ class Controller:
         self.on_lease[scaling.IDLE_SINCE] = json.dumps(plan.marks, sort_keys=True)
         self._say(plan.reasons)
         return plan
+
+    def _cordon(self, node: str, *, on: bool = True) -> None:
+        """No pod is placed on a worker about to go (a job admitted meanwhile would lose
+        it with the instance); ``on=False`` undoes it when AWS kept the instance."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Node
+        from lightkube.types import PatchType
+
+        try:
+            self.client.patch(
+                Node, node, {"spec": {"unschedulable": on}}, patch_type=PatchType.MERGE
+            )
+        except ApiError as exc:
+            if exc.status.code != 404:  # (a node already gone needs no cordon)
+                raise
+
+    def _forget(self, node: str) -> None:
+        """The Node object of a worker whose instance AWS is terminating: nothing else
+        removes it (no cloud controller manager), and a NotReady node would linger in
+        every listing."""
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Node
+
+        try:
+            self.client.delete(Node, node)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
 
     def _say(self, reasons: list[str]) -> None:
         """Log the scaler's reasons when they change (a cycle runs every few seconds)."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from sparkube.nodes.kubeadm import JoinCommand
+if TYPE_CHECKING:  # (the controller imports this module without kubeadm's dependencies)
+    from sparkube.nodes.kubeadm import JoinCommand
 
 #: The join script's path on a node, and where it writes the configuration.
 SCRIPT_PATH = "/usr/local/lib/sparkube/sparkube-join.py"
@@ -44,11 +46,16 @@ def parameter_value(join: JoinCommand, expires: datetime) -> str:
     """The parameter's (secret) value: never log it."""
     if not join.ca_cert_hashes:
         raise ValueError("a join parameter needs the CA certificate's hash")
+    return value_of(join.endpoint, join.token, join.ca_cert_hashes[0], expires)
+
+
+def value_of(endpoint: str, token: str, ca_cert_hash: str, expires: datetime) -> str:
+    """The parameter's value from its parts (a secret: never log it)."""
     return json.dumps(
         {
-            "endpoint": join.endpoint,
-            "token": join.token,
-            "ca_cert_hash": join.ca_cert_hashes[0],
+            "endpoint": endpoint,
+            "token": token,
+            "ca_cert_hash": ca_cert_hash,
             "expires": expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         sort_keys=True,

@@ -17,6 +17,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -244,12 +245,13 @@ def _apply_roles(kube: KubeControlPlane, docs: list[dict[str, Any]], account: st
         kube.api("POST", f"{base}/{binding_kind.lower()}s", binding)
 
 
-def _calls(client: Any, name: str, ssm: Any) -> tuple[list[str], bool]:
+def _calls(client: Any, name: str, ssm: Any, node: str) -> tuple[list[str], bool]:
     """Every kind of call the controller makes, as it makes them: take the Lease and
     renew it, one cycle (lists; a merge patch admitting the queued job), a watch of
-    each kind, and a renewal of the join token (a bootstrap token Secret; the join
-    parameter in moto's SSM, written near expiry first). Returns the calls refused (403)
-    and whether the job was admitted."""
+    each kind, a renewal of the join token (a bootstrap token Secret; the join
+    parameter in moto's SSM, written near expiry first), and a worker retired (``node``
+    cordoned, then its Node object removed). Returns the calls refused (403) and whether
+    the job was admitted."""
     import httpx2
     from lightkube.core.exceptions import ApiError
     from lightkube.resources.batch_v1 import Job
@@ -266,6 +268,8 @@ def _calls(client: Any, name: str, ssm: Any) -> tuple[list[str], bool]:
         ("watch Pods", lambda: next(iter(client.watch(Pod, namespace="*")))),
         ("watch Nodes", lambda: next(iter(client.watch(Node)))),
         ("renew the join token", lambda: _renew_now(client, ssm)),
+        ("cordon a worker that goes", lambda: ctl._cordon(node)),
+        ("remove the Node of a worker gone", lambda: ctl._forget(node)),
     ]
     for what, call in calls:
         try:
@@ -317,11 +321,14 @@ def test_each_rule_of_the_controllers_roles_is_needed(
             f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{LEASE_NAME}",
             ok_statuses=(404,),
         )
-        refused, _ = _calls(client, account, moto_aws.client("ssm"))
+        kube.add_node(f"gone-{index}", "2", "4Gi")
+        refused, _ = _calls(client, account, moto_aws.client("ssm"), f"gone-{index}")
         admitted = _job_in(kube, "spark", f"rbac-{index}")["spec"].get("suspend") is False
         results[removed] = refused + ([] if admitted else ["admitting the job"])
         kube.api("DELETE", f"/apis/batch/v1/namespaces/spark/jobs/rbac-{index}"
                  "?propagationPolicy=Background")  # fmt: skip
+        # (a node left would take jobs in the tests after this one: same API server)
+        kube.api("DELETE", f"/api/v1/nodes/gone-{index}", ok_statuses=(404,))
     assert results[None] == [], results[None]
     unneeded = [rule for rule in rules if not results[rule]]
     assert unneeded == [], f"rules no call of the controller needs: {unneeded}"
@@ -452,7 +459,7 @@ def _cordon(kube: KubeControlPlane, name: str, on: bool) -> None:
 
 
 def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_worker(
-    kube: KubeControlPlane, cli: Any, moto_aws: Any
+    kube: KubeControlPlane, cli: Any, moto_aws: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The controller with its scaler, on the real API server and moto's Auto Scaling:
     the group ``up --until infra`` made (one worker, at most three). A second job that
@@ -462,6 +469,7 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
     the second job has ended, its worker goes while the first job still runs on the other
     (the exact instance, the desired count lowered, no replacement); the other stays once
     it idles too, at the group's minimum; the idle times are on the Lease."""
+    caplog.set_level(logging.INFO, logger="sparkube.controller")  # its decisions, if it fails
     from sparkube.controller import scaling
     from sparkube.controller.loop import Scaler
 

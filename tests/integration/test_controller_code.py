@@ -143,11 +143,20 @@ def test_the_manifest_is_admitted_by_the_api_server(
 
     client = client_from_kubeconfig(kube.kubeconfig)
     apply_manifest(client, render_spark_rbac())  # the jobs' namespace, as up has it first
-    text = deploy.render(code, cluster="c", bucket=BUCKET, region=REGION, endpoints=Endpoints())
+    scaling = deploy.Scaling("sparkube-c-workers", 1.9, 3 * 2**30, 10, "http://10.0.0.1:5000")
+    text = deploy.render(
+        code, cluster="c", bucket=BUCKET, region=REGION, endpoints=Endpoints(), scaling=scaling
+    )
     applied = apply_manifest(client, text)
-    assert len(applied) == 9, applied
+    assert len(applied) == 11, applied  # (a Role and its binding in kube-system among them)
     path = f"/apis/apps/v1/namespaces/{deploy.NAMESPACE}/deployments/{deploy.NAME}"
     assert kube.get(path)["metadata"]["generation"] == 1
+    (main,) = kube.get(path)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["SPARKUBE_WORKER_GROUP"] == "sparkube-c-workers"
+    assert env["SPARKUBE_WORKER_SHAPE"] == f"1.9,{3 * 2**30}"
+    assert env["SPARKUBE_IDLE_SECONDS"] == "600"
+    assert env["AWS_ENDPOINT_URL"] == "http://10.0.0.1:5000"
     apply_manifest(client, text)
     assert kube.get(path)["metadata"]["generation"] == 1  # the spec did not change
     template = kube.get(path)["spec"]["template"]
