@@ -530,6 +530,12 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         kube.wait_for("back to one worker", lambda: len(members()) == 1, 90, interval=0.5)
         (left,) = members()
         assert left["InstanceId"] == first["InstanceId"]
+        # its Node object goes with it (nothing else would remove it)
+        kube.wait_for(
+            "w-2's Node removed",
+            lambda: kube.api("GET", "/api/v1/nodes/w-2", ok_statuses=(404,)).get("code") == 404,
+            30,
+        )
         (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
             "AutoScalingGroups"
         ]
