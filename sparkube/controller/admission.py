@@ -154,6 +154,25 @@ def node_ready(node: Json) -> bool:
     )
 
 
+#: Taints a node carries for a while after it first reports Ready (the node lifecycle
+#: controller removes them): until then no pod lands there, so it is no room yet.
+STARTUP_TAINTS = frozenset(
+    {
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/network-unavailable",
+        "node.cloudprovider.kubernetes.io/uninitialized",
+    }
+)
+
+
+def node_arrived(node: Json) -> bool:
+    """Ready and rid of the taints a new node starts with: pods can land on it (unless
+    it is cordoned or tainted by someone)."""
+    taints = (node.get("spec") or {}).get("taints") or []
+    return node_ready(node) and not any(t.get("key") in STARTUP_TAINTS for t in taints)
+
+
 def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
     """The workers pods can land on (Ready, not cordoned, no NoSchedule or NoExecute
     taint: so not the control plane), each with what its placed pods leave free."""
@@ -323,11 +342,17 @@ def shortage(asks: Sequence[Ask], free: Sequence[Room]) -> str:
 
 
 def decide(
-    jobs: Sequence[QueueJob], workers: Sequence[Room], baseline: Sequence[Room] | None = None
+    jobs: Sequence[QueueJob],
+    workers: Sequence[Room],
+    baseline: Sequence[Room] | None = None,
+    *,
+    sure: bool = True,
 ) -> Decision:
     """Which suspended jobs to admit now, and for the others their place in the queue
     and what they wait for. ``workers``: the room left now; ``baseline``: the room with
-    no job running (for "never fits"; default ``workers``). The caller's lists are left
+    no job running (for "never fits"; default ``workers``). ``sure=False``: the workers
+    that may still come are not known this time (the group could not be read), so no
+    job is said never to fit (it would be stopped for good). The caller's lists are left
     alone."""
     free = _copy(workers)
     decision = Decision()
@@ -354,7 +379,7 @@ def decide(
         position += 1
         never = job_never_fits(job, workers if baseline is None else baseline)
         if never is not None:
-            decision.waiting[job.name] = Waiting(position, never, never=True)
+            decision.waiting[job.name] = Waiting(position, never, never=sure)
             continue
         if blocked is None:
             if place(job.minimum(), free):
@@ -390,12 +415,14 @@ def judge(
     nodes: Sequence[Json],
     now: float,
     growth: Sequence[Room] = (),
+    *,
+    sure: bool = True,
 ) -> tuple[list[QueueJob], Decision]:
     """The whole rule from the API's lists: the sparkube Jobs, the pods that have not
     ended (every namespace), the nodes; ``now`` in epoch seconds. ``growth``: the empty
     workers the group may still add (a job that fits only with them waits, it is not
-    "never")."""
+    "never"); ``sure``: see :func:`decide`."""
     queue = queue_jobs(jobs, pods, now)
     workers = rooms(nodes, pods)
     baseline = rooms(nodes, [p for p in pods if not is_jobs(p)]) + _copy(growth)
-    return queue, decide(queue, workers, baseline)
+    return queue, decide(queue, workers, baseline, sure=sure)

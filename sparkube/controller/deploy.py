@@ -140,19 +140,9 @@ def documents(
     return docs
 
 
-def render(
-    code: ControllerCode,
-    *,
-    cluster: str,
-    bucket: str,
-    region: str,
-    endpoints: Endpoints,
-    scaling: Scaling | None = None,
-) -> str:
-    docs = documents(
-        code, cluster=cluster, bucket=bucket, region=region, endpoints=endpoints, scaling=scaling
-    )
-    return yaml.safe_dump_all(docs, sort_keys=False)
+def render(code: ControllerCode, **settings: Any) -> str:
+    """:func:`documents` (the same keyword settings) as one YAML stream."""
+    return yaml.safe_dump_all(documents(code, **settings), sort_keys=False)
 
 
 def deploy(

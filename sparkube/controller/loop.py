@@ -78,6 +78,8 @@ class Controller:
         #: Annotations written on the Lease with each renewal besides the health.
         self.on_lease: dict[str, str] = {}
         self._reasons: list[str] = []
+        #: The scaler's group could not be read this cycle.
+        self._group_unread = False
         self.wake = threading.Event()
         self.stopping = threading.Event()
         #: (job, annotations) last written, so a cycle writes only changes.
@@ -110,7 +112,9 @@ class Controller:
         group, shape, growth, leaving = self._group(nodes, pods, now)
         if leaving:  # a member the group is removing is no room for anyone
             nodes = [n for n in nodes if scaling.instance_of(n) not in leaving]
-        queue, decision = admission.judge(jobs, pods, nodes, now, growth)
+        # a group that could not be read may still add workers: no job is "never" then
+        sure = self.scaler is None or not self._group_unread
+        queue, decision = admission.judge(jobs, pods, nodes, now, growth, sure=sure)
         for name in decision.admit:
             self._admit(name, now)
         for name, waiting in decision.waiting.items():
@@ -139,12 +143,14 @@ class Controller:
         empty workers it may still have, and the members it is removing."""
         from sparkube.controller import group as worker_group
 
+        self._group_unread = False
         if self.scaler is None:
             return None, None, [], frozenset()
         try:
             group = worker_group.read_group(self.scaler.autoscaling, self.scaler.group)
         except Exception as exc:  # throttled, no right yet, credentials: next cycle
             self._say([f"cannot read the worker group {self.scaler.group}: {_said(exc)}"])
+            self._group_unread = True
             return None, None, [], frozenset()
         if group is None:
             self._say([f"no worker group {self.scaler.group}: nothing to scale"])

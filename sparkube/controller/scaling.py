@@ -34,6 +34,7 @@ from sparkube.controller.admission import (
     _copy,
     _ended,
     is_jobs,
+    node_arrived,
     node_ready,
     place,
 )
@@ -107,8 +108,8 @@ def members(
     leaving: set[str] = set()
     for i in group.instances:
         node = node_of.get(i.instance_id)
-        if i.lifecycle == "InService" and node is not None and node_ready(node):
-            ready.add(i.instance_id)
+        if i.lifecycle == "InService" and node is not None and node_arrived(node):
+            ready.add(i.instance_id)  # (admission counts its room from now on)
         elif i.lifecycle in ARRIVING or i.lifecycle == "InService":
             age = now - first_seen.get(i.instance_id, now)
             (arriving if age < ARRIVAL_SECONDS else stuck).add(i.instance_id)

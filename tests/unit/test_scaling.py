@@ -260,3 +260,38 @@ def test_members_the_group_is_removing_are_no_room() -> None:
     g = group(("i-1", "InService"), ("i-2", "Terminating"), ("i-3", "Pending"))
     who = scaling.members(g, nodes, {}, NOW.timestamp())
     assert who.ready == {"i-1"} and who.leaving == {"i-2"} and who.arriving == {"i-3"}
+
+
+def test_a_new_worker_ready_but_still_tainted_is_on_its_way_not_never() -> None:
+    """Seen on the bed: the new worker reports Ready a moment before the node lifecycle
+    controller lifts its ``not-ready`` taint. Admission gives it no room yet; counted as
+    a Ready member it would also leave the group's growth, and the job waiting for it
+    would be judged never to fit (and stopped). It is a member on its way."""
+    wide = job("wide", "2026-12-07T06:10:00Z", executor=(1.5, GI), executors=3)
+    taint = [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+    nodes = [
+        worker("worker-1", "i-1"),
+        worker("worker-2", "i-2"),
+        node("i-3", providerID="aws:///us-east-1a/i-3", taints=taint),
+    ]
+    g = group(("i-1", "InService"), ("i-2", "InService"), ("i-3", "InService"), maximum=3)
+    who = scaling.members(g, nodes, {}, NOW.timestamp())
+    assert who.ready == {"i-1", "i-2"} and who.arriving == {"i-3"}
+    growth = scaling.growth(g, SHAPE, len(who.ready))
+    _, decision = admission.judge([wide], [], nodes, NOW.timestamp(), growth)
+    assert not decision.waiting["wide"].never, decision.waiting
+    # once the taint is gone it is room, and the job starts
+    nodes[2] = node("i-3", providerID="aws:///us-east-1a/i-3")
+    assert scaling.members(g, nodes, {}, NOW.timestamp()).ready == {"i-1", "i-2", "i-3"}
+    _, decision = admission.judge([wide], [], nodes, NOW.timestamp(), [])
+    assert decision.admit == ["wide"]
+
+
+def test_no_job_is_never_while_the_group_cannot_be_read() -> None:
+    wide = job("wide", "2026-12-07T06:10:00Z", executor=(1.5, GI), executors=2)
+    nodes = [worker("worker-1", "i-1")]
+    _, sure = admission.judge([wide], [], nodes, NOW.timestamp(), [])
+    assert sure.waiting["wide"].never
+    _, unsure = admission.judge([wide], [], nodes, NOW.timestamp(), [], sure=False)
+    assert not unsure.waiting["wide"].never
+    assert unsure.waiting["wide"].waits_for == sure.waiting["wide"].waits_for
