@@ -94,7 +94,7 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     (lab.env.cwd / "wide.py").write_text(WIDE_APP, encoding="utf-8")
     t0 = time.monotonic()
     ran = lab.run(
-        "submit", "wide.py", "--executors", "2", "--executor-memory", "1g",
+        "submit", "wide.py", "--follow", "--executors", "2", "--executor-memory", "1g",
         "--conf", "spark.kubernetes.executor.request.cores=1500m",
     )  # fmt: skip
     took = time.monotonic() - t0
