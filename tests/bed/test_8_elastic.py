@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from typing import Any
 
@@ -33,7 +34,7 @@ from pyspark.sql import SparkSession
 
 spark = SparkSession.builder.appName("wide").getOrCreate()
 total = spark.sparkContext.parallelize(range(1, 100001), 8).map(lambda x: x * x).sum()
-print(f"sum of squares: {total}")
+print(f"sum of squares: {total}", flush=True)
 spark.stop()
 """
 
@@ -94,7 +95,7 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     (lab.env.cwd / "wide.py").write_text(WIDE_APP, encoding="utf-8")
     t0 = time.monotonic()
     ran = lab.run(
-        "submit", "wide.py", "--follow", "--executors", "2", "--executor-memory", "1g",
+        "submit", "wide.py", "--executors", "2", "--executor-memory", "1g",
         "--conf", "spark.kubernetes.executor.request.cores=1500m",
     )  # fmt: skip
     took = time.monotonic() - t0
@@ -102,7 +103,9 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
         print(c.kubectl(f"-n {deploy.NAMESPACE} logs deploy/{deploy.NAME} --tail=80",
                         check=False).stdout)  # fmt: skip
     assert ran.exit_code == 0, ran.stderr[-3000:] + ran.stdout[-2000:]
-    assert "sum of squares: 333338333350000" in ran.stdout + ran.stderr
+    (job_id,) = set(re.findall(r"\bjob (job-[\w-]+)", ran.stderr))
+    logs = lab.run("logs", job_id)
+    assert "sum of squares: 333338333350000" in logs.stdout, logs.stdout[-3000:]
 
     new = [iid for iid in c.machines.machines if iid not in known]
     assert len(new) == 1, new
