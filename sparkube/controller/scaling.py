@@ -244,7 +244,7 @@ def plan(
 
     # ---- idle marks and in
     busy = busy_nodes(pods)
-    idle: list[tuple[datetime, str, str]] = []  # (since, node, instance)
+    idle: list[tuple[datetime, str, str, str]] = []  # (since, node, instance, created)
     for node in nodes:
         name, found = _name(node), instance_of(node)
         if found is None or found not in in_group or not node_ready(node):
@@ -259,21 +259,25 @@ def plan(
             out.marks[name] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             continue
         out.marks[name] = marks[name]
-        idle.append((since, name, instance))
+        created = str((node.get("metadata") or {}).get("creationTimestamp") or "")
+        idle.append((since, name, instance, created))
     in_service = sum(1 for i in group.instances if i.lifecycle == "InService")
     # Not while anything may need the room: a job waits, an admitted one still has pods
     # to place, or one is admitted this very cycle (its pods are not even made yet).
     if waiting or owing or decision.admit or out.desired is not None:
         return out
-    for since, name, instance in sorted(idle):
-        if (now - since).total_seconds() < idle_seconds:
-            break
-        if in_service - len(out.terminate) <= group.minimum:
-            out.reasons.append(f"worker {name} idle, but the group is at its minimum")
-            break
-        out.terminate.append((instance, name))
-        out.reasons.append(
-            f"worker {name} ({instance}) idle for {(now - since).total_seconds() / 60:.0f} min"
-        )
-        break  # one per cycle: the next cycle sees the group as it is then
+    # Of the workers idle long enough, the one that joined last goes (the group's first
+    # workers, the ones `up` named, stay while the extra ones come and go); one per
+    # cycle: the next cycle sees the group as it is then.
+    ripe = [i for i in idle if (now - i[0]).total_seconds() >= idle_seconds]
+    if not ripe:
+        return out
+    since, name, instance, _ = max(ripe, key=lambda i: (i[3], i[1]))
+    if in_service - len(out.terminate) <= group.minimum:
+        out.reasons.append(f"worker {name} idle, but the group is at its minimum")
+        return out
+    out.terminate.append((instance, name))
+    out.reasons.append(
+        f"worker {name} ({instance}) idle for {(now - since).total_seconds() / 60:.0f} min"
+    )
     return out

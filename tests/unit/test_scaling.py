@@ -295,3 +295,27 @@ def test_no_job_is_never_while_the_group_cannot_be_read() -> None:
     _, unsure = admission.judge([wide], [], nodes, NOW.timestamp(), [], sure=False)
     assert not unsure.waiting["wide"].never
     assert unsure.waiting["wide"].waits_for == sure.waiting["wide"].waits_for
+
+
+def test_of_the_workers_idle_long_enough_the_one_that_joined_last_goes() -> None:
+    """Seen on the bed: after a job the group grew for, the first worker (idle before the
+    job too, so idle longest) went and the new one stayed. The group's first workers
+    (those `up` named) stay; the extra ones come and go."""
+    g = group(("i-1", "InService"), ("i-2", "InService"), ("i-9", "InService"), minimum=2)
+    first = worker("worker-1", "i-1")
+    first["metadata"]["creationTimestamp"] = "2026-12-07T05:00:00Z"
+    second = worker("worker-2", "i-2")
+    second["metadata"]["creationTimestamp"] = "2026-12-07T05:00:02Z"
+    grown = worker("i-9", "i-9")
+    grown["metadata"]["creationTimestamp"] = "2026-12-07T06:10:00Z"
+    marks = {
+        "worker-1": since(NOW - timedelta(hours=1)),
+        "worker-2": since(NOW - timedelta(hours=1)),
+        "i-9": since(NOW - timedelta(minutes=11)),
+    }
+    out = decide([], [first, second, grown], [], g, marks=marks)
+    assert out.terminate == [("i-9", "i-9")], out.reasons
+    # not yet idle long enough: none of the others goes in its place
+    marks["i-9"] = since(NOW - timedelta(minutes=3))
+    out = decide([], [first, second, grown], [], g, marks=marks)
+    assert out.terminate == [("i-2", "worker-2")], out.reasons  # (above the minimum of 2)
