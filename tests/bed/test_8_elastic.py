@@ -24,7 +24,7 @@ from sparkube.aws import workergroup
 from sparkube.controller import deploy
 from sparkube.nodes import selfjoin
 from sparkube.nodes.kubeadm import JoinCommand
-from tests.fixtures.bedcluster import ALLOW_CIDR, BedCluster, BedLab
+from tests.fixtures.bedcluster import ALLOW_CIDR, BedLab, approve_serving_csrs
 from tests.fixtures.nodebed import REAL_NODES, approver_missing
 
 pytestmark = REAL_NODES
@@ -46,22 +46,6 @@ def _group(lab: BedLab) -> dict[str, Any]:
         AutoScalingGroupNames=[workergroup.group_name(lab.cluster.name)]
     )["AutoScalingGroups"]
     return dict(group)
-
-
-def _approve_serving_csrs(c: BedCluster, stop: threading.Event) -> None:
-    """What the approver addon does, for workers named by their instance id only."""
-    while not stop.wait(2):
-        listed = c.kubectl("get csr -o json", check=False)
-        if listed.returncode != 0:
-            continue
-        for csr in json.loads(listed.stdout)["items"]:
-            spec, status = csr["spec"], csr.get("status") or {}
-            if (
-                spec.get("signerName") == "kubernetes.io/kubelet-serving"
-                and spec.get("username", "").startswith("system:node:i-")
-                and not status.get("conditions")
-            ):
-                c.kubectl(f"certificate approve {csr['metadata']['name']}", check=False)
 
 
 def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves(
@@ -115,7 +99,7 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
         # The kubelet-csr-approver addon signs a new node's serving certificate (checked
         # by test_9_lifecycle where the bed has its image); without it, the API server
         # cannot reach the new kubelet for logs. Stand in for it, for group workers only.
-        threading.Thread(target=_approve_serving_csrs, args=(c, stop), daemon=True).start()
+        threading.Thread(target=approve_serving_csrs, args=(c, stop), daemon=True).start()
     t0 = time.monotonic()
     try:
         ran = lab.run(
