@@ -124,14 +124,24 @@ def controller_policy(group_arn: str, parameter_arn: str, control_plane_arn: str
     }
 
 
-def put_controller_policy(iam: Any, cluster: str, region: str, document: Mapping[str, Any]) -> None:
-    """Write :func:`controller_policy` onto the nodes' role (each ``up``: the control
-    plane may have been replaced)."""
+def put_controller_policy(
+    iam: Any, cluster: str, region: str, document: Mapping[str, Any]
+) -> bool:
+    """Write :func:`controller_policy` onto the nodes' role unless it is there already
+    (each ``up`` looks: the control plane may have been replaced). True when written."""
+    name = role_name(cluster, region)
+    try:
+        got = iam.get_role_policy(RoleName=name, PolicyName=CONTROLLER_POLICY_NAME)
+        have = got["PolicyDocument"]
+        if (json.loads(have) if isinstance(have, str) else have) == document:
+            return False
+    except Exception as exc:
+        if not is_code(exc, "NoSuchEntity"):
+            raise
     iam.put_role_policy(
-        RoleName=role_name(cluster, region),
-        PolicyName=CONTROLLER_POLICY_NAME,
-        PolicyDocument=json.dumps(document),
+        RoleName=name, PolicyName=CONTROLLER_POLICY_NAME, PolicyDocument=json.dumps(document)
     )
+    return True
 
 
 @dataclass(frozen=True)

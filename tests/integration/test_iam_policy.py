@@ -150,6 +150,7 @@ OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "iam.GetRole": (("iam:GetRole", "role"),),
     "iam.CreateRole": (("iam:CreateRole", "role"), ("iam:TagRole", "role")),
     "iam.PutRolePolicy": (("iam:PutRolePolicy", "role"),),
+    "iam.GetRolePolicy": (("iam:GetRolePolicy", "role"),),
     "iam.ListRolePolicies": (("iam:ListRolePolicies", "role"),),
     "iam.DeleteRolePolicy": (("iam:DeleteRolePolicy", "role"),),
     "iam.ListAttachedRolePolicies": (("iam:ListAttachedRolePolicies", "role"),),
