@@ -111,8 +111,11 @@ def test_rights_are_exactly_what_the_controller_uses() -> None:
     # (each proved needed against the real API server: tests/integration/test_controller.py)
     assert _granted(one("ClusterRole")) == {
         ("", "nodes", "list", ""), ("", "nodes", "watch", ""),
+        ("", "nodes", "patch", ""), ("", "nodes", "delete", ""),  # a worker it removes
         ("", "pods", "list", ""), ("", "pods", "watch", ""),
     }  # fmt: skip
+    # a bootstrap token for the self-join, no read of any Secret
+    assert _granted(one("Role", "kube-system")) == {("", "secrets", "create", "")}
     assert _granted(one("Role", "spark")) == {
         ("batch", "jobs", "list", ""), ("batch", "jobs", "watch", ""),
         ("batch", "jobs", "patch", ""),
@@ -125,6 +128,7 @@ def test_rights_are_exactly_what_the_controller_uses() -> None:
     subject = [{"kind": "ServiceAccount", "name": deploy.NAME, "namespace": deploy.NAMESPACE}]
     for kind, namespace in (
         ("ClusterRoleBinding", None), ("RoleBinding", "spark"), ("RoleBinding", deploy.NAMESPACE),
+        ("RoleBinding", "kube-system"),
     ):  # fmt: skip
         binding = one(kind, namespace)
         assert binding["subjects"] == subject
