@@ -124,9 +124,7 @@ def controller_policy(group_arn: str, parameter_arn: str, control_plane_arn: str
     }
 
 
-def put_controller_policy(
-    iam: Any, cluster: str, region: str, document: Mapping[str, Any]
-) -> bool:
+def put_controller_policy(iam: Any, cluster: str, region: str, document: Mapping[str, Any]) -> bool:
     """Write :func:`controller_policy` onto the nodes' role unless it is there already
     (each ``up`` looks: the control plane may have been replaced). True when written."""
     name = role_name(cluster, region)
