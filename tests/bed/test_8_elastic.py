@@ -20,8 +20,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from sparkube.aws import workergroup
 from sparkube.controller import deploy
 from sparkube.nodes import selfjoin
@@ -50,12 +48,6 @@ def _group(lab: BedLab) -> dict[str, Any]:
     return dict(group)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: after test_4_worker_reboot (run before it in the full suite), the new "
-    "worker was not removed within 400 s of idling (grows, joins by itself and runs the "
-    "job, as alone); to find in the controller's scale-in",
-)
 def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves(
     bed_lab: BedLab,
 ) -> None:
@@ -151,11 +143,19 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     # Idle from the job's end: after a minute (and a cycle) the controller terminates
     # that instance, and the group's desired count goes back down with it.
     ended = time.monotonic()
-    c.machines.wait(
-        lambda m: iid not in c.bed.nodes or not c.bed.running(iid),
-        timeout=400,
-        what=f"{iid} removed after its idle time",
-    )
+    try:
+        c.machines.wait(
+            lambda m: iid not in c.bed.nodes or not c.bed.running(iid),
+            timeout=400,
+            what=f"{iid} removed after its idle time",
+        )
+    except BaseException:
+        print("controller:", c.kubectl(f"-n {deploy.NAMESPACE} logs deploy/{deploy.NAME} "
+                                       "--tail=120", check=False).stdout)  # fmt: skip
+        print("machines:", {i: m.name for i, m in c.machines.machines.items()})
+        print(c.kubectl("get nodes -o wide", check=False).stdout)
+        print(c.kubectl("get pods -A -o wide", check=False).stdout)
+        raise
     gone = time.monotonic()
     (state,) = c.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
     assert state["State"]["Name"] in ("shutting-down", "terminated"), state["State"]

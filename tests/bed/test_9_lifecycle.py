@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import time
 import warnings
 from typing import Any
@@ -46,6 +47,14 @@ def test_an_ec2_stop_and_start_act_on_the_machine(bed_cluster: BedCluster) -> No
     assert worker.events[0][0] == "boot", worker.events
     assert [e for e, _ in worker.events[before:]] == ["stop", "start"], worker.events
     c.kubectl("wait --for=condition=Ready node/worker-2 --timeout=180s")
+    # EC2 gives a started instance a new public IP (moto too): the machine answers SSH
+    # at the one EC2 now reports, as a resume `up` reaches it.
+    (inst,) = c.ec2.describe_instances(InstanceIds=[worker.instance_id])["Reservations"][0][
+        "Instances"
+    ]
+    assert worker.public_ip == inst["PublicIpAddress"], (worker.public_ip, inst)
+    with socket.create_connection((inst["PublicIpAddress"], 22), timeout=20) as ssh:
+        assert ssh.recv(64).startswith(b"SSH-")
 
 
 #: The reason postfinance's kubelet-csr-approver writes on the CSRs it approves
