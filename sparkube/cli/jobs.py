@@ -29,6 +29,7 @@ from sparkube.errors import InputError, Interrupted, JobError, UsageError
 from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import failures, jobs, local
 from sparkube.spark.java import find_java
+from sparkube.spark.records import JobRecord
 
 
 def _human_size(size: float) -> str:
@@ -155,11 +156,7 @@ def wordcount(
         api = jobs.open_cluster(env, spec.name)
         config = api.config()
         res = jobs.resources_for(config, driver_memory=driver_memory, api=api)
-        ui.note(
-            f"Running on cluster {spec.name} ({res.executors} executors × "
-            f"{res.executor_cores} core{'s' if res.executor_cores != 1 else ''}, "
-            f"{res.executor_memory})  job {job_id}"
-        )
+        ui.note(f"Running on cluster {spec.name} ({res.describe()})  job {job_id}")
         with _job_interrupts(ui, env, api, job_id), ui.err.status("Starting…") as status:
             result = jobs.run_wordcount_cluster(
                 api,
@@ -239,8 +236,11 @@ def submit(
         int | None,
         typer.Option(
             "--executors",
-            help="Executors on the cluster. Default: one per worker. Locally Spark runs "
-            "--executors × --executor-cores threads in one JVM (local[N]).",
+            help="A fixed number of executors on the cluster. Default: dynamic "
+            "allocation, starting with one per worker: Spark adds executors while tasks "
+            "wait (up to what the workers hold at --max-workers) and gives back those idle "
+            "for a minute, down to 1. Locally Spark runs --executors × --executor-cores "
+            "threads in one JVM (local[N]).",
             show_default=False,
         ),
     ] = None,
@@ -508,7 +508,10 @@ def _progress_line(p: cluster_jobs.Progress) -> str:
     if p.driver_phase == "Queued":
         said = cluster_jobs.queue_message(p.position, p.waits_for)
         return f"Queued ({said}) · {minutes}:{seconds:02d}"
-    executors = f"{p.executors_running}/{p.executors_wanted} executors"
+    if p.dynamic:
+        executors = f"{p.executors_running} executors (dynamic {p.dynamic})"
+    else:
+        executors = f"{p.executors_running}/{p.executors_wanted} executors"
     if p.executors_pending:
         executors += f" ({p.executors_pending} pending)"
     detail = f" ({p.detail})" if p.detail else ""
@@ -573,10 +576,7 @@ def _submit_cluster(
         executor_memory=executor_memory, driver_memory=driver_memory, api=api,
     )  # fmt: skip
     job_id = jobs.new_job_id("job")
-    ui.note(
-        f"Running on cluster {cluster} ({res.executors} executors × {res.executor_cores} "
-        f"core{'s' if res.executor_cores != 1 else ''}, {res.executor_memory})  job {job_id}"
-    )
+    ui.note(f"Running on cluster {cluster} ({res.describe()})  job {job_id}")
     with ui.err.status("Uploading…") as status:
         submission = jobs.prepare_submit_cluster(
             api, app_path, app_args, job_id=job_id, inputs=inputs, main_class=main_class,
@@ -712,12 +712,17 @@ def jobs_command(
         table.add_row(
             r.job_id, escape(r.app), state, r.submitted.replace("T", " ").rstrip("Z"),
             clock(r.queued_seconds), clock(r.duration),
-            f"{r.executors} × {r.executor_cores}" if r.executor_cores else str(r.executors),
+            _executors_cell(r),
         )  # fmt: skip
     ui.out.print(table)
     for r in records:
         if r.state == "Queued" and r.message:
             ui.out.print(f"{r.job_id} queued: {escape(r.message)}", highlight=False)
+
+
+def _executors_cell(r: JobRecord) -> str:
+    count = r.dynamic_executors or str(r.executors)
+    return f"{count} × {r.executor_cores}" if r.executor_cores else count
 
 
 @app.command(rich_help_panel="Jobs")

@@ -8,7 +8,10 @@ Out: the oldest queued job that waits for room (admission's head of the line) ge
 fewest new workers that let its driver and minimum executors all fit, counted with
 admission's own placement over the room there is plus empty workers of the group's
 shape, up to the group's maximum. Nothing more is asked while an instance of the group
-is still on its way (launched, not yet a Ready node): it is counted first.
+is still on its way (launched, not yet a Ready node): it is counted first. With no job
+waiting, the executors a running job asks for beyond its minimum (Spark's dynamic
+allocation, when its tasks wait) that the scheduler found no room for get new workers
+too, as many as fit them, up to the group's maximum.
 
 In: a worker is idle while no pod of a sparkube job that has not ended is on it (a
 driver, or an executor: Spark keeps shuffle files on an executor's disk, so a node
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sparkube.controller.admission import (
+    JOB_LABEL,
     Ask,
     Decision,
     QueueJob,
@@ -37,6 +41,7 @@ from sparkube.controller.admission import (
     node_arrived,
     node_ready,
     place,
+    pod_ask,
 )
 
 Json = Mapping[str, Any]
@@ -167,6 +172,38 @@ def busy_nodes(pods: Sequence[Json]) -> set[str]:
     }
 
 
+def _unschedulable(pod: Json) -> bool:
+    return any(
+        c.get("type") == "PodScheduled"
+        and c.get("status") == "False"
+        and c.get("reason") == "Unschedulable"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def unplaced_executors(queue: Sequence[QueueJob], pods: Sequence[Json]) -> list[Ask]:
+    """Executor pods of admitted jobs that the scheduler found no room for, beyond the
+    minimum each job is still owed (room admission already counts for it)."""
+    owed = {j.name: max(0, j.min_executors - j.placed_executors) for j in queue if not j.suspended}
+    out = []
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        job = labels.get(JOB_LABEL)
+        if (
+            job not in owed
+            or labels.get("spark-role") != "executor"
+            or (pod.get("spec") or {}).get("nodeName")
+            or _ended(pod)
+            or not _unschedulable(pod)
+        ):
+            continue
+        if owed[job] > 0:
+            owed[job] -= 1
+            continue
+        out.append(pod_ask(pod))
+    return out
+
+
 def nodes_needed(asks: Sequence[Ask], free: Sequence[Room], shape: Shape, most: int) -> int | None:
     """The fewest empty workers of ``shape`` (at most ``most``) that, added to ``free``,
     let every ask fit at once; 0 when they fit already; None when ``most`` is not enough."""
@@ -242,6 +279,19 @@ def plan(
         if not decision.waiting[job.name].never:
             break  # first come, first served: nothing is grown for the jobs behind it
 
+    extra = unplaced_executors(queue, pods)
+    if extra and not waiting and not who.pending and room_left > 0:
+        fitting = [a for a in extra if a.fits(shape.cpu, shape.memory)]
+        need = nodes_needed(fitting, free, shape, room_left)
+        if need is None:
+            need = room_left  # not all of them fit even then: as many as may come
+        if need:
+            out.desired = group.desired + need
+            out.reasons.append(
+                f"{len(fitting)} executor(s) of running jobs wait for room: desired "
+                f"{group.desired} -> {out.desired}"
+            )
+
     # ---- idle marks and in
     busy = busy_nodes(pods)
     idle: list[tuple[datetime, str, str, str]] = []  # (since, node, instance, created)
@@ -263,8 +313,9 @@ def plan(
         idle.append((since, name, instance, created))
     in_service = sum(1 for i in group.instances if i.lifecycle == "InService")
     # Not while anything may need the room: a job waits, an admitted one still has pods
-    # to place, or one is admitted this very cycle (its pods are not even made yet).
-    if waiting or owing or decision.admit or out.desired is not None:
+    # to place (its minimum, or executors it asked for since), or one is admitted this
+    # very cycle (its pods are not even made yet).
+    if waiting or owing or extra or decision.admit or out.desired is not None:
         return out
     # Of the workers idle long enough, the one that joined last goes (the group's first
     # workers, the ones `up` named, stay while the extra ones come and go); one per

@@ -130,6 +130,9 @@ class Progress:
     position: int = 0
     waits_for: str = ""
     never: bool = False
+    #: Under dynamic allocation, the job's range of executors ("1-4"; "" when fixed:
+    #: then ``executors_wanted`` is all it has).
+    dynamic: str = ""
 
 
 @dataclass
@@ -405,6 +408,7 @@ class ClusterJobs:
             state="Queued",
             submitted=submitted,
             executors=size.executors,
+            dynamic_executors=size.dynamic.describe() if size.dynamic is not None else "",
             executor_cores=size.executor_cores,
             executor_memory=size.executor_memory,
             args=list(spec.args),
@@ -423,7 +427,7 @@ class ClusterJobs:
         running = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Running")
         pending = sum(1 for e in executors if (e.get("status") or {}).get("phase") == "Pending")
         phase = (driver.get("status") or {}).get("phase", "Pending") if driver else "Submitted"
-        detail = ""
+        detail = dynamic = ""
         wanted = 0
         if driver is None:
             job = self._job(job_id)
@@ -445,8 +449,11 @@ class ClusterJobs:
             )
             ann = ((driver.get("metadata") or {}).get("annotations")) or {}
             wanted = int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0)
+            dynamic = str(ann.get(ANNOTATION_PREFIX + "dynamic-executors") or "")
         return (
-            Progress(phase, running, pending, wanted, time.monotonic() - started, detail),
+            Progress(
+                phase, running, pending, wanted, time.monotonic() - started, detail, dynamic=dynamic
+            ),
             driver,
             executors,
         )

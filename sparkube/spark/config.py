@@ -102,12 +102,48 @@ def cluster_config_manifest(config: ClusterConfig) -> Json:
     }
 
 
+#: A job's executors under dynamic allocation never go below this: admission finds room
+#: for the driver and this many at once, so an admitted job always makes progress.
+DYNAMIC_MIN_EXECUTORS = 1
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """Spark's dynamic allocation for a job: between ``minimum`` and ``maximum``
+    executors (None: Spark's own, no limit), as its tasks ask."""
+
+    minimum: int = DYNAMIC_MIN_EXECUTORS
+    maximum: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.minimum}-{self.maximum if self.maximum is not None else 'any'}"
+
+
 @dataclass(frozen=True)
 class Resources:
+    """A job's size. ``executors``: how many executors it starts with, all it has when
+    ``dynamic`` is None (``--executors N``: a fixed count), else Spark adds and removes
+    executors within ``dynamic``'s range."""
+
     executors: int
     executor_cores: int
     executor_memory: str  # Spark syntax: 1g, 1536m
     driver_memory: str = DRIVER_MEMORY
+    dynamic: Dynamic | None = None
+
+    @property
+    def min_executors(self) -> int:
+        """The executors the job cannot start without (admission's minimum)."""
+        return self.executors if self.dynamic is None else self.dynamic.minimum
+
+    def describe(self) -> str:
+        """``3 executors × 2 cores, 4g`` (a fixed count) or ``1-4 executors × 2 cores,
+        4g, dynamic from 2``."""
+        plural = "s" if self.executor_cores != 1 else ""
+        size = f"× {self.executor_cores} core{plural}, {self.executor_memory}"
+        if self.dynamic is None:
+            return f"{self.executors} executor{'s' if self.executors != 1 else ''} {size}"
+        return f"{self.dynamic.describe()} executors {size}, dynamic from {self.executors}"
 
     @staticmethod
     def memory_mib(text: str) -> int:
@@ -177,3 +213,32 @@ def default_resources(config: ClusterConfig, rooms: Sequence[tuple[float, int]] 
             heap = _heap_for(pod_mib)
             return Resources(count, pod_cpu, _spark_memory(heap), driver_memory)
     return base
+
+
+def executors_at_most(
+    config: ClusterConfig, res: Resources, rooms: Sequence[tuple[float, int]] = ()
+) -> int:
+    """How many executors of ``res``'s size the workers could hold at once beside the
+    driver, with the workers' group at its maximum (``config.max_workers``): what fits
+    on each worker there is (``rooms``: CPU and bytes each has for jobs; the driver on
+    the roomiest), plus what fits on an empty one like the roomiest for each worker the
+    group may still add. At least ``res.executors``. Without ``rooms``: one executor per
+    worker, as the defaults size them."""
+    most_workers = max(config.max_workers, config.workers, 1)
+    if not rooms:
+        return max(res.executors, most_workers)
+    cpu = float(res.executor_cores)
+    pod_mib = res.pod_memory_mib(res.executor_memory)
+    driver_cpu, driver_mib = parse_cpu(DRIVER_CPU), res.pod_memory_mib(res.driver_memory)
+
+    def fits(free_cpu: float, free_mib: float) -> int:
+        if free_cpu < cpu - 1e-9 or free_mib < pod_mib:
+            return 0
+        return int(min((free_cpu + 1e-9) // cpu, free_mib // pod_mib))
+
+    ordered = sorted(((c, m / 2**20) for c, m in rooms), key=lambda r: (-r[1], -r[0]))
+    first, others = ordered[0], ordered[1:]
+    total = fits(first[0] - driver_cpu, first[1] - driver_mib)
+    total += sum(fits(c, m) for c, m in others)
+    total += max(0, most_workers - len(ordered)) * fits(*first)
+    return max(res.executors, total)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from sparkube.errors import InputError, JobError, NoSuchCluster
 from sparkube.spark import bundles, local, packages
 from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark.apps import wordcount as wordcount_app
-from sparkube.spark.config import ClusterConfig, Resources, default_resources
+from sparkube.spark.config import (
+    DYNAMIC_MIN_EXECUTORS,
+    ClusterConfig,
+    Dynamic,
+    Resources,
+    default_resources,
+    executors_at_most,
+)
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
 from sparkube.spark.podspec import Endpoints, JobSpec
 from sparkube.spark.records import output_prefix
@@ -422,8 +429,12 @@ def resources_for(
     driver_memory: str | None = None,
     api: cluster_jobs.ClusterJobs | None = None,
 ) -> Resources:
-    """The job's size: the flags, else defaults fitted to the cluster (to what its
-    workers have for jobs now, when ``api`` can read the nodes)."""
+    """The job's size on the cluster: the flags, else defaults fitted to the cluster (to
+    what its workers have for jobs now, when ``api`` can read the nodes). Without
+    ``executors`` the job uses Spark's dynamic allocation: it starts with the executors
+    that fit now and has between :data:`DYNAMIC_MIN_EXECUTORS` and as many as the
+    workers could hold with the group at its maximum (:func:`executors_at_most`);
+    ``--executors N`` is a fixed count."""
     rooms = [(r.free_cpu, r.free_memory) for r in api.job_room()] if api is not None else []
     base = default_resources(config, rooms)
     if executors is not None and executors < 1:
@@ -438,6 +449,10 @@ def resources_for(
     )
     res.memory_mib(res.executor_memory)  # validates the syntax (exit 2)
     res.memory_mib(res.driver_memory)
+    if executors is None:
+        most = executors_at_most(config, res, rooms)
+        start = max(DYNAMIC_MIN_EXECUTORS, min(res.executors, most))
+        res = replace(res, executors=start, dynamic=Dynamic(DYNAMIC_MIN_EXECUTORS, most))
     return res
 
 

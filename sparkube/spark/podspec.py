@@ -27,6 +27,7 @@ from sparkube.spark.config import (
     OVERHEAD_MIB,
     ROLE_LABEL,
     ClusterConfig,
+    Dynamic,
     Json,
     Resources,
 )
@@ -185,6 +186,26 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         "spark.driver.extraJavaOptions": "-Duser.language=en -Duser.country=US",
         "spark.executor.extraJavaOptions": "-Duser.language=en -Duser.country=US",
     }
+    asked = spec.conf.get("spark.dynamicAllocation.enabled", "").strip().lower()
+    if r.dynamic is not None and "spark.executor.instances" not in spec.conf and asked != "false":
+        # Dynamic allocation (no --executors, no executor count in --conf): Spark
+        # asks for executors while tasks wait and gives back those idle for a minute,
+        # so a job's executors follow its stages and the workers' group follows them.
+        # Kubernetes has no external shuffle service: shuffle tracking keeps an executor
+        # while it holds shuffle files a later stage may read (so nothing is recomputed;
+        # such an executor stays until the job ends or its shuffle is cleaned up).
+        props.pop("spark.executor.instances")
+        props.update(
+            {
+                "spark.dynamicAllocation.enabled": "true",
+                "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+                "spark.dynamicAllocation.minExecutors": str(r.dynamic.minimum),
+                "spark.dynamicAllocation.initialExecutors": str(r.executors),
+                "spark.dynamicAllocation.executorIdleTimeout": "60s",
+            }
+        )
+        if r.dynamic.maximum is not None:
+            props["spark.dynamicAllocation.maxExecutors"] = str(r.dynamic.maximum)
     props.update(endpoints.s3a_properties())
     if spec.conf.get("spark.sql.sources.partitionOverwriteMode", "").lower() == "dynamic":
         # the magic committer refuses dynamic partition overwrite: Hadoop's own committer
@@ -236,19 +257,33 @@ def effective_resources(spec: JobSpec, props: Mapping[str, str]) -> Resources:
     ``spark.driver.memory`` given by the user win over sparkube's defaults, so the pod
     sizes, the records and the progress line follow what the driver really asks for."""
     r = spec.resources
+    dynamic: Dynamic | None = None
     try:
-        executors = int(props.get("spark.executor.instances", r.executors))
         cores = int(props.get("spark.executor.cores", r.executor_cores))
+        if props.get("spark.dynamicAllocation.enabled", "").strip().lower() == "true":
+            # Spark's defaults: no minimum, no maximum, start with the minimum (or with
+            # spark.executor.instances, when that is more).
+            low = int(props.get("spark.dynamicAllocation.minExecutors", "0"))
+            high = props.get("spark.dynamicAllocation.maxExecutors")
+            executors = max(
+                low,
+                int(props.get("spark.dynamicAllocation.initialExecutors", str(low))),
+                int(props.get("spark.executor.instances", "0")),
+            )
+            dynamic = Dynamic(low, int(high) if high else None)
+        else:
+            executors = int(props.get("spark.executor.instances", r.executors))
     except ValueError:
         raise InputError(
-            "spark.executor.instances and spark.executor.cores must be whole numbers; fix the "
-            "--conf value."
+            "spark.executor.instances, spark.executor.cores and the spark.dynamicAllocation "
+            "counts must be whole numbers; fix the --conf value."
         ) from None
     resources = Resources(
         executors,
         cores,
         props.get("spark.executor.memory", r.executor_memory),
         props.get("spark.driver.memory", r.driver_memory),
+        dynamic,
     )
     resources.memory_mib(resources.executor_memory)  # validates (exit 2)
     resources.memory_mib(resources.driver_memory)
@@ -360,6 +395,11 @@ def job_manifests(
         ANNOTATION_PREFIX + "kind": spec.kind,
         ANNOTATION_PREFIX + "args": json.dumps(list(spec.args)),
         ANNOTATION_PREFIX + "executors": str(size.executors),
+        **(
+            {ANNOTATION_PREFIX + "dynamic-executors": size.dynamic.describe()}
+            if size.dynamic is not None
+            else {}
+        ),
         ANNOTATION_PREFIX + "executor-cores": str(size.executor_cores),
         ANNOTATION_PREFIX + "executor-memory": size.executor_memory,
         ANNOTATION_PREFIX + "submitted": submitted,
@@ -456,7 +496,7 @@ def job_manifests(
                     {
                         "driver": driver_request,
                         "executor": executor_request,
-                        "min_executors": size.executors,
+                        "min_executors": size.min_executors,
                     },
                     sort_keys=True,
                 ),

@@ -47,6 +47,9 @@ class JobRecord:
     #: When the cluster's controller let it start: it waited ``Queued`` from
     #: ``submitted`` until then (None: not known, or jobs from before the queue).
     admitted: str | None = None
+    #: Under dynamic allocation, the range of executors ("1-4"; "": a fixed count,
+    #: ``executors``, which is then where it started).
+    dynamic_executors: str = ""
 
     @property
     def queued_seconds(self) -> float | None:

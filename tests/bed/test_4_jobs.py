@@ -84,7 +84,11 @@ def test_wordcount_on_the_cluster_equals_local_and_reference(bed_lab: BedLab) ->
     (lab.env.cwd / "book.txt").write_text(text, encoding="utf-8")
     res = lab.run("wordcount", "book.txt", "--top", "5", "--output-dir", "remote")
     assert res.exit_code == 0, res.stderr[-4000:]
-    assert f"Running on cluster {lab.cluster.name} (2 executors" in res.stderr
+    # no --executors: dynamic allocation, starting with one executor per worker
+    assert re.search(
+        rf"Running on cluster {lab.cluster.name} \(1-[2-9] executors × .*, dynamic from 2\)",
+        res.stderr,
+    ), res.stderr[-2000:]
     remote = (lab.env.cwd / "remote" / "wordcount.csv").read_bytes()
 
     local = lab.run("wordcount", "book.txt", "--local", "--top", "5", "--output-dir", "local")

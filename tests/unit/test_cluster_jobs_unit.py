@@ -456,3 +456,101 @@ def test_default_job_leaves_out_a_worker_too_small_and_shrinks_the_driver_last()
     )
     # a single worker with 1.5Gi for jobs: 512m driver and executor
     assert default_resources(config, [(3.8, 1800 * 2**20)]) == Resources(1, 3, "512m", "512m")
+
+
+class _Rooms:
+    """What resources_for reads of the cluster: the workers' room for jobs."""
+
+    def __init__(self, *rooms: tuple[float, int]) -> None:
+        from sparkube.controller import admission
+
+        self.rooms = [admission.Room(f"w{i}", c, m, c, m) for i, (c, m) in enumerate(rooms)]
+
+    def job_room(self) -> list[Any]:
+        return self.rooms
+
+
+def test_without_executors_a_cluster_job_is_dynamic_up_to_what_the_group_may_hold() -> None:
+    """Two workers of 4 CPU with room for one 3-core executor each (the driver beside
+    one): it starts with 2 and may have 4 when the group grows to its maximum of 4."""
+    import dataclasses
+
+    from sparkube.spark.config import Dynamic
+    from sparkube.spark.jobs import resources_for
+
+    cfg = ClusterConfig(cluster="c", bucket="b", region="r", worker_cpu=4.0,
+                        worker_memory=16 * GIB, workers=2, max_workers=4)  # fmt: skip
+    api: Any = _Rooms((3.8, 14 * GIB), (3.8, 14 * GIB))
+    res = resources_for(cfg, api=api)
+    assert res == Resources(2, 3, "5888m", "1g", Dynamic(1, 4))
+    assert res.min_executors == 1
+    assert res.describe() == "1-4 executors × 3 cores, 5888m, dynamic from 2"
+    # smaller executors: as many as the workers hold (1-core executors: 3 beside the
+    # driver, 3 on the other, 3 on each of the two the group may add)
+    small = resources_for(cfg, api=api, executor_cores=1, executor_memory="1g")
+    assert small.dynamic == Dynamic(1, 12), small
+    # a fixed count stays fixed
+    fixed = resources_for(cfg, api=api, executors=3)
+    assert fixed.dynamic is None and fixed.min_executors == 3
+    assert fixed.describe() == "3 executors × 3 cores, 5888m"
+    # the cluster's maximum is its size: the range ends where it starts
+    same = resources_for(dataclasses.replace(cfg, max_workers=2), api=api)
+    assert same.dynamic == Dynamic(1, 2)
+
+
+def test_dynamic_allocation_in_the_properties_admission_and_record() -> None:
+    from sparkube.controller import admission
+    from sparkube.spark.config import Dynamic
+
+    res = Resources(2, 1, "1g", dynamic=Dynamic(1, 5))
+    spec = JobSpec(job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
+                   resources=res)  # fmt: skip
+    props = spark_properties(spec, config(), Endpoints())
+    assert "spark.executor.instances" not in props
+    assert {k: v for k, v in props.items() if k.startswith("spark.dynamicAllocation.")} == {
+        "spark.dynamicAllocation.enabled": "true",
+        "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+        "spark.dynamicAllocation.minExecutors": "1",
+        "spark.dynamicAllocation.initialExecutors": "2",
+        "spark.dynamicAllocation.maxExecutors": "5",
+        "spark.dynamicAllocation.executorIdleTimeout": "60s",
+    }
+    job, configmap = job_manifests(spec, config(), Endpoints(), submitted="x")
+    asks = json.loads(job["metadata"]["annotations"][admission.ASKS])
+    assert asks["min_executors"] == 1  # admission: the driver and one executor
+    pod_annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert pod_annotations["sparkube.io/dynamic-executors"] == "1-5"
+    assert "spark.dynamicAllocation.enabled=true" in configmap["data"]["spark.properties"]
+    # an executor count in --conf means a fixed count, as --executors does
+    fixed = dataclasses_replace_conf(spec, {"spark.executor.instances": "3"})
+    props = spark_properties(fixed, config(), Endpoints())
+    assert props["spark.executor.instances"] == "3"
+    assert "spark.dynamicAllocation.enabled" not in props
+    job, _ = job_manifests(fixed, config(), Endpoints(), submitted="x")
+    assert json.loads(job["metadata"]["annotations"][admission.ASKS])["min_executors"] == 3
+    # so does turning it off (the starting count is kept as the fixed one)
+    off = dataclasses_replace_conf(spec, {"spark.dynamicAllocation.enabled": "false"})
+    props = spark_properties(off, config(), Endpoints())
+    assert props["spark.executor.instances"] == "2"
+    assert props["spark.dynamicAllocation.enabled"] == "false"
+    # the user's own range wins, and admission follows its minimum
+    own = dataclasses_replace_conf(
+        spec,
+        {"spark.dynamicAllocation.minExecutors": "2", "spark.dynamicAllocation.maxExecutors": "9"},
+    )
+    job, _ = job_manifests(own, config(), Endpoints(), submitted="x")
+    assert json.loads(job["metadata"]["annotations"][admission.ASKS])["min_executors"] == 2
+    assert (
+        job["spec"]["template"]["metadata"]["annotations"]["sparkube.io/dynamic-executors"] == "2-9"
+    )
+
+
+def test_the_progress_line_of_a_dynamic_job_shows_its_range() -> None:
+    from sparkube.cli.jobs import _progress_line
+    from sparkube.spark.cluster import Progress
+
+    line = _progress_line(Progress("Running", 3, 1, 2, 61.0, dynamic="1-4"))
+    assert line == "driver Running · 3 executors (dynamic 1-4) (1 pending) · 1:01"
+    assert _progress_line(Progress("Running", 1, 0, 2, 5.0)) == (
+        "driver Running · 1/2 executors · 0:05"
+    )

@@ -319,3 +319,63 @@ def test_of_the_workers_idle_long_enough_the_one_that_joined_last_goes() -> None
     marks["i-9"] = since(NOW - timedelta(minutes=3))
     out = decide([], [first, second, grown], [], g, marks=marks)
     assert out.terminate == [("i-2", "worker-2")], out.reasons  # (above the minimum of 2)
+
+
+def unschedulable(p: dict[str, Any]) -> dict[str, Any]:
+    p["status"]["phase"] = "Pending"
+    p["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    ]
+    return p
+
+
+def test_executors_a_running_job_asks_for_beyond_its_minimum_grow_the_group() -> None:
+    """Dynamic allocation: job ``first`` (minimum 1 executor, placed) asks for three
+    more while its tasks wait; two of 1 CPU fit on one new worker of 2 CPUs, so the
+    three need two."""
+    nodes, pods, running = one_busy_worker()
+    extra = [
+        unschedulable(pod(f"first-exec-{i}", None, "1", "1Gi", job="first", role="executor"))
+        for i in (2, 3, 4)
+    ]
+    out = decide([running], nodes, pods + extra, group(("i-1", "InService")))
+    assert out.desired == 3, out.reasons
+    assert "3 executor(s) of running jobs wait for room" in out.reasons[-1]
+    # at most to the group's maximum: as many as may come
+    out = decide([running], nodes, pods + extra, group(("i-1", "InService"), maximum=2))
+    assert out.desired == 2, out.reasons
+    # one just made, not yet tried by the scheduler: nothing yet
+    fresh = pod("first-exec-2", None, "1", "1Gi", job="first", role="executor", phase="Pending")
+    out = decide([running], nodes, [*pods, fresh], group(("i-1", "InService")))
+    assert out.desired is None, out.reasons
+    # a queued job comes first: it gets its workers, not the running job's extra
+    waiting = job("next", "2026-12-07T06:10:00Z", executor=(1.5, GI))
+    out = decide([running, waiting], nodes, pods + extra, group(("i-1", "InService")))
+    assert out.desired == 2 and "job next needs 1 more worker" in out.reasons[0], out.reasons
+
+
+def test_an_executor_still_owed_is_not_counted_twice() -> None:
+    """An admitted job's minimum executor not placed yet is already in the room
+    admission reserves; only the ones beyond it ask for workers."""
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False, executors=2,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    waits = unschedulable(pod("first-exec-2", None, "1", "1Gi", job="first", role="executor"))
+    pods = [*busy_pods("first", "worker-1"), waits]
+    queue = admission.queue_jobs([running], pods, NOW.timestamp())
+    assert scaling.unplaced_executors(queue, pods) == []
+    more = unschedulable(pod("first-exec-3", None, "1", "1Gi", job="first", role="executor"))
+    assert scaling.unplaced_executors(queue, [*pods, more]) == [admission.Ask(1.0, 2**30)]
+
+
+def test_no_worker_leaves_while_a_running_job_waits_for_executors() -> None:
+    g = group(("i-1", "InService"), ("i-2", "InService"), maximum=2)
+    nodes = [worker("worker-1", "i-1"), worker("worker-2", "i-2")]
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    # an executor of 4 CPUs fits no worker: it waits, and worker-2 (idle) stays for now
+    huge = unschedulable(pod("first-exec-2", None, "4", "1Gi", job="first", role="executor"))
+    marks = {"worker-2": since(NOW - timedelta(minutes=11))}
+    out = decide([running], nodes, [*busy_pods("first", "worker-1"), huge], g, marks=marks)
+    assert out.terminate == [] and out.desired is None, out.reasons
+    out = decide([running], nodes, busy_pods("first", "worker-1"), g, marks=marks)
+    assert out.terminate == [("i-2", "worker-2")], out.reasons
