@@ -17,8 +17,8 @@ In: a worker is idle while no pod of a sparkube job that has not ended is on it 
 driver, or an executor: Spark keeps shuffle files on an executor's disk, so a node
 holding a running job's executor is never taken away, idle CPU or not). The controller
 keeps when each became idle (:data:`IDLE_SINCE` on its Lease, so a restarted controller
-keeps counting, and it needs no right on nodes); after ``idle_seconds`` the longest idle
-one goes, one per cycle, never below the group's minimum, and none while a job waits
+keeps counting, and it needs no right on nodes); the idle worker that joined last goes
+once idle for ``idle_seconds``, one per cycle, never below the group's minimum, and none while a job waits
 in the queue or an admitted job still has pods to place (the room may be theirs).
 """
 
@@ -317,13 +317,16 @@ def plan(
     # very cycle (its pods are not even made yet).
     if waiting or owing or extra or decision.admit or out.desired is not None:
         return out
-    # Of the workers idle long enough, the one that joined last goes (the group's first
-    # workers, the ones `up` named, stay while the extra ones come and go); one per
-    # cycle: the next cycle sees the group as it is then.
-    ripe = [i for i in idle if (now - i[0]).total_seconds() >= idle_seconds]
-    if not ripe:
+    # Of the idle workers, the one that joined last goes once it has been idle long
+    # enough (the group's first workers, the ones `up` named, stay while the extra ones
+    # come and go: an older worker that became idle first does not go in its place, as
+    # the bed once showed after a job the group grew for); one per cycle: the next
+    # cycle sees the group as it is then.
+    if not idle:
         return out
-    since, name, instance, _ = max(ripe, key=lambda i: (i[3], i[1]))
+    since, name, instance, _ = max(idle, key=lambda i: (i[3], i[1]))
+    if (now - since).total_seconds() < idle_seconds:
+        return out
     if in_service - len(out.terminate) <= group.minimum:
         out.reasons.append(f"worker {name} idle, but the group is at its minimum")
         return out

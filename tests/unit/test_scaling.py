@@ -315,9 +315,16 @@ def test_of_the_workers_idle_long_enough_the_one_that_joined_last_goes() -> None
     }
     out = decide([], [first, second, grown], [], g, marks=marks)
     assert out.terminate == [("i-9", "i-9")], out.reasons
-    # not yet idle long enough: none of the others goes in its place
+    # not yet idle long enough: none of the others goes in its place (seen on the bed
+    # after a worker's reboot: worker-2 became idle a minute before the new one and went)
     marks["i-9"] = since(NOW - timedelta(minutes=3))
     out = decide([], [first, second, grown], [], g, marks=marks)
+    assert out.terminate == [], out.reasons
+    # the new one busy: of the idle ones, the one that joined last goes
+    busy = busy_pods("first", "i-9")
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    out = decide([running], [first, second, grown], busy, g, marks=marks)
     assert out.terminate == [("i-2", "worker-2")], out.reasons  # (above the minimum of 2)
 
 
