@@ -100,7 +100,8 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     renewed = token().split(".")[0]
     c.kubectl(f"-n kube-system get secret bootstrap-token-{renewed}")
 
-    # The driver (0.5 CPU) and two executors of 1.5 CPU each: a worker has 2 CPUs (this
+    # The driver (0.5 CPU) and at least two executors of 1.5 CPU each (Spark's dynamic
+    # allocation, sparkube's default, with a minimum of two): a worker has 2 CPUs (this
     # host's) less its DaemonSets, so one executor per worker and the driver beside
     # neither: three workers, one more than there are. submit does not refuse it (the
     # group may add one); the controller queues it and grows the group.
@@ -114,7 +115,8 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     t0 = time.monotonic()
     try:
         ran = lab.run(
-            "submit", "wide.py", "--executors", "2", "--executor-memory", "1g",
+            "submit", "wide.py", "--executor-memory", "1g",
+            "--conf", "spark.dynamicAllocation.minExecutors=2",
             "--conf", "spark.kubernetes.executor.request.cores=1500m",
         )  # fmt: skip
         took = time.monotonic() - t0
@@ -127,6 +129,7 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
                         check=False).stdout)  # fmt: skip
     assert ran.exit_code == 0, ran.stderr[-3000:] + ran.stdout[-2000:]
     assert "sum of squares: 333338333350000" in logs.stdout, logs.stdout[-3000:]
+    assert re.search(r"\(2-\d+ executors × .*, dynamic from 2\)", ran.stderr), ran.stderr[-2000:]
 
     new = [iid for iid in c.machines.machines if iid not in known]
     assert len(new) == 1, new
