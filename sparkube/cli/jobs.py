@@ -576,7 +576,8 @@ def _submit_cluster(
         executor_memory=executor_memory, driver_memory=driver_memory, api=api,
     )  # fmt: skip
     job_id = jobs.new_job_id("job")
-    ui.note(f"Running on cluster {cluster} ({res.describe()})  job {job_id}")
+    size = api.effective_size(res, conf)  # (what --conf makes of it)
+    ui.note(f"Running on cluster {cluster} ({size.describe()})  job {job_id}")
     with ui.err.status("Uploading…") as status:
         submission = jobs.prepare_submit_cluster(
             api, app_path, app_args, job_id=job_id, inputs=inputs, main_class=main_class,

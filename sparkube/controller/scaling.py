@@ -18,8 +18,9 @@ driver, or an executor: Spark keeps shuffle files on an executor's disk, so a no
 holding a running job's executor is never taken away, idle CPU or not). The controller
 keeps when each became idle (:data:`IDLE_SINCE` on its Lease, so a restarted controller
 keeps counting, and it needs no right on nodes); the idle worker that joined last goes
-once idle for ``idle_seconds``, one per cycle, never below the group's minimum, and none while a job waits
-in the queue or an admitted job still has pods to place (the room may be theirs).
+once idle for ``idle_seconds``, one per cycle, never below the group's minimum, and
+none while a job waits in the queue or an admitted job still has pods to place (the
+room may be theirs).
 """
 
 from __future__ import annotations

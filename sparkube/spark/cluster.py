@@ -61,6 +61,7 @@ from sparkube.spark.config import (
     ROLE_LABEL,
     ClusterConfig,
     Json,
+    Resources,
 )
 from sparkube.spark.diagnose import (
     NodeCapacity,
@@ -340,6 +341,11 @@ class ClusterJobs:
             )
             self._room = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
         return self._room
+
+    def effective_size(self, resources: Resources, conf: Mapping[str, str]) -> Resources:
+        """The size a job of ``resources`` and ``conf`` really has (``--conf`` wins)."""
+        spec = JobSpec("job-size", "app", "app", b"", (), resources, conf=dict(conf))
+        return effective_resources(spec, spark_properties(spec, self.config(), self.endpoints))
 
     def check_fits(self, spec: JobSpec) -> None:
         """Refuse (exit 2, before anything is made) a job that could never start here:
