@@ -150,6 +150,34 @@ def _usd(value: float, exact: bool = True) -> str:
     return ("≥" if not exact else "") + f"${value:,.4f}"
 
 
+def _print_scaling(ui: Any, s: Any) -> None:
+    """What following the work cost and saved, when the workers changed or jobs
+    waited in the window."""
+    if s is None or not (s.grew or s.shrank or s.added or s.queued_jobs):
+        return
+    if s.grew or s.shrank or s.added:
+        line = (
+            f"Scaling: the group grew {s.grew}× and shrank {s.shrank}×; "
+            f"{len(s.added)} worker{'s' if len(s.added) != 1 else ''} it added ran "
+            f"{s.added_hours:.2f} h for {_usd(s.added_usd, s.exact)}"
+        )
+        if s.fixed_usd is not None and s.saved_usd is not None:
+            line += (
+                f"; sized for its peak of {s.peak_workers} worker"
+                f"{'s' if s.peak_workers != 1 else ''} all along, the workers would have "
+                f"cost ${s.fixed_usd:,.4f} instead of {_usd(s.workers_usd, s.exact)} "
+                f"(saved ${s.saved_usd:,.4f})"
+            )
+        ui.out.print(line + ".", highlight=False)
+    if s.queued_jobs:
+        minutes, seconds = divmod(int(s.queued_seconds), 60)
+        ui.out.print(
+            f"Queue: {s.queued_jobs} job{'s' if s.queued_jobs != 1 else ''} waited "
+            f"{minutes}:{seconds:02d} in all for room.",
+            highlight=False,
+        )
+
+
 def _print_usage(ui: Any, rep: Any) -> None:
     w = rep.window
     hours = (w.end - w.start).total_seconds() / 3600
@@ -176,6 +204,7 @@ def _print_usage(ui: Any, rep: Any) -> None:
         f"Now: {_usd(r.total, r.exact)}/h (instances ${r.instances:.4f}, volumes "
         f"${r.volumes:.4f}, addresses ${r.addresses:.4f})"
     )
+    _print_scaling(ui, rep.scaling)
     for reason in w.unknown:
         ui.note(f"Not counted: {reason}.")
     for note in rep.ledger.notes:

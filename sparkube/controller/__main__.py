@@ -9,8 +9,10 @@ Scaling (:mod:`sparkube.controller.scaling`) is on when ``SPARKUBE_WORKER_GROUP`
 the workers' Auto Scaling group: ``SPARKUBE_IDLE_SECONDS`` (default 600),
 ``SPARKUBE_WORKER_SHAPE`` (``CPU,MEMORY_BYTES`` a new worker offers jobs while the group
 has none to measure) and the region in ``AWS_REGION``; AWS credentials are the node's
-instance role (the metadata service). With it, the controller also keeps the self-join
-parameter of ``SPARKUBE_CLUSTER`` usable (:mod:`sparkube.controller.jointoken`).
+instance role (the metadata service). Its changes are recorded for the ledger in
+``SPARKUBE_BUCKET`` (:mod:`sparkube.controller.scalelog`). With it, the controller also
+keeps the self-join parameter of ``SPARKUBE_CLUSTER`` usable
+(:mod:`sparkube.controller.jointoken`).
 """
 
 from __future__ import annotations
@@ -38,12 +40,17 @@ def scaler_from(environ: Mapping[str, str]) -> Scaler | None:
         return None
     import boto3
 
+    from sparkube.controller.scalelog import ScaleLog
+
     cpu, _, memory = environ.get("SPARKUBE_WORKER_SHAPE", "2,4000000000").partition(",")
+    region = environ.get("AWS_REGION") or None
+    bucket = environ.get("SPARKUBE_BUCKET", "").strip()
     return Scaler(
-        autoscaling=boto3.client("autoscaling", region_name=environ.get("AWS_REGION") or None),
+        autoscaling=boto3.client("autoscaling", region_name=region),
         group=group,
         shape=Shape(float(cpu), int(memory)),
         idle_seconds=float(environ.get("SPARKUBE_IDLE_SECONDS") or 600),
+        record=ScaleLog(boto3.client("s3", region_name=region), bucket) if bucket else None,
     )
 
 

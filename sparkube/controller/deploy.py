@@ -136,7 +136,11 @@ def documents(
         ]
         if scaling is not None:
             main = doc["spec"]["template"]["spec"]["containers"][0]
-            main["env"] = [*main["env"], *scaling.environ()]
+            main["env"] = [
+                *main["env"],
+                *scaling.environ(),
+                {"name": "SPARKUBE_BUCKET", "value": bucket},  # (its scale events)
+            ]
     return docs
 
 

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sparkube.aws.errors import is_code
+from sparkube.controller import scalelog
 from sparkube.controller.scaling import Group, GroupInstance, ScalePlan
+from sparkube.cost.ledger import ScaleEvent
 
 log = logging.getLogger("sparkube.controller")
 
@@ -48,14 +50,27 @@ def carry_out(
     before_terminate: Callable[[str], None] = lambda _node: None,
     after_terminate: Callable[[str], None] = lambda _node: None,
     not_terminated: Callable[[str], None] = lambda _node: None,
+    events: list[ScaleEvent] | None = None,
 ) -> list[str]:
     """Make the plan's changes; what was done, one line each (for the log). A change
     Auto Scaling refuses for now (an activity in progress, a size it will not take) is
     logged and left for the next cycle, which starts from the group as it then is.
     ``before_terminate(node)`` / ``after_terminate(node)`` run around each instance's
     termination (cordon the node first; remove its Node object once AWS took the
-    instance), ``not_terminated(node)`` when AWS refused it for now (uncordon)."""
+    instance), ``not_terminated(node)`` when AWS refused it for now (uncordon).
+    ``events``: each change AWS took is appended to it, for the ledger."""
+    import datetime as dt
+
     done: list[str] = []
+    desired_now = group.desired
+
+    def said(*words: str) -> str:
+        return next((r for r in plan.reasons if all(w in r for w in words)), "")
+
+    def record(event: ScaleEvent) -> None:
+        if events is not None:
+            events.append(event)
+
     if plan.desired is not None and plan.desired != group.desired:
         desired = max(group.minimum, min(group.maximum, plan.desired))
         try:
@@ -63,6 +78,9 @@ def carry_out(
                 AutoScalingGroupName=group.name, DesiredCapacity=desired, HonorCooldown=False
             )
             done.append(f"group {group.name}: desired {group.desired} -> {desired}")
+            record(scalelog.grown(dt.datetime.now(dt.UTC), group.desired, desired,
+                                  group.maximum, said("->")))  # fmt: skip
+            desired_now = desired
         except Exception as exc:
             if not is_code(exc, "ScalingActivityInProgress", "ValidationError"):
                 raise
@@ -80,5 +98,8 @@ def carry_out(
             log.warning("group %s: %s not terminated now: %s", group.name, instance, exc)
             continue
         done.append(f"group {group.name}: worker {node} ({instance}) terminated")
+        record(scalelog.shrunk(dt.datetime.now(dt.UTC), desired_now, group.maximum, instance,
+                               node, said(instance)))  # fmt: skip
+        desired_now -= 1
         after_terminate(node)
     return done

@@ -23,6 +23,8 @@ from typing import Any
 from sparkube.controller import admission, scaling
 from sparkube.controller.jointoken import Renewer
 from sparkube.controller.lease import CYCLE_ERROR, CYCLE_OK, Lease
+from sparkube.controller.scalelog import ScaleLog
+from sparkube.cost.ledger import ScaleEvent
 
 log = logging.getLogger("sparkube.controller")
 Json = Mapping[str, Any]
@@ -52,6 +54,8 @@ class Scaler:
     #: What a new worker offers jobs while the group has none to measure.
     shape: scaling.Shape
     idle_seconds: float = 600.0
+    #: Where its changes are recorded for the ledger (None: not recorded).
+    record: ScaleLog | None = None
 
 
 class Controller:
@@ -188,16 +192,19 @@ class Controller:
             idle_seconds=scaler.idle_seconds, now=dt.datetime.fromtimestamp(now, dt.UTC),
             first_seen=self.first_seen,
         )  # fmt: skip
+        events: list[ScaleEvent] = []
         try:
             done = worker_group.carry_out(
                 scaler.autoscaling, group, plan,
                 before_terminate=self._cordon, after_terminate=self._forget,
-                not_terminated=lambda node: self._cordon(node, on=False),
+                not_terminated=lambda node: self._cordon(node, on=False), events=events,
             )  # fmt: skip
             for line in done:
                 log.info("%s", line)
         except Exception as exc:  # admission went on; the next cycle plans again
             log.warning("group %s: %s", group.name, _said(exc))
+        if scaler.record is not None:
+            scaler.record.add(events)
         self.marks = plan.marks
         self.on_lease[scaling.IDLE_SINCE] = json.dumps(plan.marks, sort_keys=True)
         self._say(plan.reasons)

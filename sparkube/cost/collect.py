@@ -11,7 +11,7 @@ from typing import Any
 
 from sparkube.cost import model
 from sparkube.cost.instances import instance_facts
-from sparkube.cost.ledger import CONTROL_PLANE, Instance, Job, Ledger
+from sparkube.cost.ledger import CONTROL_PLANE, Instance, Job, Ledger, LedgerError, ScaleEvent
 from sparkube.cost.prices import for_instances
 
 
@@ -28,10 +28,18 @@ def gather(
 ) -> Ledger:
     """The ledger of ``cluster`` as of ``now``: its instances (EC2 and the bucket's
     records), the prices they need, and the given job facts."""
+    from sparkube.controller import scalelog
+
     now = now or datetime.now(UTC)
     instances, more = instance_facts(clients, cluster, bucket if use_bucket else None, now)
     start = min((r.start for i in instances for r in i.running), default=now)
     prices = for_instances(clients, region, instances, start, now)
+    scaling: tuple[ScaleEvent, ...] = ()
+    if bucket and use_bucket:
+        try:
+            scaling = tuple(e for e in scalelog.read(clients.s3, bucket) if e.at <= now)
+        except LedgerError as exc:
+            more.append(f"the workers' scale events are left out: {exc}")
     return Ledger(
         cluster=cluster,
         region=region,
@@ -40,6 +48,7 @@ def gather(
         prices=tuple(prices),
         jobs=tuple(jobs),
         notes=(*more, *notes),
+        scaling=scaling,
     )
 
 

@@ -325,8 +325,10 @@ def job_fact(
             break
     if start is None and ended_record and _at(rec.submitted) is not None:
         start, source_start = _at(rec.submitted), "submitted (no start recorded)"
+    queued = _queued(rec)
     if start is None:
-        return Job(rec.job_id, rec.app, rec.state, (), source="never started"), notes
+        return Job(rec.job_id, rec.app, rec.state, (), source="never started",
+                   queued=queued), notes  # fmt: skip
 
     # the driver's end
     end: datetime | None = None
@@ -406,7 +408,19 @@ def job_fact(
     if not ended_record and log is not None and log.end is not None:
         # ended while nobody watched: the driver's own log says how
         state = "Succeeded" if log.exit_code in (0, None) else "Failed"
-    return Job(rec.job_id, rec.app, state, tuple(out), source="; ".join(said)), notes
+    return Job(rec.job_id, rec.app, state, tuple(out), source="; ".join(said),
+               queued=queued), notes  # fmt: skip
+
+
+def _queued(rec: JobRecord) -> Interval | None:
+    """From submission to admission by the controller (open while it still waits);
+    None when the record does not say (jobs from before the queue)."""
+    submitted, admitted = _at(rec.submitted), _at(rec.admitted)
+    if submitted is None:
+        return None
+    if admitted is not None:
+        return Interval(submitted, max(submitted, admitted))
+    return Interval(submitted, None) if rec.state == "Queued" else None
 
 
 def _num(text: str) -> tuple[int, str]:

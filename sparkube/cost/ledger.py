@@ -290,6 +290,9 @@ class Job:
     state: str
     pods: tuple[Pod, ...]
     source: str = ""  # where the pods' times come from (event log, record, cluster)
+    #: From its submission to the controller's admission (None: not known, or never
+    #: queued); ``end`` None while it still waits.
+    queued: Interval | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -297,6 +300,7 @@ class Job:
             "app": self.app,
             "state": self.state,
             "source": self.source,
+            "queued": self.queued.to_json() if self.queued else None,
             "pods": [p.to_json() for p in self.pods],
         }
 
@@ -307,10 +311,64 @@ class Job:
             app=str(data.get("app", "")),
             state=str(data.get("state", "")),
             source=str(data.get("source", "")),
+            queued=(
+                Interval.from_json(data["queued"], f"{what} queued")
+                if data.get("queued") is not None
+                else None
+            ),
             pods=tuple(
                 Pod.from_json(p, f"{what} pods[{n}]") for n, p in enumerate(data.get("pods") or [])
             ),
         )
+
+
+@dataclass(frozen=True)
+class ScaleEvent:
+    """A change the cluster's controller made to the workers' group: ``grow`` (desired
+    count raised) or ``shrink`` (``instance`` terminated, desired lowered with it)."""
+
+    at: datetime
+    kind: str  # grow | shrink
+    desired_from: int
+    desired_to: int
+    maximum: int = 0  # the group's maximum then (0: not known)
+    instance: str = ""  # shrink: the instance terminated
+    node: str = ""
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "kind": self.kind,
+            "from": self.desired_from,
+            "to": self.desired_to,
+            "maximum": self.maximum,
+            "instance": self.instance,
+            "node": self.node,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], what: str) -> ScaleEvent:
+        kind = str(_need(data, "kind", what))
+        if kind not in SCALE_KINDS:
+            raise LedgerError(f"{what}: kind {kind!r} is not one of {', '.join(SCALE_KINDS)}")
+        try:
+            return cls(
+                at=parse_iso(_need(data, "at", what), f"{what} at"),
+                kind=kind,
+                desired_from=int(_need(data, "from", what)),
+                desired_to=int(_need(data, "to", what)),
+                maximum=int(data.get("maximum") or 0),
+                instance=str(data.get("instance") or ""),
+                node=str(data.get("node") or ""),
+                reason=str(data.get("reason") or ""),
+            )
+        except (TypeError, ValueError):
+            raise LedgerError(f"{what}: from, to and maximum are whole numbers") from None
+
+
+SCALE_KINDS = ("grow", "shrink")
 
 
 @dataclass(frozen=True)
@@ -322,6 +380,7 @@ class Ledger:
     prices: tuple[PriceFact, ...] = ()
     jobs: tuple[Job, ...] = ()
     notes: tuple[str, ...] = field(default=())  # facts that could not be gathered, and why
+    scaling: tuple[ScaleEvent, ...] = ()  # the workers' group's changes, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -332,6 +391,7 @@ class Ledger:
             "instances": [i.to_json() for i in self.instances],
             "prices": [p.to_json() for p in self.prices],
             "jobs": [j.to_json() for j in self.jobs],
+            "scaling": [e.to_json() for e in self.scaling],
             "notes": list(self.notes),
         }
 
@@ -353,6 +413,7 @@ class Ledger:
             prices=_many(PriceFact.from_json, data.get("prices"), "prices"),
             jobs=_many(Job.from_json, data.get("jobs"), "jobs"),
             notes=tuple(str(n) for n in data.get("notes") or []),
+            scaling=_many(ScaleEvent.from_json, data.get("scaling"), "scaling"),
         )
 
     @classmethod

@@ -429,3 +429,84 @@ def _in_window(job: JobLine, start: datetime, end: datetime) -> bool:
     if job.start is None:
         return False
     return job.start <= end and (job.end is None or job.end >= start)
+
+
+@dataclass
+class Scaling:
+    """What following the work cost and saved over a window (:func:`scaling`)."""
+
+    grew: int  # the controller's grow events in the window
+    shrank: int  # and its shrink events (one instance each)
+    #: Workers the group launched by itself (named by their instance id: the
+    #: controller's, and replacements), their hours and cost in the window.
+    added: list[str]
+    added_hours: float
+    added_usd: float
+    #: Every worker's hours and cost in the window, and the most that ran at once.
+    worker_hours: float
+    workers_usd: float
+    peak_workers: int
+    #: The workers had the peak count run from the first worker's start in the window
+    #: to its end, at what a worker hour cost on average: what a cluster sized for the
+    #: peak would have cost without scaling; None without worker hours.
+    fixed_usd: float | None
+    queued_jobs: int  # jobs that waited in the queue in the window
+    queued_seconds: float  # all their waits in the window, added up
+    exact: bool
+
+    @property
+    def saved_usd(self) -> float | None:
+        if self.fixed_usd is None:
+            return None
+        return max(0.0, self.fixed_usd - self.workers_usd)
+
+
+def scaling(ledger: Ledger, window: Breakdown) -> Scaling:
+    """The scaling lines of ``window`` (a :func:`compute` of ``ledger``)."""
+    start, end = window.start, window.end
+    events = [e for e in ledger.scaling if start <= e.at <= end]
+    lines = {line.instance_id: line for line in window.instances}
+    workers = [i for i in ledger.instances if i.role == WORKER]
+    # (a worker nobody named joined under its instance id; `up` names its own worker-N)
+    added = [i.instance_id for i in workers if i.name == i.instance_id and i.name.startswith("i-")]
+    worker_lines = [lines[i.instance_id] for i in workers if i.instance_id in lines]
+    # the most workers running at once, and the span any ran, within the window
+    moments: list[tuple[datetime, int]] = []
+    for inst in workers:
+        for interval in inst.running:
+            a, b = max(interval.start, start), min(interval.end or end, end)
+            if a < b:
+                moments += [(a, 1), (b, -1)]
+    peak = running = 0
+    for _, step in sorted(moments, key=lambda m: (m[0], m[1])):
+        running += step
+        peak = max(peak, running)
+    hours = sum(line.hours for line in worker_lines)
+    usd = sum(line.usd for line in worker_lines)
+    fixed = None
+    if moments and hours > 0:
+        span = _hours(min(m[0] for m in moments), max(m[0] for m in moments))
+        fixed = peak * span * usd / hours
+    waits = 0.0
+    queued = 0
+    for job in ledger.jobs:
+        if job.queued is None:
+            continue
+        a, b = max(job.queued.start, start), min(job.queued.end or end, end)
+        if a < b:
+            queued += 1
+            waits += (b - a).total_seconds()
+    return Scaling(
+        grew=sum(1 for e in events if e.kind == "grow"),
+        shrank=sum(1 for e in events if e.kind == "shrink"),
+        added=added,
+        added_hours=sum(lines[i].hours for i in added if i in lines),
+        added_usd=sum(lines[i].usd for i in added if i in lines),
+        worker_hours=hours,
+        workers_usd=usd,
+        peak_workers=peak,
+        fixed_usd=fixed,
+        queued_jobs=queued,
+        queued_seconds=waits,
+        exact=all(line.exact for line in worker_lines),
+    )

@@ -17,7 +17,11 @@ JSON schema (``--output json``), version 2::
      "namespaces": [{"namespace", "cpu_used", "memory_used_bytes", "cpu_requested",
                      "memory_requested_bytes", "pods"}],
      "jobs": [{"job_id", "app", "state", "started", "finished", "pods",
-               "core_hours", "gib_hours", "usd", "exact"}]}
+               "core_hours", "gib_hours", "usd", "exact"}],
+     "scaling": {"grew", "shrank": int, "added": [instance id], "added_hours",
+                 "added_usd", "worker_hours", "workers_usd": float, "peak_workers": int,
+                 "fixed_usd", "saved_usd": float | null, "queued_jobs": int,
+                 "queued_seconds": float, "exact": bool}}
 
 Money is in US dollars, unrounded in JSON (the text rounds); ``exact`` false means some
 price is unknown (listed in ``unknown``) and every total is a lower bound.
@@ -55,6 +59,7 @@ class UsageReport:
     metrics_available: bool = False
     metrics_message: str = "the cluster was not asked (offline)"
     namespaces: list[NamespaceUsage] = field(default_factory=list)
+    scaling: model.Scaling | None = None
 
     @property
     def exact(self) -> bool:
@@ -103,6 +108,11 @@ class UsageReport:
                 }
                 for j in w.jobs
             ],
+            "scaling": (
+                {**asdict(self.scaling), "saved_usd": self.scaling.saved_usd}
+                if self.scaling is not None
+                else None
+            ),
         }
 
 
@@ -110,7 +120,9 @@ def report(ledger: Ledger, *, since: timedelta | None) -> UsageReport:
     """The figures of a ledger (offline: ``usage --ledger FILE`` stops here)."""
     end = ledger.generated
     window = model.compute(ledger, since=end - since if since is not None else None)
-    return UsageReport(ledger, window, model.compute(ledger).total)
+    return UsageReport(
+        ledger, window, model.compute(ledger).total, scaling=model.scaling(ledger, window)
+    )
 
 
 def namespace_usage(client: Any) -> tuple[dict[str, NamespaceUsage], bool, str]:

@@ -26,10 +26,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sparkube.controller import NAMESPACE, admission
+from sparkube.aws.session import AwsClients
+from sparkube.controller import NAMESPACE, admission, scalelog
 from sparkube.controller.jointoken import NODE_TOKEN_GROUP, Renewer
 from sparkube.controller.lease import LEASE_NAME, Lease, holder
 from sparkube.controller.loop import Controller
+from sparkube.controller.scalelog import ScaleLog
+from sparkube.cost import model as cost_model
+from sparkube.cost.collect import gather
 from sparkube.kube.client import client_from_kubeconfig
 from sparkube.nodes import selfjoin
 from sparkube.nodes.kubeadm import JoinCommand
@@ -493,7 +497,12 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
     client = client_from_kubeconfig(kube.kubeconfig)
     node_of = {first["InstanceId"]: "w-1"}
     kube.add_node("w-1", "2", "4Gi", provider_id=_provider(first))
-    scaler = Scaler(asg, group_name, scaling.Shape(2.0, 4 * 2**30), idle_seconds=4.0)
+    s3: Any = moto_aws.client("s3")
+    (bucket,) = [
+        b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("sparkube-")
+    ]
+    scaler = Scaler(asg, group_name, scaling.Shape(2.0, 4 * 2**30), idle_seconds=4.0,
+                    record=ScaleLog(s3, bucket))  # fmt: skip
     ctl = Controller(client, jobs_namespace=NS, lease=Lease(client, LEASE_NS, "scaler"),
                      scaler=scaler)  # fmt: skip
     ctl.start_watches()
@@ -557,6 +566,23 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         kube.wait_for("w-1's idle time on the Lease", marked, 60, interval=0.5)
         time.sleep(scaler.idle_seconds + 2)
         assert [i["InstanceId"] for i in members()] == [first["InstanceId"]]
+
+        # Both changes are in the bucket for the ledger, and usage's figures count them:
+        # the worker the group added is the instance that went, with its hours.
+        grow, shrink = scalelog.read(s3, bucket)
+        assert (grow.kind, grow.desired_from, grow.desired_to, grow.maximum) == ("grow", 1, 2, 3)
+        assert "job s2 needs 1 more worker" in grow.reason
+        assert (shrink.kind, shrink.desired_from, shrink.desired_to) == ("shrink", 2, 1)
+        assert (shrink.instance, shrink.node) == (second["InstanceId"], "w-2")
+        assert "idle for" in shrink.reason and grow.at <= shrink.at
+        ledger = gather(
+            AwsClients(moto_aws.env.environ, "us-east-1"), "sparkube", "us-east-1", bucket
+        )
+        assert ledger.scaling == (grow, shrink)
+        summary = cost_model.scaling(ledger, cost_model.compute(ledger))
+        assert (summary.grew, summary.shrank) == (1, 1)
+        assert summary.added == [second["InstanceId"]], summary
+        assert summary.peak_workers == 2 and summary.added_hours > 0
     finally:
         ctl.stopping.set()
         ctl.wake.set()

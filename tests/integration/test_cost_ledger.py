@@ -241,3 +241,46 @@ def test_surplus_credits_charged_are_read_from_cloudwatch_and_counted(
     assert out.exact
     status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
     assert status["cost_exact"] is True
+
+
+def test_usage_says_what_scaling_cost_and_saved_and_how_long_jobs_waited(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    """Offline, from a ledger with the controller's scale events and a queued wait (the
+    figures themselves are worked out in tests/unit/test_cost_model.py)."""
+    from sparkube.cost.ledger import WORKER, Interval, Job, PriceFact, ScaleEvent
+
+    def at(hh: int, mm: int = 0) -> datetime:
+        return datetime(2026, 12, 1, hh, mm, tzinfo=UTC)
+
+    def worker(iid: str, name: str, start: datetime, end: datetime) -> Instance:
+        return Instance(iid, name, WORKER, "t3.large", "on-demand", "us-east-1a", 2.0,
+                        8 * 2**30, (Interval(start, end),))  # fmt: skip
+
+    led = Ledger(
+        "c1", REGION, at(12),
+        instances=(worker("i-01", "worker-1", at(10), at(12)),
+                   worker("i-0abc", "i-0abc", at(10, 30), at(11))),
+        prices=(PriceFact("instance", 0.0832, "test table", instance_type="t3.large"),),
+        jobs=(Job("job-a", "a.py", "Succeeded", (), queued=Interval(at(10, 25), at(10, 35))),),
+        scaling=(ScaleEvent(at(10, 25), "grow", 1, 2, maximum=2),
+                 ScaleEvent(at(11), "shrink", 2, 1, maximum=2, instance="i-0abc")),
+    )  # fmt: skip
+    path = moto_aws.env.cwd / "ledger.json"
+    path.write_text(led.dumps())
+    text = cli("usage", "--ledger", str(path), "--since", "all", env=moto_aws.env)
+    assert text.exit_code == 0, text.stderr
+    assert (
+        "Scaling: the group grew 1× and shrank 1×; 1 worker it added ran 0.50 h for $0.0416; "
+        "sized for its peak of 2 workers all along, the workers would have cost $0.3328 "
+        "instead of $0.2080 (saved $0.1248)." in " ".join(text.stdout.split())
+    ), text.stdout
+    assert "Queue: 1 job waited 10:00 in all for room." in text.stdout
+    data = json.loads(
+        cli("usage", "--ledger", str(path), "--since", "all", "-o", "json",
+            env=moto_aws.env).stdout
+    )["scaling"]  # fmt: skip
+    assert (data["grew"], data["shrank"], data["added"], data["peak_workers"]) == (
+        1, 1, ["i-0abc"], 2,
+    )  # fmt: skip
+    assert data["saved_usd"] == pytest.approx(0.1248)

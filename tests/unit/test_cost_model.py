@@ -326,3 +326,41 @@ def test_a_credit_hour_that_began_before_the_run_counts_whole() -> None:
     out = model.compute(ledger(w, prices=(*PRICES, credit_usd)))
     assert out.instances[0].usd == pytest.approx(W_USD * 80 / 60 + 30 * 0.05 / 60, abs=1e-12)
     check_sum(out)
+
+
+def test_scaling_what_the_added_worker_cost_and_what_scaling_saved() -> None:
+    """Two workers from 10:00 to 12:00; the group added a third (named by its instance
+    id) from 10:30 to 11:00. The workers ran 4.5 worker-hours; sized for the peak of
+    three all along, 6: scaling saved 1.5 worker-hours. One job waited 10 minutes."""
+    from sparkube.cost.ledger import ScaleEvent
+
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    w1, w2 = node("w1", WORKER, (t(10), t(12))), node("w2", WORKER, (t(10), t(12)))
+    added = dataclasses.replace(node("i-0abc", WORKER, (t(10, 30), t(11))), name="i-0abc")
+    waited = dataclasses.replace(
+        job("a", (2, 4, t(10, 35), t(10, 55))), queued=Interval(t(10, 25), t(10, 35))
+    )
+    events = (
+        ScaleEvent(t(10, 25), "grow", 2, 3, maximum=3, reason="job a needs 1 more worker(s)"),
+        ScaleEvent(t(11), "shrink", 3, 2, maximum=3, instance="i-0abc", node="i-0abc"),
+    )
+    led = dataclasses.replace(ledger(cp, w1, w2, added, jobs=(waited,)), scaling=events)
+    s = model.scaling(led, model.compute(led))
+    assert (s.grew, s.shrank, s.added, s.peak_workers) == (1, 1, ["i-0abc"], 3)
+    assert s.added_hours == pytest.approx(0.5)
+    assert s.added_usd == pytest.approx(0.5 * W_USD)
+    assert s.worker_hours == pytest.approx(4.5)
+    assert s.workers_usd == pytest.approx(4.5 * W_USD)
+    assert s.fixed_usd == pytest.approx(6 * W_USD)
+    assert s.saved_usd == pytest.approx(1.5 * W_USD)
+    assert (s.queued_jobs, s.queued_seconds) == (1, 600.0)
+    # a window after all of it: nothing grew, nothing waited
+    late = model.compute(led, since=t(11, 30))
+    s = model.scaling(led, late)
+    assert (s.grew, s.shrank, s.queued_jobs, s.peak_workers) == (0, 0, 0, 2)
+    assert s.saved_usd == pytest.approx(0.0)
+    # the events and the wait go through the ledger file unchanged
+    again = Ledger.loads(led.dumps())
+    assert again.scaling == events and again.jobs[0].queued == Interval(t(10, 25), t(10, 35))
+    with pytest.raises(LedgerError, match="kind 'explode'"):
+        Ledger.loads(led.dumps().replace('"kind": "grow"', '"kind": "explode"'))
