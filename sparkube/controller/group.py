@@ -13,7 +13,7 @@ files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparkube.aws.errors import is_code
@@ -36,7 +36,12 @@ def read_group(autoscaling: Any, name: str) -> Group | None:
         maximum=int(item["MaxSize"]),
         desired=int(item["DesiredCapacity"]),
         instances=tuple(
-            GroupInstance(str(i["InstanceId"]), str(i.get("LifecycleState") or ""))
+            GroupInstance(
+                str(i["InstanceId"]),
+                str(i.get("LifecycleState") or ""),
+                str(i.get("InstanceType") or ""),
+                str(i.get("AvailabilityZone") or ""),
+            )
             for i in item.get("Instances") or []
         ),
     )
@@ -51,6 +56,7 @@ def carry_out(
     after_terminate: Callable[[str], None] = lambda _node: None,
     not_terminated: Callable[[str], None] = lambda _node: None,
     events: list[ScaleEvent] | None = None,
+    first_seen: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Make the plan's changes; what was done, one line each (for the log). A change
     Auto Scaling refuses for now (an activity in progress, a size it will not take) is
@@ -58,7 +64,8 @@ def carry_out(
     ``before_terminate(node)`` / ``after_terminate(node)`` run around each instance's
     termination (cordon the node first; remove its Node object once AWS took the
     instance), ``not_terminated(node)`` when AWS refused it for now (uncordon).
-    ``events``: each change AWS took is appended to it, for the ledger."""
+    ``events``: each change AWS took is appended to it, for the ledger (with the
+    terminated instance's type, zone and ``first_seen`` time, epoch seconds)."""
     import datetime as dt
 
     done: list[str] = []
@@ -98,8 +105,16 @@ def carry_out(
             log.warning("group %s: %s not terminated now: %s", group.name, instance, exc)
             continue
         done.append(f"group {group.name}: worker {node} ({instance}) terminated")
-        record(scalelog.shrunk(dt.datetime.now(dt.UTC), desired_now, group.maximum, instance,
-                               node, said(instance)))  # fmt: skip
+        member = next((i for i in group.instances if i.instance_id == instance), None)
+        seen = (first_seen or {}).get(instance)
+        record(
+            scalelog.shrunk(
+                dt.datetime.now(dt.UTC), desired_now, group.maximum, instance, node,
+                said(instance), instance_type=member.instance_type if member else "",
+                zone=member.zone if member else "",
+                since=dt.datetime.fromtimestamp(seen, dt.UTC) if seen else None,
+            )
+        )  # fmt: skip
         desired_now -= 1
         after_terminate(node)
     return done

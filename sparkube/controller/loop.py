@@ -198,6 +198,7 @@ class Controller:
                 scaler.autoscaling, group, plan,
                 before_terminate=self._cordon, after_terminate=self._forget,
                 not_terminated=lambda node: self._cordon(node, on=False), events=events,
+                first_seen=self.first_seen,
             )  # fmt: skip
             for line in done:
                 log.info("%s", line)

@@ -79,9 +79,18 @@ def grown(at: datetime, before: int, after: int, maximum: int, reason: str) -> S
 
 
 def shrunk(
-    at: datetime, before: int, maximum: int, instance: str, node: str, reason: str
+    at: datetime,
+    before: int,
+    maximum: int,
+    instance: str,
+    node: str,
+    reason: str,
+    *,
+    instance_type: str = "",
+    zone: str = "",
+    since: datetime | None = None,
 ) -> ScaleEvent:
     return ScaleEvent(
         at, "shrink", before, before - 1, maximum=maximum, instance=instance, node=node,
-        reason=reason,
+        reason=reason, instance_type=instance_type, zone=zone, since=since,
     )  # fmt: skip

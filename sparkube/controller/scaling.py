@@ -60,6 +60,8 @@ ARRIVAL_SECONDS = 900.0
 class GroupInstance:
     instance_id: str
     lifecycle: str  # Auto Scaling's LifecycleState: Pending, InService, Terminating, ...
+    instance_type: str = ""
+    zone: str = ""
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,16 @@ def gather(
 
     now = now or datetime.now(UTC)
     instances, more = instance_facts(clients, cluster, bucket if use_bucket else None, now)
-    start = min((r.start for i in instances for r in i.running), default=now)
-    prices = for_instances(clients, region, instances, start, now)
     scaling: tuple[ScaleEvent, ...] = ()
     if bucket and use_bucket:
         try:
             scaling = tuple(e for e in scalelog.read(clients.s3, bucket) if e.at <= now)
         except LedgerError as exc:
             more.append(f"the workers' scale events are left out: {exc}")
+    gone, said = removed_workers(clients.ec2, instances, scaling)
+    instances, more = [*instances, *gone], [*more, *said]
+    start = min((r.start for i in instances for r in i.running), default=now)
+    prices = for_instances(clients, region, instances, start, now)
     return Ledger(
         cluster=cluster,
         region=region,
@@ -50,6 +52,52 @@ def gather(
         notes=(*more, *notes),
         scaling=scaling,
     )
+
+
+def removed_workers(
+    ec2: Any, instances: Sequence[Instance], events: Sequence[ScaleEvent]
+) -> tuple[list[Instance], list[str]]:
+    """Workers the controller removed that neither EC2 (it lists a terminated instance
+    for about an hour) nor the bucket's instance records know: their interval is from
+    the controller's first sight of them to their termination, and their volume and
+    address are those of the other workers (all come from the group's one launch
+    template)."""
+    from sparkube.cost.instances import _sizes
+    from sparkube.cost.ledger import WORKER, Interval
+
+    known = {i.instance_id for i in instances}
+    missing = [
+        e for e in events if e.kind == "shrink" and e.instance and e.instance not in known
+        and e.since is not None and e.instance_type
+    ]  # fmt: skip
+    if not missing:
+        return [], []
+    sibling = next((i for i in instances if i.role == WORKER), None)
+    sizes = _sizes(ec2, [e.instance_type for e in missing])
+    out: list[Instance] = []
+    for e in missing:
+        assert e.since is not None
+        span = Interval(min(e.since, e.at), e.at)
+        vcpus, memory = sizes.get(e.instance_type, (0.0, 0))
+        volumes = tuple(
+            dataclasses.replace(v, volume_id=f"{v.volume_id}~{e.instance}", existed=(span,))
+            for v in (sibling.volumes if sibling else ())
+        )
+        out.append(
+            Instance(
+                e.instance, e.node or e.instance, WORKER, e.instance_type,
+                sibling.market if sibling else "on-demand", e.zone, vcpus, memory, (span,),
+                volumes=volumes, public_ipv4=sibling.public_ipv4 if sibling else False,
+                cpu_credits=sibling.cpu_credits if sibling else None,
+            )
+        )  # fmt: skip
+        known.add(e.instance)
+    names = ", ".join(i.instance_id for i in out)
+    return out, [
+        f"worker{'s' if len(out) != 1 else ''} {names} (no longer listed by EC2) counted from "
+        "the controller's scale events: from when it first saw each in the group to its "
+        "termination, with the other workers' volume and address"
+    ]
 
 
 @dataclass(frozen=True)

@@ -335,6 +335,11 @@ class ScaleEvent:
     instance: str = ""  # shrink: the instance terminated
     node: str = ""
     reason: str = ""
+    #: shrink: the instance's type and zone, and when the controller first saw it in
+    #: the group (its interval when EC2 no longer lists the instance).
+    instance_type: str = ""
+    zone: str = ""
+    since: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -346,6 +351,9 @@ class ScaleEvent:
             "instance": self.instance,
             "node": self.node,
             "reason": self.reason,
+            "instance_type": self.instance_type,
+            "zone": self.zone,
+            "since": iso(self.since),
         }
 
     @classmethod
@@ -363,6 +371,9 @@ class ScaleEvent:
                 instance=str(data.get("instance") or ""),
                 node=str(data.get("node") or ""),
                 reason=str(data.get("reason") or ""),
+                instance_type=str(data.get("instance_type") or ""),
+                zone=str(data.get("zone") or ""),
+                since=_maybe_iso(data.get("since"), f"{what} since"),
             )
         except (TypeError, ValueError):
             raise LedgerError(f"{what}: from, to and maximum are whole numbers") from None

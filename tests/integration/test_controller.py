@@ -575,6 +575,10 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         assert (shrink.kind, shrink.desired_from, shrink.desired_to) == ("shrink", 2, 1)
         assert (shrink.instance, shrink.node) == (second["InstanceId"], "w-2")
         assert "idle for" in shrink.reason and grow.at <= shrink.at
+        # what remains of the instance once EC2 forgets it: type, zone, first seen
+        assert shrink.instance_type == second["InstanceType"], shrink
+        assert shrink.zone == second["AvailabilityZone"]
+        assert shrink.since is not None and grow.at <= shrink.since <= shrink.at
         ledger = gather(
             AwsClients(moto_aws.env.environ, "us-east-1"), "sparkube", "us-east-1", bucket
         )

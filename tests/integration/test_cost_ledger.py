@@ -284,3 +284,37 @@ def test_usage_says_what_scaling_cost_and_saved_and_how_long_jobs_waited(
         1, 1, ["i-0abc"], 2,
     )  # fmt: skip
     assert data["saved_usd"] == pytest.approx(0.1248)
+
+
+def test_a_worker_the_controller_removed_and_ec2_forgot_is_counted_from_its_events(
+    moto_aws: MotoAws,
+) -> None:
+    """EC2 lists a terminated instance for about an hour; after that the controller's
+    shrink event (type, zone, first seen, terminated) is what remains of it."""
+    from sparkube.cost.collect import removed_workers
+    from sparkube.cost.ledger import WORKER, Interval, ScaleEvent, Volume
+
+    def at(hh: int, mm: int = 0) -> datetime:
+        return datetime(2026, 12, 1, hh, mm, tzinfo=UTC)
+
+    sibling = Instance(
+        "i-01", "worker-1", WORKER, "t3.large", "on-demand", "us-east-1a", 2.0, 8 * 2**30,
+        (Interval(at(10), None),), volumes=(Volume("vol-1", "gp3", 30, (Interval(at(10)),)),),
+        public_ipv4=True, cpu_credits="unlimited",
+    )  # fmt: skip
+    gone = ScaleEvent(at(11), "shrink", 2, 1, maximum=2, instance="i-0gone", node="i-0gone",
+                      instance_type="t3.large", zone="us-east-1b", since=at(10, 30))  # fmt: skip
+    still = ScaleEvent(at(11, 30), "shrink", 2, 1, instance="i-01", instance_type="t3.large",
+                       since=at(10))  # fmt: skip
+    grow = ScaleEvent(at(10, 29), "grow", 1, 2)
+    out, notes = removed_workers(_client(moto_aws, "ec2"), [sibling], [grow, gone, still])
+    (worker,) = out  # i-01 is known: not made up again
+    assert (worker.instance_id, worker.role, worker.zone, worker.market) == (
+        "i-0gone", WORKER, "us-east-1b", "on-demand",
+    )  # fmt: skip
+    assert (worker.vcpus, worker.memory_bytes) == (2.0, 8 * 2**30)  # from EC2's type table
+    assert worker.running == (Interval(at(10, 30), at(11)),)
+    assert [(v.volume_type, v.size_gb, v.existed) for v in worker.volumes] == [
+        ("gp3", 30, (Interval(at(10, 30), at(11)),))
+    ]
+    assert worker.public_ipv4 and "i-0gone" in notes[0]
