@@ -167,6 +167,21 @@ def test_a_job_wider_than_the_workers_grows_the_group_and_the_idle_worker_leaves
     assert {i["InstanceId"] for i in group["Instances"]} == {
         i for i in known if c.machines.machines[i].name.startswith("worker-")
     }
+
+    # The money side (the ledger): the controller recorded both changes in the bucket;
+    # usage counts the worker it added, the job's wait in the queue, and what scaling
+    # saved against workers sized for the peak all along.
+    got = lab.run("usage", "--since", "1h", "--output", "json")
+    assert got.exit_code == 0, got.stderr[-2000:]
+    scaled = json.loads(got.stdout)["scaling"]
+    assert (scaled["grew"], scaled["shrank"]) == (1, 1), scaled
+    assert scaled["added"] == [iid] and scaled["added_hours"] > 0, scaled
+    assert scaled["peak_workers"] == 3 and scaled["queued_jobs"] >= 1, scaled
+    assert scaled["saved_usd"] is not None and scaled["saved_usd"] > 0, scaled
+    text = lab.run("usage", "--since", "1h").stdout
+    assert "Scaling: the group grew 1× and shrank 1×; 1 worker it added ran" in " ".join(
+        text.split()
+    ), text
     print(
         json.dumps(
             {
