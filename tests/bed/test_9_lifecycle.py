@@ -222,6 +222,10 @@ def test_down_terminates_the_instances_and_their_machines_go(bed_cluster: BedClu
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]}]
     )
     assert not [i for r in left["Reservations"] for i in r["Instances"]]
+    # the workers' group, its launch template and the self-join parameter went too
+    assert c.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    assert c.ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert c.client("ssm").describe_parameters()["Parameters"] == []
     print(json.dumps({"down_s": round(time.monotonic() - t0, 1)}))
 
 
