@@ -30,6 +30,7 @@ from sparkube.spark import cluster as cluster_jobs
 from sparkube.spark import failures, jobs, local
 from sparkube.spark.java import find_java
 from sparkube.spark.records import JobRecord
+from sparkube.spark.watch import Progress, queue_message
 
 
 def _human_size(size: float) -> str:
@@ -503,10 +504,10 @@ def _run_local_submit(
     raise JobError(f"{name} exited with code {result.exit_code}.", exit_code=result.exit_code)
 
 
-def _progress_line(p: cluster_jobs.Progress) -> str:
+def _progress_line(p: Progress) -> str:
     minutes, seconds = divmod(int(p.elapsed), 60)
     if p.driver_phase == "Queued":
-        said = cluster_jobs.queue_message(p.position, p.waits_for)
+        said = queue_message(p.position, p.waits_for)
         return f"Queued ({said}) · {minutes}:{seconds:02d}"
     if p.dynamic:
         executors = f"{p.executors_running} executors (dynamic {p.dynamic})"

@@ -45,6 +45,7 @@ from sparkube.spark.config import (
 from sparkube.spark.inputs import InputFile, check_output_dir, resolve_inputs
 from sparkube.spark.podspec import Endpoints, JobSpec
 from sparkube.spark.records import output_prefix
+from sparkube.spark.watch import Progress
 
 RUNS_DIR = "sparkube-runs"
 
@@ -465,7 +466,7 @@ def run_wordcount_cluster(
     job_id: str,
     resources: Resources | None = None,
     on_status: ProgressHandler | None = None,
-    on_progress: Callable[[cluster_jobs.Progress], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     on_log: Callable[[str], None] | None = None,
     created: Path | None = None,
 ) -> WordCountResult:

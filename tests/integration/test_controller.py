@@ -414,7 +414,7 @@ def test_a_controller_that_renews_its_lease_but_cannot_act_is_reported(
     """Its rights to the Jobs taken away (a binding deleted by hand): it still holds its
     Lease, and says on it why its cycles fail, which a queued submit reports instead of
     waiting for ever."""
-    from sparkube.spark import cluster
+    from sparkube.spark import watch
     from sparkube.spark.cluster import ClusterJobs
 
     for ns in ("spark", NAMESPACE):
@@ -428,7 +428,7 @@ def test_a_controller_that_renews_its_lease_but_cannot_act_is_reported(
     thread = threading.Thread(target=ctl.run, daemon=True)
     thread.start()
     admin = ClusterJobs(client_from_kubeconfig(kube.kubeconfig), lambda _region: None)
-    monkeypatch.setattr(cluster, "CONTROLLER_FAILING", 0.0)
+    monkeypatch.setattr(watch, "CONTROLLER_FAILING", 0.0)
     failing = "the cluster's sparkube controller runs but fails"
 
     def reported() -> str | None:

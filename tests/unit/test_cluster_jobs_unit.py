@@ -414,7 +414,7 @@ def test_an_unschedulable_pod_that_fits_a_worker_waits_one_that_fits_none_is_stu
 
 def test_a_queued_job_says_its_place_and_what_it_waits_for() -> None:
     from sparkube.cli.jobs import _progress_line
-    from sparkube.spark.cluster import Progress, queue_message
+    from sparkube.spark.watch import Progress, queue_message
 
     assert queue_message(1, "CPU (2.5 asked, 1.4 free)") == (
         "1st in line, waits for CPU (2.5 asked, 1.4 free)"
@@ -547,7 +547,7 @@ def test_dynamic_allocation_in_the_properties_admission_and_record() -> None:
 
 def test_the_progress_line_of_a_dynamic_job_shows_its_range() -> None:
     from sparkube.cli.jobs import _progress_line
-    from sparkube.spark.cluster import Progress
+    from sparkube.spark.watch import Progress
 
     line = _progress_line(Progress("Running", 3, 1, 2, 61.0, dynamic="1-4"))
     assert line == "driver Running · 3 executors (dynamic 1-4) (1 pending) · 1:01"
