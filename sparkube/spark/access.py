@@ -6,8 +6,11 @@ cluster's region, and reads through them what the rest of the runner works from:
 cluster's settings (the ConfigMap ``up`` writes), a job's pods (its driver and executors,
 in one list call), its Kubernetes Job, the events of its pods, the nodes' capacity, and
 the job's record and driver log in the bucket. A failed API call becomes a
-:class:`~sparkube.errors.ClusterError` saying what failed. It writes nothing: the
-runner built on it is :class:`sparkube.spark.cluster.ClusterJobs`.
+:class:`~sparkube.errors.ClusterError` saying what failed. It writes nothing; the
+runner's parts build on it: watching a job and recording its end in
+:mod:`sparkube.spark.watch`, the ``jobs`` and ``logs`` read paths in
+:mod:`sparkube.spark.joblist`, submitting in :mod:`sparkube.spark.cluster`, whose
+:class:`~sparkube.spark.cluster.ClusterJobs` is all of them in one.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ cancel by sparkube, here or on another machine.
 the application died of: :mod:`sparkube.spark.failures`) and records it: the driver log
 and the record in the bucket, and an ended job's record in ``jobs/index.json``. It holds
 the write paths: a watcher's :meth:`~JobEnding.finish`, and :meth:`~JobEnding.cancel`
-(which a watcher also uses to stop a job that cannot run).
+(which a watcher also uses to stop a job that cannot run). ``jobs`` works out the end
+of a job nobody watched the same way, without writing it (:mod:`sparkube.spark.joblist`).
 """
 
 from __future__ import annotations
