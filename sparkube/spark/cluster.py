@@ -79,8 +79,9 @@ CONFIGMAP_LIMIT = 900_000  # bytes of app a ConfigMap carries (the API limit is 
 
 class ClusterJobs(JobWatching, JobListing):
     """Jobs of one cluster: a lightkube client (admin kubeconfig) and the user's S3.
-    Submitted here; watched, ended and cancelled by :class:`JobWatching`; listed with
-    their logs by :class:`JobListing`."""
+    Submitted here; watched by :class:`JobWatching`, their end recorded and cancels done
+    by the :class:`~sparkube.spark.watch.JobEnding` it builds on; listed with their logs
+    by :class:`JobListing`."""
 
     def ensure_events_dir(self) -> None:
         cfg = self.config()
