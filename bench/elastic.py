@@ -211,6 +211,7 @@ def main() -> int:
                       f"{watcher.node} Ready {join_s:.1f} s later, the executor running there "
                       f"after {scale_out_s:.1f} s)", flush=True)  # fmt: skip
                 scale_in_s = scale_in_seconds(c, watcher.node)
+                stop.set()  # (the approver stops before the cluster goes)
                 print(f"{watcher.node} terminated {scale_in_s:.1f} s after the job's end "
                       f"({time.monotonic() - ended:.1f} s)", flush=True)  # fmt: skip
                 line = {
