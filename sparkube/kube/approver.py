@@ -25,8 +25,10 @@ from sparkube.manifests import render_manifest
 APPROVER_VERSION = "v1.2.14"
 APPROVER_IMAGE = f"ghcr.io/postfinance/kubelet-csr-approver:{APPROVER_VERSION}"
 #: The DNS names a node's serving certificate may carry: sparkube's node names
-#: (aws/instances.py ``node_name``), which are the kubelets' host names.
-NODE_NAME_REGEX = "^(control-plane|worker-[1-9][0-9]*)$"
+#: (aws/instances.py ``node_name``), which are the kubelets' host names, and the EC2
+#: instance ids a worker the group launched joins under (nodes/selfjoin.py): ``i-`` and
+#: 8 or 17 hex digits.
+NODE_NAME_REGEX = "^(control-plane|worker-[1-9][0-9]*|i-[0-9a-f]{8}([0-9a-f]{9})?)$"
 
 
 def render_csr_approver(vpc_cidrs: Sequence[str]) -> str:

@@ -49,10 +49,22 @@ def test_pinned_image_configured_for_this_cluster() -> None:
 
 def test_node_name_regex_is_sparkubes_naming() -> None:
     regex = re.compile(approver.NODE_NAME_REGEX)
-    for name in ("control-plane", "worker-1", "worker-12"):
+    # the names `up` gives, and the instance ids self-joined workers register under
+    for name in ("control-plane", "worker-1", "worker-12", "i-0a1b2c3d", "i-0123456789abcdef0"):
         assert regex.fullmatch(name)
-    for name in ("worker-0", "worker-", "ip-10-0-0-1", "control-plane.evil", "kubernetes"):
-        assert not regex.search(name)
+    for name in (
+        "worker-0",
+        "worker-",
+        "ip-10-0-0-1",
+        "control-plane.evil",
+        "kubernetes",
+        "i-",
+        "i-0a1b2c3",
+        "i-0123456789abcdef01",
+        "i-0A1B2C3D",
+        "i-0a1b2c3d.evil",
+    ):
+        assert not regex.search(name), name  # fmt: skip
 
 
 def test_rbac_is_least_privilege() -> None:
