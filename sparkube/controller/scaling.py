@@ -44,6 +44,7 @@ from sparkube.controller.admission import (
     place,
     pod_ask,
 )
+from sparkube.spark.diagnose import is_unschedulable
 
 Json = Mapping[str, Any]
 
@@ -175,15 +176,6 @@ def busy_nodes(pods: Sequence[Json]) -> set[str]:
     }
 
 
-def _unschedulable(pod: Json) -> bool:
-    return any(
-        c.get("type") == "PodScheduled"
-        and c.get("status") == "False"
-        and c.get("reason") == "Unschedulable"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
 def unplaced_executors(queue: Sequence[QueueJob], pods: Sequence[Json]) -> list[Ask]:
     """Executor pods of admitted jobs that the scheduler found no room for, beyond the
     minimum each job is still owed (room admission already counts for it)."""
@@ -197,7 +189,7 @@ def unplaced_executors(queue: Sequence[QueueJob], pods: Sequence[Json]) -> list[
             or labels.get("spark-role") != "executor"
             or (pod.get("spec") or {}).get("nodeName")
             or _ended(pod)
-            or not _unschedulable(pod)
+            or not is_unschedulable(pod)
         ):
             continue
         if owed[job] > 0:

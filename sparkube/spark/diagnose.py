@@ -44,6 +44,16 @@ def _quantity(value: str | int | float) -> Decimal:
     return parsed if parsed is not None else Decimal(0)
 
 
+def is_unschedulable(pod: Mapping[str, Any]) -> bool:
+    """The scheduler found no node for the pod (``PodScheduled`` False, Unschedulable)."""
+    return any(
+        c.get("type") == "PodScheduled"
+        and c.get("status") == "False"
+        and c.get("reason") == "Unschedulable"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
 def parse_cpu(value: str | int | float) -> float:
     """Cores from a Kubernetes CPU quantity: ``2``, ``500m``, ``12345678n``."""
     return float(_quantity(value))
@@ -183,14 +193,7 @@ def scheduling_problem(
     }
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name")
-        conds = (pod.get("status") or {}).get("conditions") or []
-        stuck = any(
-            c.get("type") == "PodScheduled"
-            and c.get("status") == "False"
-            and c.get("reason") == "Unschedulable"
-            for c in conds
-        )
-        if not stuck and name not in unschedulable:
+        if not is_unschedulable(pod) and name not in unschedulable:
             continue
         cpu, mem = _requests(pod)
         role = _role(pod)
