@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparkube.aws.errors import is_code
-from sparkube.controller import scalelog
 from sparkube.controller.scaling import Group, GroupInstance, ScalePlan
 from sparkube.cost.ledger import ScaleEvent
 
@@ -85,8 +84,8 @@ def carry_out(
                 AutoScalingGroupName=group.name, DesiredCapacity=desired, HonorCooldown=False
             )
             done.append(f"group {group.name}: desired {group.desired} -> {desired}")
-            record(scalelog.grown(dt.datetime.now(dt.UTC), group.desired, desired,
-                                  group.maximum, said("->")))  # fmt: skip
+            record(ScaleEvent(dt.datetime.now(dt.UTC), "grow", group.desired, desired,
+                              maximum=group.maximum, reason=said("->")))  # fmt: skip
             desired_now = desired
         except Exception as exc:
             if not is_code(exc, "ScalingActivityInProgress", "ValidationError"):
@@ -108,9 +107,10 @@ def carry_out(
         member = next((i for i in group.instances if i.instance_id == instance), None)
         seen = (first_seen or {}).get(instance)
         record(
-            scalelog.shrunk(
-                dt.datetime.now(dt.UTC), desired_now, group.maximum, instance, node,
-                said(instance), instance_type=member.instance_type if member else "",
+            ScaleEvent(
+                dt.datetime.now(dt.UTC), "shrink", desired_now, desired_now - 1,
+                maximum=group.maximum, instance=instance, node=node, reason=said(instance),
+                instance_type=member.instance_type if member else "",
                 zone=member.zone if member else "",
                 since=dt.datetime.fromtimestamp(seen, dt.UTC) if seen else None,
             )

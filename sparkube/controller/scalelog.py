@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sparkube.aws.s3 import get_text, put_json
@@ -72,25 +71,3 @@ class ScaleLog:
             )
         except Exception as exc:  # throttled, no right: scaling goes on
             log.warning("scale events not recorded in s3://%s/%s: %s", self.bucket, KEY, exc)
-
-
-def grown(at: datetime, before: int, after: int, maximum: int, reason: str) -> ScaleEvent:
-    return ScaleEvent(at, "grow", before, after, maximum=maximum, reason=reason)
-
-
-def shrunk(
-    at: datetime,
-    before: int,
-    maximum: int,
-    instance: str,
-    node: str,
-    reason: str,
-    *,
-    instance_type: str = "",
-    zone: str = "",
-    since: datetime | None = None,
-) -> ScaleEvent:
-    return ScaleEvent(
-        at, "shrink", before, before - 1, maximum=maximum, instance=instance, node=node,
-        reason=reason, instance_type=instance_type, zone=zone, since=since,
-    )  # fmt: skip
