@@ -425,6 +425,13 @@ def _overlaps(interval: Interval, start: datetime, end: datetime) -> bool:
     return interval.start < end and (interval.end is None or interval.end > start)
 
 
+def _clip(interval: Interval, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """The part of ``interval`` inside [start, end] (an open one runs to ``end``), or
+    None when none is."""
+    a, b = max(interval.start, start), min(interval.end or end, end)
+    return (a, b) if a < b else None
+
+
 def _in_window(job: JobLine, start: datetime, end: datetime) -> bool:
     if job.start is None:
         return False
@@ -474,9 +481,9 @@ def scaling(ledger: Ledger, window: Breakdown) -> Scaling:
     moments: list[tuple[datetime, int]] = []
     for inst in workers:
         for interval in inst.running:
-            a, b = max(interval.start, start), min(interval.end or end, end)
-            if a < b:
-                moments += [(a, 1), (b, -1)]
+            cut = _clip(interval, start, end)
+            if cut is not None:
+                moments += [(cut[0], 1), (cut[1], -1)]
     peak = running = 0
     for _, step in sorted(moments, key=lambda m: (m[0], m[1])):
         running += step
@@ -490,12 +497,10 @@ def scaling(ledger: Ledger, window: Breakdown) -> Scaling:
     waits = 0.0
     queued = 0
     for job in ledger.jobs:
-        if job.queued is None:
-            continue
-        a, b = max(job.queued.start, start), min(job.queued.end or end, end)
-        if a < b:
+        cut = _clip(job.queued, start, end) if job.queued is not None else None
+        if cut is not None:
             queued += 1
-            waits += (b - a).total_seconds()
+            waits += (cut[1] - cut[0]).total_seconds()
     return Scaling(
         grew=sum(1 for e in events if e.kind == "grow"),
         shrank=sum(1 for e in events if e.kind == "shrink"),
