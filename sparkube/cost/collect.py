@@ -62,18 +62,18 @@ def removed_workers(
     the controller's first sight of them to their termination, and their volume and
     address are those of the other workers (all come from the group's one launch
     template)."""
-    from sparkube.cost.instances import _sizes
+    from sparkube.cost.instances import type_sizes
     from sparkube.cost.ledger import WORKER, Interval
 
     known = {i.instance_id for i in instances}
-    missing = [
-        e for e in events if e.kind == "shrink" and e.instance and e.instance not in known
-        and e.since is not None and e.instance_type
-    ]  # fmt: skip
+    missing = list({
+        e.instance: e for e in events if e.kind == "shrink" and e.instance
+        and e.instance not in known and e.since is not None and e.instance_type
+    }.values())  # fmt: skip
     if not missing:
         return [], []
     sibling = next((i for i in instances if i.role == WORKER), None)
-    sizes = _sizes(ec2, [e.instance_type for e in missing])
+    sizes = type_sizes(ec2, [e.instance_type for e in missing])
     out: list[Instance] = []
     for e in missing:
         assert e.since is not None
@@ -91,7 +91,6 @@ def removed_workers(
                 cpu_credits=sibling.cpu_credits if sibling else None,
             )
         )  # fmt: skip
-        known.add(e.instance)
     names = ", ".join(i.instance_id for i in out)
     return out, [
         f"worker{'s' if len(out) != 1 else ''} {names} (no longer listed by EC2) counted from "

@@ -268,7 +268,7 @@ def recorded_instances(s3: Any, bucket: str) -> dict[str, Instance]:
     return out
 
 
-def _sizes(ec2: Any, types: Iterable[str]) -> dict[str, tuple[float, int]]:
+def type_sizes(ec2: Any, types: Iterable[str]) -> dict[str, tuple[float, int]]:
     from sparkube.aws.instances import describe_types
 
     wanted = sorted({t for t in types if t})
@@ -295,7 +295,7 @@ def instance_facts(
         recorded = recorded_instances(clients.s3, bucket) if bucket else {}
     recorded = dict(recorded)
     items = cluster_instances(ec2, cluster)
-    sizes = _sizes(ec2, [str(i.get("InstanceType", "")) for i in items])
+    sizes = type_sizes(ec2, [str(i.get("InstanceType", "")) for i in items])
     vol_ids = [
         str((m.get("Ebs") or {}).get("VolumeId"))
         for i in items
