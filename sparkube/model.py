@@ -51,6 +51,14 @@ class Node:
         return host
 
 
+#: The node label every worker gets at join: the EC2 market it runs on (``spot`` or
+#: ``on-demand``, the instance metadata's ``instance-life-cycle``). Drivers of a cluster
+#: with spot workers require ``on-demand``: an interruption never takes a driver.
+MARKET_LABEL = "sparkube.io/market"
+SPOT = "spot"
+ON_DEMAND = "on-demand"
+
+
 @dataclass(frozen=True)
 class WorkerGroup:
     """The cluster's Auto Scaling group of workers and its launch template."""
@@ -65,6 +73,9 @@ class WorkerGroup:
     instance_ids: tuple[str, ...] = ()
     #: AWS's status of the group (``Delete in progress`` while it goes), else None.
     status: str | None = None
+    #: With spot workers: the on-demand instances the group keeps before it launches
+    #: spot ones (its MixedInstancesPolicy); None: one market, the template's.
+    on_demand_base: int | None = None
 
 
 @dataclass(frozen=True)

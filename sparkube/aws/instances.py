@@ -286,6 +286,9 @@ def template_data(req: LaunchRequest) -> dict[str, Any]:
     names each worker after launch)."""
     instance_tags, volume_tags = node_tags(req, first_worker=None)
     data = instance_settings(req)
+    # The market is the group's (its MixedInstancesPolicy: on-demand first, then spot):
+    # Auto Scaling refuses a template asking for spot in a mixed group.
+    data.pop("InstanceMarketOptions", None)
     data["UserData"] = base64.b64encode(req.user_data).decode()
     data["TagSpecifications"] = [
         T.spec_for("instance", instance_tags),

@@ -489,6 +489,7 @@ class AwsProvider:
             subnet_id=subnet,
             tags={**req.tags, **instances.role_tags(name, WORKER)},
             sleep=self.sleep,
+            spot_type=spec.instance_type if spec.spot else None,
         )
         expires = req.tags.get(T.EXPIRES)
         if expires:

@@ -126,7 +126,13 @@ def find_template(ec2: Any, cluster: str) -> str | None:
 
 
 def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
-    template = item.get("LaunchTemplate") or {}
+    mixed = item.get("MixedInstancesPolicy") or {}
+    template = (
+        item.get("LaunchTemplate")
+        or (mixed.get("LaunchTemplate") or {}).get("LaunchTemplateSpecification")
+        or {}
+    )
+    base = (mixed.get("InstancesDistribution") or {}).get("OnDemandBaseCapacity")
     return WorkerGroup(
         name=str(item["AutoScalingGroupName"]),
         min_size=int(item["MinSize"]),
@@ -135,6 +141,7 @@ def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
         template_version=str(template["Version"]) if template.get("Version") else None,
         instance_ids=tuple(str(i["InstanceId"]) for i in item.get("Instances", [])),
         status=item.get("Status") or None,
+        on_demand_base=int(base) if mixed and base is not None else None,
     )
 
 
@@ -210,6 +217,32 @@ def _profile_not_visible(exc: BaseException) -> bool:
     )
 
 
+#: With spot workers, the group keeps this many on-demand workers (the first it
+#: launches) before any spot one: the drivers' pool (see :data:`sparkube.model.MARKET_LABEL`).
+ON_DEMAND_BASE = 1
+#: AWS's recommended spot allocation: the pools least likely to be interrupted soon,
+#: among the cheapest.
+SPOT_ALLOCATION = "price-capacity-optimized"
+
+
+def mixed_policy(template: Mapping[str, str], instance_type: str, base: int) -> dict[str, Any]:
+    """The group's ``MixedInstancesPolicy`` for spot workers: ``base`` on-demand
+    instances, every one above them spot. The template then carries no market options
+    (Auto Scaling refuses a template asking for spot in a mixed group)."""
+    return {
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": dict(template),
+            "Overrides": [{"InstanceType": instance_type}],
+        },
+        "InstancesDistribution": {
+            "OnDemandAllocationStrategy": "prioritized",
+            "OnDemandBaseCapacity": base,
+            "OnDemandPercentageAboveBaseCapacity": 0,
+            "SpotAllocationStrategy": SPOT_ALLOCATION,
+        },
+    }
+
+
 def ensure_group(
     autoscaling: Any,
     cluster: str,
@@ -221,9 +254,11 @@ def ensure_group(
     subnet_id: str,
     tags: Mapping[str, str],
     sleep: Sleep,
+    spot_type: str | None = None,
 ) -> tuple[WorkerGroup, bool]:
     """The group between ``min_size`` and ``max_size`` launching ``version`` of the
-    template: (the group, whether this call changed it)."""
+    template: (the group, whether this call changed it). ``spot_type``: spot workers of
+    that instance type above :data:`ON_DEMAND_BASE` on-demand ones (:func:`mixed_policy`)."""
     name = group_name(cluster)
     group = find_group(autoscaling, cluster)
     if group is not None and group.status:
@@ -232,13 +267,19 @@ def ensure_group(
             "'sparkube down' has finished, then run 'sparkube up' again."
         )
     template = {"LaunchTemplateId": template_id, "Version": version}
+    base = ON_DEMAND_BASE if spot_type else None
+    launch: dict[str, Any] = (
+        {"MixedInstancesPolicy": mixed_policy(template, spot_type, ON_DEMAND_BASE)}
+        if spot_type
+        else {"LaunchTemplate": template}
+    )
     if group is None:
         delays = list(instances.PROFILE_PROPAGATION_DELAYS)
         while True:
             try:
                 autoscaling.create_auto_scaling_group(
                     AutoScalingGroupName=name,
-                    LaunchTemplate=template,
+                    **launch,
                     MinSize=min_size,
                     MaxSize=max_size,
                     DesiredCapacity=min_size,
@@ -272,10 +313,11 @@ def ensure_group(
                 f"AWS did not show the worker group {name} it had just made; run "
                 "'sparkube up' again."
             )
-        if (group.min_size, group.max_size, group.template_version) == (
+        if (group.min_size, group.max_size, group.template_version, group.on_demand_base) == (
             min_size,
             max_size,
             version,
+            base,
         ):
             return group, True
     update: dict[str, Any] = {}
@@ -286,8 +328,8 @@ def ensure_group(
     desired = min(max(group.desired, min_size), max_size)
     if desired != group.desired:
         update["DesiredCapacity"] = desired
-    if group.template_version != version:
-        update["LaunchTemplate"] = template
+    if group.template_version != version or group.on_demand_base != base:
+        update.update(launch)
     if not update:
         return group, False
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, **update)

@@ -104,11 +104,8 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
     assert disk["Ebs"]["VolumeType"] == "gp3" and int(disk["Ebs"]["VolumeSize"]) == 40
     assert data["CreditSpecification"] == {"CpuCredits": "unlimited"}
     assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
-    assert data["InstanceMarketOptions"]["MarketType"] == "spot"
-    assert data["InstanceMarketOptions"]["SpotOptions"] == {
-        "SpotInstanceType": "one-time",
-        "InstanceInterruptionBehavior": "terminate",
-    }
+    # the market is the group's: Auto Scaling refuses a spot template in a mixed group
+    assert "InstanceMarketOptions" not in data
     specs = {s["ResourceType"]: _tags(s) for s in data["TagSpecifications"]}
     # (moto lists the template's own tags among them too)
     assert {"instance", "volume"} <= set(specs) <= {"instance", "volume", "launch-template"}
@@ -122,8 +119,16 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
 
     group = _group(moto_aws)
     assert (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) == (2, 2, 5)
-    assert group["LaunchTemplate"]["LaunchTemplateId"] == template["LaunchTemplateId"]
-    assert group["LaunchTemplate"]["Version"] == str(version["VersionNumber"])
+    # spot workers: one on-demand worker first (the drivers' pool), every one above it spot
+    mixed = group["MixedInstancesPolicy"]
+    spec = mixed["LaunchTemplate"]["LaunchTemplateSpecification"]
+    assert spec["LaunchTemplateId"] == template["LaunchTemplateId"]
+    assert spec["Version"] == str(version["VersionNumber"])
+    assert mixed["LaunchTemplate"]["Overrides"] == [{"InstanceType": "t3.medium"}]
+    share = mixed["InstancesDistribution"]
+    assert int(share["OnDemandBaseCapacity"]) == 1
+    assert int(share["OnDemandPercentageAboveBaseCapacity"]) == 0
+    assert share["SpotAllocationStrategy"] == "price-capacity-optimized"
     assert group["HealthCheckType"] == "EC2" and group["HealthCheckGracePeriod"] > 0
     assert group["VPCZoneIdentifier"]  # one subnet: the control plane's
     propagated = {t["Key"]: t["PropagateAtLaunch"] for t in group["Tags"]}
@@ -145,7 +150,9 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
             continue
         assert tags["aws:autoscaling:groupName"] == GROUP
         assert tags["Name"] == f"sparkube-{tags['sparkube:node']}"
-        assert inst["InstanceLifecycle"] == "spot"
+        # worker-1, launched first, is the on-demand one; worker-2 spot
+        market = inst.get("InstanceLifecycle", "on-demand")
+        assert market == ("on-demand" if tags["sparkube:node"] == "worker-1" else "spot")
         assert inst["KeyName"] == "sparkube-sparkube"
         assert inst["SubnetId"] == group["VPCZoneIdentifier"]
         user_data = ec2.describe_instance_attribute(
