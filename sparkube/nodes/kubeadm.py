@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from sparkube.errors import NodeError
-from sparkube.model import Node
+from sparkube.model import MARKET_LABEL, ON_DEMAND, SPOT, Node
 from sparkube.spec import ClusterSpec
 
 API_VERSION = "kubeadm.k8s.io/v1beta4"
@@ -208,9 +208,16 @@ def render_join_config(join: JoinCommand, node: Node) -> str:
     extra = [{"name": "node-ip", "value": node.private_ip}] if node.private_ip else []
     if node.instance_id and node.availability_zone:
         extra.append({"name": "provider-id", "value": provider_id(node)})
+    extra.append({"name": "node-labels", "value": market_label(SPOT if node.spot else ON_DEMAND)})
     return _dump(
         [_join_doc(join.endpoint, join.token, list(join.ca_cert_hashes), node.name, extra)]
     )
+
+
+def market_label(market: str) -> str:
+    """The kubelet's ``--node-labels`` value saying a worker's EC2 market
+    (:data:`sparkube.model.MARKET_LABEL`): set at registration, by the node itself."""
+    return f"{MARKET_LABEL}={market}"
 
 
 def provider_id(node: Node) -> str:
@@ -223,16 +230,19 @@ def provider_id(node: Node) -> str:
 #: cluster's join parameter in SSM).
 SELF_JOIN_FIELDS = (
     "@ENDPOINT@", "@TOKEN@", "@CA_CERT_HASH@", "@NODE_NAME@", "@NODE_IP@", "@PROVIDER_ID@",
+    "@MARKET@",
 )  # fmt: skip
 
 
 def render_self_join_template() -> str:
     """The JoinConfiguration a worker launched by the group completes by itself: no token
     in it (the worker reads one from SSM), its kubelet given ``--provider-id
-    aws:///ZONE/INSTANCE`` and its private address."""
+    aws:///ZONE/INSTANCE``, its private address and its market label (the metadata's
+    ``instance-life-cycle``)."""
     extra = [
         {"name": "node-ip", "value": "@NODE_IP@"},
         {"name": "provider-id", "value": "@PROVIDER_ID@"},
+        {"name": "node-labels", "value": market_label("@MARKET@")},
     ]
     return _dump([_join_doc("@ENDPOINT@", "@TOKEN@", ["@CA_CERT_HASH@"], "@NODE_NAME@", extra)])
 

@@ -120,6 +120,7 @@ def test_kubeadm_validates_the_init_and_join_configs(kubeadm: Path, tmp_path: Pa
         "@ENDPOINT@": join.endpoint, "@TOKEN@": join.token,
         "@CA_CERT_HASH@": join.ca_cert_hashes[0], "@NODE_NAME@": "i-0123456789abcdef0",
         "@NODE_IP@": "10.0.1.25", "@PROVIDER_ID@": "aws:///us-west-2a/i-0123456789abcdef0",
+        "@MARKET@": "spot",
     }.items():  # fmt: skip
         filled = filled.replace(field, value)
     validate(kubeadm, filled, tmp_path, "kubeadm-self-join.yaml")

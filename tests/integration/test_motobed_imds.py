@@ -14,6 +14,7 @@ stand-in bed that only records what it is asked.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import importlib.util
 import json
@@ -136,6 +137,45 @@ def test_each_instance_is_answered_with_its_own_identity(imds: Imds) -> None:
         assert doc["instanceType"] == "m7i.large"
         assert doc["imageId"] == inst["ImageId"]
         assert doc["accountId"] == ACCOUNT
+
+
+def test_market_and_the_notices_a_test_gives(imds: Imds) -> None:
+    """``instance-life-cycle`` says each instance's market; the spot interruption and
+    rebalance paths answer 404 until the test gives that instance a notice (as EC2:
+    moto has neither), then EC2's JSON; the other instance still gets 404."""
+    got = imds.ec2.run_instances(
+        ImageId=imds.ec2.describe_instances(InstanceIds=[imds.a])["Reservations"][0]["Instances"][
+            0
+        ]["ImageId"],
+        InstanceType="m7i.large",
+        MinCount=1,
+        MaxCount=1,
+        InstanceMarketOptions={"MarketType": "spot"},
+    )
+    spot = got["Instances"][0]
+    imds.ips[spot["InstanceId"]] = spot["PrivateIpAddress"]
+    imds.play(imds.a)
+    assert imds.get("/latest/meta-data/instance-life-cycle") == (200, "on-demand")
+    imds.play(spot["InstanceId"])
+    assert imds.get("/latest/meta-data/instance-life-cycle") == (200, "spot")
+    for path in ("spot/instance-action", "spot/termination-time",
+                 "events/recommendations/rebalance"):  # fmt: skip
+        assert imds.get("/latest/meta-data/" + path)[0] == 404, path
+    assert imds.get("/latest/meta-data/events/maintenance/scheduled") == (200, "[]")
+
+    before = dt.datetime.now(dt.UTC)
+    imds.service.notify(spot["InstanceId"], spot_action="terminate", rebalance=True)
+    status, text = imds.get("/latest/meta-data/spot/instance-action")
+    assert status == 200
+    notice = json.loads(text)
+    assert notice["action"] == "terminate"
+    at = dt.datetime.strptime(notice["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert dt.timedelta(seconds=100) < at - before < dt.timedelta(seconds=130)
+    assert imds.get("/latest/meta-data/spot/termination-time") == (200, notice["time"])
+    status, text = imds.get("/latest/meta-data/events/recommendations/rebalance")
+    assert status == 200 and "noticeTime" in json.loads(text)
+    imds.play(imds.a)  # another instance has no notice
+    assert imds.get("/latest/meta-data/spot/instance-action")[0] == 404
 
 
 def test_tags_listing_values_and_404(imds: Imds) -> None:

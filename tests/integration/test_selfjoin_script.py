@@ -110,6 +110,7 @@ class FakeImds(http.server.ThreadingHTTPServer):
             f"{base}local-ipv4": "10.0.2.9",
             f"{base}placement/availability-zone": f"{REGION}b",
             f"{base}placement/region": REGION,
+            f"{base}instance-life-cycle": "spot",
             f"{base}iam/security-credentials/": role,
             f"{base}iam/security-credentials/{role}": json.dumps(
                 {"Code": "Success", "Type": "AWS-HMAC", **self.creds}
@@ -249,6 +250,10 @@ def test_a_worker_reads_its_join_parameter_with_its_role_and_writes_its_config(
                 assert doc["discovery"]["bootstrapToken"]["apiServerEndpoint"] == JOIN.endpoint
                 assert doc["nodeRegistration"]["name"] == INSTANCE
                 assert {"name": "provider-id", "value": f"aws:///{REGION}b/{INSTANCE}"} in doc[
+                    "nodeRegistration"
+                ]["kubeletExtraArgs"]
+                # its market from the metadata, as a node label set at registration
+                assert {"name": "node-labels", "value": "sparkube.io/market=spot"} in doc[
                     "nodeRegistration"
                 ]["kubeletExtraArgs"]
                 assert JOIN.token not in ok.stdout + ok.stderr

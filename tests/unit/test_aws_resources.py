@@ -240,6 +240,9 @@ def test_the_launch_template_holds_what_run_instances_would_get() -> None:
     data = instances.template_data(req)
     params = instances.launch_parameters(req)
     same = ("MinCount", "MaxCount", "ClientToken", "TagSpecifications", "UserData", "SubnetId")
+    # but the market: the group's mixed policy says which workers are spot
+    assert "InstanceMarketOptions" not in data
+    same += ("InstanceMarketOptions",)
     assert {k: v for k, v in data.items() if k not in same} == {
         k: v for k, v in params.items() if k not in same
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -145,4 +147,11 @@ def test_a_worker_joined_over_ssh_gets_its_provider_id_like_one_that_joins_by_it
     assert doc["nodeRegistration"]["kubeletExtraArgs"] == [
         {"name": "node-ip", "value": "10.0.1.40"},
         {"name": "provider-id", "value": "aws:///eu-west-3b/i-0abc"},
+        {"name": "node-labels", "value": "sparkube.io/market=on-demand"},
     ]
+    spot = dataclasses.replace(worker, spot=True)
+    doc = yaml.safe_load(render_join_config(JoinCommand("10.0.1.23:6443", TOKEN, (HASH,)), spot))
+    assert doc["nodeRegistration"]["kubeletExtraArgs"][-1] == {
+        "name": "node-labels",
+        "value": "sparkube.io/market=spot",
+    }

@@ -81,6 +81,10 @@ def test_the_template_has_every_field_and_the_script_fills_them_all() -> None:
         "kubeletExtraArgs"
     ]
     assert {"name": "node-ip", "value": "10.0.2.9"} in doc["nodeRegistration"]["kubeletExtraArgs"]
+    # no market in the metadata: on-demand
+    assert {"name": "node-labels", "value": "sparkube.io/market=on-demand"} in doc[
+        "nodeRegistration"
+    ]["kubeletExtraArgs"]
 
 
 def test_the_parameter_is_renewed_before_its_token_runs_out() -> None:

@@ -4,7 +4,8 @@
 It reads, with nothing but Python's standard library:
 
 1. its identity from the instance metadata service (IMDSv2: a session token first):
-   instance id, Availability Zone, region, and the instance role's temporary
+   instance id, Availability Zone, region, market (spot or on-demand), and the
+   instance role's temporary
    credentials;
 2. the cluster's join parameter from SSM Parameter Store (a SecureString that only the
    node role may read), with a SigV4-signed ``AmazonSSM.GetParameter`` call: the API
@@ -83,7 +84,12 @@ def identity(base: str) -> dict[str, str]:
         region = zone[:-1]  # us-east-1a -> us-east-1
     role = imds_get(base, token, "meta-data/iam/security-credentials/").split()[0]
     creds = json.loads(imds_get(base, token, f"meta-data/iam/security-credentials/{role}"))
+    try:  # "spot" or "on-demand" on EC2
+        market = imds_get(base, token, "meta-data/instance-life-cycle").strip() or "on-demand"
+    except urllib.error.HTTPError:
+        market = "on-demand"
     return {
+        "market": market,
         "instance_id": imds_get(base, token, "meta-data/instance-id").strip(),
         "private_ip": imds_get(base, token, "meta-data/local-ipv4").strip(),
         "zone": zone,
@@ -223,6 +229,7 @@ def render(template: str, value: dict[str, str], who: dict[str, str], node_name:
         "@NODE_NAME@": node_name,
         "@NODE_IP@": who["private_ip"],
         "@PROVIDER_ID@": f"aws:///{who['zone']}/{who['instance_id']}",
+        "@MARKET@": "spot" if who.get("market") == "spot" else "on-demand",
     }
     for placeholder, text in fields.items():
         template = template.replace(placeholder, text)
