@@ -53,13 +53,18 @@ JOB_LABEL = "sparkube.io/job"
 
 @dataclass(frozen=True)
 class Ask:
-    """One pod's requests."""
+    """One pod's requests, and the node labels it requires (its ``nodeSelector``: a
+    spot cluster's drivers require ``sparkube.io/market=on-demand``)."""
 
     cpu: float
     memory: int
+    needs: tuple[tuple[str, str], ...] = ()
 
     def fits(self, cpu: float, memory: int) -> bool:
         return self.cpu <= cpu + 1e-9 and self.memory <= memory
+
+    def needs_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.needs)
 
     def describe(self) -> str:
         return f"{human_cpu(round(self.cpu, 3))} CPU and {human_memory(self.memory)}"
@@ -74,6 +79,11 @@ class Room:
     memory: int
     free_cpu: float
     free_memory: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def accepts(self, ask: Ask) -> bool:
+        """Whether the worker has every label the pod requires."""
+        return all(self.labels.get(k) == v for k, v in ask.needs)
 
     def take(self, ask: Ask) -> None:
         self.free_cpu -= ask.cpu
@@ -187,8 +197,9 @@ def rooms(nodes: Iterable[Json], pods: Iterable[Json]) -> list[Room]:
             continue
         alloc = status.get("allocatable") or {}
         cpu, memory = parse_cpu(alloc.get("cpu", 0)), parse_memory(alloc.get("memory", 0))
-        name = str((node.get("metadata") or {}).get("name"))
-        out[name] = Room(name, cpu, memory, cpu, memory)
+        meta = node.get("metadata") or {}
+        name = str(meta.get("name"))
+        out[name] = Room(name, cpu, memory, cpu, memory, dict(meta.get("labels") or {}))
     for pod in pods:
         room = out.get(str((pod.get("spec") or {}).get("nodeName") or ""))
         if room is not None and not _ended(pod):
@@ -230,7 +241,12 @@ def queue_jobs(jobs: Iterable[Json], pods: Iterable[Json], now: float) -> list[Q
             continue
         try:
             asks = json.loads(ann[ASKS])
-            driver = Ask(float(asks["driver"]["cpu"]), int(asks["driver"]["memory_bytes"]))
+            selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+            driver = Ask(
+                float(asks["driver"]["cpu"]),
+                int(asks["driver"]["memory_bytes"]),
+                tuple(sorted((str(k), str(v)) for k, v in selector.items())),
+            )
             executor = Ask(float(asks["executor"]["cpu"]), int(asks["executor"]["memory_bytes"]))
             minimum = int(asks["min_executors"])
         except (ValueError, KeyError, TypeError):
@@ -271,7 +287,7 @@ def place(asks: Sequence[Ask], free: Sequence[Room]) -> bool:
         best = None
         for room in free:
             cpu, memory = trial[room.name]
-            if ask.fits(cpu, memory):
+            if ask.fits(cpu, memory) and room.accepts(ask):
                 left = (cpu - ask.cpu) / max(room.cpu, 1e-9) + (memory - ask.memory) / max(
                     room.memory, 1
                 )
@@ -287,7 +303,7 @@ def place(asks: Sequence[Ask], free: Sequence[Room]) -> bool:
 
 
 def _copy(workers: Sequence[Room]) -> list[Room]:
-    return [Room(r.name, r.cpu, r.memory, r.free_cpu, r.free_memory) for r in workers]
+    return [Room(r.name, r.cpu, r.memory, r.free_cpu, r.free_memory, r.labels) for r in workers]
 
 
 def never_fits(asks: Sequence[Ask], roles: Sequence[str], baseline: Sequence[Room]) -> str | None:
@@ -296,11 +312,15 @@ def never_fits(asks: Sequence[Ask], roles: Sequence[str], baseline: Sequence[Roo
     jobs', e.g. DaemonSets), or None. No worker at all is not "never": one may come."""
     if not baseline:
         return None
-    most = Ask(max(r.free_cpu for r in baseline), max(r.free_memory for r in baseline))
     for role, ask in zip(roles, asks, strict=True):
-        if not any(ask.fits(r.free_cpu, r.free_memory) for r in baseline):
+        allowed = [r for r in baseline if r.accepts(ask)]
+        if not allowed:
+            return None  # no worker it may use now (an on-demand one): one may come
+        most = Ask(max(r.free_cpu for r in allowed), max(r.free_memory for r in allowed))
+        if not any(ask.fits(r.free_cpu, r.free_memory) for r in allowed):
+            which = f"worker with {ask.needs_text()}" if ask.needs else "worker"
             return (
-                f"its {role} pod asks for {ask.describe()} but the largest worker has "
+                f"its {role} pod asks for {ask.describe()} but the largest {which} has "
                 f"{most.describe()} for jobs"
             )
     if place(asks, _copy(baseline)):
@@ -322,6 +342,11 @@ def job_never_fits(job: QueueJob, baseline: Sequence[Room]) -> str | None:
 
 def shortage(asks: Sequence[Ask], free: Sequence[Room]) -> str:
     """What the asks wait for, in a few words."""
+    for ask in asks:
+        if ask.needs and not any(
+            r.accepts(ask) and ask.fits(r.free_cpu, r.free_memory) for r in free
+        ):
+            return f"a worker with {ask.needs_text()} and room for a pod of {ask.describe()}"
     need_cpu = sum(a.cpu for a in asks)
     need_memory = sum(a.memory for a in asks)
     have_cpu = sum(max(0.0, r.free_cpu) for r in free)

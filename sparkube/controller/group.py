@@ -43,7 +43,15 @@ def read_group(autoscaling: Any, name: str) -> Group | None:
             )
             for i in item.get("Instances") or []
         ),
+        on_demand_base=_on_demand_base(item),
     )
+
+
+def _on_demand_base(item: Any) -> int | None:
+    mixed = item.get("MixedInstancesPolicy")
+    if not mixed:
+        return None
+    return int((mixed.get("InstancesDistribution") or {}).get("OnDemandBaseCapacity") or 0)
 
 
 def carry_out(

@@ -44,6 +44,7 @@ from sparkube.controller.admission import (
     place,
     pod_ask,
 )
+from sparkube.model import MARKET_LABEL, ON_DEMAND, SPOT
 from sparkube.spark.diagnose import is_unschedulable
 
 Json = Mapping[str, Any]
@@ -74,6 +75,18 @@ class Group:
     maximum: int
     desired: int
     instances: tuple[GroupInstance, ...] = ()
+    #: Spot workers: the on-demand workers the group launches before any spot one (its
+    #: MixedInstancesPolicy); None: one market.
+    on_demand_base: int | None = None
+
+    def new_labels(self, index: int) -> dict[str, str]:
+        """The market label of the ``index``-th (from 0) worker the group would launch
+        next: Auto Scaling fills the on-demand base first. None: no label known (one
+        market: nothing asks for one)."""
+        if self.on_demand_base is None:
+            return {}
+        on_demand = len(self.instances) + index < self.on_demand_base
+        return {MARKET_LABEL: ON_DEMAND if on_demand else SPOT}
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,7 @@ def growth(group: Group, shape: Shape, ready: int) -> list[Room]:
     """The empty workers the group may still have beyond its ``ready`` ones (those on
     their way included), as admission's rooms."""
     return [
-        Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory)
+        Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory, group.new_labels(i))
         for i in range(max(0, group.maximum - ready))
     ]
 
@@ -199,12 +212,23 @@ def unplaced_executors(queue: Sequence[QueueJob], pods: Sequence[Json]) -> list[
     return out
 
 
-def nodes_needed(asks: Sequence[Ask], free: Sequence[Room], shape: Shape, most: int) -> int | None:
-    """The fewest empty workers of ``shape`` (at most ``most``) that, added to ``free``,
-    let every ask fit at once; 0 when they fit already; None when ``most`` is not enough."""
+def nodes_needed(
+    asks: Sequence[Ask], free: Sequence[Room], shape: Shape, most: int, group: Group | None = None
+) -> int | None:
+    """The fewest empty workers of ``shape`` (at most ``most``; labelled as ``group``
+    would launch them) that, added to ``free``, let every ask fit at once; 0 when they
+    fit already; None when ``most`` is not enough."""
     for extra in range(0, max(0, most) + 1):
         rooms = _copy(free) + [
-            Room(f"new-{i}", shape.cpu, shape.memory, shape.cpu, shape.memory) for i in range(extra)
+            Room(
+                f"new-{i}",
+                shape.cpu,
+                shape.memory,
+                shape.cpu,
+                shape.memory,
+                group.new_labels(i) if group is not None else {},
+            )
+            for i in range(extra)
         ]
         if place(asks, rooms):
             return extra
@@ -259,7 +283,7 @@ def plan(
                 f"job {job.name} waits; {who.pending} worker(s) of the group on the way"
             )
             break
-        need = nodes_needed(job.minimum(), free, shape, room_left)
+        need = nodes_needed(job.minimum(), free, shape, room_left, group)
         if need:
             out.desired = group.desired + need
             out.reasons.append(
@@ -277,7 +301,7 @@ def plan(
     extra = unplaced_executors(queue, pods)
     if extra and not waiting and not who.pending and room_left > 0:
         fitting = [a for a in extra if a.fits(shape.cpu, shape.memory)]
-        need = nodes_needed(fitting, free, shape, room_left)
+        need = nodes_needed(fitting, free, shape, room_left, group)
         if need is None:
             need = room_left  # not all of them fit even then: as many as may come
         if need:

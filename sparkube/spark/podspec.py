@@ -17,6 +17,7 @@ from typing import Any
 from sparkube.aws.s3 import s3a
 from sparkube.controller import admission
 from sparkube.errors import InputError
+from sparkube.model import MARKET_LABEL, ON_DEMAND
 from sparkube.spark import bundles, jars
 from sparkube.spark.bundles import Bundle
 from sparkube.spark.config import (
@@ -479,6 +480,10 @@ def job_manifests(
             {"name": "jars", "emptyDir": {}},
         ],
     }
+    if config.spot:
+        # A spot interruption ends the job with its driver (Spark never restarts one):
+        # drivers run on the group's on-demand workers only; executors anywhere.
+        pod_spec["nodeSelector"] = {MARKET_LABEL: ON_DEMAND}
     if spec.bundles:
         _add_bundles(pod_spec, spec, config.image, fetch)
     driver_request, executor_request = pod_requests(spec, props)

@@ -229,3 +229,37 @@ def test_queue_jobs_count_placed_pods_per_job() -> None:
         placed_executors=1,
     )  # fmt: skip
     assert got.owed() == [Ask(1.0, GI), Ask(1.0, GI)]
+
+
+def test_a_spot_clusters_driver_waits_for_on_demand_room_and_never_goes_on_spot() -> None:
+    """The driver requires the on-demand market (its nodeSelector); a spot worker with
+    room for the whole job does not start it: it waits, saying for what, and is not
+    "never" (the on-demand worker's room comes back); it starts once room is there."""
+    market = "sparkube.io/market"
+    on_demand = {**node("worker-1"), "metadata": {"name": "worker-1",
+                 "labels": {market: "on-demand"}}}  # fmt: skip
+    spot = {**node("worker-2", cpu="4", memory="16Gi"), "metadata": {"name": "worker-2",
+            "labels": {market: "spot"}}}  # fmt: skip
+    asked = job("j2", "2026-12-07T01:00:01Z")
+    asked["spec"]["template"] = {"spec": {"nodeSelector": {market: "on-demand"}}}
+    (queued,) = admission.queue_jobs([asked], [], now=0)
+    assert queued.driver.needs == ((market, "on-demand"),)
+    assert queued.executor.needs == ()
+    # worker-1 (on-demand) is full: another job's driver and executor hold it
+    busy = [pod("j1-driver", "worker-1", "1500m", "3Gi", job="j1", role="driver")]
+    d = decide([queued], rooms([on_demand, spot], busy), rooms([on_demand, spot], []))
+    assert d.admit == []
+    waiting = d.waiting["j2"]
+    assert not waiting.never
+    assert waiting.waits_for.startswith("a worker with sparkube.io/market=on-demand and room")
+    # no on-demand worker at all (the group replaces it): waits, never "never"
+    d = decide([queued], rooms([spot], []))
+    assert d.admit == [] and not d.waiting["j2"].never
+    # the on-demand worker free again: admitted (driver there, executor anywhere)
+    assert decide([queued], rooms([on_demand, spot], [])).admit == ["j2"]
+    # an on-demand worker too small for the driver, ever: never fits, and says which
+    tiny = {**node("worker-3", cpu="250m", memory="512Mi"), "metadata": {"name": "worker-3",
+            "labels": {market: "on-demand"}}}  # fmt: skip
+    d = decide([queued], rooms([tiny, spot], []))
+    assert d.waiting["j2"].never
+    assert "largest worker with sparkube.io/market=on-demand has" in d.waiting["j2"].waits_for

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
+from sparkube.controller import admission
 from sparkube.errors import InputError
 from sparkube.spark import diagnose as dg
 from sparkube.spark import jarfetch
@@ -87,6 +89,26 @@ def test_driver_job_is_restricted_and_valid() -> None:
     assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] > 0
     template = json.loads(cm["data"]["executor-template.json"])
     assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_on_a_spot_cluster_drivers_require_on_demand_workers_and_executors_do_not() -> None:
+    job, cm = manifests()
+    assert "nodeSelector" not in job["spec"]["template"]["spec"]  # one market: anywhere
+    spec = JobSpec(
+        job_id="wc-20261202-1700-abcd", app_name="wordcount", app_file="wordcount.py",
+        app_bytes=b"", args=(), resources=Resources(2, 1, "1g"), kind="wordcount",
+        output_uri="s3a://b/jobs/wc-20261202-1700-abcd/output/",
+    )  # fmt: skip
+    spot = dataclasses.replace(config(), spot=True)
+    job, cm = job_manifests(spec, spot, Endpoints(), submitted="2026-12-02T17:00:00Z")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"sparkube.io/market": "on-demand"}
+    template = json.loads(cm["data"]["executor-template.json"])
+    assert "nodeSelector" not in template["spec"]
+    assert "spark.kubernetes.executor.node.selector" not in cm["data"]["spark.properties"]
+    # admission reads the driver's requirement from the Job it is given
+    (queued,) = admission.queue_jobs([job], [], now=0)
+    assert queued.driver.needs == (("sparkube.io/market", "on-demand"),)
 
 
 def test_properties_ship_the_lean_s3_jars_and_no_credentials() -> None:

@@ -4,6 +4,7 @@ controller's cycle does."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -386,3 +387,33 @@ def test_no_worker_leaves_while_a_running_job_waits_for_executors() -> None:
     assert out.terminate == [] and out.desired is None, out.reasons
     out = decide([running], nodes, busy_pods("first", "worker-1"), g, marks=marks)
     assert out.terminate == [("i-2", "worker-2")], out.reasons
+
+
+def test_a_spot_group_grows_for_executors_but_not_for_a_driver_that_needs_on_demand() -> None:
+    """With spot workers (one on-demand worker first), the workers the group would add
+    are spot: a job whose executors need room gets them; a job whose driver waits for
+    the on-demand worker's room does not grow the group (spot workers would not take its
+    driver), and says so."""
+    market = "sparkube.io/market"
+    mixed = dataclasses.replace(group(("i-1", "InService")), on_demand_base=1)
+    assert mixed.new_labels(0) == {market: "spot"}
+    empty = dataclasses.replace(group(), on_demand_base=1)
+    assert [empty.new_labels(i) for i in range(2)] == [{market: "on-demand"}, {market: "spot"}]
+    assert group().new_labels(0) == {}  # one market: no label asked for
+
+    on_demand = worker("worker-1", "i-1")
+    on_demand["metadata"]["labels"] = {market: "on-demand"}
+    pods = busy_pods("first", "worker-1")
+    running = job("first", "2026-12-07T06:00:00Z", suspended=False,
+                  admitted="2026-12-07T06:00:01Z")  # fmt: skip
+    # the driver fits in worker-1's last 0.5 CPU; its 3 executors need two spot workers
+    big = job("big", "2026-12-07T06:10:00Z", executors=3)
+    big["spec"]["template"] = {"spec": {"nodeSelector": {market: "on-demand"}}}
+    out = decide([running, big], [on_demand], pods, mixed)
+    assert out.desired == 3, out.reasons
+    # a driver larger than worker-1's room left: no spot worker helps it
+    large = job("large", "2026-12-07T06:10:00Z", driver=(1.0, GI))
+    large["spec"]["template"] = {"spec": {"nodeSelector": {market: "on-demand"}}}
+    out = decide([running, large], [on_demand], pods, mixed)
+    assert out.desired is None, out.reasons
+    assert "would not fit it either" in out.reasons[0]
