@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from sparkube.aws.instances import is_burstable
+from sparkube.aws.workergroup import ON_DEMAND_BASE as ON_DEMAND_WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,10 @@ class CostEstimate:
     addresses: int = 0
     #: The CPU credit mode burstable nodes launch in.
     cpu_credits: str = "standard"
+    #: Spot workers: the on-demand price of their type, which the group's first
+    #: ``on_demand_workers`` run at (the drivers' pool); None: one market.
+    on_demand_worker: Price | None = None
+    on_demand_workers: int = 0
 
     @property
     def nodes(self) -> int:
@@ -222,6 +227,13 @@ class CostEstimate:
         return dataclasses.replace(
             self, workers=workers, addresses=(1 + workers) if self.addresses else 0
         )
+
+    def worker_price(self, index: int) -> Price:
+        """The price of the ``index``-th worker (from 0): Auto Scaling launches the
+        on-demand ones first."""
+        if self.on_demand_worker is not None and index < self.on_demand_workers:
+            return self.on_demand_worker
+        return self.worker
 
     @property
     def unlimited_nodes(self) -> int:
@@ -242,7 +254,9 @@ class CostEstimate:
         from sparkube.cost import model
 
         now = datetime.now(UTC)
-        nodes = [(L.CONTROL_PLANE, self.control_plane)] + [(L.WORKER, self.worker)] * self.workers
+        nodes = [(L.CONTROL_PLANE, self.control_plane)] + [
+            (L.WORKER, self.worker_price(k)) for k in range(self.workers)
+        ]
         volumes = self.volume.volume_type if self.volume is not None else "gp3"
         instances = tuple(
             L.Instance(
@@ -255,10 +269,13 @@ class CostEstimate:
             )
             for n, (role, price) in enumerate(nodes)
         )  # fmt: skip
+        priced = [self.control_plane, self.worker] + (
+            [self.on_demand_worker] if self.on_demand_worker is not None else []
+        )
         facts = [
             L.PriceFact(L.INSTANCE, p.usd_per_hour, p.source, instance_type=p.instance_type,
                         market=L.SPOT if p.market == "spot" else L.ON_DEMAND)
-            for _, p in nodes[:2]
+            for p in priced
         ]  # fmt: skip
         if self.volume is not None:
             facts.append(L.PriceFact(L.VOLUME, self.volume.usd_per_gb_month, self.volume.source,
@@ -331,7 +348,17 @@ class CostEstimate:
 
     @property
     def market(self) -> str:
-        return self.worker.market if self.workers else self.control_plane.market
+        if not self.workers:
+            return self.control_plane.market
+        if self.on_demand_worker is not None and self.on_demand_workers:
+            on_demand = min(self.on_demand_workers, self.workers)
+            spot = self.workers - on_demand
+            return (
+                f"{on_demand} on-demand worker"
+                + ("s" if on_demand != 1 else "")
+                + (f" + {spot} {self.worker.market}" if spot else "")
+            )
+        return self.worker.market
 
 
 def _unlimited_nodes(
@@ -360,14 +387,17 @@ def offline_estimate(
     region the table lacks has no price (None)."""
     any_workers = workers or max_workers
     worker_market = "spot (priced at on-demand)" if spot and any_workers else "on-demand"
+    on_demand = Price(worker_type, bundled_price(region, worker_type), BUNDLED)
     return CostEstimate(
         Price(control_plane_type, bundled_price(region, control_plane_type), BUNDLED),
-        Price(worker_type, bundled_price(region, worker_type), BUNDLED, worker_market),
+        Price(worker_type, on_demand.usd_per_hour, BUNDLED, worker_market),
         workers,
         volume_gb=root_volume_gb,
         volume=offline_ebs_price(region, volume_type) if root_volume_gb else None,
         addresses=1 + workers if public_ipv4 else 0,
         cpu_credits=cpu_credits,
+        on_demand_worker=on_demand if spot else None,
+        on_demand_workers=ON_DEMAND_WORKERS if spot else 0,
     )
 
 
@@ -400,4 +430,6 @@ def estimate(
         volume=ebs_price(clients, region, volume_type) if root_volume_gb else None,
         addresses=1 + workers if public_ipv4 else 0,
         cpu_credits=cpu_credits,
+        on_demand_worker=prices[worker_type] if spot else None,
+        on_demand_workers=ON_DEMAND_WORKERS if spot else 0,
     )

@@ -66,6 +66,10 @@ class PlannedInstances:
     public_ipv4: bool = True
     #: The most nodes of the role (the worker group's maximum; ``count`` is its minimum).
     max_count: int | None = None
+    #: Spot workers: how many of them run on-demand (the group's first: the drivers'
+    #: pool), and at what price each (None: unknown).
+    on_demand_count: int = 0
+    on_demand_usd_per_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,10 @@ class AwsProvider:
                 _credits(w_type.name, spec.cpu_credits),
                 checked.public_ipv4,
                 max_count=spec.max_count,
+                on_demand_count=cost.on_demand_workers,
+                on_demand_usd_per_hour=cost.on_demand_worker.usd_per_hour
+                if cost.on_demand_worker is not None
+                else None,
             ),
         )
         ttl = int(spec.ttl.total_seconds() // 60) if spec.ttl else None

@@ -172,7 +172,13 @@ def _plan_table(ui: UI, result: Plan) -> None:
             + (", spot" if i.spot else "")
             + (f", CPU credits {i.cpu_credits}" if i.cpu_credits else "")
             + ("" if i.public_ipv4 else ", no public IPv4")
-            + f", {money(i.usd_per_hour)} each",
+            + f", {money(i.usd_per_hour)} each"
+            + (
+                f" (the first {i.on_demand_count} on-demand at {money(i.on_demand_usd_per_hour)}: "
+                "drivers run there)"
+                if i.spot and i.on_demand_count
+                else ""
+            ),
             style="dim",
         )
         kind = "control plane" if i.role == "control-plane" else "workers"

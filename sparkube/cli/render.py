@@ -108,7 +108,11 @@ def plan_header(ui: UI, plan: Plan, *, notes: bool = True) -> None:
             if workers.max_count is not None and workers.max_count > workers.count
             else ""
         )
-        + (" (spot)" if workers.spot else ""),
+        + (
+            f" (spot above {workers.on_demand_count} on-demand)"
+            if workers.spot and workers.on_demand_count
+            else (" (spot)" if workers.spot else "")
+        ),
         soft_wrap=not wrap,
     )
     ui.err.print(

@@ -103,6 +103,10 @@ class InstancesView:
     cpu_credits: str | None
     #: The most of this role (workers: the group's maximum; ``count`` is its minimum).
     max_count: int
+    #: Spot workers: how many run on-demand (the group's first: drivers run there), and
+    #: the on-demand price of each, beside the spot one above.
+    on_demand_count: int = 0
+    on_demand_usd_per_hour_each: float | None = None
 
 
 def _r6(value: float | None) -> float | None:
@@ -207,6 +211,8 @@ class PlanView:
                     usd_per_hour_each=i.usd_per_hour,
                     cpu_credits=i.cpu_credits,
                     max_count=i.count if i.max_count is None else i.max_count,
+                    on_demand_count=i.on_demand_count,
+                    on_demand_usd_per_hour_each=i.on_demand_usd_per_hour,
                 )
                 for i in plan.instances
             ],

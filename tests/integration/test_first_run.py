@@ -346,15 +346,17 @@ def test_plan_without_a_region_prices_us_east_1_and_says_so(cli: Cli, moto_aws: 
 def test_plan_offline_asks_nothing_even_with_credentials(cli: Cli, moto_aws: MotoAws) -> None:
     with _counting() as calls:
         result = cli(
-            "plan", "--offline", "--region", "eu-west-1", "--spot", "-w", "1", "-o", "json",
+            "plan", "--offline", "--region", "eu-west-1", "--spot", "-w", "2", "-o", "json",
             env=moto_aws.env,
         )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert calls.total == 0
     plan = json.loads(result.stdout)
-    assert plan["cost"]["market"] == "spot (priced at on-demand)"
+    assert plan["cost"]["market"] == "1 on-demand worker + 1 spot (priced at on-demand)"
     t3 = TABLE["eu-west-1"]["t3.medium"]
-    assert plan["cost"]["usd_per_hour"] == pytest.approx(_full("eu-west-1", t3, t3, 2), abs=1e-6)
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(
+        _full("eu-west-1", t3, 2 * t3, 3), abs=1e-6
+    )
     assert plan["cost"]["volumes"]["usd_per_gb_month"] == 0.088
     unknown = cli("plan", "--offline", "--instance-type", "x9.huge", env=moto_aws.env)
     assert unknown.exit_code == 0

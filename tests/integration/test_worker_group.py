@@ -143,6 +143,7 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
     assert sorted(names) == ["control-plane", "worker-1", "worker-2"]
     members = {i["InstanceId"] for i in group["Instances"]}
     assert {names["worker-1"], names["worker-2"]} == members
+    markets: list[str] = []
     for inst in _live(moto_aws):
         tags = _tags(inst)
         if tags["sparkube:role"] != "worker":
@@ -150,9 +151,7 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
             continue
         assert tags["aws:autoscaling:groupName"] == GROUP
         assert tags["Name"] == f"sparkube-{tags['sparkube:node']}"
-        # worker-1, launched first, is the on-demand one; worker-2 spot
-        market = inst.get("InstanceLifecycle", "on-demand")
-        assert market == ("on-demand" if tags["sparkube:node"] == "worker-1" else "spot")
+        markets.append(inst.get("InstanceLifecycle", "on-demand"))
         assert inst["KeyName"] == "sparkube-sparkube"
         assert inst["SubnetId"] == group["VPCZoneIdentifier"]
         user_data = ec2.describe_instance_attribute(
@@ -162,6 +161,9 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
         (mapping,) = inst["BlockDeviceMappings"]
         volume = ec2.describe_volumes(VolumeIds=[mapping["Ebs"]["VolumeId"]])["Volumes"][0]
         assert _tags(volume)["sparkube:cluster"] == "sparkube"
+
+    # one on-demand worker (launched with the other, so either name), one spot
+    assert sorted(markets) == ["on-demand", "spot"]
 
     # status names them too, and prices the spot workers as spot
     status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)

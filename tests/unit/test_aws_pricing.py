@@ -103,8 +103,15 @@ def test_estimate_with_spot_workers() -> None:
         spot=True,
     )
     assert cost.worker.market == "spot" and cost.worker.usd_per_hour == 0.015
-    assert cost.usd_per_hour == pytest.approx(0.0416 + 3 * 0.015)
+    # the group's first worker is on-demand (the drivers' pool), the two above it spot
+    assert cost.on_demand_worker is not None
+    assert cost.on_demand_worker.usd_per_hour == 0.0832
+    assert cost.usd_per_hour == pytest.approx(0.0416 + 0.0832 + 2 * 0.015)
+    assert cost.market == "1 on-demand worker + 2 spot"
     assert cost.sources == f"{pricing.SPOT_HISTORY} + {pricing.BUNDLED}"
+    top = cost.with_workers(5)
+    assert top.usd_per_hour == pytest.approx(0.0416 + 0.0832 + 4 * 0.015)
+    assert cost.with_workers(1).market == "1 on-demand worker"
 
 
 def test_spot_without_history_is_priced_at_on_demand() -> None:
