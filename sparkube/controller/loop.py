@@ -32,6 +32,9 @@ Json = Mapping[str, Any]
 RESYNC_SECONDS = 5.0
 #: After an event, wait this long for more before a cycle (a job's pods come in bursts).
 DEBOUNCE_SECONDS = 0.3
+#: How long a member that left the group is remembered while its node is still Ready
+#: (the kubelet's status goes stale after about 40 s).
+LEFT_SECONDS = 600.0
 
 
 def _iso(when: float) -> str:
@@ -79,6 +82,9 @@ class Controller:
         self.marks: dict[str, str] | None = None
         #: When each member of the worker group was first seen (epoch seconds).
         self.first_seen: dict[str, float] = {}
+        #: Members that left the group (a spot reclaim, a failed instance): epoch
+        #: seconds they left. Their Node objects go once NotReady (:meth:`_lost_nodes`).
+        self.left: dict[str, float] = {}
         #: Annotations written on the Lease with each renewal besides the health.
         self.on_lease: dict[str, str] = {}
         self._reasons: list[str] = []
@@ -163,6 +169,8 @@ class Controller:
             self.first_seen.setdefault(i.instance_id, now)
         for gone in set(self.first_seen) - {i.instance_id for i in group.instances}:
             del self.first_seen[gone]
+            self.left[gone] = now
+        self._lost_nodes(nodes, now)
         who = scaling.members(group, nodes, self.first_seen, now)
         baseline = admission.rooms(nodes, [p for p in pods if not admission.is_jobs(p)])
         shape = scaling.shape_of(nodes, baseline, group, self.scaler.shape)
@@ -225,6 +233,28 @@ class Controller:
         except ApiError as exc:
             if exc.status.code != 404:  # (a node already gone needs no cordon)
                 raise
+
+    def _lost_nodes(self, nodes: list[Json], now: float) -> None:
+        """Remove the Node object of each worker whose instance left the group (EC2
+        reclaimed a spot instance, or it failed: Auto Scaling replaces it) once the node
+        is NotReady, as a cloud controller manager would; forget such an instance after
+        :data:`LEFT_SECONDS`."""
+        for instance, since in list(self.left.items()):
+            for node in nodes:
+                if scaling.instance_of(node) != instance or admission.node_ready(node):
+                    continue
+                name = str((node.get("metadata") or {}).get("name"))
+                try:
+                    self._forget(name)
+                except Exception as exc:  # the next cycle tries again
+                    log.warning("node %s: %s", name, _said(exc))
+                    continue
+                self._say([f"worker {name} ({instance}) left the group: its node removed"])
+                del self.left[instance]
+                break
+            else:
+                if now - since > LEFT_SECONDS:
+                    del self.left[instance]
 
     def _forget(self, node: str) -> None:
         """The Node object of a worker whose instance AWS is terminating: nothing else

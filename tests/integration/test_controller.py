@@ -593,3 +593,54 @@ def test_the_controller_grows_the_group_for_a_queued_job_and_removes_the_idle_wo
         thread.join(timeout=30)
         for name in kube.workers:
             _cordon(kube, name, False)
+
+
+def test_the_node_of_a_worker_that_left_the_group_is_removed_once_not_ready(
+    kube: KubeControlPlane, cli: Any, moto_aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spot reclaim: EC2 terminates the instance and Auto Scaling takes it out of the
+    group (and replaces it). Nothing else removes its Node object (no cloud controller
+    manager), so the controller does, once the node is NotReady; the node of a member
+    still in the group stays, Ready or not."""
+    caplog.set_level(logging.INFO, logger="sparkube.controller")
+    from sparkube.controller import scaling
+    from sparkube.controller.loop import Scaler
+
+    up = cli("up", "--until", "infra", "--allow-cidr", "203.0.113.7/32", "--workers", "2",
+             "--max-workers", "2", env=moto_aws.env)  # fmt: skip
+    assert up.exit_code == 0, up.stderr
+    asg: Any = moto_aws.client("autoscaling")
+    group_name = "sparkube-sparkube-workers"
+    (g,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
+    lost, kept = g["Instances"]
+    kube.create_namespace(NS)
+    kube.create_namespace(LEASE_NS)
+    kube.add_node("w-lost", "2", "4Gi", ready=False, provider_id=_provider(lost))
+    kube.add_node("w-kept", "2", "4Gi", ready=False, provider_id=_provider(kept))
+    client = client_from_kubeconfig(kube.kubeconfig)
+    scaler = Scaler(asg, group_name, scaling.Shape(2.0, 4 * 2**30), idle_seconds=600.0)
+    ctl = Controller(client, jobs_namespace=NS, lease=Lease(client, LEASE_NS, "reclaim"),
+                     scaler=scaler)  # fmt: skip
+    ctl.start_watches()
+    thread = threading.Thread(target=ctl.run, daemon=True)
+    thread.start()
+
+    def exists(name: str) -> bool:
+        return kube.api("GET", f"/api/v1/nodes/{name}", ok_statuses=(404,)).get("code") != 404
+
+    try:
+        kube.wait_for("the controller saw both members", lambda: len(ctl.first_seen) == 2, 30)
+        asg.detach_instances(InstanceIds=[lost["InstanceId"]],
+                             AutoScalingGroupName=group_name,
+                             ShouldDecrementDesiredCapacity=True)  # fmt: skip
+        ctl.wake.set()
+        kube.wait_for("w-lost's Node removed", lambda: not exists("w-lost"), 30, interval=0.5)
+        assert exists("w-kept")  # still a member (NotReady: a worker booting)
+        assert any("w-lost" in r.getMessage() and "left the group" in r.getMessage()
+                   for r in caplog.records)  # fmt: skip
+    finally:
+        ctl.stopping.set()
+        ctl.wake.set()
+        thread.join(timeout=30)
+        for name in ("w-lost", "w-kept"):
+            kube.api("DELETE", f"/api/v1/nodes/{name}", ok_statuses=(404,))
