@@ -26,19 +26,14 @@ so its machines never share the host's two cores with the shared cluster's.
 from __future__ import annotations
 
 import json
-import random
-import re
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sparkube.aws import workergroup
-from sparkube.model import MARKET_LABEL
+from tests.fixtures import spotrun
 from tests.fixtures.bedcluster import (
     BedCluster,
     BedLab,
@@ -47,68 +42,15 @@ from tests.fixtures.bedcluster import (
     start_bed_cluster,
     wait_for,
 )
-from tests.fixtures.moto_server import replace_lost_members
 from tests.fixtures.nodebed import REAL_NODES, approver_missing
 
 pytestmark = REAL_NODES
-
-CLUSTER = "spotty"
-#: Seconds each reduce task sleeps: the reduce stage outlasts the notice's handling.
-PAUSE_S = 25
-HANDLER = "aws-node-termination-handler"
-
-#: WordCount over the input, its reduce tasks slowed down; the counts as CSV, most
-#: frequent first, in $SPARKUBE_OUTPUT/counts.
-APP = """
-import os, sys, time
-from operator import add
-from pyspark.sql import SparkSession
-
-pause = float(sys.argv[1])
-spark = SparkSession.builder.appName("spot-wordcount").getOrCreate()
-sc = spark.sparkContext
-
-
-def slow(rows):
-    print("SPOT-TEST reduce task started", flush=True)
-    time.sleep(pause)
-    return rows
-
-
-counts = (
-    sc.textFile(sys.argv[2], 8)
-    .flatMap(lambda line: line.lower().split())
-    .map(lambda word: (word, 1))
-    .reduceByKey(add, 6)
-    .mapPartitions(slow)
-    .collect()
-)
-rows = sorted(counts, key=lambda wc: (-wc[1], wc[0]))
-body = "word,count\\n" + "".join(f"{w},{c}\\n" for w, c in rows)
-sc.parallelize([body], 1).saveAsTextFile(os.environ["SPARKUBE_OUTPUT"] + "counts")
-print(f"SPOT-TEST {len(rows)} words", flush=True)
-spark.stop()
-"""
-
-WORDS = [f"w{n:03d}" for n in range(300)]
-
-
-def text() -> str:
-    rng = random.Random(20)
-    lines = (" ".join(rng.choices(WORDS, k=12)) for _ in range(20000))
-    return "\n".join(lines) + "\n"
-
-
-def reference(body: str) -> str:
-    counts = Counter(body.lower().split())
-    rows = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))
-    return "word,count\n" + "".join(f"{w},{c}\n" for w, c in rows)
 
 
 @pytest.fixture(scope="module")
 def spot_cluster(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BedCluster]:
     base = tmp_path_factory.mktemp("spotcluster")
-    with start_bed_cluster(moto_url, base, name=CLUSTER, max_workers=3,
+    with start_bed_cluster(moto_url, base, name=spotrun.CLUSTER, max_workers=3,
                            extra=["--spot"]) as cluster:  # fmt: skip
         yield cluster
 
@@ -119,126 +61,20 @@ def spot_lab(spot_cluster: BedCluster, tmp_path: Path) -> Iterator[BedLab]:
         yield lab
 
 
-def _markets(c: BedCluster) -> dict[str, str]:
-    nodes = c.kubectl_json("get nodes")["items"]
-    return {
-        n["metadata"]["name"]: n["metadata"].get("labels", {}).get(MARKET_LABEL, "")
-        for n in nodes
-        if n["metadata"]["name"] != "control-plane"
-    }
-
-
-def _instance_of(c: BedCluster, node: str) -> str:
-    provider = c.kubectl_json(f"get node {node}")["spec"]["providerID"]
-    return str(provider.rsplit("/", 1)[-1])
-
-
 def test_spot_workers_one_on_demand_and_the_handler_on_spot_only(spot_cluster: BedCluster) -> None:
     c = spot_cluster
     assert "(spot above 1 on-demand)" in c.up.stderr, c.up.stderr[-2000:]
-    markets = _markets(c)
+    markets = spotrun.markets(c)
     assert sorted(markets.values()) == ["on-demand", "spot"], markets
     for node, market in markets.items():
-        (inst,) = c.ec2.describe_instances(InstanceIds=[_instance_of(c, node)])["Reservations"][0][
-            "Instances"
-        ]
+        found = c.ec2.describe_instances(InstanceIds=[spotrun.instance_of(c, node)])
+        (inst,) = found["Reservations"][0]["Instances"]
         assert inst.get("InstanceLifecycle", "on-demand") == market, (node, inst)
-    pods = c.kubectl_json(f"-n kube-system get pods -l app.kubernetes.io/name={HANDLER}")["items"]
+    selector = f"app.kubernetes.io/name={spotrun.HANDLER}"
+    pods = c.kubectl_json(f"-n kube-system get pods -l {selector}")["items"]
     assert [p["spec"]["nodeName"] for p in pods] == [
         n for n, m in markets.items() if m == "spot"
     ], pods
-
-
-def _interrupt_mid_shuffle(lab: BedLab, conf: list[str]) -> dict[str, Any]:
-    """Run the slow WordCount; once a reduce task started on an executor of a spot
-    worker, give that worker EC2's notice, wait for the handler's drain, reclaim and
-    replace the instance; return what happened, the output checked."""
-    c = lab.cluster
-    body = text()
-    (lab.env.cwd / "book.txt").write_text(body, encoding="utf-8")
-    (lab.env.cwd / "spotcount.py").write_text(APP, encoding="utf-8")
-    result: dict[str, Any] = {}
-
-    def submit() -> None:
-        t0 = time.monotonic()
-        result["run"] = lab.run(
-            "submit", "spotcount.py", "--input", "book.txt", "--output-dir", "out",
-            "--executors", "2", *conf, "--", str(PAUSE_S),
-        )  # fmt: skip
-        result["took"] = time.monotonic() - t0
-
-    runner = threading.Thread(target=submit, daemon=True)
-    t0 = time.monotonic()
-    runner.start()
-    markets = _markets(c)
-
-    def executor_in_reduce() -> dict[str, Any] | None:
-        for pod in lab.pods("spark-role=executor"):
-            node = pod["spec"].get("nodeName")
-            if not node or markets.get(node) != "spot":
-                continue
-            logs = c.kubectl(f"-n spark logs {pod['metadata']['name']}", check=False).stdout
-            if "SPOT-TEST reduce task started" in logs:
-                return dict(pod)
-        return None
-
-    pod = wait_for("a reduce task on a spot worker's executor", executor_in_reduce, 300)
-    node = pod["spec"]["nodeName"]
-    instance = _instance_of(c, node)
-    noticed = time.monotonic()
-    c.pods.metadata.notify(instance, spot_action="terminate")
-    # the handler cordons the node and evicts the executor; Spark decommissions it
-    wait_for(
-        f"{node} cordoned",
-        lambda: c.kubectl_json(f"get node {node}")["spec"].get("unschedulable"),
-        60,
-    )
-    cordoned = time.monotonic()
-    wait_for(
-        f"the executors on {node} gone",
-        lambda: (
-            not [p for p in lab.pods("spark-role=executor") if p["spec"].get("nodeName") == node]
-        ),
-        150,
-    )
-    drained = time.monotonic()
-    # EC2 reclaims the instance at the notice's time; Auto Scaling replaces it
-    c.ec2.terminate_instances(InstanceIds=[instance])
-    group = workergroup.group_name(c.name)
-    new = wait_for("the lost worker replaced", lambda: replace_lost_members(group) or None, 60)
-    runner.join(timeout=900)
-    assert not runner.is_alive(), "the job did not end"
-    ran = result["run"]
-    assert ran.exit_code == 0, ran.stderr[-3000:] + ran.stdout[-2000:]
-    (part,) = sorted((lab.env.cwd / "out" / "counts").glob("part-*"))
-    assert part.read_text(encoding="utf-8") == reference(body)  # byte for byte
-    (job_id,) = set(re.findall(r"\bjob (job-[\w-]+)", ran.stderr))
-    # the driver ran on the on-demand worker
-    (driver,) = lab.pods(f"sparkube.io/job={job_id},sparkube.io/role=driver")
-    assert markets[driver["spec"]["nodeName"]] == "on-demand", driver["spec"]["nodeName"]
-    return {
-        "job_id": job_id,
-        "node": node,
-        "instance": instance,
-        "new": new,
-        "took": result["took"],
-        "notice_after_s": round(noticed - t0, 1),
-        "cordon_s": round(cordoned - noticed, 1),
-        "drain_s": round(drained - noticed, 1),
-        "job_s": round(result["took"], 1),
-    }
-
-
-def _event_log(lab: BedLab, job_id: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for key in lab.keys(f"spark-events/eventlog_v2_{job_id}/") or lab.keys(
-        f"spark-events/{job_id}"
-    ):
-        if "/appstatus_" in key:
-            continue
-        got = lab.s3.get_object(Bucket=lab.bucket, Key=key)["Body"].read().decode()
-        events += [json.loads(line) for line in got.splitlines() if line.strip()]
-    return events
 
 
 def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
@@ -250,12 +86,12 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
     if approver_missing():  # the replacement's serving certificate (see test_8_elastic)
         threading.Thread(target=approve_serving_csrs, args=(c, stop), daemon=True).start()
     try:
-        got = _interrupt_mid_shuffle(lab, [])
+        got = spotrun.run_job(lab, [])
         (new,) = got["new"]
         wait_for(
             f"the replacement {new} a Ready spot node",
             lambda: (
-                _markets(c).get(new) == "spot"
+                spotrun.markets(c).get(new) == "spot"
                 and any(
                     x["type"] == "Ready" and x["status"] == "True"
                     for x in c.kubectl_json(f"get node {new}")["status"]["conditions"]
@@ -266,7 +102,7 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
     finally:
         stop.set()
     # Spark decommissioned the executor: no task failed because of it
-    events = _event_log(lab, got["job_id"])
+    events = spotrun.event_log(lab, got["job_id"])
     removed = [e for e in events if e.get("Event") == "SparkListenerExecutorRemoved"]
     assert any("decommission" in str(e.get("Removed Reason", "")).lower() for e in removed), removed
     failed = [
@@ -288,7 +124,7 @@ def test_without_decommissioning_the_job_recomputes_and_still_ends_right(
     if approver_missing():
         threading.Thread(target=approve_serving_csrs, args=(lab.cluster, stop), daemon=True).start()
     try:
-        got = _interrupt_mid_shuffle(lab, ["--conf", "spark.decommission.enabled=false"])
+        got = spotrun.run_job(lab, ["--conf", "spark.decommission.enabled=false"])
     finally:
         stop.set()
     print(json.dumps({"decommission": "off", **{k: v for k, v in got.items() if k.endswith("_s")}}))
