@@ -88,17 +88,10 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
     try:
         got = spotrun.run_job(lab, [])
         (new,) = got["new"]
-        wait_for(
-            f"the replacement {new} a Ready spot node",
-            lambda: (
-                spotrun.markets(c).get(new) == "spot"
-                and any(
-                    x["type"] == "Ready" and x["status"] == "True"
-                    for x in c.kubectl_json(f"get node {new}")["status"]["conditions"]
-                )
-            ),
-            400,
-        )
+        spotrun.wait_ready(c, new, "spot", 400)
+        # the reclaimed worker's Node object went (the controller: no cloud controller)
+        wait_for(f"{got['node']}'s node removed", lambda: got["node"] not in spotrun.markets(c),
+                 180)  # fmt: skip
     finally:
         stop.set()
     # Spark decommissioned the executor: no task failed because of it
