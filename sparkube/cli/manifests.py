@@ -15,14 +15,15 @@ def manifests(
 ) -> None:
     """Print every Kubernetes manifest that up applies, as one YAML stream.
 
-    The pod network (Flannel, pinned), Spark's namespace, service account and
-    namespaced Role, sparkube's controller, metrics-server, kube-opex-analytics and the
-    Spark History Server.
+    The pod network (Flannel, pinned), with spot workers aws-node-termination-handler,
+    Spark's namespace, service account and namespaced Role, sparkube's controller,
+    metrics-server, kube-opex-analytics and the Spark History Server.
     Nothing is contacted (the bucket name and hourly rate are shown as up would fill
     them in); the output can be reviewed or kept in Git.
 
     Example: [bold]sparkube manifests > cluster.yaml[/bold]
     """
+    from sparkube.kube.termination import termination_documents
     from sparkube.nodes.cni import FLANNEL_VERSION, render_cni_manifest
     from sparkube.spark.rbac import render_spark_rbac
 
@@ -33,6 +34,7 @@ def manifests(
             f"pod network: Flannel {FLANNEL_VERSION} (pod CIDR {spec.pod_cidr})",
             render_cni_manifest(spec),
         ),
+        *termination_documents(spec.spot).items(),
         ("Spark: namespace, service account, Role and RoleBinding", render_spark_rbac()),
     ]
     # Monitoring, with what only the cluster knows shown as placeholders for review:

@@ -16,6 +16,7 @@ from sparkube.env import Environment
 from sparkube.errors import ClusterError, ConfigError
 from sparkube.kube.apply import apply_manifest
 from sparkube.kube.client import client_from_kubeconfig
+from sparkube.kube.termination import NTH_NAME
 from sparkube.phases import Phase, PhaseContext, register
 from sparkube.progress import Reporter
 from sparkube.spark.config import CLUSTER_CONFIG, ClusterConfig, cluster_config_manifest
@@ -118,12 +119,21 @@ def run_addons_phase(
             "to complete the kubernetes phase first."
         )
     client = client_from_kubeconfig(kubeconfig)
+    skip = frozenset(
+        p.strip() for p in env.environ.get("SPARKUBE_SKIP_ADDONS", "").split(",") if p.strip()
+    )
     approver: list[str] = []
     if vpc_cidrs:  # first: nodes that join or renew from now on get serving certificates
         from sparkube.kube.approver import APPROVER_VERSION, apply_csr_approver
 
         reporter.step(ADDONS, "approver", f"kubelet-csr-approver {APPROVER_VERSION}")
         approver = apply_csr_approver(client, vpc_cidrs)
+    handler: list[str] = []
+    if spot and NTH_NAME not in skip:  # before any job: a spot worker may go at any time
+        from sparkube.kube.termination import NTH_VERSION, apply_termination_handler
+
+        reporter.step(ADDONS, "spot", f"{NTH_NAME} {NTH_VERSION} on the spot workers")
+        handler = apply_termination_handler(client)
     reporter.step(ADDONS, "spark", f"applying namespace {SPARK_NAMESPACE} and its RBAC")
     applied = apply_manifest(client, render_spark_rbac())
     reporter.step(ADDONS, "spark", f"{len(applied)} objects applied")
@@ -138,9 +148,6 @@ def run_addons_phase(
         from sparkube.monitoring.addons import apply_monitoring
         from sparkube.spark.podspec import Endpoints
 
-        skip = frozenset(
-            p.strip() for p in env.environ.get("SPARKUBE_SKIP_ADDONS", "").split(",") if p.strip()
-        )
         controller: list[str] = []
         if s3 is not None and CONTROLLER not in skip:
             controller = deploy_controller(
@@ -157,12 +164,16 @@ def run_addons_phase(
         reporter.step(ADDONS, "monitoring", f"{len(monitoring)} objects applied")
         return (
             ("kubelet-csr-approver, " if approver else "")
+            + (f"{NTH_NAME}, " if handler else "")
             + "spark RBAC, "
             + ("sparkube controller, " if controller else "")
             + "metrics-server, kube-opex-analytics, history server "
-            f"({len(approver) + len(applied) + len(controller) + len(monitoring)} objects)"
+            f"({len(approver) + len(handler) + len(applied) + len(controller) + len(monitoring)}"
+            " objects)"
         )
-    return f"spark namespace, service account, namespaced Role ({len(applied)} objects)"
+    return (
+        f"{NTH_NAME}, " if handler else ""
+    ) + f"spark namespace, service account, namespaced Role ({len(handler) + len(applied)} objects)"
 
 
 #: The ``SPARKUBE_SKIP_ADDONS`` name of the controller (sparkube.controller).

@@ -10,6 +10,7 @@ import pytest
 
 from sparkube.env import Environment
 from sparkube.errors import ClusterError
+from sparkube.kube.termination import NTH_IMAGE, NTH_NAME
 from sparkube.progress import RecordingReporter
 from sparkube.spark.phase import run_addons_phase
 from tests.fixtures.controlplane import KubeControlPlane
@@ -56,6 +57,8 @@ def test_addons_phase_applies_spark_rbac_idempotently(
     run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=reporter)
     again = kube.get("/apis/rbac.authorization.k8s.io/v1/namespaces/spark/roles/spark-driver")
     assert again["metadata"]["resourceVersion"] == version  # re-applying changes nothing
+    # no spot workers: no termination handler
+    assert not kube.exists(f"/apis/apps/v1/namespaces/kube-system/daemonsets/{NTH_NAME}")
 
     # What the driver uses, in its namespace (tests/bed/test_5_rbac.py proves each):
     for verb, resource in [
@@ -74,6 +77,31 @@ def test_addons_phase_applies_spark_rbac_idempotently(
     assert not can(kube, "list", "nodes")
     assert not can(kube, "create", "rolebindings", "-n", "spark")
     assert not can(kube, "create", "pods", "--subresource=exec", "-n", "spark")
+
+
+def test_addons_phase_applies_the_termination_handler_with_spot_workers(
+    kube: KubeControlPlane, sparkube_env: Environment
+) -> None:
+    """spot: aws-node-termination-handler too (its account, ClusterRole, binding and
+    DaemonSet), once: applied again, nothing changes."""
+    install_kubeconfig(kube, sparkube_env)
+    reporter = RecordingReporter()
+    summary = run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=reporter,
+                               spot=True)  # fmt: skip
+    assert summary.startswith(f"{NTH_NAME}, spark namespace") and "8 objects" in summary, summary
+    paths = [
+        f"/api/v1/namespaces/kube-system/serviceaccounts/{NTH_NAME}",
+        f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{NTH_NAME}",
+        f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{NTH_NAME}",
+        f"/apis/apps/v1/namespaces/kube-system/daemonsets/{NTH_NAME}",
+    ]
+    versions = [kube.get(p)["metadata"]["resourceVersion"] for p in paths]
+    run_addons_phase(env=sparkube_env, cluster="sparkube", reporter=reporter, spot=True)
+    assert [kube.get(p)["metadata"]["resourceVersion"] for p in paths] == versions
+    ds = kube.get(paths[-1])
+    assert ds["spec"]["template"]["spec"]["containers"][0]["image"] == NTH_IMAGE
+    # kwok's workers are no spot workers: it runs on none of them
+    assert ds["status"].get("desiredNumberScheduled", 0) == 0
 
 
 def test_addons_phase_without_kubeconfig_says_what_to_do(sparkube_env: Environment) -> None:

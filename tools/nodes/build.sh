@@ -7,7 +7,7 @@
 #                    `ubuntu` user, containerd, runc, a cloud-init stand-in unit
 #     bin/           kubelet, kube-proxy (k8s.io/kubernetes, tools/kube's version and
 #                    ldflags), coredns, flanneld, the flannel CNI plugin, pause, busybox,
-#                    metrics-server, kubelet-csr-approver
+#                    metrics-server, kubelet-csr-approver, aws-node-termination-handler
 #     images/        docker-archive tars with the exact names kubeadm and sparkube's
 #                    manifests use (importable with `ctr images import`), the Spark
 #                    image (spark.tar) and the opex stand-in (opex.tar) hard-linked from
@@ -296,6 +296,26 @@ if ! fresh "$d" "$st"; then
   built flannel "$d" "$st" "$t0"
 fi
 
+# aws-node-termination-handler (the spot-interruption addon sparkube/kube/termination.py
+# applies), from its Go module's source at the pinned version, built as upstream's
+# Makefile does (package ./cmd, -ldflags "-s -w", no cgo) into the name its image uses;
+# its licence files go along into the image, as upstream's. The Go proxy refuses the
+# module's version list but serves the version itself.
+d="$bin/nth"; mkdir -p "$d"
+st="$(stamp_of nth "$gover" "$NTH_VERSION")"
+if ! fresh "$d" "$st"; then
+  t0=$SECONDS; rm -rf "$d"; mkdir -p "$d"; work="$(mktemp -d "$cache/.nth.XXXXXX")"
+  echo "  [nth] go build github.com/aws/aws-node-termination-handler $NTH_VERSION"
+  src_of "github.com/aws/aws-node-termination-handler@$NTH_VERSION" "$work/src"
+  (cd "$work/src" && GOFLAGS="-mod=readonly -buildvcs=false -trimpath" nice -n 10 go build -p "$jobs" \
+    -ldflags "-s -w" -o "$d/node-termination-handler" ./cmd)
+  cp "$work/src/LICENSE" "$work/src/THIRD_PARTY_LICENSES.md" "$d/"
+  "$d/node-termination-handler" -help 2>&1 | grep -q -- -metadata-url \
+    || die "node-termination-handler -help does not list -metadata-url"
+  rm -rf "$work"
+  built nth "$d" "$st" "$t0"
+fi
+
 d="$bin/pause"; mkdir -p "$d"
 st="$(stamp_of pause "$KUBE_VERSION" "$PAUSE_VERSION")"
 if ! fresh "$d" "$st"; then
@@ -349,16 +369,17 @@ fi
 images="$cache/images"
 st="$(stamp_of images "$(cat "$bin"/*/.stamp "$kube_bin/.stamp" "$rootfs/.stamp")" \
   "$ETCD_IMAGE_TAG" "$PAUSE_VERSION" "$COREDNS_VERSION" "$FLANNEL_VERSION" "$FLANNEL_CNI_IMAGE_TAG" \
-  "$METRICS_SERVER_IMAGE_VERSION" "$CSR_APPROVER_VERSION")"
+  "$METRICS_SERVER_IMAGE_VERSION" "$CSR_APPROVER_VERSION" "$NTH_VERSION")"
 if ! fresh "$images" "$st"; then
   t0=$SECONDS; rm -rf "$images"; mkdir -p "$images"
   work="$(mktemp -d "$cache/.images.XXXXXX")"
   R="$rootfs/root"
-  mkimage() {  # mkimage REF DIR OUT [ENTRYPOINT...]: one layer, no registry
+  mkimage() {  # mkimage REF DIR OUT [ENTRYPOINT...]: one layer, no registry; USER $image_user if set
     local ref=$1 dir=$2 out=$3 l="$work/layout"; shift 3
     rm -rf "$l"; umoci init --layout "$l"; umoci new --image "$l:t"
     umoci insert --image "$l:t" "$dir" / >/dev/null
     local args=() a; for a in "$@"; do args+=(--config.entrypoint "$a"); done
+    [[ -z ${image_user:-} ]] || args+=(--config.user "$image_user")
     umoci config --image "$l:t" --config.workingdir / \
       --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${args[@]+"${args[@]}"}
     skopeo copy -q "oci:$l:t" "docker-archive:$images/$out.tar:$ref"
@@ -413,6 +434,12 @@ if ! fresh "$images" "$st"; then
     mkimage "ghcr.io/postfinance/kubelet-csr-approver:$CSR_APPROVER_VERSION" "$work/approver" \
       kubelet-csr-approver /ko-app/kubelet-csr-approver
   fi
+  # As upstream's image: FROM scratch, the binary at /, a CA bundle, the licences, USER 1000.
+  mkdir -p "$work/nth/etc/ssl/certs"
+  cp "$bin/nth/node-termination-handler" "$bin/nth/THIRD_PARTY_LICENSES.md" "$work/nth/"
+  cp "$R/etc/ssl/certs/ca-certificates.crt" "$work/nth/etc/ssl/certs/ca-bundle.crt"
+  image_user=1000 mkimage "public.ecr.aws/aws-ec2/aws-node-termination-handler:$NTH_VERSION" \
+    "$work/nth" nth /node-termination-handler
   # A shell image for tests (busybox: sh, nslookup, wget, nc, httpd).
   base "$work/shell"
   busybox_into "$work/shell" sh ls cat echo sleep wget nslookup ip hostname ping httpd nc mkdir
