@@ -17,12 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from sparkube.manifests import render_manifest
+from sparkube.model import MARKET_LABEL
 
 NTH_VERSION = "v1.25.6"
 NTH_IMAGE = f"public.ecr.aws/aws-ec2/aws-node-termination-handler:{NTH_VERSION}"
 NTH_NAME = "aws-node-termination-handler"
-#: The node label the workers join with: ``spot`` or ``on-demand``.
-MARKET_LABEL = "sparkube.io/market"
 
 
 def render_termination_handler() -> str:

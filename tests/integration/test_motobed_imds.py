@@ -216,6 +216,13 @@ def test_token_and_credentials_are_motos_answers(imds: Imds) -> None:
             200,
             "fake-imdsv2-token",
         )
+    # the token's lifetime said back, as EC2 does (IMDSv2 clients read it)
+    request = urllib.request.Request(
+        imds.service.url + "/latest/api/token", method="PUT", headers=TOKEN_HEADERS
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # loopback only
+        ttl = "X-aws-ec2-metadata-token-ttl-seconds"
+        assert resp.headers[ttl] == TOKEN_HEADERS[ttl]
     token = {"X-aws-ec2-metadata-token": "fake-imdsv2-token"}
     creds = "/latest/meta-data/iam/security-credentials/"
     via = _call("GET", imds.service.url + creds, token)
