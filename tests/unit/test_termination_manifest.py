@@ -79,8 +79,8 @@ def test_settings() -> None:
         "DELETE_LOCAL_DATA": "true",
         "IGNORE_DAEMON_SETS": "true",
         "CORDON_ONLY": "false",
-        # nothing the ClusterRole does not allow: no taints (nodes update), no events
-        "TAINT_NODE": "false",
+        # the taint says what came (sparkube's controller reads it); no events
+        "TAINT_NODE": "true",
         "EMIT_KUBERNETES_EVENTS": "false",
         "METADATA_TRIES": "3",
         "JSON_LOGGING": "true",
@@ -111,7 +111,7 @@ def test_restricted_as_far_as_host_networking_allows() -> None:
 def test_rbac_is_least_privilege() -> None:
     (role,) = [d for d in docs() if d["kind"] == "ClusterRole"]
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch", "update"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
         {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get"]},
