@@ -15,6 +15,7 @@ from typing import Any
 
 from sparkube.aws import tags as T
 from sparkube.aws.errors import error_code, is_code
+from sparkube.aws.s3 import DECOMMISSION_PREFIX
 from sparkube.errors import CloudError
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,7 @@ PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 
-#: Where jobs' executors leave the blocks no other executor could take when they are
-#: decommissioned (``spark.storage.decommission.fallbackStorage.path``; Spark adds the
-#: application id, which is the job id, under it). Spark never deletes them.
-DECOMMISSION_PREFIX = "decommission/"
-#: Expires what Spark leaves under :data:`DECOMMISSION_PREFIX` a day after it was written
+#: Expires what Spark leaves under ``DECOMMISSION_PREFIX`` a day after it was written
 #: (S3 rounds to the next midnight UTC), and multipart uploads left open there.
 DECOMMISSION_RULE: dict[str, Any] = {
     "ID": "sparkube-decommission",
