@@ -291,7 +291,7 @@ class AwsProvider:
                 "S3 bucket",
                 bucket,
                 existing.bucket is not None,
-                "public access blocked, encrypted (SSE-S3)",
+                "public access blocked, encrypted (SSE-S3), decommission/ expires after a day",
             ),
             PlannedResource(
                 "launch template",

@@ -32,6 +32,10 @@ def sha256_file(path: Path) -> str:
 
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
+#: Where jobs' executors leave the blocks they hand over when they are decommissioned
+#: (Spark's fallback storage; Spark adds the application id, the job id, under it and
+#: never deletes them: the bucket's lifecycle rule does, ``storage.DECOMMISSION_RULE``).
+DECOMMISSION_PREFIX = "decommission/"
 
 
 def _is_missing(exc: BaseException) -> bool:

@@ -1,4 +1,5 @@
-"""The cluster's S3 bucket: named from cluster, region and account, private, encrypted.
+"""The cluster's S3 bucket: named from cluster, region and account, private, encrypted,
+and a lifecycle rule that expires Spark's decommission fallback (``decommission/``).
 
 S3 has no tag filter either; the bucket name is deterministic (a hash of account and
 region keeps it globally unique and within 63 characters) and carries the cluster tag.
@@ -14,6 +15,7 @@ from typing import Any
 
 from sparkube.aws import tags as T
 from sparkube.aws.errors import error_code, is_code
+from sparkube.aws.s3 import DECOMMISSION_PREFIX
 from sparkube.errors import CloudError
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,16 @@ PUBLIC_ACCESS_BLOCK = {
     "IgnorePublicAcls": True,
     "BlockPublicPolicy": True,
     "RestrictPublicBuckets": True,
+}
+
+#: Expires what Spark leaves under ``DECOMMISSION_PREFIX`` a day after it was written
+#: (S3 rounds to the next midnight UTC), and multipart uploads left open there.
+DECOMMISSION_RULE: dict[str, Any] = {
+    "ID": "sparkube-decommission",
+    "Status": "Enabled",
+    "Filter": {"Prefix": DECOMMISSION_PREFIX},
+    "Expiration": {"Days": 1},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
 }
 
 
@@ -41,6 +53,27 @@ class BucketState:
     tagged: bool = False
     public_access_blocked: bool = False
     encrypted: bool = False
+    #: The bucket's lifecycle rules as S3 gives them (others' too: a write keeps them).
+    lifecycle_rules: tuple[dict[str, Any], ...] = ()
+    #: ``TransitionDefaultMinimumObjectSize`` of that configuration, kept by a write.
+    lifecycle_minimum_size: str | None = None
+
+    @property
+    def decommission_expires(self) -> bool:
+        """Whether :data:`DECOMMISSION_RULE` is there as sparkube writes it."""
+        return any(_is_decommission_rule(r) for r in self.lifecycle_rules)
+
+
+def _is_decommission_rule(rule: Mapping[str, Any]) -> bool:
+    want = DECOMMISSION_RULE
+    prefix = (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix"))
+    return (
+        rule.get("ID") == want["ID"]
+        and rule.get("Status") == want["Status"]
+        and prefix == DECOMMISSION_PREFIX
+        and rule.get("Expiration") == want["Expiration"]
+        and rule.get("AbortIncompleteMultipartUpload") == want["AbortIncompleteMultipartUpload"]
+    )
 
 
 def inspect(s3: Any, bucket: str, cluster: str) -> BucketState:
@@ -76,7 +109,20 @@ def inspect(s3: Any, bucket: str, cluster: str) -> BucketState:
         if not is_code(exc, "ServerSideEncryptionConfigurationNotFoundError"):
             raise
         encrypted = False
-    return BucketState(True, tags.get(T.CLUSTER) == cluster, blocked, encrypted)
+    try:
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    except Exception as exc:
+        if not is_code(exc, "NoSuchLifecycleConfiguration"):
+            raise
+        lifecycle = {}
+    return BucketState(
+        True,
+        tags.get(T.CLUSTER) == cluster,
+        blocked,
+        encrypted,
+        tuple(lifecycle.get("Rules") or ()),
+        lifecycle.get("TransitionDefaultMinimumObjectSize"),
+    )
 
 
 def ensure(s3: Any, bucket: str, cluster: str, region: str, tags: Mapping[str, str]) -> str:
@@ -102,6 +148,19 @@ def ensure(s3: Any, bucket: str, cluster: str, region: str, tags: Mapping[str, s
             ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
+        )
+    if not state.decommission_expires:
+        # S3 replaces the whole configuration: every other rule is written back as it was
+        others = [r for r in state.lifecycle_rules if r.get("ID") != DECOMMISSION_RULE["ID"]]
+        extra = (
+            {"TransitionDefaultMinimumObjectSize": state.lifecycle_minimum_size}
+            if state.lifecycle_minimum_size
+            else {}
+        )
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [*others, DECOMMISSION_RULE]},
+            **extra,
         )
     return bucket
 

@@ -66,6 +66,7 @@ from sparkube.spark.joblist import JobListing
 from sparkube.spark.podspec import (
     EVENTS_PREFIX,
     JobSpec,
+    decommissioning,
     effective_resources,
     job_manifests,
     pod_requests,
@@ -225,6 +226,7 @@ class ClusterJobs(JobWatching, JobListing):
             submitted=submitted,
             executors=size.executors,
             dynamic_executors=size.dynamic.describe() if size.dynamic is not None else "",
+            decommission="on" if decommissioning(props) else "off",
             executor_cores=size.executor_cores,
             executor_memory=size.executor_memory,
             args=list(spec.args),

@@ -110,6 +110,7 @@ class JobListing(JobEnding):
                     state="Unknown",
                     submitted=ann.get(ANNOTATION_PREFIX + "submitted", ""),
                     executors=int(ann.get(ANNOTATION_PREFIX + "executors", "0") or 0),
+                    decommission=ann.get(ANNOTATION_PREFIX + "decommission", ""),
                 )
                 records[job_id] = rec
             if rec.state not in ENDED_STATES:

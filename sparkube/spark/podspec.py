@@ -1,9 +1,10 @@
 """What a cluster job is made of: its :class:`JobSpec`, the Spark properties it runs with
-(the S3A magic committer, instance-profile credentials, event logs in the bucket), the
-driver's Kubernetes Job and the ConfigMap with its app, properties and executor pod
-template (:func:`job_manifests`), the init containers that fetch the S3 jars and the
-job's files, PodSecurity ``restricted`` settings, and the CPU and memory its pods ask
-for, as Spark sizes them (:func:`pod_requests`). Nothing here talks to the cluster.
+(the S3A magic committer, instance-profile credentials, event logs in the bucket,
+executor decommissioning), the driver's Kubernetes Job and the ConfigMap with its app,
+properties and executor pod template (:func:`job_manifests`), the init containers that
+fetch the S3 jars and the job's files, PodSecurity ``restricted`` settings, and the CPU
+and memory its pods ask for, as Spark sizes them (:func:`pod_requests`). Nothing here
+talks to the cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkube.aws.s3 import s3a
+from sparkube.aws.s3 import DECOMMISSION_PREFIX, s3a
 from sparkube.controller import admission
 from sparkube.errors import InputError
 from sparkube.model import MARKET_LABEL, ON_DEMAND
@@ -136,6 +137,79 @@ S3A_MAGIC_COMMITTER = {
 }
 
 
+#: How long an executor whose pod is deleted (a node drained: the spot notice's
+#: aws-node-termination-handler, a cordon and drain by hand) has to hand its blocks over
+#: and exit: the pod's grace period, which Spark 4.1 sets from
+#: spark.kubernetes.executor.terminationGracePeriodSeconds (30 s by default) over the pod
+#: template's. The preStop hook (/opt/decom.sh) and the migration count against it. 100 s
+#: fits the 2 minutes between EC2's spot notice and the reclaim and the termination
+#: handler's 120 s drain timeout, with about 15 s for the handler to see the notice
+#: (it polls every 2 s), evict the pods and the kubelet's 2 s past a preStop that ran out.
+EXECUTOR_GRACE = "100s"
+FALLBACK_KEY = "spark.storage.decommission.fallbackStorage.path"
+
+
+def decommission_properties(bucket: str) -> dict[str, str]:
+    """Executor decommissioning (Spark 4.1, checked in its source): an executor told to
+    go (SIGPWR from the /opt/decom.sh preStop hook Spark gives executor pods when
+    spark.decommission.enabled, or dynamic allocation giving back an idle executor, which
+    then decommissions instead of being killed) stops taking tasks, lets its running ones
+    finish, copies its shuffle files and cached blocks to other executors, and exits
+    once all are copied; reducers then read them from there.
+
+    - The fallback storage, ``s3a://BUCKET/decommission/`` (Spark adds ``JOB-ID/`` under
+      it: spark.app.id is the job id), is one more place blocks go: Spark counts it among
+      the peers, so some blocks go there even when other executors could take them, and
+      all of them when none can (a job's only executor, every executor on the drained
+      node). Spark never deletes it: the bucket's lifecycle rule expires it after a day
+      (``sparkube.aws.storage.DECOMMISSION_RULE``).
+    - The block manager opens the fallback's filesystem when decommissioning starts,
+      outside any task, where only the JVM's own class path counts: the S3 jars that
+      spark.jars hands executors are seen by tasks only (without them on the class path
+      the decommission fails and the executor never exits by itself). So executor pods
+      get the jars like the History Server, from the bucket with the node's role, on
+      spark.executor.extraClassPath (:func:`executor_template`).
+    - Blocks are looked for again every 10 s (Spark's default is 30 s): shuffle files of
+      tasks that finish during the grace period still go, and an executor whose blocks
+      went exits within about 10 s instead of 30.
+    - A fetch failure caused by a decommissioned executor does not count towards the
+      stage's 4 attempts (spark.stage.ignoreDecommissionFetchFailure, true by default
+      since Spark 4.0, set here anyway), which only works while the driver remembers the
+      executor after it left: spark.scheduler.maxRetainedRemovedDecommissionExecutors is
+      0 by default, so it would never apply.
+    - killInterval (the time an outside service gives a decommissioned executor, which
+      Spark uses only to speculate its tasks when spark.speculation is on) and
+      forceKillTimeout (when the driver kills an executor still decommissioning: one
+      dynamic allocation gave back that hangs would otherwise keep its node) are the
+      grace period too.
+    """
+    return {
+        "spark.decommission.enabled": "true",
+        "spark.storage.decommission.enabled": "true",
+        "spark.storage.decommission.shuffleBlocks.enabled": "true",
+        "spark.storage.decommission.rddBlocks.enabled": "true",
+        FALLBACK_KEY: s3a(bucket, DECOMMISSION_PREFIX),
+        "spark.storage.decommission.replicationReattemptInterval": "10s",
+        "spark.stage.ignoreDecommissionFetchFailure": "true",
+        "spark.scheduler.maxRetainedRemovedDecommissionExecutors": "1000",
+        "spark.kubernetes.executor.terminationGracePeriodSeconds": EXECUTOR_GRACE,
+        "spark.executor.decommission.killInterval": EXECUTOR_GRACE,
+        "spark.executor.decommission.forceKillTimeout": EXECUTOR_GRACE,
+        "spark.executor.extraClassPath": f"{JARS_MOUNT}/*",
+    }
+
+
+def decommissioning(props: Mapping[str, str]) -> bool:
+    """Whether the job's executors decommission (``--conf spark.decommission.enabled=false``
+    turns it off, and then sparkube sets none of it)."""
+    return props.get("spark.decommission.enabled", "").strip().lower() == "true"
+
+
+def _fallback_jars(props: Mapping[str, str]) -> bool:
+    """Whether executors need the S3 jars on their JVM's class path (an s3a fallback)."""
+    return decommissioning(props) and props.get(FALLBACK_KEY, "").startswith("s3a://")
+
+
 def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints) -> dict[str, str]:
     r = spec.resources
     props = {
@@ -195,6 +269,10 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         # Kubernetes has no external shuffle service: shuffle tracking keeps an executor
         # while it holds shuffle files a later stage may read (so nothing is recomputed;
         # such an executor stays until the job ends or its shuffle is cleaned up).
+        # Decommissioning (below) would let dynamic allocation give such executors back
+        # too, copying their shuffle files away first; shuffle tracking stays on, so it
+        # gives back only executors with nothing to copy, which exit at once, and blocks
+        # move (over the network, some to S3) only when a node is drained.
         props.pop("spark.executor.instances")
         props.update(
             {
@@ -208,6 +286,8 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
         if r.dynamic.maximum is not None:
             props["spark.dynamicAllocation.maxExecutors"] = str(r.dynamic.maximum)
     props.update(endpoints.s3a_properties())
+    if spec.conf.get("spark.decommission.enabled", "").strip().lower() != "false":
+        props.update(decommission_properties(config.bucket))
     if spec.conf.get("spark.sql.sources.partitionOverwriteMode", "").lower() == "dynamic":
         # the magic committer refuses dynamic partition overwrite: Hadoop's own committer
         for key in S3A_MAGIC_COMMITTER:
@@ -219,8 +299,16 @@ def spark_properties(spec: JobSpec, config: ClusterConfig, endpoints: Endpoints)
             props[key] = f"{props[key]},{value}"
         elif key == "spark.executorEnv.PYTHONPATH" and props.get(key):
             props[key] = f"{value}:{props[key]}"  # the user's first, the job's bundles kept
+        elif key == "spark.executor.extraClassPath" and props.get(key):
+            props[key] = f"{value}:{props[key]}"  # the user's first, the S3 jars kept
         else:
             props[key] = value
+    if props.get(FALLBACK_KEY) == "":  # Spark refuses an empty path: no fallback then
+        props.pop(FALLBACK_KEY)
+    if not _fallback_jars(props) and props.get("spark.executor.extraClassPath") == (
+        f"{JARS_MOUNT}/*"
+    ):
+        props.pop("spark.executor.extraClassPath")  # no S3 jars in the executors then
     # The application's id is the job's: the driver's event log is then
     # spark-events/eventlog_v2_JOB-ID/ (Spark 4's rolling default) or spark-events/JOB-ID,
     # found from the job id alone (KubernetesClusterSchedulerBackend.applicationId
@@ -241,16 +329,18 @@ RESTRICTED_POD = {
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def executor_template() -> Json:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"labels": dict(MANAGED_BY)},
-        "spec": {
-            "securityContext": dict(RESTRICTED_POD),
-            "containers": [{"name": "executor", "securityContext": dict(RESTRICTED_CONTAINER)}],
-        },
-    }
+def executor_template(jars: Json | None = None) -> Json:
+    """The executor pods' template. ``jars``: an init container that puts the S3 jars
+    into the pod for spark.executor.extraClassPath (a job whose executors decommission to
+    an s3a fallback, :func:`decommission_properties`)."""
+    container: Json = {"name": "executor", "securityContext": dict(RESTRICTED_CONTAINER)}
+    spec: Json = {"securityContext": dict(RESTRICTED_POD), "containers": [container]}
+    if jars is not None:
+        spec["initContainers"] = [jars]
+        spec["volumes"] = [{"name": "jars", "emptyDir": {}}]
+        container["volumeMounts"] = [{"name": "jars", "mountPath": JARS_MOUNT, "readOnly": True}]
+    metadata = {"labels": dict(MANAGED_BY)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def effective_resources(spec: JobSpec, props: Mapping[str, str]) -> Resources:
@@ -403,16 +493,19 @@ def job_manifests(
         ),
         ANNOTATION_PREFIX + "executor-cores": str(size.executor_cores),
         ANNOTATION_PREFIX + "executor-memory": size.executor_memory,
+        ANNOTATION_PREFIX + "decommission": "on" if decommissioning(props) else "off",
         ANNOTATION_PREFIX + "submitted": submitted,
         ANNOTATION_PREFIX + "output": spec.output_uri,
     }
+    # read with the node's role: no URL to expire, however late an executor starts
+    jars = role_jars_container(config, endpoints) if _fallback_jars(props) else None
     configmap: Json = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": spec.job_id, "namespace": SPARK_NAMESPACE, "labels": labels},
         "data": {
             "spark.properties": properties,
-            "executor-template.json": json.dumps(executor_template(), indent=2),
+            "executor-template.json": json.dumps(executor_template(jars), indent=2),
         },
     }
     if spec.app_file.endswith(".jar"):

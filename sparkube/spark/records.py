@@ -50,6 +50,9 @@ class JobRecord:
     #: Under dynamic allocation, the range of executors ("1-4"; "": a fixed count,
     #: ``executors``, which is then where it started).
     dynamic_executors: str = ""
+    #: Whether its executors decommission when they go (their blocks copied away first):
+    #: "on" or "off" ("": records from before sparkube set it).
+    decommission: str = ""
 
     @property
     def queued_seconds(self) -> float | None:

@@ -176,6 +176,9 @@ OPERATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "s3.PutPublicAccessBlock": (("s3:PutBucketPublicAccessBlock", "bucket"),),
     "s3.GetBucketEncryption": (("s3:GetEncryptionConfiguration", "bucket"),),
     "s3.PutBucketEncryption": (("s3:PutEncryptionConfiguration", "bucket"),),
+    # the rule that expires Spark's decommission fallback (storage.DECOMMISSION_RULE)
+    "s3.GetBucketLifecycleConfiguration": (("s3:GetLifecycleConfiguration", "bucket"),),
+    "s3.PutBucketLifecycleConfiguration": (("s3:PutLifecycleConfiguration", "bucket"),),
     "s3.ListObjectsV2": (("s3:ListBucket", "bucket"),),
     "s3.ListObjectVersions": (("s3:ListBucketVersions", "bucket"),),
     # sparkube's DeleteObjects always names version ids (storage.empty_and_delete).

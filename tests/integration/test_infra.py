@@ -162,6 +162,10 @@ def test_up_creates_every_resource_as_specified_then_down_removes_all(
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
     assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
     assert _tags(s3.get_bucket_tagging(Bucket=bucket), "TagSet")["sparkube:cluster"] == "sparkube"
+    # Spark's decommission fallback (decommission/JOB-ID/...) expires after a day
+    (lifecycle,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle["Filter"] == {"Prefix": "decommission/"}
+    assert lifecycle["Expiration"] == {"Days": 1}
 
     # Instances.
     nodes = _instances(ec2)
@@ -534,3 +538,62 @@ def test_unlimited_is_sent_to_burstable_types_only_and_plan_says_what_it_may_cos
                env=moto_aws.env)  # fmt: skip
     assert none.exit_code == 0, none.stderr
     assert "credit" not in none.stdout.lower() and "Total: $" in none.stdout
+
+
+class _Recorded:
+    """A boto3 client that notes the name of every method called on it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.called = client, []
+
+    def __getattr__(self, name: str) -> Any:
+        self.called.append(name)
+        return getattr(self.client, name)
+
+
+def test_bucket_expires_decommission_blocks_once_and_keeps_other_rules(moto_aws: MotoAws) -> None:
+    """Spark never deletes its decommission fallback; the bucket's lifecycle rule does.
+    It is written when missing or changed, never again when it is there, and the
+    bucket's other rules stay as they were (S3 replaces the whole configuration)."""
+    from sparkube.aws import storage
+
+    s3 = moto_aws.client("s3")
+    bucket = "sparkube-lc-us-east-1-0badcafe"
+
+    def ensure(client: Any) -> None:
+        storage.ensure(client, bucket, "lc", "us-east-1", {"sparkube:cluster": "lc"})
+
+    first = _Recorded(s3)
+    ensure(first)
+    assert "put_bucket_lifecycle_configuration" in first.called
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Filter"] == {"Prefix": "decommission/"} and rule["Status"] == "Enabled"
+    assert rule["Expiration"] == {"Days": 1}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert storage.inspect(s3, bucket, "lc").decommission_expires
+
+    # a second ensure looks and writes nothing
+    again = _Recorded(s3)
+    ensure(again)
+    assert "get_bucket_lifecycle_configuration" in again.called
+    assert [c for c in again.called if not c.startswith(("get_", "head_", "list_"))] == []
+
+    # someone's own rule, and sparkube's rule changed by hand: the rule is put back,
+    # theirs is kept
+    theirs = {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+              "Expiration": {"Days": 30}}  # fmt: skip
+    changed = {**storage.DECOMMISSION_RULE, "Expiration": {"Days": 7}}
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [theirs, changed]}
+    )
+    assert not storage.inspect(s3, bucket, "lc").decommission_expires
+    ensure(s3)
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert set(rules) == {"logs", "sparkube-decommission"}
+    assert rules["logs"]["Expiration"] == {"Days": 30}
+    assert rules["logs"]["Filter"] == {"Prefix": "logs/"}
+    assert rules["sparkube-decommission"]["Expiration"] == {"Days": 1}
+    # and then nothing more
+    last = _Recorded(s3)
+    ensure(last)
+    assert [c for c in last.called if not c.startswith(("get_", "head_", "list_"))] == []

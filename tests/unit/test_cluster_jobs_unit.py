@@ -576,3 +576,121 @@ def test_the_progress_line_of_a_dynamic_job_shows_its_range() -> None:
     assert _progress_line(Progress("Running", 1, 0, 2, 5.0)) == (
         "driver Running · 1/2 executors · 0:05"
     )
+
+
+#: Every property sparkube sets for executor decommissioning (podspec.decommission_properties).
+DECOMMISSION = {
+    "spark.decommission.enabled": "true",
+    "spark.storage.decommission.enabled": "true",
+    "spark.storage.decommission.shuffleBlocks.enabled": "true",
+    "spark.storage.decommission.rddBlocks.enabled": "true",
+    "spark.storage.decommission.fallbackStorage.path": "s3a://b/decommission/",
+    "spark.storage.decommission.replicationReattemptInterval": "10s",
+    "spark.stage.ignoreDecommissionFetchFailure": "true",
+    "spark.scheduler.maxRetainedRemovedDecommissionExecutors": "1000",
+    "spark.kubernetes.executor.terminationGracePeriodSeconds": "100s",
+    "spark.executor.decommission.killInterval": "100s",
+    "spark.executor.decommission.forceKillTimeout": "100s",
+    "spark.executor.extraClassPath": f"{JARS_MOUNT}/*",
+}
+
+
+def _decommission_keys(props: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in props.items() if k in DECOMMISSION}
+
+
+def _dynamic_spec(**conf: str) -> JobSpec:
+    from sparkube.spark.config import Dynamic
+
+    return JobSpec(job_id="job-1", app_name="a.py", app_file="a.py", app_bytes=b"", args=(),
+                   resources=Resources(2, 1, "1g", dynamic=Dynamic(1, 5)), conf=conf)  # fmt: skip
+
+
+def test_cluster_jobs_decommission_their_executors_to_the_bucket_by_default() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    spec = _dynamic_spec()
+    props = spark_properties(spec, config(), Endpoints())
+    assert _decommission_keys(props) == DECOMMISSION
+    # the fallback is in the cluster's bucket (Spark adds the job id under it), where the
+    # bucket's lifecycle rule expires it
+    from sparkube.aws.storage import DECOMMISSION_RULE
+
+    path = props["spark.storage.decommission.fallbackStorage.path"]
+    assert path == f"s3a://{config().bucket}/{DECOMMISSION_RULE['Filter']['Prefix']}"
+    assert path.endswith("/")  # Spark refuses a path without its separator
+    # dynamic allocation keeps shuffle tracking: it gives back only executors with no
+    # shuffle files, so blocks move when a node is drained, not at every idle minute
+    assert props["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
+
+    job, configmap = job_manifests(spec, config(), Endpoints(), submitted="x")
+    lines = configmap["data"]["spark.properties"].splitlines()
+    # the executors' grace period: Spark 4.1 writes it into every executor pod it makes
+    assert "spark.kubernetes.executor.terminationGracePeriodSeconds=100s" in lines
+    assert "spark.decommission.enabled=true" in lines
+    # the executors get the S3 jars on their JVM's class path, from the bucket with the
+    # node's role (the decommissioning block manager opens s3a outside any task)
+    template = json.loads(configmap["data"]["executor-template.json"])
+    kubernetes_validate.validate(template, "1.36.0", strict=True)
+    (init,) = template["spec"]["initContainers"]
+    assert init["name"] == "fetch-s3-jars"
+    assert init["securityContext"] == RESTRICTED_CONTAINER
+    fetched = jarfetch.parse(next(e["value"] for e in init["env"] if e["name"] == "SPARKUBE_JARS"))
+    assert [n for n, *_ in fetched] == [jar_file_name(j.coord) for j in SPARK_IMAGE.s3_jars]
+    assert all(urls[0].startswith("s3://b/jars/") for *_, urls in fetched)
+    assert template["spec"]["volumes"] == [{"name": "jars", "emptyDir": {}}]
+    (executor,) = template["spec"]["containers"]
+    assert executor["volumeMounts"] == [{"name": "jars", "mountPath": JARS_MOUNT, "readOnly": True}]
+    # and the job says so, for `jobs`
+    assert job["metadata"]["annotations"]["sparkube.io/decommission"] == "on"
+    assert job["spec"]["template"]["metadata"]["annotations"]["sparkube.io/decommission"] == "on"
+
+
+@pytest.mark.parametrize("off", ["false", "False", " false "])
+def test_the_users_conf_turns_decommissioning_off_whole(off: str) -> None:
+    spec = _dynamic_spec(**{"spark.decommission.enabled": off})
+    props = spark_properties(spec, config(), Endpoints())
+    assert _decommission_keys(props) == {"spark.decommission.enabled": off}
+    assert not any("decommission" in k.lower() for k in props if k != "spark.decommission.enabled")
+    job, configmap = job_manifests(spec, config(), Endpoints(), submitted="x")
+    template = json.loads(configmap["data"]["executor-template.json"])
+    assert "initContainers" not in template["spec"] and "volumes" not in template["spec"]
+    assert "volumeMounts" not in template["spec"]["containers"][0]
+    assert job["metadata"]["annotations"]["sparkube.io/decommission"] == "off"
+
+
+def test_the_users_conf_wins_for_each_decommission_setting() -> None:
+    own = _dynamic_spec(**{
+        "spark.kubernetes.executor.terminationGracePeriodSeconds": "60s",
+        "spark.executor.extraClassPath": "/opt/mine/*",
+        "spark.storage.decommission.fallbackStorage.path": "s3a://theirs/spill/",
+    })  # fmt: skip
+    props = spark_properties(own, config(), Endpoints())
+    assert props["spark.kubernetes.executor.terminationGracePeriodSeconds"] == "60s"
+    assert props["spark.storage.decommission.fallbackStorage.path"] == "s3a://theirs/spill/"
+    # the user's class path first, the S3 jars kept (their fallback is s3a too)
+    assert props["spark.executor.extraClassPath"] == f"/opt/mine/*:{JARS_MOUNT}/*"
+    _, configmap = job_manifests(own, config(), Endpoints(), submitted="x")
+    assert "initContainers" in json.loads(configmap["data"]["executor-template.json"])["spec"]
+
+    # an empty fallback path (which Spark would refuse) means none: blocks go to other
+    # executors only, and executors need no S3 jars of their own
+    none = _dynamic_spec(**{"spark.storage.decommission.fallbackStorage.path": ""})
+    props = spark_properties(none, config(), Endpoints())
+    assert "spark.storage.decommission.fallbackStorage.path" not in props
+    assert "spark.executor.extraClassPath" not in props
+    assert props["spark.decommission.enabled"] == "true"
+    job, configmap = job_manifests(none, config(), Endpoints(), submitted="x")
+    assert "initContainers" not in json.loads(configmap["data"]["executor-template.json"])["spec"]
+    assert job["metadata"]["annotations"]["sparkube.io/decommission"] == "on"
+
+
+def test_a_job_record_says_whether_it_decommissioned() -> None:
+    from sparkube.spark.records import parse_record
+
+    base = {"job_id": "j", "app": "a.py", "kind": "submit", "state": "Succeeded",
+            "submitted": "2026-12-02T17:00:00Z"}  # fmt: skip
+    rec = parse_record({**base, "decommission": "on"})
+    assert rec is not None and rec.decommission == "on"
+    assert rec.to_json()["decommission"] == "on"
+    old = parse_record(base)  # written before sparkube kept it
+    assert old is not None and old.decommission == ""
