@@ -145,6 +145,7 @@ def test_plan_json() -> None:
     assert list(doc["instances"][1]) == [
         "role", "count", "existing", "instance_type", "vcpus", "memory_mib", "architecture",
         "ami", "root_volume_gb", "spot", "usd_per_hour_each", "cpu_credits", "max_count",
+        "on_demand_count", "on_demand_usd_per_hour_each",
     ]  # fmt: skip
     assert doc["instances"][1]["cpu_credits"] == "standard"
     # instances + 3 root volumes of 40 GiB gp3 at $0.08/GB-month + 3 public IPv4
@@ -200,7 +201,8 @@ def test_offline_plan_json() -> None:
         ],
         "cost": {
             "usd_per_hour": round(cost.at_least_usd_per_hour, 6),
-            "market": "spot (priced at on-demand)", "source": "s",
+            # one worker: the group's on-demand one (drivers run there), none on spot
+            "market": "1 on-demand worker", "source": "s",
             # the one burstable node in unlimited mode: the price is a lower bound
             "exact": False, "unknown": cost.unknown,
             "instances_usd_per_hour": round(cost.at_least_usd_per_hour, 6),
