@@ -398,3 +398,30 @@ def test_an_unnamed_worker_boots_under_its_instance_id_after_the_grace(
     machines._sync()
     assert bed.calls[-1] == ("remove", lone)
     assert [e for e, _ in machines.machines[lone].events] == ["boot", "stop", "remove"]
+
+
+def test_the_moto_server_answers_expect_continue_once(moto_aws: MotoAws) -> None:
+    """A PUT with ``Expect: 100-continue`` gets one interim "100 Continue", then the
+    answer (werkzeug would send two; Spark's s3a client fails on the second)."""
+    import socket
+
+    s3: Any = moto_aws.client("s3")
+    s3.create_bucket(Bucket="continue")
+    host, port = moto_aws.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:  # loopback only
+        sock.sendall(
+            b"PUT /continue/key HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        first = sock.recv(4096)
+        assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+        sock.sendall(b"hello")
+        rest = b""
+        while b"\r\n\r\n" not in rest:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+    said = first + rest
+    assert said.count(b"100 Continue") == 1, said
+    assert b"HTTP/1.1 200" in said, said

@@ -26,6 +26,7 @@ so its machines never share the host's two cores with the shared cluster's.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,9 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
                  180)  # fmt: skip
     finally:
         stop.set()
+    said = lab.run("logs", got["job_id"], "--verbose").stdout
+    print("\n".join(line for line in said.splitlines()
+                    if re.search(r"decommission|migrat|fallback", line, re.I))[-6000:])  # fmt: skip
     # Spark decommissioned the executor: no task failed because of it
     events = spotrun.event_log(lab, got["job_id"])
     removed = [e for e in events if e.get("Event") == "SparkListenerExecutorRemoved"]
