@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -364,3 +365,33 @@ def test_scaling_what_the_added_worker_cost_and_what_scaling_saved() -> None:
     assert again.scaling == events and again.jobs[0].queued == Interval(t(10, 25), t(10, 35))
     with pytest.raises(LedgerError, match="kind 'explode'"):
         Ledger.loads(led.dumps().replace('"kind": "grow"', '"kind": "explode"'))
+
+
+def test_prices_gather_the_on_demand_price_of_spot_types_too() -> None:
+    from sparkube.cost import prices
+
+    class Ec2:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "describe_spot_price_history"
+            return self
+
+        def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+            assert kwargs["InstanceTypes"] == ["t3.large"]
+            point = {"AvailabilityZone": "us-east-1a", "SpotPrice": "0.0300", "Timestamp": t(9)}
+            return [{"SpotPriceHistory": [point]}]
+
+    class Clients:
+        ec2 = Ec2()
+
+        def client(self, service: str, **_: Any) -> Any:
+            raise OSError("no Price List here")  # the bundled table answers
+
+    cp = node("cp", CONTROL_PLANE, (t(10), None), itype="t3.medium")
+    w = node("w", WORKER, (t(10), None), market=SPOT)
+    facts = prices.for_instances(Clients(), "us-east-1", [cp, w], t(10), t(12))
+    instance = {(f.instance_type, f.market): f.usd for f in facts if f.kind == INSTANCE}
+    assert instance == {
+        ("t3.medium", "on-demand"): CP_USD,
+        ("t3.large", "on-demand"): W_USD,  # what the spot worker would cost on-demand
+        ("t3.large", SPOT): 0.03,
+    }
