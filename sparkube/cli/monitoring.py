@@ -92,7 +92,8 @@ def usage(
     A job pays for what its pods reserved (their requests) while they ran: the mean of
     its CPU and memory shares of the workers, times what the workers cost then (spot at
     the price in force each moment). What no job reserved is idle. jobs + idle +
-    control plane + volumes + addresses = the total. A price that cannot be known is
+    control plane + volumes + addresses = the total. With spot workers, also what spot
+    saved against on-demand, per job and in all. A price that cannot be known is
     listed and makes the totals "at least". Reads only: nothing is written to the
     cluster or the bucket.
 
@@ -178,6 +179,29 @@ def _print_scaling(ui: Any, s: Any) -> None:
         )
 
 
+def _print_spot(ui: Any, s: Any) -> None:
+    """What the spot instances cost against on-demand, when any ran in the window."""
+    if s is None:
+        return
+    line = f"Spot: {s.worker_hours:.2f} worker-hours on spot cost {_usd(s.usd, s.exact)}"
+    if s.on_demand_usd is not None:
+        line += f"; on-demand they would have cost ${s.on_demand_usd:,.4f}"
+    if s.saved_usd is not None:
+        od = s.on_demand_usd
+        share = f" ({s.saved_usd / od:.0%})" if od else ""
+        line += f": saved ${s.saved_usd:,.4f}{share}."
+    else:
+        line += f"; what spot saved is unknown: {'; '.join(s.unknown) or 'a price is unknown'}."
+    ui.out.print(line, highlight=False)
+
+
+def _spot_saved(job: Any) -> str:
+    if not job.on_spot:
+        return "-"
+    saved = job.spot_saved_usd
+    return "unknown" if saved is None else f"${saved:,.4f}"
+
+
 def _print_usage(ui: Any, rep: Any) -> None:
     w = rep.window
     hours = (w.end - w.start).total_seconds() / 3600
@@ -204,6 +228,7 @@ def _print_usage(ui: Any, rep: Any) -> None:
         f"Now: {_usd(r.total, r.exact)}/h (instances ${r.instances:.4f}, volumes "
         f"${r.volumes:.4f}, addresses ${r.addresses:.4f})"
     )
+    _print_spot(ui, rep.spot)
     _print_scaling(ui, rep.scaling)
     for reason in w.unknown:
         ui.note(f"Not counted: {reason}.")
@@ -225,15 +250,19 @@ def _print_usage(ui: Any, rep: Any) -> None:
         ui.out.print(f"No Spark jobs since {w.start:%Y-%m-%d %H:%M} UTC.")
         return
     jobs_table = Table(box=None, pad_edge=False, show_edge=False, title="Spark jobs")
-    for col in ("job", "app", "state", "minutes", "pods", "core-h", "GiB-h", "USD"):
-        jobs_table.add_column(col, justify="left" if col in ("job", "app", "state") else "right")
+    spot = any(j.on_spot for j in w.jobs)  # the column only when some job ran on spot
+    columns = ["job", "app", "state", "minutes", "pods", "core-h", "GiB-h", "USD"]
+    for col in [*columns, "spot saved"] if spot else columns:
+        jobs_table.add_column(col, justify="left" if col in ("job", "app", "state") else "right",
+                              no_wrap=col == "spot saved")  # fmt: skip
     for j in w.jobs:
         end = j.end or w.end
         minutes = (end - j.start).total_seconds() / 60 if j.start else 0.0
-        jobs_table.add_row(
+        cells = [
             j.job_id, escape(j.app), j.state, f"{minutes:.1f}", str(j.pods),
             f"{j.core_hours:.3f}", f"{j.gib_hours:.3f}", _usd(j.usd, j.exact),
-        )  # fmt: skip
+        ]  # fmt: skip
+        jobs_table.add_row(*cells, *([_spot_saved(j)] if spot else []))
     ui.out.print(jobs_table)
 
 

@@ -25,10 +25,16 @@ The rules (docs/DESIGN.md, "Money", says why):
   jobs + idle + control plane + volumes + addresses = total, exactly.
 - A price that is not known makes its part unknown, not 0: the figures that include it
   are lower bounds ("at least"), and the reasons are listed.
+- What spot saved: a spot instance set against the on-demand price of its type while
+  it ran (:func:`spot`); a job's saving is its share of the workers, as for its cost,
+  times what the running spot workers' spot prices saved against on-demand then. An
+  on-demand price the ledger lacks (ledgers from before it was gathered for spot
+  types) leaves the saving unknown, with the reason; the totals do not depend on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ from sparkube.cost.ledger import (
     CREDITS,
     INSTANCE,
     IPV4,
+    ON_DEMAND,
     SPOT,
     VOLUME,
     WORKER,
@@ -58,6 +65,11 @@ NO_WORKERS = (
     "{job} ran at {at:%Y-%m-%d %H:%M} UTC while the ledger knows no running worker "
     "instance; that part of its cost is unknown"
 )
+NO_ON_DEMAND = (
+    "the ledger has no on-demand price of {itype} to set its spot price against (ledgers "
+    "gathered before sparkube recorded one for spot types have none)"
+)
+SPOT_UNKNOWN = "a spot price of {itype} in {zone} is unknown"
 SURPLUS_CREDITS = (
     "{name} runs in unlimited CPU credit mode and the surplus credits it was charged "
     "could not be read (CloudWatch CPUSurplusCreditsCharged)"
@@ -82,8 +94,8 @@ class Prices:
     def __init__(self, facts: Sequence[PriceFact]) -> None:
         self.facts = facts
 
-    def instance(self, inst: Instance, at: datetime) -> tuple[float | None, str]:
-        """The hourly price of ``inst`` at ``at``, or (None, why)."""
+    def _fact(self, inst: Instance, at: datetime) -> PriceFact | None:
+        """The fact of ``inst``'s type and market in force at ``at``, if any."""
         candidates = [
             f
             for f in self.facts
@@ -96,13 +108,29 @@ class Prices:
             in_zone = [f for f in candidates if f.zone == inst.zone]
             candidates = in_zone or [f for f in candidates if not f.zone]
         if not candidates:
+            return None
+        # the latest in force (spot history: the newest change before ``at``)
+        return max(candidates, key=lambda f: f.start or datetime.min.replace(tzinfo=at.tzinfo))
+
+    def instance(self, inst: Instance, at: datetime) -> tuple[float | None, str]:
+        """The hourly price of ``inst`` at ``at``, or (None, why)."""
+        fact = self._fact(inst, at)
+        if fact is None:
             what = f"{inst.market} price of {inst.instance_type}"
             where = f" in {inst.zone}" if inst.market == SPOT and inst.zone else ""
             return None, f"no {what}{where} at {at:%Y-%m-%d %H:%M} UTC"
-        # the latest in force (spot history: the newest change before ``at``)
-        fact = max(candidates, key=lambda f: f.start or datetime.min.replace(tzinfo=at.tzinfo))
         if fact.usd is None:
             return None, fact.reason or f"the price of {inst.instance_type} is unknown"
+        return fact.usd, ""
+
+    def on_demand(self, inst: Instance, at: datetime) -> tuple[float | None, str]:
+        """What ``inst`` would cost per hour at ``at`` on-demand: the on-demand price of
+        its type (a spot instance's too), or (None, why)."""
+        fact = self._fact(dataclasses.replace(inst, market=ON_DEMAND), at)
+        if fact is None:
+            return None, NO_ON_DEMAND.format(itype=inst.instance_type)
+        if fact.usd is None:
+            return None, fact.reason or f"the on-demand price of {inst.instance_type} is unknown"
         return fact.usd, ""
 
     def volume(self, volume_type: str) -> tuple[float | None, str]:
@@ -146,6 +174,19 @@ class JobLine:
     gib_hours: float = 0.0
     usd: float = 0.0
     exact: bool = True  # False: a price it depends on is unknown; usd is a lower bound
+    #: Its share of what the workers would have cost with the spot ones at on-demand
+    #: prices (= usd when no spot worker ran while it did); None: an on-demand price a
+    #: spot worker needs is unknown, or a spot price is (the saving is then unknown).
+    on_demand_usd: float | None = 0.0
+    on_spot: bool = False  # a spot worker ran while the job reserved some of the workers
+
+    @property
+    def spot_saved_usd(self) -> float | None:
+        """What spot saved this job against on-demand; None when no spot worker ran while
+        it did, or when the saving is not known."""
+        if not self.on_spot or self.on_demand_usd is None:
+            return None
+        return self.on_demand_usd - self.usd
 
 
 @dataclass
@@ -158,6 +199,9 @@ class InstanceLine:
     hours: float = 0.0
     usd: float = 0.0
     exact: bool = True
+    #: Spot: what it would have cost at its type's on-demand price (and the same
+    #: credits) while it ran; None when that price is unknown. On-demand: None.
+    on_demand_usd: float | None = None
 
 
 @dataclass
@@ -200,6 +244,8 @@ class Breakdown:
     rate: Rate
     unknown: list[str]
     segments: list[Segment]
+    #: why what spot saved is not known (the totals above do not depend on it)
+    spot_unknown: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -291,6 +337,7 @@ def compute(
     start = min(start, end)
     prices = Prices(ledger.prices)
     unknown = _Unknowns()
+    spot_unknown = _Unknowns()
 
     cuts: set[datetime] = {start, end} | prices.boundaries()
     for inst in ledger.instances:
@@ -318,10 +365,11 @@ def compute(
     ]
     lines = {
         inst.instance_id: InstanceLine(
-            inst.instance_id, inst.name, inst.role, inst.instance_type, inst.market
+            inst.instance_id, inst.name, inst.role, inst.instance_type, inst.market,
+            on_demand_usd=0.0 if inst.market == SPOT else None,
         )
         for inst in ledger.instances
-    }
+    }  # fmt: skip
     for inst in ledger.instances:
         if (
             inst.cpu_credits == "unlimited"
@@ -338,6 +386,9 @@ def compute(
         seg: dict[str, float] = {}
         workers_usd = 0.0
         workers_exact = True
+        # what the running spot workers' prices saved against on-demand in this stretch
+        spot_saved: float | None = 0.0
+        spot_ran = False
         cap_cpu = 0.0
         cap_mem = 0
         for inst in ledger.instances:
@@ -345,6 +396,22 @@ def compute(
             line = lines[inst.instance_id]
             if now.running:
                 line.hours += hours
+                if inst.market == SPOT:
+                    od, why = prices.on_demand(inst, a)
+                    spot_unknown.add(why)
+                    if now.instance is None:
+                        spot_unknown.add(SPOT_UNKNOWN.format(itype=inst.instance_type,
+                                                             zone=inst.zone))  # fmt: skip
+                    if od is None or line.on_demand_usd is None:
+                        line.on_demand_usd = None
+                    else:
+                        line.on_demand_usd += od * hours
+                    if inst.role == WORKER:
+                        spot_ran = True
+                        if od is None or now.instance is None or spot_saved is None:
+                            spot_saved = None
+                        else:
+                            spot_saved += (od - now.instance) * hours
                 if now.instance is None:
                     line.exact = False
                     workers_exact = workers_exact and inst.role != WORKER
@@ -374,6 +441,8 @@ def compute(
                         continue
                     usd_c = charge.credits * per_credit * hours / _hours(charge.start, charge.end)
                     lines[inst.instance_id].usd += usd_c
+                    if line.on_demand_usd is not None:  # the same credits on-demand
+                        line.on_demand_usd += usd_c
                     if inst.role == CONTROL_PLANE:
                         seg[CONTROL_PLANE_LINE] = seg.get(CONTROL_PLANE_LINE, 0.0) + usd_c
                     else:
@@ -401,6 +470,11 @@ def compute(
             usd = workers_usd * share * scale
             jline.usd += usd
             jobs_usd += usd
+            jline.on_spot = jline.on_spot or spot_ran
+            if spot_saved is None or jline.on_demand_usd is None:
+                jline.on_demand_usd = None
+            else:
+                jline.on_demand_usd += usd + spot_saved * share * scale
             seg[jline.job_id] = seg.get(jline.job_id, 0.0) + usd
         idle += workers_usd - jobs_usd
         if workers_usd - jobs_usd > 0:
@@ -418,6 +492,7 @@ def compute(
         rate=rate(ledger, end),
         unknown=unknown.reasons,
         segments=segments,
+        spot_unknown=spot_unknown.reasons,
     )
 
 
@@ -514,4 +589,41 @@ def scaling(ledger: Ledger, window: Breakdown) -> Scaling:
         queued_jobs=queued,
         queued_seconds=waits,
         exact=all(line.exact for line in worker_lines),
+    )
+
+
+@dataclass
+class Spot:
+    """What the spot instances of a window cost, and what the same instances would have
+    cost on-demand (:func:`spot`)."""
+
+    worker_hours: float  # the hours spot instances ran in the window
+    usd: float  # what they cost (a lower bound when a spot price is unknown)
+    #: at their types' on-demand prices (and the same credits); None: unknown
+    on_demand_usd: float | None
+    exact: bool  # False: a spot price is unknown, and usd is a lower bound
+    unknown: list[str]  # why the saving is not known
+
+    @property
+    def saved_usd(self) -> float | None:
+        """on-demand - spot; None when either is not known exactly."""
+        if self.on_demand_usd is None or not self.exact:
+            return None
+        return self.on_demand_usd - self.usd
+
+
+def spot(window: Breakdown) -> Spot | None:
+    """The spot lines of ``window`` (a :func:`compute`): None when no spot instance ran
+    in it."""
+    lines = [line for line in window.instances if line.market == SPOT and line.hours > 0]
+    if not lines:
+        return None
+    od = [line.on_demand_usd for line in lines]
+    known = [usd for usd in od if usd is not None]
+    return Spot(
+        worker_hours=sum(line.hours for line in lines),
+        usd=sum(line.usd for line in lines),
+        on_demand_usd=sum(known) if len(known) == len(od) else None,
+        exact=all(line.exact for line in lines),
+        unknown=list(window.spot_unknown),
     )

@@ -1,6 +1,7 @@
 """The prices of the ledger, each with its source: on-demand from the AWS Price List
 (the bundled table as a labelled fallback), spot from the zone's spot price history over
-the window (each price with the span it was in force), volumes per GB-month, public IPv4
+the window (each price with the span it was in force) and, for the same type, its
+on-demand price (what spot saved is measured against), volumes per GB-month, public IPv4
 per hour. A price that cannot be known is a fact too: ``usd`` None and the reason."""
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ def ipv4() -> PriceFact:
 def for_instances(
     clients: Any, region: str, instances: Sequence[Instance], start: datetime, end: datetime
 ) -> list[PriceFact]:
-    """Every price the instances need over [start, end]."""
-    facts = on_demand(clients, region, {i.instance_type for i in instances if i.market != SPOT})
+    """Every price the instances need over [start, end]: a spot instance's type also
+    gets its on-demand price, what the same instance would have cost on-demand (what
+    spot saved is measured against)."""
+    facts = on_demand(clients, region, {i.instance_type for i in instances})
     for itype, zone in sorted({(i.instance_type, i.zone) for i in instances if i.market == SPOT}):
         first = min((r.start for i in instances if (i.instance_type, i.zone) == (itype, zone)
                      for r in i.running), default=start)  # fmt: skip

@@ -13,18 +13,26 @@ JSON schema (``--output json``), version 2::
               "cluster_total_usd": float,   # since the cluster's first fact (= status)
               "usd_per_hour": float, "per_hour": {"instances", "volumes", "addresses"}},
      "instances": [{"instance_id", "name", "role", "instance_type", "market",
-                    "hours", "usd", "exact"}],
+                    "hours", "usd", "exact",
+                    "on_demand_usd": float | null}],  # spot: at on-demand prices
      "namespaces": [{"namespace", "cpu_used", "memory_used_bytes", "cpu_requested",
                      "memory_requested_bytes", "pods"}],
      "jobs": [{"job_id", "app", "state", "started", "finished", "pods",
-               "core_hours", "gib_hours", "usd", "exact"}],
+               "core_hours", "gib_hours", "usd", "exact",
+               "on_spot": bool,     # a spot worker ran while it did
+               "spot_saved_usd": float | null}],  # null: not on_spot, or unknown
      "scaling": {"grew", "shrank": int, "added": [instance id], "added_hours",
                  "added_usd", "worker_hours", "workers_usd": float, "peak_workers": int,
                  "fixed_usd", "saved_usd": float | null, "queued_jobs": int,
-                 "queued_seconds": float, "exact": bool}}
+                 "queued_seconds": float, "exact": bool},
+     "spot": {"worker_hours", "usd": float, "on_demand_usd", "saved_usd": float | null,
+              "exact": bool, "unknown": [str]} | null}   # null: no spot instance ran
 
 Money is in US dollars, unrounded in JSON (the text rounds); ``exact`` false means some
-price is unknown (listed in ``unknown``) and every total is a lower bound.
+price is unknown (listed in ``unknown``) and every total is a lower bound. ``spot``:
+what the spot instances that ran in the window cost, what the same instances would
+have cost on-demand, and the difference (``saved_usd``, null when a price it needs is
+unknown; ``spot.unknown`` says which; the totals do not depend on it).
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ class UsageReport:
     metrics_message: str = "the cluster was not asked (offline)"
     namespaces: list[NamespaceUsage] = field(default_factory=list)
     scaling: model.Scaling | None = None
+    spot: model.Spot | None = None
 
     @property
     def exact(self) -> bool:
@@ -105,12 +114,19 @@ class UsageReport:
                     "gib_hours": j.gib_hours,
                     "usd": j.usd,
                     "exact": j.exact,
+                    "on_spot": j.on_spot,
+                    "spot_saved_usd": j.spot_saved_usd,
                 }
                 for j in w.jobs
             ],
             "scaling": (
                 {**asdict(self.scaling), "saved_usd": self.scaling.saved_usd}
                 if self.scaling is not None
+                else None
+            ),
+            "spot": (
+                {**asdict(self.spot), "saved_usd": self.spot.saved_usd}
+                if self.spot is not None
                 else None
             ),
         }
@@ -121,7 +137,11 @@ def report(ledger: Ledger, *, since: timedelta | None) -> UsageReport:
     end = ledger.generated
     window = model.compute(ledger, since=end - since if since is not None else None)
     return UsageReport(
-        ledger, window, model.compute(ledger).total, scaling=model.scaling(ledger, window)
+        ledger,
+        window,
+        model.compute(ledger).total,
+        scaling=model.scaling(ledger, window),
+        spot=model.spot(window),
     )
 
 

@@ -318,3 +318,94 @@ def test_a_worker_the_controller_removed_and_ec2_forgot_is_counted_from_its_even
         ("gp3", 30, (Interval(at(10, 30), at(11)),))
     ]
     assert worker.public_ipv4 and "i-0gone" in notes[0]
+
+
+def test_usage_says_what_spot_saved_per_job_and_in_all(cli: Cli, moto_aws: MotoAws) -> None:
+    """Offline, from a ledger with one on-demand and one spot worker (the figures are
+    worked out in tests/unit/test_cost_model.py): the spot line and the jobs' column;
+    from a ledger without the spot type's on-demand price, the saving is unknown and
+    says why; with no spot worker, neither is shown."""
+    from sparkube.cost.ledger import SPOT, WORKER, Interval, Job, Pod, PriceFact
+
+    def at(hh: int, mm: int = 0) -> datetime:
+        return datetime(2026, 12, 1, hh, mm, tzinfo=UTC)
+
+    def worker(iid: str, market: str, end: datetime) -> Instance:
+        return Instance(iid, iid, WORKER, "t3.large", market, "us-east-1a", 2.0, 8 * 2**30,
+                        (Interval(at(10), end),))  # fmt: skip
+
+    def job(jid: str, cpu: float, gib: int, start: datetime, end: datetime) -> Job:
+        pod = Pod(f"{jid}-exec-1", "executor", cpu, gib * 2**30, Interval(start, end))
+        return Job(jid, f"{jid}.py", "Succeeded", (pod,))
+
+    on_demand = PriceFact("instance", 0.0832, "test table", instance_type="t3.large")
+    spot = (
+        PriceFact("instance", 0.03, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1a", start=at(9), end=at(11)),
+        PriceFact("instance", 0.04, "history", instance_type="t3.large", market=SPOT,
+                  zone="us-east-1a", start=at(11)),
+    )  # fmt: skip
+    # job-a: half of both workers 10:30–11:30 ($0.0591, on-demand $0.0832: saved $0.0241);
+    # job-b: all of worker-1 after the spot worker ended
+    led = Ledger(
+        "c1", REGION, at(12),
+        instances=(worker("worker-1", "on-demand", at(12)), worker("worker-2", SPOT, at(11, 30))),
+        prices=(on_demand, *spot),
+        jobs=(job("job-a", 2, 8, at(10, 30), at(11, 30)), job("job-b", 2, 8, at(11, 30), at(12))),
+    )  # fmt: skip
+
+    def usage(ledger: Ledger, *args: str) -> str:
+        path = moto_aws.env.cwd / "ledger.json"
+        path.write_text(ledger.dumps())
+        result = cli("usage", "--ledger", str(path), "--since", "all", *args, env=moto_aws.env)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    text = usage(led)
+    flat = " ".join(text.split())
+    assert (
+        "Spot: 1.50 worker-hours on spot cost $0.0500; on-demand they would have cost "
+        "$0.1248: saved $0.0748 (60%)." in flat
+    ), text
+    assert "spot saved" in flat, text
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if "job-" in line}
+    assert rows["job-a"][-2:] == ["$0.0591", "$0.0241"], text
+    assert rows["job-b"][-2:] == ["$0.0416", "-"], text
+    doc = json.loads(usage(led, "-o", "json"))
+    jobs = {j["job_id"]: j for j in doc["jobs"]}
+    assert jobs["job-a"]["on_spot"] is True
+    assert jobs["job-a"]["spot_saved_usd"] == pytest.approx(0.0241)
+    assert (jobs["job-b"]["on_spot"], jobs["job-b"]["spot_saved_usd"]) == (False, None)
+    assert doc["spot"] == {
+        "worker_hours": pytest.approx(1.5), "usd": pytest.approx(0.05),
+        "on_demand_usd": pytest.approx(0.1248), "saved_usd": pytest.approx(0.0748),
+        "exact": True, "unknown": [],
+    }  # fmt: skip
+    assert doc["exact"] is True
+
+    # a ledger from before the on-demand price of spot types was gathered
+    old = Ledger(
+        "c1", REGION, at(12), instances=(worker("worker-2", SPOT, at(11, 30)),),
+        prices=spot, jobs=(job("job-a", 2, 8, at(10, 30), at(11, 30)),),
+    )  # fmt: skip
+    text = usage(old)
+    flat = " ".join(text.split())
+    assert (
+        "Spot: 1.50 worker-hours on spot cost $0.0500; what spot saved is unknown: the "
+        "ledger has no on-demand price of t3.large to set its spot price against" in flat
+    ), text
+    assert next(line for line in text.splitlines() if "job-a" in line).split()[-1] == "unknown"
+    doc = json.loads(usage(old, "-o", "json"))
+    assert doc["exact"] is True and doc["jobs"][0]["spot_saved_usd"] is None
+    assert (doc["spot"]["on_demand_usd"], doc["spot"]["saved_usd"]) == (None, None)
+    assert doc["spot"]["usd"] == pytest.approx(0.05) and doc["spot"]["unknown"]
+
+    # no spot worker: no spot line, no column, "spot": null
+    plain = Ledger(
+        "c1", REGION, at(12), instances=(worker("worker-1", "on-demand", at(12)),),
+        prices=(on_demand,), jobs=(job("job-b", 2, 8, at(11, 30), at(12)),),
+    )  # fmt: skip
+    text = usage(plain)
+    assert "Spot" not in text and "spot saved" not in " ".join(text.split()), text
+    doc = json.loads(usage(plain, "-o", "json"))
+    assert doc["spot"] is None and doc["jobs"][0]["spot_saved_usd"] is None

@@ -168,6 +168,12 @@ def test_up_makes_the_template_and_the_group_and_names_its_workers(
     # status names them too, and prices the spot workers as spot
     status = json.loads(cli("status", "-o", "json", env=moto_aws.env).stdout)
     assert [n["name"] for n in status["nodes"]] == ["control-plane", "worker-1", "worker-2"]
+    # and usage sets them against their type's on-demand price (moto has no Price List:
+    # the bundled table's t3.medium)
+    usage = json.loads(cli("usage", "--since", "all", "-o", "json", env=moto_aws.env).stdout)
+    spot = usage["spot"]
+    assert spot is not None and spot["worker_hours"] > 0, usage
+    assert spot["on_demand_usd"] == pytest.approx(spot["worker_hours"] * 0.0416), spot
 
     # a second up changes nothing (spot, TTL and sizes all as recorded)
     again = CallCounter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -364,3 +365,120 @@ def test_scaling_what_the_added_worker_cost_and_what_scaling_saved() -> None:
     assert again.scaling == events and again.jobs[0].queued == Interval(t(10, 25), t(10, 35))
     with pytest.raises(LedgerError, match="kind 'explode'"):
         Ledger.loads(led.dumps().replace('"kind": "grow"', '"kind": "explode"'))
+
+
+# --- what spot saved against on-demand ---------------------------------------------------
+
+SPOT_PRICES = (
+    PriceFact(INSTANCE, 0.03, "history", instance_type="t3.large", market=SPOT,
+              zone="us-east-1a", start=t(9), end=t(11)),
+    PriceFact(INSTANCE, 0.04, "history", instance_type="t3.large", market=SPOT,
+              zone="us-east-1a", start=t(11)),
+)  # fmt: skip
+
+
+def test_spot_saved_per_job_and_in_all() -> None:
+    """One on-demand worker w1 (10:00–12:00) and one spot worker w2 (10:00–11:30, spot
+    $0.03 until 11:00, then $0.04; on-demand $0.0832), each 2 cores and 8 GiB. Job a
+    reserves 1 core and 4 GiB from 10:30 to 11:30, a quarter of both workers; job b the
+    whole of w1 from 11:30 to 12:00, when no spot worker runs."""
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    w1 = node("w1", WORKER, (t(10), t(12)))
+    w2 = node("w2", WORKER, (t(10), t(11, 30)), market=SPOT)
+    a = job("a", (1, 4, t(10, 30), t(11, 30)))
+    b = job("b", (2, 8, t(11, 30), t(12)))
+    out = model.compute(ledger(cp, w1, w2, jobs=(a, b), prices=PRICES + SPOT_PRICES))
+    assert out.exact and out.spot_unknown == []
+    check_sum(out)
+    by_id = {j.job_id: j for j in out.jobs}
+    # a: (1/4 + 4/16) / 2 = 1/4 of the workers; half an hour at each spot price
+    share = (1 / 4 + 4 / 16) / 2
+    a_usd = share * ((W_USD + 0.03) * 0.5 + (W_USD + 0.04) * 0.5)  # 0.02955
+    a_on_demand = share * 2 * W_USD * 1  # 0.0416
+    assert by_id["a"].usd == pytest.approx(a_usd, abs=1e-12) == pytest.approx(0.02955)
+    assert by_id["a"].on_spot
+    assert by_id["a"].on_demand_usd == pytest.approx(a_on_demand, abs=1e-12)
+    saved = share * ((W_USD - 0.03) * 0.5 + (W_USD - 0.04) * 0.5)  # 0.01205
+    assert by_id["a"].spot_saved_usd == pytest.approx(saved, abs=1e-12)
+    assert saved == pytest.approx(0.01205, abs=1e-12)
+    # b: no spot worker ran while it did: no saving, not "saved $0"
+    assert not by_id["b"].on_spot and by_id["b"].spot_saved_usd is None
+    assert by_id["b"].usd == pytest.approx(W_USD * 0.5, abs=1e-12)
+    assert by_id["b"].on_demand_usd == pytest.approx(by_id["b"].usd, abs=1e-12)
+    # in all: w2 ran 1.5 h, $0.03 + 0.5 × $0.04 = $0.05; on-demand 1.5 × $0.0832
+    s = model.spot(out)
+    assert s is not None and s.exact and s.unknown == []
+    assert s.worker_hours == pytest.approx(1.5)
+    assert s.usd == pytest.approx(0.03 + 0.5 * 0.04, abs=1e-12)
+    assert s.on_demand_usd == pytest.approx(1.5 * W_USD, abs=1e-12) == pytest.approx(0.1248)
+    assert s.saved_usd == pytest.approx(0.1248 - 0.05, abs=1e-12)
+    w2_line = next(i for i in out.instances if i.instance_id == "w2")
+    assert w2_line.on_demand_usd == pytest.approx(0.1248, abs=1e-12)
+    assert next(i for i in out.instances if i.instance_id == "w1").on_demand_usd is None
+
+
+def test_a_ledger_without_the_spot_types_on_demand_price_leaves_the_saving_unknown() -> None:
+    """A ledger gathered before the on-demand price of spot types was recorded: every
+    cost is still exact; only what spot saved is unknown, and says why."""
+    old = tuple(p for p in PRICES if p.instance_type != "t3.large") + SPOT_PRICES
+    cp = node("cp", CONTROL_PLANE, (t(10), t(12)), itype="t3.medium")
+    w = node("w", WORKER, (t(10), t(12)), market=SPOT)
+    j = job("j", (2, 8, t(10), t(12)))  # the whole spot worker for 2 h
+    led = Ledger.loads(ledger(cp, w, jobs=(j,), prices=old).dumps())
+    out = model.compute(led)
+    assert out.exact and out.unknown == []
+    assert out.jobs[0].usd == pytest.approx(0.03 + 0.04, abs=1e-12) and out.jobs[0].exact
+    assert out.jobs[0].on_spot and out.jobs[0].spot_saved_usd is None
+    assert out.jobs[0].on_demand_usd is None
+    s = model.spot(out)
+    assert s is not None and s.exact  # its spot cost is known
+    assert s.usd == pytest.approx(0.07, abs=1e-12) and s.worker_hours == pytest.approx(2)
+    assert s.on_demand_usd is None and s.saved_usd is None
+    assert s.unknown == [model.NO_ON_DEMAND.format(itype="t3.large")]
+    check_sum(out)
+    # an unknown spot price: its cost is a lower bound, the saving unknown
+    out = model.compute(ledger(cp, w, jobs=(j,), prices=PRICES))
+    s = model.spot(out)
+    assert s is not None and not s.exact and s.saved_usd is None
+    assert s.on_demand_usd == pytest.approx(2 * W_USD, abs=1e-12)
+    assert s.unknown == ["a spot price of t3.large in us-east-1a is unknown"]
+    assert out.jobs[0].spot_saved_usd is None and not out.jobs[0].exact
+
+
+def test_no_spot_instance_no_spot_figures() -> None:
+    w = node("w", WORKER, (t(10), t(12)))
+    j = job("j", (1, 2, t(10), t(11)))
+    out = model.compute(ledger(w, jobs=(j,), prices=PRICES + SPOT_PRICES))
+    assert model.spot(out) is None and out.spot_unknown == []
+    assert not out.jobs[0].on_spot and out.jobs[0].spot_saved_usd is None
+    assert out.jobs[0].on_demand_usd == pytest.approx(out.jobs[0].usd, abs=1e-12)
+
+
+def test_prices_gather_the_on_demand_price_of_spot_types_too() -> None:
+    from sparkube.cost import prices
+
+    class Ec2:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "describe_spot_price_history"
+            return self
+
+        def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+            assert kwargs["InstanceTypes"] == ["t3.large"]
+            point = {"AvailabilityZone": "us-east-1a", "SpotPrice": "0.0300", "Timestamp": t(9)}
+            return [{"SpotPriceHistory": [point]}]
+
+    class Clients:
+        ec2 = Ec2()
+
+        def client(self, service: str, **_: Any) -> Any:
+            raise OSError("no Price List here")  # the bundled table answers
+
+    cp = node("cp", CONTROL_PLANE, (t(10), None), itype="t3.medium")
+    w = node("w", WORKER, (t(10), None), market=SPOT)
+    facts = prices.for_instances(Clients(), "us-east-1", [cp, w], t(10), t(12))
+    instance = {(f.instance_type, f.market): f.usd for f in facts if f.kind == INSTANCE}
+    assert instance == {
+        ("t3.medium", "on-demand"): CP_USD,
+        ("t3.large", "on-demand"): W_USD,  # what the spot worker would cost on-demand
+        ("t3.large", SPOT): 0.03,
+    }
