@@ -76,6 +76,9 @@ class WorkerGroup:
     #: With spot workers: the on-demand instances the group keeps before it launches
     #: spot ones (its MixedInstancesPolicy); None: one market, the template's.
     on_demand_base: int | None = None
+    #: With spot workers: the percentage of on-demand above the base (0; 100 after a
+    #: fall-back for want of spot capacity).
+    on_demand_above: int | None = None
 
 
 @dataclass(frozen=True)

@@ -504,7 +504,15 @@ class AwsProvider:
             workergroup.schedule_expiry(autoscaling, name, datetime.fromisoformat(expires))
         if group.desired:
             reporter.step(PHASE, "workers", f"waiting for {group.desired} in service")
-            group = workergroup.wait_in_service(autoscaling, name)
+
+            def fallback(why: str) -> None:
+                reporter.step(
+                    PHASE, "workers",
+                    f"no spot capacity for {spec.instance_type} ({why}): launching "
+                    "on-demand workers instead; the next 'sparkube up' asks for spot again",
+                )  # fmt: skip
+
+            group = workergroup.wait_in_service(autoscaling, name, on_fallback=fallback)
         return group
 
     def _allow_scaling(self, cluster: str, existing: ClusterInfo, new_ids: list[str]) -> None:

@@ -132,7 +132,9 @@ def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
         or (mixed.get("LaunchTemplate") or {}).get("LaunchTemplateSpecification")
         or {}
     )
-    base = (mixed.get("InstancesDistribution") or {}).get("OnDemandBaseCapacity")
+    share = mixed.get("InstancesDistribution") or {}
+    base = share.get("OnDemandBaseCapacity")
+    above = share.get("OnDemandPercentageAboveBaseCapacity")
     return WorkerGroup(
         name=str(item["AutoScalingGroupName"]),
         min_size=int(item["MinSize"]),
@@ -142,6 +144,7 @@ def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
         instance_ids=tuple(str(i["InstanceId"]) for i in item.get("Instances", [])),
         status=item.get("Status") or None,
         on_demand_base=int(base) if mixed and base is not None else None,
+        on_demand_above=int(above) if mixed and above is not None else None,
     )
 
 
@@ -268,6 +271,7 @@ def ensure_group(
         )
     template = {"LaunchTemplateId": template_id, "Version": version}
     base = ON_DEMAND_BASE if spot_type else None
+    above = 0 if spot_type else None
     launch: dict[str, Any] = (
         {"MixedInstancesPolicy": mixed_policy(template, spot_type, ON_DEMAND_BASE)}
         if spot_type
@@ -313,12 +317,8 @@ def ensure_group(
                 f"AWS did not show the worker group {name} it had just made; run "
                 "'sparkube up' again."
             )
-        if (group.min_size, group.max_size, group.template_version, group.on_demand_base) == (
-            min_size,
-            max_size,
-            version,
-            base,
-        ):
+        if (group.min_size, group.max_size, group.template_version, group.on_demand_base,
+                group.on_demand_above) == (min_size, max_size, version, base, above):  # fmt: skip
             return group, True
     update: dict[str, Any] = {}
     if group.min_size != min_size:
@@ -328,7 +328,11 @@ def ensure_group(
     desired = min(max(group.desired, min_size), max_size)
     if desired != group.desired:
         update["DesiredCapacity"] = desired
-    if group.template_version != version or group.on_demand_base != base:
+    if (group.template_version, group.on_demand_base, group.on_demand_above) != (
+        version,
+        base,
+        above,
+    ):  # (a fall-back to on-demand for want of spot capacity ends here too)
         update.update(launch)
     if not update:
         return group, False
@@ -364,20 +368,74 @@ def schedule_expiry(autoscaling: Any, cluster: str, expires_at: datetime) -> boo
     return True
 
 
-def wait_in_service(autoscaling: Any, cluster: str) -> WorkerGroup:
+#: What Auto Scaling says when EC2 has no spot capacity for the group (the activity's
+#: status message: "Could not launch Spot Instances. InsufficientInstanceCapacity - There
+#: is no Spot capacity available that matches your request", "MaxSpotInstanceCountExceeded").
+SPOT_SHORTAGE = re.compile(
+    r"Could not launch Spot Instances|no Spot capacity|MaxSpotInstanceCountExceeded", re.I
+)
+#: Waiter rounds of this many polls (1 minute) between looks at the group's failures.
+ROUND_ATTEMPTS = 12
+
+
+def fall_back_to_on_demand(autoscaling: Any, cluster: str) -> bool:
+    """Let a mixed group launch on-demand instances above its base too (EC2 has no spot
+    capacity for it); whether it changed. The next ``up`` puts spot back."""
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name(cluster)])
+    items = found.get("AutoScalingGroups", [])
+    mixed = dict(items[0].get("MixedInstancesPolicy") or {}) if items else {}
+    share = dict(mixed.get("InstancesDistribution") or {})
+    if not mixed or int(share.get("OnDemandPercentageAboveBaseCapacity", 100)) >= 100:
+        return False
+    share["OnDemandPercentageAboveBaseCapacity"] = 100
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=group_name(cluster),
+        MixedInstancesPolicy={"LaunchTemplate": mixed["LaunchTemplate"],
+                              "InstancesDistribution": share},
+    )  # fmt: skip
+    return True
+
+
+def wait_in_service(
+    autoscaling: Any, cluster: str, *, on_fallback: Callable[[str], None] | None = None
+) -> WorkerGroup:
     """Wait until the group has its desired capacity in service; say why it has not
-    (its latest failed launch) when it does not within 10 minutes."""
+    (its latest failed launch) when it does not within 10 minutes. Each minute without
+    it, a spot group whose latest launch failed for want of spot capacity is let launch
+    on-demand instead (:func:`fall_back_to_on_demand`; ``on_fallback`` gets AWS's
+    words), once."""
     name = group_name(cluster)
     waiter = create_waiter_with_client("GroupAtDesiredCapacity", _WAITERS, autoscaling)
-    try:
-        waiter.wait(AutoScalingGroupNames=[name])
-    except WaiterError as exc:
-        why = latest_failure(autoscaling, name) or exc
-        raise CloudError(
-            f"The worker group {name} did not reach its size within "
-            f"{WAIT_DELAY_S * WAIT_ATTEMPTS // 60} minutes ({why}); "
-            "run 'sparkube up' again to keep waiting, or 'sparkube down' to remove the cluster."
-        ) from exc
+    left = WAIT_ATTEMPTS
+    fell_back = False
+    while True:
+        rounds = min(ROUND_ATTEMPTS, left)
+        try:
+            waiter.wait(
+                AutoScalingGroupNames=[name],
+                WaiterConfig={"Delay": WAIT_DELAY_S, "MaxAttempts": rounds},
+            )
+            break
+        except WaiterError as exc:
+            left -= rounds
+            gone = "Max attempts exceeded" not in str(exc)
+            why = latest_failure(autoscaling, name)
+            if not gone and not fell_back and why and SPOT_SHORTAGE.search(why):
+                fell_back = True
+                if fall_back_to_on_demand(autoscaling, cluster):
+                    log.warning("worker group %s: no spot capacity (%s): on-demand", name, why)
+                    if on_fallback is not None:
+                        on_fallback(why)
+                    left = max(left, ROUND_ATTEMPTS)
+                    continue
+            if left > 0 and not gone:
+                continue
+            raise CloudError(
+                f"The worker group {name} did not reach its size within "
+                f"{WAIT_DELAY_S * WAIT_ATTEMPTS // 60} minutes ({why or exc}); "
+                "run 'sparkube up' again to keep waiting, or 'sparkube down' to remove "
+                "the cluster."
+            ) from exc
     group = find_group(autoscaling, cluster)
     if group is None:
         raise CloudError(f"The worker group {name} is gone; run 'sparkube up' again.")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from sparkube.aws import iam, instances, network, storage, workergroup
-from sparkube.errors import ConfigError
+from sparkube.errors import CloudError, ConfigError
 from sparkube.model import ClusterInfo, Node
 
 LONGEST = "a" * 32
@@ -273,3 +275,99 @@ def test_a_batch_launched_before_and_terminated_since_is_launched_again() -> Non
     first = instances.launch_parameters(_request())["ClientToken"]
     assert tokens == [first, f"{first}-1", f"{first}-2"]
     assert all(len(t) <= 64 for t in tokens)
+
+
+def _group_answer(in_service: int, *, above: int = 0) -> dict[str, Any]:
+    return {"AutoScalingGroups": [{
+        "AutoScalingGroupName": "sparkube-c-workers", "MinSize": 2, "MaxSize": 3,
+        "DesiredCapacity": 2, "DefaultCooldown": 300, "AvailabilityZones": ["us-east-1a"],
+        "HealthCheckType": "EC2", "CreatedTime": datetime(2026, 12, 7, tzinfo=UTC),
+        "MixedInstancesPolicy": {
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "1"},
+                "Overrides": [{"InstanceType": "t3.large"}],
+            },
+            "InstancesDistribution": {"OnDemandBaseCapacity": 1,
+                                      "OnDemandPercentageAboveBaseCapacity": above},
+        },
+        "Instances": [
+            {"InstanceId": f"i-{n}", "AvailabilityZone": "us-east-1a",
+             "LifecycleState": "InService", "HealthStatus": "Healthy",
+             "ProtectedFromScaleIn": False}
+            for n in range(in_service)
+        ],
+    }]}  # fmt: skip
+
+
+NO_SPOT = (
+    "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot "
+    "capacity available that matches your request. Launching EC2 instance failed."
+)
+
+
+def _activities(message: str) -> dict[str, Any]:
+    return {"Activities": [{
+        "ActivityId": "a-1", "AutoScalingGroupName": "sparkube-c-workers",
+        "Cause": "capacity", "StartTime": datetime(2026, 12, 7, tzinfo=UTC),
+        "StatusCode": "Failed", "StatusMessage": message,
+    }]}  # fmt: skip
+
+
+def test_a_spot_group_without_spot_capacity_falls_back_to_on_demand_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """up waits a minute; the group's latest launch failed for want of spot capacity:
+    it lets the group launch on-demand above its base (said through on_fallback), then
+    waits on until the workers are in service. (botocore's Stubber: AWS's answers.)"""
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setattr(workergroup, "WAIT_DELAY_S", 0)
+    monkeypatch.setattr(workergroup, "ROUND_ATTEMPTS", 2)
+    client = boto3.client("autoscaling", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+    said: list[str] = []
+    with Stubber(client) as stub:
+        for _ in range(2):
+            stub.add_response("describe_auto_scaling_groups", _group_answer(1))
+        stub.add_response("describe_scaling_activities", _activities(NO_SPOT))
+        stub.add_response("describe_auto_scaling_groups", _group_answer(1))
+        policy = _group_answer(1)["AutoScalingGroups"][0]["MixedInstancesPolicy"]
+        stub.add_response("update_auto_scaling_group", {}, {
+            "AutoScalingGroupName": "sparkube-c-workers",
+            "MixedInstancesPolicy": {
+                "LaunchTemplate": policy["LaunchTemplate"],
+                "InstancesDistribution": {"OnDemandBaseCapacity": 1,
+                                          "OnDemandPercentageAboveBaseCapacity": 100},
+            },
+        })  # fmt: skip
+        stub.add_response("describe_auto_scaling_groups", _group_answer(2, above=100))
+        stub.add_response("describe_auto_scaling_groups", _group_answer(2, above=100))
+        group = workergroup.wait_in_service(client, "c", on_fallback=said.append)
+        stub.assert_no_pending_responses()
+    assert said == [NO_SPOT]
+    assert (group.on_demand_base, group.on_demand_above) == (1, 100)
+    # the next up asks for spot again: the group's share differs from what it should be
+    assert group.on_demand_above != 0
+
+
+def test_a_group_short_of_something_else_does_not_fall_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setattr(workergroup, "WAIT_DELAY_S", 0)
+    monkeypatch.setattr(workergroup, "ROUND_ATTEMPTS", 1)
+    monkeypatch.setattr(workergroup, "WAIT_ATTEMPTS", 2)
+    client = boto3.client("autoscaling", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="y")  # fmt: skip
+    quota = "You have requested more vCPU capacity than your current vCPU limit of 8 allows"
+    with Stubber(client) as stub:
+        for _ in range(2):
+            stub.add_response("describe_auto_scaling_groups", _group_answer(1))
+            stub.add_response("describe_scaling_activities", _activities(quota))
+        with pytest.raises(CloudError, match="did not reach its size") as caught:
+            workergroup.wait_in_service(client, "c", on_fallback=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert "vCPU limit" in str(caught.value)
