@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
+from sparkube.cli.jobs import _cost_text
 from sparkube.controller import interruptions
 from sparkube.controller.interruptions import Interruption, changes, describe, live, parse
+from sparkube.cost.jobs import Rework
+from sparkube.spark import watch
+from sparkube.spark.records import JobRecord, parse_record
+from sparkube.spark.watch import JobWatching, Outcome, Progress
 
 NOW = 1_765_000_000.0  # 2025-12-06T05:46:40Z
 AT = "2025-12-06T05:46:40Z"
@@ -156,3 +161,104 @@ def test_what_jobs_and_the_live_line_say() -> None:
         "worker-3 interrupted (spot): 2 executors lost: Spark recomputes their shuffle output"
     )
     assert live(rebalance, "on").startswith("worker-3 cordoned (rebalance recommendation): ")
+
+
+def test_the_record_keeps_the_interruptions_and_old_records_still_read() -> None:
+    old = {"job_id": "j", "app": "a.py", "kind": "submit", "state": "Succeeded",
+           "submitted": "2025-12-06T05:00:00Z"}  # fmt: skip
+    rec = parse_record(old)
+    assert rec is not None and rec.interruptions == []
+    entry = {"node": "w", "kind": "spot", "at": AT, "executors": 2, "driver": False}
+    kept = parse_record({**old, "interruptions": [entry, "junk"]})
+    assert kept is not None and kept.interruptions == [entry]
+    assert parse_record({**old, "interruptions": "junk"}) == rec
+    again = parse_record(json.loads(json.dumps(JobRecord(**{**old, "interruptions": [entry]})
+                                               .to_json())))  # fmt: skip
+    assert again is not None and again.interruptions == [entry]
+
+
+class _Follower:
+    def __init__(self, *_: Any) -> None:
+        self.lines: list[str] = []
+
+    def start(self) -> None: ...
+
+    def drain(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Watched(JobWatching):
+    """A job running for a few polls, its Job gaining interruptions meanwhile (the
+    cluster replaced by the answers it would give)."""
+
+    def __init__(self, told: list[list[dict[str, Any]]]) -> None:
+        super().__init__(None, lambda _region: None)
+        self.told, self.polls, self.job_reads = told, 0, 0
+
+    def progress(self, job_id: str, started: float) -> tuple[Progress, Any, list[Any]]:
+        self.polls += 1
+        phase = "Running" if self.polls <= len(self.told) else "Succeeded"
+        driver = {
+            "metadata": {"name": "d", "annotations": {"sparkube.io/decommission": "on"}},
+            "status": {"phase": phase},
+        }
+        return Progress(phase, 1, 0, 1, 0.0), driver, [{"metadata": {"name": "e"}}]
+
+    def stuck(self, *_: Any) -> None:
+        return None
+
+    def _job(self, job_id: str) -> dict[str, Any]:
+        self.job_reads += 1
+        return job(job_id, self.told[min(self.polls, len(self.told)) - 1])
+
+    def finish(self, job_id: str, driver: Any, *, streamed: Any = None) -> Outcome:
+        return Outcome(0, "Succeeded", driver, [])
+
+
+def test_a_watching_submit_says_each_interruption_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watch, "LogFollower", _Follower)
+    monkeypatch.setattr(watch, "INTERRUPTION_CHECK_INTERVAL", 0.0)
+    spot = {"node": "worker-3", "kind": "spot", "at": AT, "executors": 1, "driver": False}
+    cordon = {"node": "worker-4", "kind": "rebalance", "at": AT, "executors": 2, "driver": False}
+    polls = [[], [spot], [spot], [spot, cordon], [spot, cordon]]
+    said: list[str] = []
+    watched = _Watched(polls)
+    watched.wait("j", on_interruption=said.append, interval=0.0)
+    assert said == [
+        "worker-3 interrupted (spot): 1 executor decommissioning, its blocks moving to the "
+        "other executors and the bucket",
+        "worker-4 cordoned (rebalance recommendation): no new pod goes there, the job's pods stay",
+    ]
+    assert watched.job_reads == len(polls)  # one read per check, while it runs
+    # a caller that shows no interruption costs no read of the Job
+    quiet = _Watched(polls)
+    quiet.wait("j", interval=0.0)
+    assert quiet.job_reads == 0
+
+
+def test_jobs_says_what_an_interruption_cost() -> None:
+    assert _cost_text(Rework()) == "interruption cost: no task re-run"
+    assert _cost_text(Rework(3, 41.4)) == "interruption cost ≈ 41 s of task time (3 tasks re-run)"
+    assert _cost_text(Rework(1, 1500.0, {(0, 1), (2, 1)})) == (
+        "interruption cost ≈ 25 min of task time (1 task re-run, 2 stages re-attempted)"
+    )
+
+
+def test_the_record_written_at_the_end_keeps_what_the_job_was_told() -> None:
+    class Ending(JobWatching):
+        def driver_log(self, pod: str, container: str = "driver") -> str:
+            return "done\n"
+
+    driver = {
+        "metadata": {"name": "j-driver"},
+        "status": {"containerStatuses": [{"name": "driver", "state": {"terminated": {
+            "exitCode": 0, "startedAt": "2025-12-06T05:40:00Z",
+            "finishedAt": "2025-12-06T05:50:00Z"}}}]},
+    }  # fmt: skip
+    spot = {"node": "worker-3", "kind": "spot", "at": AT, "executors": 1, "driver": False}
+    ending = Ending(None, lambda _region: None)
+    _, changes_, _ = ending.ended("j", driver, job=job("j", [spot]))
+    assert changes_["interruptions"] == [spot]
+    _, untouched, _ = ending.ended("j", driver, job=job("j"))
+    assert "interruptions" not in untouched  # nothing to add to the record
