@@ -3,7 +3,9 @@
 :class:`JobWatching` is what a command does after submitting a job:
 :meth:`~JobWatching.wait` reads the job's pods every second and reports its
 :class:`Progress` (queued with its place in line, pending, running with its executors)
-until the driver ended, then returns its :class:`Outcome`. A job that cannot go on is
+until the driver ended, then returns its :class:`Outcome`; while it runs, each
+interruption of its workers the cluster's controller tells its Job is said once
+(:mod:`sparkube.controller.interruptions`). A job that cannot go on is
 stopped, with what is wrong said, rather than waited on for ever:
 
 - queued, it could never start (the workers changed since it was submitted), or no
