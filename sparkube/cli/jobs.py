@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,6 +24,7 @@ from sparkube.cli.options import (
 )
 from sparkube.cli.stages import LocalProgress, StartingSpark
 from sparkube.cli.ui import UI, context
+from sparkube.controller import interruptions
 from sparkube.env import Environment
 from sparkube.errors import InputError, Interrupted, JobError, UsageError
 from sparkube.spark import cluster as cluster_jobs
@@ -31,6 +32,9 @@ from sparkube.spark import failures, jobs, local
 from sparkube.spark.java import find_java
 from sparkube.spark.records import JobRecord
 from sparkube.spark.watch import Progress, queue_message
+
+if TYPE_CHECKING:
+    from sparkube.cost.jobs import Rework
 
 
 def _human_size(size: float) -> str:
@@ -169,6 +173,7 @@ def wordcount(
                 on_status=lambda text: status.update(text),
                 on_progress=lambda p: status.update(_progress_line(p)),
                 on_log=(lambda line: ui.err.print(line, markup=False)) if verbose else None,
+                on_interruption=ui.note,
                 created=created,
             )
         ui.ok(f"counted {what} in {result.seconds:.1f} s")
@@ -604,6 +609,7 @@ def _submit_cluster(
             job_id,
             on_progress=lambda p: status.update(_progress_line(p)),
             on_log=view.line if (follow or verbose) else None,
+            on_interruption=ui.note,
         )
     if not (follow or verbose):  # the program's own output, as a local run shows it
         for line in outcome.log:
@@ -694,8 +700,13 @@ def jobs_command(
             f"Read from the bucket of cluster {spec.name} (no kubeconfig for it on this "
             "machine): jobs not ended show their last recorded state."
         )
+    costs = _interruption_costs(api, records)
     if output == "json":
-        ui.out.print_json(data=[r.to_json() for r in records])
+        ui.out.print_json(data=[
+            {**r.to_json(), "interruption_cost": (costs[r.job_id].to_json()
+                                                  if r.job_id in costs else None)}
+            for r in records
+        ])  # fmt: skip
         return
     if not records:
         ui.note(f"No jobs on cluster {spec.name} yet; run one with sparkube wordcount FILE.")
@@ -720,6 +731,45 @@ def jobs_command(
     for r in records:
         if r.state == "Queued" and r.message:
             ui.out.print(f"{r.job_id} queued: {escape(r.message)}", highlight=False)
+        for entry in interruptions.parse(r.interruptions):
+            said = interruptions.describe(entry, r.decommission)
+            ui.out.print(f"{r.job_id} {escape(said)}", highlight=False)
+        if r.job_id in costs:
+            ui.out.print(f"{r.job_id} {_cost_text(costs[r.job_id])}", highlight=False)
+
+
+def _interruption_costs(
+    api: cluster_jobs.ClusterJobs, records: list[JobRecord]
+) -> dict[str, Rework]:
+    """The work each job that lost pods to an interruption did again, from its event log
+    in the bucket (only jobs whose log is there and readable)."""
+    hit = [r.job_id for r in records if any(e.evicts for e in interruptions.parse(r.interruptions))]
+    if not hit:
+        return {}
+    from sparkube.cost.jobs import read_rework
+
+    bucket = api.config().bucket
+    out: dict[str, Rework] = {}
+    for job_id in hit:
+        with contextlib.suppress(Exception):  # unreadable: nothing said of its cost
+            rework = read_rework(api.s3, bucket, job_id)
+            if rework is not None:
+                out[job_id] = rework
+    return out
+
+
+def _cost_text(rework: Rework) -> str:
+    """``interruption cost ≈ 41 s of task time (3 tasks re-run, 1 stage re-attempted)``,
+    or ``interruption cost: no task re-run``."""
+    if not rework.tasks and not rework.stage_attempts:
+        return "interruption cost: no task re-run"
+    seconds = rework.task_seconds
+    spent = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    what = [f"{rework.tasks} task{'s' if rework.tasks != 1 else ''} re-run"]
+    if rework.stage_attempts:
+        count = len(rework.stage_attempts)
+        what.append(f"{count} stage{'s' if count != 1 else ''} re-attempted")
+    return f"interruption cost ≈ {spent} of task time ({', '.join(what)})"
 
 
 def _executors_cell(r: JobRecord) -> str:

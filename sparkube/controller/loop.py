@@ -3,7 +3,9 @@ the rest waits.
 
 Each cycle reads three lists (the sparkube Jobs, the pods that have not ended, the
 nodes) and writes only what changed: ``spec.suspend: false`` plus the admission time for
-a job that starts, the queue position and what it waits for on one that waits. Watches
+a job that starts, the queue position and what it waits for on one that waits, and on
+a job with pods on a worker aws-node-termination-handler tainted, that interruption
+(:mod:`~sparkube.controller.interruptions`). Watches
 on the same three kinds wake the loop as soon as something happens (a job submitted, a
 pod placed or ended, a node joined); without events it runs every
 :data:`RESYNC_SECONDS` anyway, so a lost watch only delays, never stops it.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sparkube.controller import admission, scaling
+from sparkube.controller import admission, interruptions, scaling
 from sparkube.controller.jointoken import Renewer
 from sparkube.controller.lease import CYCLE_ERROR, CYCLE_OK, Lease
 from sparkube.controller.scalelog import ScaleLog
@@ -132,6 +134,7 @@ class Controller:
         live = {j.name for j in queue}
         for gone in set(self._said) - live:
             del self._said[gone]
+        self._interrupted(jobs, pods, nodes, now)
         if self.scaler is not None and group is not None and shape is not None:
             # the room before this cycle's admissions, as admission counted it
             free = admission.room_after_owed(queue, admission.rooms(nodes, pods))
@@ -306,6 +309,23 @@ class Controller:
         )
         self._said.pop(name, None)
         log.info("admitted job %s", name)
+
+    def _interrupted(
+        self, jobs: list[Json], pods: list[Json], nodes: list[Json], now: float
+    ) -> None:
+        """Tell each job on a worker aws-node-termination-handler tainted (a spot notice,
+        a rebalance recommendation, maintenance) on its Job: only what grew is written,
+        the Job's own annotation being what was told."""
+        for name, entries in interruptions.changes(jobs, pods, nodes, now).items():
+            try:
+                self._patch(
+                    name, {"metadata": {"annotations": {
+                        interruptions.ANNOTATION: interruptions.dumps(entries)}}}
+                )  # fmt: skip
+            except Exception as exc:  # admission went on; the next cycle tries again
+                log.warning("job %s: cannot record its interruption: %s", name, _said(exc))
+                continue
+            log.info("job %s: %s", name, interruptions.headline(entries[-1]))
 
     def _queued(self, name: str, waiting: admission.Waiting) -> None:
         said = (str(waiting.position), waiting.waits_for, "true" if waiting.never else "")

@@ -197,6 +197,95 @@ def read_event_log(s3: Any, bucket: str, files: Sequence[LogFile]) -> tuple[Even
     )
 
 
+# --------------------------------------------------------------------------- work done again
+
+_REWORK = (b"SparkListenerTaskEnd", b"SparkListenerStageSubmitted")
+
+
+@dataclass
+class Rework:
+    """What a job's event log says was run for nothing or run again: task attempts that
+    did not succeed (an executor lost, a fetch failure, killed, ...) or whose output was
+    lost after they succeeded (``Resubmitted``: a map task whose shuffle files went with
+    its executor), with the time they ran; and stage attempts after a stage's first
+    (Spark recomputing what was lost). Facts of the log only: why a task failed is not
+    weighed (an application's own exceptions count too)."""
+
+    tasks: int = 0  # attempts that did not succeed or were resubmitted
+    task_seconds: float = 0.0  # their run time (Launch Time to Finish Time)
+    #: (stage id, attempt) of each stage attempt > 0
+    stage_attempts: set[tuple[int, int]] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks_rerun": self.tasks,
+            "task_seconds": round(self.task_seconds, 3),
+            "stage_attempts_rerun": len(self.stage_attempts),
+        }
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_rework(lines: Iterable[bytes | str], into: Rework | None = None) -> Rework:
+    """The work done again in a Spark event log (JSON lines), streamed: only
+    ``SparkListenerTaskEnd`` (``Task End Reason``, ``Task Info``'s ``Launch Time`` and
+    ``Finish Time``, ``Stage Attempt ID``) and ``SparkListenerStageSubmitted`` are
+    decoded; a line that is not JSON is skipped."""
+    rework = into if into is not None else Rework()
+    for raw in lines:
+        head = raw[:64] if isinstance(raw, bytes) else raw[:64].encode()
+        if not any(name in head for name in _REWORK):
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("Event")
+        if kind == "SparkListenerStageSubmitted":
+            info = event.get("Stage Info") or {}
+            stage, attempt = _int(info.get("Stage ID")), _int(info.get("Stage Attempt ID"))
+            if stage is not None and attempt:
+                rework.stage_attempts.add((stage, attempt))
+            continue
+        if kind != "SparkListenerTaskEnd":
+            continue
+        stage, attempt = _int(event.get("Stage ID")), _int(event.get("Stage Attempt ID"))
+        if stage is not None and attempt:
+            rework.stage_attempts.add((stage, attempt))
+        reason = (event.get("Task End Reason") or {}).get("Reason")
+        if reason == "Success" or not isinstance(reason, str):
+            continue
+        rework.tasks += 1
+        info = event.get("Task Info") or {}
+        launched, finished = _int(info.get("Launch Time")), _int(info.get("Finish Time"))
+        if launched and finished and finished > launched:
+            rework.task_seconds += (finished - launched) / 1000
+    return rework
+
+
+def read_rework(s3: Any, bucket: str, job_id: str) -> Rework | None:
+    """The work job ``job_id`` did again, from its event log in the bucket; None when
+    it has no readable event log there (on S3 a log appears once the driver closes a
+    file: at a roll, or at its end)."""
+    keys = list_keys(s3, bucket, f"{EVENTS_PREFIX}{job_id}")
+    keys += list_keys(s3, bucket, f"{EVENTS_PREFIX}{ROLLING_DIR}{job_id}/")
+    files = event_log_files(keys).get(job_id)
+    if not files or not all(_readable(f.codec) for f in files):
+        return None
+    rework = Rework()
+    for f in files:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f.key)["Body"]
+        except Exception:  # gone between the listing and the read, or refused
+            return None
+        parse_rework(_body_lines(body, f.codec), rework)
+    return rework
+
+
 # --------------------------------------------------------------------------- the cluster
 
 

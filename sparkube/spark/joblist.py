@@ -42,6 +42,7 @@ from sparkube.spark.watch import (
     _condition,
     _deleting,
     _gone_message,
+    _interruptions,
     queue_message,
 )
 
@@ -113,8 +114,12 @@ class JobListing(JobEnding):
                     decommission=ann.get(ANNOTATION_PREFIX + "decommission", ""),
                 )
                 records[job_id] = rec
+            data = dict(job.to_dict())
+            told = _interruptions(data)
+            if told:  # the Job's list only grows: it has all the record has
+                rec.interruptions = told
             if rec.state not in ENDED_STATES:
-                self._refresh(rec, dict(job.to_dict()))
+                self._refresh(rec, data)
         in_cluster = {job.metadata.name for job in jobs}
         for rec in records.values():
             if rec.state not in ENDED_STATES and rec.job_id not in in_cluster:

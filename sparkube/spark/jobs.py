@@ -468,6 +468,7 @@ def run_wordcount_cluster(
     on_status: ProgressHandler | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_log: Callable[[str], None] | None = None,
+    on_interruption: Callable[[str], None] | None = None,
     created: Path | None = None,
 ) -> WordCountResult:
     """The built-in WordCount on the cluster: inputs to S3, the same app in the driver
@@ -499,7 +500,9 @@ def run_wordcount_cluster(
         if on_status:
             on_status("submitting the driver")
         api.submit(spec)
-        outcome = api.wait(job_id, on_progress=on_progress, on_log=on_log)
+        outcome = api.wait(
+            job_id, on_progress=on_progress, on_log=on_log, on_interruption=on_interruption
+        )
         if outcome.exit_code != 0:
             raise JobError(
                 outcome.diagnosis or f"WordCount failed on the cluster (exit {outcome.exit_code}).",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sparkube.controller.interruptions import parse as parse_interruptions
 from sparkube.errors import InputError
 from sparkube.spark.config import DRIVER_CPU, DRIVER_MEMORY, Resources
 from sparkube.spark.diagnose import parse_cpu
@@ -53,6 +54,11 @@ class JobRecord:
     #: Whether its executors decommission when they go (their blocks copied away first):
     #: "on" or "off" ("": records from before sparkube set it).
     decommission: str = ""
+    #: The workers' interruptions it met (spot notices, rebalance recommendations,
+    #: maintenance), as the cluster's controller told them on its Job
+    #: (:mod:`sparkube.controller.interruptions`): ``{node, kind, at, executors,
+    #: driver}`` each ([]: none, or a record from before sparkube kept them).
+    interruptions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def queued_seconds(self) -> float | None:
@@ -103,8 +109,12 @@ def parse_record(data: Any) -> JobRecord | None:
     if not isinstance(data, Mapping):
         return None
     known = set(JobRecord.__dataclass_fields__)
+    fields = {k: v for k, v in data.items() if k in known}
+    if "interruptions" in fields:  # only what reads as interruptions is kept
+        told = parse_interruptions(fields["interruptions"])
+        fields["interruptions"] = [e.to_json() for e in told]
     try:
-        return JobRecord(**{k: v for k, v in data.items() if k in known})
+        return JobRecord(**fields)
     except TypeError:
         return None
 

@@ -3,7 +3,9 @@
 :class:`JobWatching` is what a command does after submitting a job:
 :meth:`~JobWatching.wait` reads the job's pods every second and reports its
 :class:`Progress` (queued with its place in line, pending, running with its executors)
-until the driver ended, then returns its :class:`Outcome`. A job that cannot go on is
+until the driver ended, then returns its :class:`Outcome`; while it runs, each
+interruption of its workers the cluster's controller tells its Job is said once
+(:mod:`sparkube.controller.interruptions`). A job that cannot go on is
 stopped, with what is wrong said, rather than waited on for ever:
 
 - queued, it could never start (the workers changed since it was submitted), or no
@@ -39,7 +41,7 @@ from typing import Any
 
 from sparkube.aws.s3 import get_text, put_json
 from sparkube.controller import NAMESPACE as CONTROLLER_NAMESPACE
-from sparkube.controller import admission, lease
+from sparkube.controller import admission, interruptions, lease
 from sparkube.errors import ClusterError
 from sparkube.spark.access import ClusterAccess
 from sparkube.spark.config import ANNOTATION_PREFIX, JOB_LABEL, Json
@@ -82,6 +84,10 @@ LOG_SNAPSHOT_INTERVAL = 20.0
 VANISHED_GRACE = 10.0
 #: Seconds a stopped job's pods are given to go before the command returns anyway.
 STOP_WAIT = 30.0
+#: While a job runs, its Job is read this often for interruptions the cluster's
+#: controller told it (a spot notice: the line comes within this of the notice, well
+#: inside its two minutes), only when the caller shows them.
+INTERRUPTION_CHECK_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -201,9 +207,13 @@ class JobEnding(ClusterAccess):
         }
         if started:
             changes["started"] = started
-        admitted = _admitted(job if job is not None else self._job_if_reachable(job_id))
+        job = job if job is not None else self._job_if_reachable(job_id)
+        admitted = _admitted(job)
         if admitted:
             changes["admitted"] = admitted
+        told = _interruptions(job)
+        if told:
+            changes["interruptions"] = told
         return (
             Outcome(code, state, driver, tail, diagnosis, log.splitlines(), failure),
             changes,
@@ -285,12 +295,15 @@ class JobEnding(ClusterAccess):
             self.finish(job_id, driver)  # it ended on its own: its record says how
         elif driver is not None and phase != "Pending":
             self.snapshot_log(job_id, driver["metadata"]["name"])
-        found = self._job(job_id) is not None
+        job = self._job(job_id)
+        found = job is not None
         record = self._record(job_id)
         if (found or record is not None) and (record or {}).get("state") not in ENDED_STATES:
             # marked before anything is deleted, so a watcher never sees the pods vanish
             # unexplained; an ended job's record is never rewritten
-            self._update_record(job_id, state=state, finished=now_iso(), message=reason)
+            told = _interruptions(job)
+            self._update_record(job_id, state=state, finished=now_iso(), message=reason,
+                                **({"interruptions": told} if told else {}))  # fmt: skip
         try:
             self.client.delete(
                 Job, job_id, namespace=SPARK_NAMESPACE, cascade=CascadeType.FOREGROUND
@@ -409,10 +422,13 @@ class JobWatching(JobEnding):
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_log: Callable[[str], None] | None = None,
+        on_interruption: Callable[[str], None] | None = None,
         interval: float = 1.0,
     ) -> Outcome:
         """Watch until the driver ended (or the job cannot run, or it was cancelled or
-        deleted by someone else); archive its log."""
+        deleted by someone else); archive its log. ``on_interruption``: given a line
+        once for each interruption of the job's workers the controller tells its Job
+        (read every INTERRUPTION_CHECK_INTERVAL while the driver runs)."""
         started = time.monotonic()
         since: dict[str, float] = {}
         follower: LogFollower | None = None
@@ -481,6 +497,14 @@ class JobWatching(JobEnding):
                 if follower is not None and now - watch.snapshot >= LOG_SNAPSHOT_INTERVAL:
                     watch.snapshot = now
                     self._keep_log(job_id, follower, watch)
+                if (
+                    on_interruption is not None
+                    and prog.driver_phase == "Running"
+                    and now - watch.interruption_check >= INTERRUPTION_CHECK_INTERVAL
+                ):
+                    watch.interruption_check = now
+                    for line in self._new_interruptions(job_id, driver, watch):
+                        on_interruption(line)
                 time.sleep(interval)
         finally:
             if follower is not None:
@@ -594,8 +618,22 @@ class JobWatching(JobEnding):
         else:
             message = _gone_message(job_id, watch.driver, failed, has_log=self._has_log(job_id))
         finished = (failed or {}).get("lastTransitionTime") or now_iso()
-        self._update_record(job_id, state="Failed", finished=finished, message=message)
+        told = _interruptions(job)
+        self._update_record(job_id, state="Failed", finished=finished, message=message,
+                            **({"interruptions": told} if told else {}))  # fmt: skip
         return Outcome(1, "Failed", None, [], message)
+
+    def _new_interruptions(self, job_id: str, driver: Json, watch: _Watch) -> list[str]:
+        """A line for each interruption on the job's Job not said yet (the driver pod
+        carries the job's annotations: whether its executors decommission)."""
+        job = self._job(job_id)
+        decommission = _annotation(driver, "decommission") or ""
+        lines = []
+        for entry in interruptions.of_job(job):
+            if entry.key not in watch.told:
+                watch.told.add(entry.key)
+                lines.append(interruptions.live(entry, decommission))
+        return lines
 
     def _keep_log(self, job_id: str, follower: LogFollower, watch: _Watch) -> None:
         """Copy what the follower has received to the bucket, when it grew."""
@@ -604,6 +642,11 @@ class JobWatching(JobEnding):
             self.s3.put_object(Bucket=self.config().bucket, Key=log_key(job_id),
                                Body="".join(follower.lines[:count]).encode())  # fmt: skip
             watch.kept = count
+
+
+def _interruptions(job: Json | None) -> list[dict[str, Any]]:
+    """The interruptions the cluster's controller told the Job, as a record keeps them."""
+    return [e.to_json() for e in interruptions.of_job(job)]
 
 
 def _admitted(job: Json | None) -> str | None:
@@ -647,6 +690,8 @@ class _Watch:
     queued_since: float | None = None  # first seen queued
     admitted: float | None = None  # first seen out of the queue
     controller_check: float = 0.0  # last look at the controller's Lease
+    interruption_check: float = 0.0  # last read of the Job for interruptions
+    told: set[tuple[str, str]] = field(default_factory=set)  # interruptions said
 
 
 def _annotation(pod: Json | None, name: str) -> str | None:

@@ -167,6 +167,75 @@ def test_a_job_that_never_fits_is_marked_and_does_not_hold_the_queue(
     assert ann[admission.WAITS_FOR].startswith("its driver pod asks for 3 CPU and 1Gi"), ann
 
 
+def _taint(kube: KubeControlPlane, node: str, key: str) -> None:
+    taints = kube.get(f"/api/v1/nodes/{node}")["spec"].get("taints") or []
+    kube.api("PATCH", f"/api/v1/nodes/{node}",
+             {"spec": {"taints": [*taints, {"key": key, "effect": "NoSchedule"}]}},
+             content_type="application/merge-patch+json")  # fmt: skip
+
+
+def test_a_job_on_a_worker_the_termination_handler_taints_is_told_on_its_job(
+    kube: KubeControlPlane, controller: Controller
+) -> None:
+    """aws-node-termination-handler taints a spot worker on EC2's notice (then drains
+    it): the controller tells each running job with a pod there, on its Job, once per
+    node and kind; another taint, on the node of another of its executors, tells
+    nothing."""
+    from sparkube.controller import interruptions
+    from sparkube.model import MARKET_LABEL
+
+    kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+             suspended_job("spotted", "500m", delay="600s"))  # fmt: skip
+    kube.wait_for("the job started", lambda: _started(kube, "spotted"), 30)
+
+    def driver_placed() -> bool:  # on a worker of its own, before the spot ones come
+        pods = kube.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dspotted")
+        return bool(pods["items"] and pods["items"][0]["spec"].get("nodeName"))
+
+    kube.wait_for("the driver placed", driver_placed, 30)
+    kube.add_node("w-spot", "2", "4Gi", labels={MARKET_LABEL: "spot"})
+    kube.add_node("w-other", "2", "4Gi", labels={MARKET_LABEL: "spot"})
+    for index, node in enumerate(("w-spot", "w-other")):
+        executor = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"spotted-exec-{index + 1}",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "sparkube",
+                    "sparkube.io/job": "spotted",
+                    "spark-role": "executor",
+                },
+            },
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "executor", "image": "busybox"}],
+            },
+        }
+        kube.api("POST", f"/api/v1/namespaces/{NS}/pods", executor)
+        kube.wait_pod_phase(NS, f"spotted-exec-{index + 1}", "Running")
+
+    def told() -> list[dict[str, Any]]:
+        ann = _job(kube, "spotted")["metadata"].get("annotations") or {}
+        return list(json.loads(ann.get(interruptions.ANNOTATION, "[]")))
+
+    _taint(kube, "w-other", "example.com/maintenance")
+    _taint(kube, "w-spot", "aws-node-termination-handler/spot-itn")
+    (entry,) = kube.wait_for("the job told", lambda: told() or None, 30, interval=0.2)
+    assert (entry["node"], entry["kind"], entry["executors"], entry["driver"]) == (
+        "w-spot", "spot", 1, False
+    )  # fmt: skip
+    at = dt.datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+    assert abs((dt.datetime.now(dt.UTC) - at).total_seconds()) < 30
+    # a second kind on the same node is one more entry; the first stays as it was
+    _taint(kube, "w-spot", "aws-node-termination-handler/rebalance-recommendation")
+    both = kube.wait_for("the second entry", lambda: told() if len(told()) == 2 else None, 30)
+    assert both[0] == entry and both[1]["kind"] == "rebalance"
+    time.sleep(2 * 5.0)  # more cycles (the 5 s resync): nothing more is written
+    assert told() == both
+    assert all(e["node"] == "w-spot" for e in both)
+
+
 def test_one_controller_acts_and_a_successor_takes_over_after_release(
     kube: KubeControlPlane,
 ) -> None:

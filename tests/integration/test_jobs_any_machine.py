@@ -70,3 +70,59 @@ def test_a_cluster_with_no_bucket_is_no_such_cluster(cli: Cli, moto_aws: MotoAws
     res = cli("jobs", "--cluster", "nowhere", env=moto_aws.env)
     assert res.exit_code == 2
     assert "No cluster nowhere in" in res.stderr
+
+
+def test_jobs_shows_the_interruptions_a_job_met_and_what_they_cost(
+    cli: Cli, moto_aws: MotoAws
+) -> None:
+    """A job's record keeps the interruptions the controller told its Job (its Job long
+    gone): ``jobs`` says each, and what it cost from the job's event log in the bucket; a
+    job without one, or with only a rebalance cordon, says no cost."""
+    from tests.unit.test_cost_jobs import INTERRUPTED, LOG
+
+    s3 = _seed(moto_aws, "demo")
+    bucket = bucket_name("demo", REGION, ACCOUNT)
+    spot = {"node": "worker-3", "kind": "spot", "at": "2026-12-06T14:01:00Z", "executors": 2,
+            "driver": False}  # fmt: skip
+    cordon = {"node": "worker-4", "kind": "rebalance", "at": "2026-12-06T14:00:00Z",
+              "executors": 1, "driver": False}  # fmt: skip
+    base = {"app": "etl.py", "kind": "submit", "state": "Succeeded", "exit_code": 0,
+            "executors": 3, "decommission": "on"}  # fmt: skip
+    records = {
+        "job-20261206-1400-cccc": {**base, "interruptions": [cordon, spot]},
+        "job-20261206-1410-dddd": {**base, "interruptions": [spot], "decommission": "off"},
+        "job-20261206-1420-eeee": {**base, "interruptions": [cordon]},
+    }
+    for index, (job_id, rec) in enumerate(records.items()):
+        times = {"submitted": f"2026-12-06T14:{index}0:00Z",
+                 "finished": f"2026-12-06T14:{index}5:00Z"}  # fmt: skip
+        put_json(s3, bucket, record_key(job_id), {"job_id": job_id, **times, **rec})
+    # the first job's event log is in the bucket, rolled as Spark 4 writes it
+    folder = "spark-events/eventlog_v2_job-20261206-1400-cccc/"
+    lines = [*LOG[:-1], *INTERRUPTED]
+    for number, part in enumerate((lines[:8], lines[8:]), start=1):
+        s3.put_object(Bucket=bucket, Key=f"{folder}events_{number}_job-20261206-1400-cccc",
+                      Body="\n".join(part).encode() + b"\n")  # fmt: skip
+    s3.put_object(Bucket=bucket, Key=f"{folder}appstatus_job-20261206-1400-cccc", Body=b"")
+
+    listed = cli("jobs", "--cluster", "demo", env=moto_aws.env)
+    assert listed.exit_code == 0, listed.stderr
+    notes = [line for line in listed.stdout.splitlines() if line.split(" ")[0] in records]
+    assert notes == [
+        "job-20261206-1420-eeee worker-4 cordoned (rebalance recommendation)",
+        "job-20261206-1410-dddd worker-3 interrupted (spot): 2 executors lost",
+        "job-20261206-1400-cccc worker-4 cordoned (rebalance recommendation)",
+        "job-20261206-1400-cccc worker-3 interrupted (spot): 2 executors decommissioned",
+        "job-20261206-1400-cccc interruption cost ≈ 39 s of task time (4 tasks re-run, 2 stages "
+        "re-attempted)",
+    ], listed.stdout
+    as_json = cli("jobs", "--cluster", "demo", "--output", "json", env=moto_aws.env)
+    rows = {r["job_id"]: r for r in json.loads(as_json.stdout)}
+    first = rows["job-20261206-1400-cccc"]
+    assert first["interruptions"] == [cordon, spot]
+    assert first["interruption_cost"] == {
+        "tasks_rerun": 4, "task_seconds": 39.0, "stage_attempts_rerun": 2
+    }  # fmt: skip
+    assert rows["job-20261206-1410-dddd"]["interruption_cost"] is None  # no event log
+    assert rows["job-20261206-1420-eeee"]["interruption_cost"] is None  # a cordon only
+    assert rows["job-20261206-1200-aaaa"]["interruptions"] == []  # a record from before

@@ -16,6 +16,7 @@ from sparkube.cost.jobs import (
     event_log_files,
     job_fact,
     parse_event_log,
+    parse_rework,
     pod_request,
 )
 from sparkube.spark.config import ClusterConfig, Resources
@@ -327,3 +328,115 @@ def test_job_facts_go_through_the_ledger_file_unchanged() -> None:
     job, _ = job_fact(record("Running"), parse_event_log(LOG), cluster=_Cluster())
     ledger = Ledger("c", "eu-west-1", at(T0 + 3_600_000), jobs=(job,))
     assert Ledger.loads(ledger.dumps()).jobs == (job,)
+
+
+def task_end(stage: int, attempt: int, task: int, reason: str, launched: int, ran: int,
+             executor: str = "1", **why: object) -> str:  # fmt: skip
+    """A SparkListenerTaskEnd as Spark 4.1's JsonProtocol writes it (trimmed: no
+    metrics)."""
+    return event(
+        "SparkListenerTaskEnd",
+        **{
+            "Stage ID": stage,
+            "Stage Attempt ID": attempt,
+            "Task Type": "ShuffleMapTask" if stage == 0 else "ResultTask",
+            "Task End Reason": {"Reason": reason, **why},
+            "Task Info": {
+                "Task ID": task,
+                "Index": task % 4,
+                "Attempt": 0,
+                "Partition ID": task % 4,
+                "Launch Time": T0 + launched,
+                "Executor ID": executor,
+                "Host": "10.244.3.2",
+                "Locality": "PROCESS_LOCAL",
+                "Speculative": False,
+                "Getting Result Time": 0,
+                "Finish Time": T0 + launched + ran,
+                "Failed": reason != "Success",
+                "Killed": reason == "TaskKilled",
+                "Accumulables": [],
+            },
+            "Task Executor Metrics": {},
+            "Task Metrics": {"Executor Run Time": ran},
+        },
+    )
+
+
+def stage_submitted(stage: int, attempt: int) -> str:
+    return event(
+        "SparkListenerStageSubmitted",
+        **{"Stage Info": {"Stage ID": stage, "Stage Attempt ID": attempt, "Number of Tasks": 4}},
+    )
+
+
+#: Executor 2's node reclaimed while stage 1 ran: its running task is lost, the map
+#: outputs it held are resubmitted (stage 0 runs again, attempt 1), a reducer's fetch
+#: from it fails (stage 1 runs again too).
+INTERRUPTED = [
+    stage_submitted(0, 0),
+    task_end(0, 0, 0, "Success", 25_000, 9_000),
+    task_end(0, 0, 1, "Success", 25_000, 10_000, executor="2"),
+    task_end(0, 0, 2, "Success", 34_000, 8_000),
+    task_end(0, 0, 3, "Success", 35_000, 12_000, executor="2"),
+    stage_submitted(1, 0),
+    task_end(
+        1,
+        0,
+        4,
+        "ExecutorLostFailure",
+        45_000,
+        15_000,
+        executor="2",
+        **{
+            "Executor ID": "2",
+            "Exit Caused By App": False,
+            "Loss Reason": "Executor decommission: spot instance interrupted",
+        },
+    ),
+    task_end(0, 0, 1, "Resubmitted", 25_000, 10_000, executor="2"),
+    task_end(0, 0, 3, "Resubmitted", 35_000, 12_000, executor="2"),
+    task_end(
+        1,
+        0,
+        5,
+        "FetchFailed",
+        58_000,
+        2_000,
+        **{
+            "Block Manager Address": {"Executor ID": "2", "Host": "10.244.3.2", "Port": 7079},
+            "Shuffle ID": 0,
+            "Map ID": 1,
+            "Map Index": 1,
+            "Reduce ID": 1,
+            "Message": "Connection refused",
+        },
+    ),
+    stage_submitted(0, 1),
+    task_end(0, 1, 6, "Success", 61_000, 9_000),
+    task_end(0, 1, 7, "Success", 61_000, 11_000),
+    stage_submitted(1, 1),
+    task_end(1, 1, 8, "Success", 73_000, 3_000),
+    LOG[-1],
+]
+
+
+def test_the_work_an_interruption_made_spark_redo_is_read_from_the_event_log() -> None:
+    rework = parse_rework(line.encode() for line in [*LOG[:-1], *INTERRUPTED])
+    # the lost task, the two map outputs resubmitted, the failed fetch
+    assert rework.tasks == 4
+    assert rework.task_seconds == pytest.approx(15 + 10 + 12 + 2)
+    assert rework.stage_attempts == {(0, 1), (1, 1)}
+    assert rework.to_json() == {"tasks_rerun": 4, "task_seconds": 39.0, "stage_attempts_rerun": 2}
+    # a job nothing happened to: no task re-run; the lines of a rolled log add up
+    calm = parse_rework([*LOG, *INTERRUPTED[:6]])
+    assert (calm.tasks, calm.task_seconds, calm.stage_attempts) == (0, 0.0, set())
+    parse_rework(INTERRUPTED[6:9], calm)
+    assert (calm.tasks, calm.task_seconds) == (3, 37.0)
+
+
+def test_task_ends_without_times_count_with_no_time() -> None:
+    line = json.loads(task_end(1, 0, 4, "TaskKilled", 1_000, 0))
+    line["Task Info"]["Finish Time"] = 0
+    rework = parse_rework([json.dumps(line), "not json", '{"Event": "SparkListenerTaskEnd"}'])
+    assert (rework.tasks, rework.task_seconds) == (1, 0.0)  # an end with no reason: none
