@@ -88,6 +88,7 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
         threading.Thread(target=approve_serving_csrs, args=(c, stop), daemon=True).start()
     try:
         got = spotrun.run_job(lab, [])
+        spotrun.told(lab, got, "decommissioned")
         (new,) = got["new"]
         spotrun.wait_ready(c, new, "spot", 400)
         # the reclaimed worker's Node object went (the controller: no cloud controller)
@@ -122,6 +123,7 @@ def test_without_decommissioning_the_job_recomputes_and_still_ends_right(
         threading.Thread(target=approve_serving_csrs, args=(lab.cluster, stop), daemon=True).start()
     try:
         got = spotrun.run_job(lab, ["--conf", "spark.decommission.enabled=false"])
+        spotrun.told(lab, got, "lost")
     finally:
         stop.set()
     print(json.dumps({"decommission": "off", **{k: v for k, v in got.items() if k.endswith("_s")}}))
