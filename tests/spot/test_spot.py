@@ -97,20 +97,42 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
     finally:
         stop.set()
     said = lab.run("logs", got["job_id"], "--verbose").stdout
-    print("\n".join(line for line in said.splitlines()
-                    if re.search(r"decommission|migrat|fallback", line, re.I))[-6000:])  # fmt: skip
-    # Spark decommissioned the executor: no task failed because of it
+    lines = [line for line in said.splitlines()
+             if re.search(r"decommission|migrat|fallback|map output for", line, re.I)]  # fmt: skip
+    print("\n".join(lines)[-6000:])
+    # Spark decommissioned the executor, and nothing counted against the job: an
+    # executor lost not by the app's fault, or a fetch from the decommissioned executor
+    # (a block it could not hand over in time: recomputed; Spark says it ignored it for
+    # the stage's attempts), never a task's own failure
     events = spotrun.event_log(lab, got["job_id"])
     removed = [e for e in events if e.get("Event") == "SparkListenerExecutorRemoved"]
-    assert any("decommission" in str(e.get("Removed Reason", "")).lower() for e in removed), removed
+    gone = {
+        str(e.get("Executor ID"))
+        for e in removed
+        if "decommission" in str(e.get("Removed Reason", "")).lower()
+    }
+    assert gone, removed
     failed = [
         e["Task End Reason"]
         for e in events
         if e.get("Event") == "SparkListenerTaskEnd"
         and e.get("Task End Reason", {}).get("Reason") != "Success"
     ]
-    counted = [r for r in failed if r.get("Exit Caused By App", True)]
+    counted = [
+        r
+        for r in failed
+        if not (r.get("Reason") == "ExecutorLostFailure" and not r.get("Exit Caused By App"))
+        and not (
+            r.get("Reason") == "FetchFailed"
+            and str((r.get("Block Manager Address") or {}).get("Executor ID")) in gone
+        )
+    ]
     assert counted == [], failed
+    fetches = [r for r in failed if r.get("Reason") == "FetchFailed"]
+    if fetches:
+        assert any("Ignoring fetch failure" in line for line in lines), lines
+    moved = sum("map output for" in line for line in lines)
+    print(f"blocks handed over (map outputs moved): {moved}; fetches failed: {len(fetches)}")
     print(json.dumps({k: v for k, v in got.items() if k.endswith("_s")}))
 
 
