@@ -100,6 +100,7 @@ def test_a_notice_mid_shuffle_drains_the_worker_and_the_job_loses_nothing(
     lines = [line for line in said.splitlines()
              if re.search(r"decommission|migrat|fallback|map output for", line, re.I)]  # fmt: skip
     print("\n".join(lines)[-6000:])
+    print("the decommissioned executor said:\n" + "\n".join(got["executor_said"]))
     # Spark decommissioned the executor, and nothing counted against the job: an
     # executor lost not by the app's fault, or a fetch from the decommissioned executor
     # (a block it could not hand over in time: recomputed; Spark says it ignored it for
