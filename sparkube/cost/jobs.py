@@ -78,22 +78,30 @@ def _moment(millis: Any) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
+def _events(lines: Iterable[bytes | str], wanted: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The events of an event log's lines whose start names one of ``wanted``, decoded;
+    a line that is not a JSON object (the cut last line of a log being written) is
+    skipped."""
+    names = tuple(wanted)
+    for raw in lines:
+        head = raw[:64] if isinstance(raw, bytes) else raw[:64].encode()
+        if not any(name in head for name in names):
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
 def parse_event_log(lines: Iterable[bytes | str], into: EventLog | None = None) -> EventLog:
     """The application and executor times in a Spark event log (JSON lines, Spark's
     JsonProtocol), streamed: only the four events that matter are decoded, and a line
     that is not JSON (the cut last line of a log being written) is skipped. Several
     files of a rolled log go into one ``into``, in order."""
     log = into if into is not None else EventLog()
-    for raw in lines:
-        head = raw[:64] if isinstance(raw, bytes) else raw[:64].encode()
-        if not any(name in head for name in _WANTED):
-            continue
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    for event in _events(lines, _WANTED):
         kind = event.get("Event")
         moment = _moment(event.get("Timestamp"))
         if moment is None:
@@ -234,16 +242,7 @@ def parse_rework(lines: Iterable[bytes | str], into: Rework | None = None) -> Re
     ``Finish Time``, ``Stage Attempt ID``) and ``SparkListenerStageSubmitted`` are
     decoded; a line that is not JSON is skipped."""
     rework = into if into is not None else Rework()
-    for raw in lines:
-        head = raw[:64] if isinstance(raw, bytes) else raw[:64].encode()
-        if not any(name in head for name in _REWORK):
-            continue
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    for event in _events(lines, _REWORK):
         kind = event.get("Event")
         if kind == "SparkListenerStageSubmitted":
             info = event.get("Stage Info") or {}
