@@ -46,7 +46,9 @@ NS = "queue-test"
 LEASE_NS = "queue-lease"
 
 
-def suspended_job(name: str, cpu: str, *, delay: str = "2s") -> dict[str, Any]:
+def suspended_job(
+    name: str, cpu: str, *, delay: str = "2s", node_selector: dict[str, str] | None = None
+) -> dict[str, Any]:
     asks = {
         "driver": {"cpu": parse_cpu(cpu), "memory_bytes": 2**30},
         "executor": {"cpu": 1.0, "memory_bytes": 2**30},
@@ -71,6 +73,7 @@ def suspended_job(name: str, cpu: str, *, delay: str = "2s") -> dict[str, Any]:
                 },
                 "spec": {
                     "restartPolicy": "Never",
+                    **({"nodeSelector": node_selector} if node_selector else {}),
                     "containers": [
                         {
                             "name": "driver",
@@ -154,6 +157,49 @@ def test_a_queue_larger_than_the_workers_drains_in_order(
         ann = _job(kube, name)["metadata"]["annotations"]
         assert admission.ADMITTED in ann
         assert admission.POSITION not in ann and admission.WAITS_FOR not in ann
+
+
+def test_a_full_on_demand_worker_queues_a_spot_clusters_job_rather_than_its_driver_on_spot(
+    kube: KubeControlPlane, controller: Controller
+) -> None:
+    """Spot workers with room, the one on-demand worker full: the next job's driver
+    (which requires sparkube.io/market=on-demand, as a spot cluster's drivers do) is not
+    started onto spot. It waits, saying for what, and starts on the on-demand worker once
+    the job there ended (the real scheduler places it)."""
+    market = "sparkube.io/market"
+    on_demand, *spot = kube.workers
+    assert spot, "the control plane fixture has one worker"
+    for name, value in [(on_demand, "on-demand")] + [(n, "spot") for n in spot]:
+        kube.api("PATCH", f"/api/v1/nodes/{name}", {"metadata": {"labels": {market: value}}},
+                 content_type="application/merge-patch+json")  # fmt: skip
+    try:
+        selector = {market: "on-demand"}
+        kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+                 suspended_job("od-1", "1500m", delay="10s", node_selector=selector))  # fmt: skip
+        kube.wait_for("od-1 started", lambda: _started(kube, "od-1"), 30)
+        time.sleep(1.1)  # the creation times order the queue
+        kube.api("POST", f"/apis/batch/v1/namespaces/{NS}/jobs",
+                 suspended_job("od-2", "1500m", delay="2s", node_selector=selector))  # fmt: skip
+
+        def waits() -> str:
+            return str(_job(kube, "od-2")["metadata"].get("annotations", {})
+                       .get(admission.WAITS_FOR, ""))  # fmt: skip
+
+        wanted = f"a worker with {market}=on-demand"
+        kube.wait_for("od-2 to say what it waits for", lambda: waits().startswith(wanted), 30)
+        assert not _started(kube, "od-2")  # the spot workers have room: not used for it
+        kube.wait_for("od-2 started once od-1 ended", lambda: _started(kube, "od-2"), 60)
+
+        def placed() -> str:
+            pods = kube.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=job-name%3Dod-2")
+            return str(pods["items"][0]["spec"].get("nodeName") or "") if pods["items"] else ""
+
+        kube.wait_for("od-2's driver placed", lambda: placed() != "", 30)
+        assert placed() == on_demand
+    finally:
+        for name in kube.workers:
+            kube.api("PATCH", f"/api/v1/nodes/{name}", {"metadata": {"labels": {market: None}}},
+                     content_type="application/merge-patch+json")  # fmt: skip
 
 
 def test_a_job_that_never_fits_is_marked_and_does_not_hold_the_queue(
