@@ -38,6 +38,7 @@ from sparkube.kube.client import client_from_kubeconfig
 from sparkube.nodes import selfjoin
 from sparkube.nodes.kubeadm import JoinCommand
 from sparkube.spark.diagnose import parse_cpu
+from tests.fixtures.common import rules_without
 from tests.fixtures.controlplane import KubeControlPlane
 
 pytestmark = pytest.mark.integration
@@ -336,13 +337,7 @@ def without(docs: list[dict[str, Any]], removed: Rule | None) -> list[dict[str, 
     for doc in out:
         if doc["metadata"].get("namespace", "cluster") != where:
             continue
-        kept = []
-        for rule in doc["rules"]:
-            if group in rule["apiGroups"] and resource in rule["resources"]:
-                rule["verbs"] = [v for v in rule["verbs"] if v != verb]
-            if rule["verbs"]:
-                kept.append(rule)
-        doc["rules"] = kept
+        doc["rules"] = rules_without(doc["rules"], group, resource, verb)
     return out
 
 

@@ -44,6 +44,7 @@ import yaml
 
 from sparkube.kube.termination import MARKET_LABEL, NTH_NAME, render_termination_handler
 from tests.fixtures import nodebed
+from tests.fixtures.common import rules_without
 from tests.fixtures.controlplane import KubeControlPlane
 
 pytestmark = pytest.mark.integration
@@ -121,14 +122,7 @@ def grants(role: dict[str, Any]) -> list[Grant]:
 def without(role: dict[str, Any], removed: Grant) -> dict[str, Any]:
     """The ClusterRole less one verb of one resource (a rule left empty dropped)."""
     out = copy.deepcopy(role)
-    group, resource, verb = removed
-    rules = []
-    for rule in out["rules"]:
-        if group in rule["apiGroups"] and resource in rule["resources"]:
-            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
-        if rule["verbs"]:
-            rules.append(rule)
-    out["rules"] = rules
+    out["rules"] = rules_without(out["rules"], *removed)
     return out
 
 
