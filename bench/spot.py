@@ -87,7 +87,8 @@ def main() -> int:
                     with open_lab(c, tmp / name) as lab:
                         got = spotrun.run_job(lab, conf, interrupt=interrupt)
                     runs[name] = got
-                    print(f"{name}: {json.dumps(got)}", flush=True)
+                    times = {k: v for k, v in got.items() if k.endswith("_s")}
+                    print(f"{name}: {json.dumps(times)}", flush=True)
                     if interrupt:  # the replacement joins before the next run
                         (new,) = got["new"]
                         spotrun.wait_ready(c, new, "spot", 400)
