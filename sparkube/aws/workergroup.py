@@ -125,6 +125,21 @@ def find_template(ec2: Any, cluster: str) -> str | None:
     return str(item["LaunchTemplateId"])
 
 
+def on_demand_shares(item: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """A group's on-demand base and percentage above it, from its MixedInstancesPolicy
+    as DescribeAutoScalingGroups gives it (AWS's defaults, 0 and 100, where absent);
+    (None, None) for a group of one market (no policy). Read by ``up`` and by the
+    controller alike."""
+    mixed = item.get("MixedInstancesPolicy")
+    if not mixed:
+        return None, None
+    share = mixed.get("InstancesDistribution") or {}
+    return (
+        int(share.get("OnDemandBaseCapacity", 0)),
+        int(share.get("OnDemandPercentageAboveBaseCapacity", 100)),
+    )
+
+
 def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
     mixed = item.get("MixedInstancesPolicy") or {}
     template = (
@@ -132,9 +147,7 @@ def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
         or (mixed.get("LaunchTemplate") or {}).get("LaunchTemplateSpecification")
         or {}
     )
-    share = mixed.get("InstancesDistribution") or {}
-    base = share.get("OnDemandBaseCapacity")
-    above = share.get("OnDemandPercentageAboveBaseCapacity")
+    base, above = on_demand_shares(item)
     return WorkerGroup(
         name=str(item["AutoScalingGroupName"]),
         min_size=int(item["MinSize"]),
@@ -143,8 +156,8 @@ def _to_group(item: Mapping[str, Any]) -> WorkerGroup:
         template_version=str(template["Version"]) if template.get("Version") else None,
         instance_ids=tuple(str(i["InstanceId"]) for i in item.get("Instances", [])),
         status=item.get("Status") or None,
-        on_demand_base=int(base) if mixed and base is not None else None,
-        on_demand_above=int(above) if mixed and above is not None else None,
+        on_demand_base=base,
+        on_demand_above=above,
     )
 
 
@@ -383,10 +396,11 @@ def fall_back_to_on_demand(autoscaling: Any, cluster: str) -> bool:
     capacity for it); whether it changed. The next ``up`` puts spot back."""
     found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name(cluster)])
     items = found.get("AutoScalingGroups", [])
-    mixed = dict(items[0].get("MixedInstancesPolicy") or {}) if items else {}
-    share = dict(mixed.get("InstancesDistribution") or {})
-    if not mixed or int(share.get("OnDemandPercentageAboveBaseCapacity", 100)) >= 100:
+    _, above = on_demand_shares(items[0]) if items else (None, None)
+    if above is None or above >= 100:
         return False
+    mixed = dict(items[0]["MixedInstancesPolicy"])
+    share = dict(mixed.get("InstancesDistribution") or {})
     share["OnDemandPercentageAboveBaseCapacity"] = 100
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=group_name(cluster),

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparkube.aws.errors import is_code
+from sparkube.aws.workergroup import on_demand_shares
 from sparkube.controller.scaling import Group, GroupInstance, ScalePlan
 from sparkube.cost.ledger import ScaleEvent
 
@@ -43,15 +44,8 @@ def read_group(autoscaling: Any, name: str) -> Group | None:
             )
             for i in item.get("Instances") or []
         ),
-        on_demand_base=_on_demand_base(item),
+        on_demand_base=on_demand_shares(item)[0],
     )
-
-
-def _on_demand_base(item: Any) -> int | None:
-    mixed = item.get("MixedInstancesPolicy")
-    if not mixed:
-        return None
-    return int((mixed.get("InstancesDistribution") or {}).get("OnDemandBaseCapacity") or 0)
 
 
 def carry_out(
