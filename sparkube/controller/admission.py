@@ -105,6 +105,9 @@ class QueueJob:
     #: Its pods that the scheduler placed on a node (and that have not ended).
     placed_driver: bool = False
     placed_executors: int = 0
+    #: The executors it starts with (dynamic allocation's initial count; at least the
+    #: minimum): while settling, the queue waits for these, not only the minimum.
+    start_executors: int = 0
 
     def minimum(self) -> list[Ask]:
         return [self.driver] + [self.executor] * self.min_executors
@@ -113,6 +116,12 @@ class QueueJob:
         """The minimum pods an admitted job does not have placed yet."""
         pods = [] if self.placed_driver else [self.driver]
         return pods + [self.executor] * max(0, self.min_executors - self.placed_executors)
+
+    def starting(self) -> bool:
+        """Some pod it starts with is not placed yet (its driver, or fewer executors
+        than it starts with)."""
+        start = max(self.start_executors, self.min_executors)
+        return not self.placed_driver or self.placed_executors < start
 
 
 @dataclass(frozen=True)
@@ -249,6 +258,7 @@ def queue_jobs(jobs: Iterable[Json], pods: Iterable[Json], now: float) -> list[Q
             )
             executor = Ask(float(asks["executor"]["cpu"]), int(asks["executor"]["memory_bytes"]))
             minimum = int(asks["min_executors"])
+            start = int(asks.get("start_executors", minimum))
         except (ValueError, KeyError, TypeError):
             continue  # not ours to judge: left as it is
         admitted_for = None
@@ -268,6 +278,7 @@ def queue_jobs(jobs: Iterable[Json], pods: Iterable[Json], now: float) -> list[Q
                 executor=executor,
                 min_executors=minimum,
                 suspended=bool(spec.get("suspend")),
+                start_executors=start,
                 admitted_for=admitted_for,
                 placed_driver=on_node[0],
                 placed_executors=on_node[1],
@@ -382,20 +393,20 @@ def decide(
     free = _copy(workers)
     decision = Decision()
     blocked: str | None = None
-    # Admitted jobs first: room they are owed is theirs. One still settling (its
-    # minimum pods not all placed yet) holds the queue: the scheduler may place them
-    # otherwise than this simulation, so the next decision waits to start from facts.
+    # Admitted jobs first: room they are owed (their minimum) is theirs. One still
+    # settling (the pods it starts with not all placed yet: under dynamic allocation
+    # more executors than its minimum) holds the queue: the scheduler may place them
+    # otherwise than this simulation, and a job let in between its driver and its
+    # first executors would take the room the first was sized for, so the next
+    # decision waits to start from facts.
     for job in jobs:
         if job.suspended:
             continue
-        owed = job.owed()
-        if not owed:
-            continue
         settling = job.admitted_for is not None and job.admitted_for < SETTLE_SECONDS
-        placed = place(owed, free)  # room it is owed is reserved when there is some
-        if settling and blocked is None:
+        if settling and job.starting() and blocked is None:
             blocked = f"job {job.name} to start"
-        elif not placed:
+        owed = job.owed()
+        if owed and not place(owed, free):  # room it is owed is reserved when there is some
             log.debug("job %s is owed pods that do not fit now", job.name)
     position = 0
     for job in jobs:

@@ -595,6 +595,7 @@ def job_manifests(
                         "driver": driver_request,
                         "executor": executor_request,
                         "min_executors": size.min_executors,
+                        "start_executors": size.executors,
                     },
                     sort_keys=True,
                 ),

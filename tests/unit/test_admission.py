@@ -63,6 +63,7 @@ def job(
     driver: tuple[float, int] = (0.5, GI),
     executor: tuple[float, int] = (1.0, GI),
     executors: int = 1,
+    start: int | None = None,
     suspended: bool = True,
     admitted: str | None = None,
     conditions: list[dict[str, str]] | None = None,
@@ -72,6 +73,8 @@ def job(
         "executor": {"cpu": executor[0], "memory_bytes": executor[1]},
         "min_executors": executors,
     }
+    if start is not None:
+        asks["start_executors"] = start
     ann = {admission.ASKS: json.dumps(asks)}
     if admitted:
         ann[admission.ADMITTED] = admitted
@@ -157,6 +160,40 @@ def test_a_settling_job_holds_the_queue_until_its_minimum_is_placed() -> None:
     assert decide(queue, rooms(nodes, pods)).admit == ["j2"]
 
 
+def test_a_settling_dynamic_job_holds_the_queue_until_its_starting_executors_are_placed() -> None:
+    """Dynamic allocation: the minimum is one executor but the job starts with two. The
+    next job waits for both (the driver asks for its executors a moment after it
+    starts), so it does not take the room the first was sized for; only the minimum is
+    reserved, and a job that never gets its second does not hold the queue for ever."""
+    nodes = [node("worker-1", cpu="2", memory="8Gi"), node("worker-2", cpu="2", memory="8Gi")]
+    first = job("j1", "2026-12-07T01:00:00Z", executors=1, start=2, suspended=False,
+                admitted="2026-12-07T01:00:05Z")  # fmt: skip
+    second = job("j2", "2026-12-07T01:00:01Z")
+    admitted_at = 1796605205.0  # 2026-12-07T01:00:05Z
+    pods = [
+        pod("j1-driver", "worker-1", "500m", "1Gi", job="j1", role="driver"),
+        pod("j1-exec-1", "worker-2", "1", "1Gi", job="j1", role="executor"),
+    ]
+    queue = admission.queue_jobs([first, second], pods, now=admitted_at + 5)
+    assert queue[0].owed() == [] and queue[0].starting()
+    d = decide(queue, rooms(nodes, pods))
+    assert d.admit == [] and d.waiting["j2"].waits_for == "job j1 to start"
+    # its second executor placed: the first has what it was sized for, and j2 is judged
+    # on the room left (its driver in worker-1's 0.5 CPU, its executor in worker-2's 1)
+    both = [*pods, pod("j1-exec-2", "worker-1", "1", "1Gi", job="j1", role="executor")]
+    queue = admission.queue_jobs([first, second], both, now=admitted_at + 10)
+    assert not queue[0].starting()
+    assert decide(queue, rooms(nodes, both)).admit == ["j2"]
+    # settled without its second executor: the queue moves on
+    queue = admission.queue_jobs([first, second], pods, now=admitted_at + 600)
+    assert decide(queue, rooms(nodes, pods)).admit == ["j2"]
+    # asks written before start_executors existed: the minimum is the start
+    old = job("j1", "2026-12-07T01:00:00Z", executors=1, suspended=False,
+              admitted="2026-12-07T01:00:05Z")  # fmt: skip
+    queue = admission.queue_jobs([old, second], pods, now=admitted_at + 5)
+    assert queue[0].start_executors == 1 and not queue[0].starting()
+
+
 def test_first_come_first_served_no_small_job_overtakes() -> None:
     nodes = [node("worker-1", cpu="2", memory="8Gi")]
     big = job("big", "2026-12-07T01:00:00Z", executor=(1.5, GI))  # needs 2 CPU: 0.5 + 1.5
@@ -226,7 +263,7 @@ def test_queue_jobs_count_placed_pods_per_job() -> None:
     (got,) = admission.queue_jobs([job("j", "t", executors=3, suspended=False)], pods, now=0)
     assert got == QueueJob(
         "j", "t", Ask(0.5, GI), Ask(1.0, GI), 3, False, None, placed_driver=True,
-        placed_executors=1,
+        placed_executors=1, start_executors=3,
     )  # fmt: skip
     assert got.owed() == [Ask(1.0, GI), Ask(1.0, GI)]
 

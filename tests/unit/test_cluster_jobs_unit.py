@@ -540,6 +540,7 @@ def test_dynamic_allocation_in_the_properties_admission_and_record() -> None:
     job, configmap = job_manifests(spec, config(), Endpoints(), submitted="x")
     asks = json.loads(job["metadata"]["annotations"][admission.ASKS])
     assert asks["min_executors"] == 1  # admission: the driver and one executor
+    assert asks["start_executors"] == 2  # the queue waits for these while it settles
     pod_annotations = job["spec"]["template"]["metadata"]["annotations"]
     assert pod_annotations["sparkube.io/dynamic-executors"] == "1-5"
     assert "spark.dynamicAllocation.enabled=true" in configmap["data"]["spark.properties"]
