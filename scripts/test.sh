@@ -97,7 +97,7 @@ echo "== mypy"
 "$venv/bin/mypy"
 echo "== pytest"
 if [ "$ci" = true ]; then export SPARKUBE_REQUIRE_STANDINS=1; fi
-# A hung JVM or server must not hang CI: in CI each pytest gets 70 minutes (the real-node one took 48 here, spot cluster included; CI allows 90 in all), then SIGINT
+# A hung JVM or server must not hang CI: in CI each pytest gets 70 minutes (the real-node one took 48-53 here and 56 on CI, spot cluster included; CI allows 90 in all), then SIGINT
 # (its summary), then SIGKILL a minute later.
 limit=()
 if [ "$ci" = true ]; then limit=(timeout --signal=INT --kill-after=60 4200); fi
